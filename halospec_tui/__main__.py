@@ -1,0 +1,3 @@
+from halospec_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,346 @@
+"""Command line: `halospec-tui [run] ...`, `halospec-tui report FILE`, `halospec-tui serve-sim`.
+
+Bad input is one line on stderr and exit code 2, never a traceback. Textual is
+imported only when the live monitor is asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from halospec_tui import __version__
+from halospec_tui.llama_server import LlamaServerConfig
+from halospec_tui.plan import K_LIMIT, PLANS, PlanError, customise, named_plan
+from halospec_tui.results import DEFAULT_CSV, ResultsError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_KNOB = 3
+EXIT_SERVER_DOWN = 4
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+EXIT_FOR_REASON = {
+    "completed": EXIT_OK,
+    "stopped": EXIT_OK,  # quit from the UI
+    "interrupted": EXIT_INTERRUPTED,
+    "terminated": EXIT_TERMINATED,
+    "server-down": EXIT_SERVER_DOWN,
+    "failed": EXIT_FAILED,
+}
+SUBCOMMANDS = ("run", "report", "serve-sim")
+
+
+class UsageError(Exception):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(message)
+
+
+def _k_list(text: str) -> list[str]:
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "") == "1"
+
+
+def build_run_parser() -> argparse.ArgumentParser:
+    from halospec_tui.sim.process import add_sim_args
+
+    p = _Parser(
+        prog="halospec-tui",
+        description="Benchmark speculative-decoding draft lengths, live. "
+        "Other commands: `halospec-tui report FILE`, `halospec-tui serve-sim`.",
+    )
+    p.add_argument("--version", action="version", version=f"halospec-tui {__version__}")
+    p.add_argument(
+        "--no-ui", action="store_true", help="run headless: lines on stdout, for scripts and CI"
+    )
+    g = p.add_argument_group("plan")
+    g.add_argument(
+        "--plan", default="classic", choices=sorted(PLANS), help="named plan (default %(default)s)"
+    )
+    g.add_argument("--modes", type=_k_list, help="comma list, e.g. fixed_1,fixed_4,adaptive")
+    g.add_argument("--warmup", type=int, help="warmup requests per mode")
+    g.add_argument("--steps", type=int, help="measured steps per fixed mode")
+    g.add_argument("--adaptive-steps", type=int, help="measured steps of the adaptive mode")
+    g.add_argument("--cooldown", type=float, help="sleep after each measured step, s")
+    g.add_argument("--warmup-sleep", type=float, help="sleep after each warmup request, s")
+    g.add_argument(
+        "--prompts", choices=("original", "pool"), help="the seed's one prompt, or a rotated pool"
+    )
+    g.add_argument("--controller", default="threshold", choices=("threshold",))
+    g = p.add_argument_group("load injection")
+    g.add_argument(
+        "--load", action="store_true", default=None, help="inject CPU load (also HALOSPEC_LOAD=1)"
+    )
+    g.add_argument("--load-step", type=int, help="measured step at which load starts (default 6)")
+    g.add_argument("--load-duration", type=float, help="seconds of load (default 30)")
+    g.add_argument(
+        "--load-workers", type=int, default=None, help="burner processes (default: one per core)"
+    )
+    g.add_argument("--load-arms", choices=("all", "adaptive"), default="all",
+                   help="all: same load timeline in every mode; adaptive: the original's way")  # fmt: skip
+    g = p.add_argument_group("server")
+    g.add_argument("--backend", choices=("auto", "sim", "server"), default="auto",
+                   help="auto: a server at the default URLs, else the embedded one")  # fmt: skip
+    g.add_argument("--base-url", help="server base URL (implies --backend server)")
+    g.add_argument("--model", default="Qwen3-0.6B-GGUF")
+    g.add_argument("--api-key", default=None, help="Bearer token (default: $LEMONADE_API_KEY)")
+    g.add_argument("--timeout", type=float, default=60.0, help="HTTP timeout, s")
+    g.add_argument(
+        "--stream", action="store_true", help="stream answers and record time to first token"
+    )
+    g.add_argument(
+        "--debug-json",
+        action="store_true",
+        default=None,
+        help="log every response (HALOSPEC_DEBUG_JSON=1)",
+    )
+    g = p.add_argument_group("how K reaches the server")
+    g.add_argument("--actuator", default="auto",
+                   help="auto | request | lemonade-load | llama-server | field[:NAME]")  # fmt: skip
+    g.add_argument("--lemonade-args", default="", help="extra llamacpp_args for lemonade-load")
+    g.add_argument(
+        "--llama-server", dest="llama_bin", help="llama-server binary (actuator llama-server)"
+    )
+    g.add_argument("-m", dest="llama_model", help="target GGUF for llama-server")
+    g.add_argument("-md", dest="llama_draft", help="draft GGUF for llama-server")
+    g.add_argument(
+        "--llama-args", default="-np 1 -c 1024 -t 1 -td 1", help="extra llama-server flags"
+    )
+    g.add_argument(
+        "--strict", action="store_true", help="exit 3 when K is not shown to take effect"
+    )
+    g = p.add_argument_group("output")
+    g.add_argument("--csv", default=DEFAULT_CSV, help="results CSV, appended (default %(default)s)")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug lines in the log")
+    add_sim_args(p)
+    return p
+
+
+def plan_from_args(ns: argparse.Namespace):
+    plan = named_plan(ns.plan)
+    return customise(
+        plan,
+        modes=ns.modes,
+        warmup=ns.warmup,
+        steps=ns.steps,
+        adaptive_steps=ns.adaptive_steps,
+        warmup_sleep_s=ns.warmup_sleep,
+        cooldown_s=ns.cooldown,
+        load_step=ns.load_step,
+        load_duration_s=ns.load_duration,
+        prompts=ns.prompts,
+    )
+
+
+def session_options(ns: argparse.Namespace):
+    from halospec_tui.session import SessionOptions, SetupError
+    from halospec_tui.sim.process import params_from_args
+
+    actuator, _, field_name = ns.actuator.partition(":")
+    if actuator not in ("auto", "request", "lemonade-load", "llama-server", "field"):
+        raise UsageError(f"unknown actuator {ns.actuator!r}")
+    llama = None
+    if actuator == "llama-server":
+        if not (ns.llama_bin and ns.llama_model and ns.llama_draft):
+            raise SetupError(
+                "--actuator llama-server needs --llama-server PATH, -m TARGET.gguf and -md DRAFT.gguf"
+            )
+        llama = LlamaServerConfig(ns.llama_bin, ns.llama_model, ns.llama_draft, ns.llama_args)
+    backend = "server" if ns.base_url else ns.backend
+    debug = ns.debug_json if ns.debug_json is not None else _env_flag("HALOSPEC_DEBUG_JSON")
+    return SessionOptions(
+        backend=backend,
+        base_url=ns.base_url,
+        model=ns.model,
+        api_key=ns.api_key or os.environ.get("LEMONADE_API_KEY") or None,
+        actuator=actuator,
+        field_name=field_name or "speculative_draft_length",
+        lemonade_args=ns.lemonade_args,
+        llama=llama,
+        stream=ns.stream,
+        timeout_s=ns.timeout,
+        debug_json=debug,
+        sim=params_from_args(ns),
+    )
+
+
+def _check_csv_target(path: str) -> None:
+    p = Path(path)
+    if p.is_dir():
+        raise ResultsError(f"--csv {path} is a folder")
+    parent = p.resolve().parent
+    if not parent.exists():
+        raise ResultsError(f"cannot write {path}: folder {parent} does not exist")
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        raise ResultsError(f"cannot write {path}: permission denied")
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    from halospec_tui.results import CsvWriter
+    from halospec_tui.runner import RunConfig
+    from halospec_tui.session import SetupError, open_session
+
+    ns = build_run_parser().parse_args(list(argv))
+    if ns.load_workers is not None and ns.load_workers < 1:
+        raise UsageError("--load-workers must be at least 1")
+    if ns.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    plan = plan_from_args(ns)
+    _check_csv_target(ns.csv)
+    # Refuse a CSV with another header before any server starts.
+    probe = CsvWriter(ns.csv)
+    if Path(ns.csv).exists() and Path(ns.csv).stat().st_size:
+        probe.open()
+        probe.close()
+    opts = session_options(ns)
+    load_enabled = bool(ns.load) or _env_flag("HALOSPEC_LOAD")
+    level = "debug" if (ns.verbose or opts.debug_json) else "info"
+    if ns.no_ui:
+        from halospec_tui.headless import HeadlessPrinter
+
+        sink = HeadlessPrinter(level=level)
+        log = lambda lv, text: sink.emit(_logline(lv, text))  # noqa: E731
+    else:
+        sink = None
+        buffered: list[tuple[str, str]] = []
+        log = lambda lv, text: buffered.append((lv, text))  # noqa: E731
+    try:
+        session = open_session(opts, log)
+    except SetupError as e:
+        raise UsageError(str(e)) from None
+    with session:
+        from halospec_tui.load import LoadInjector
+        from halospec_tui.runner import Runner
+
+        config = RunConfig(
+            plan=plan,
+            csv_path=ns.csv,
+            load_enabled=load_enabled,
+            load_arms=ns.load_arms,
+            controller=ns.controller,
+            backend=session.backend,
+            server_pid=session.server_pid,
+            meta={"actuator_reason": session.why, "server_kind": session.server.kind},
+        )
+        log("info", f"actuator {session.actuator.name}: {session.why}")
+        load = LoadInjector(ns.load_workers)
+        try:
+            if ns.no_ui:
+                from halospec_tui.headless import run_in_thread
+
+                runner = Runner(config, session.client, session.actuator, sink, load)
+                finished = run_in_thread(runner)
+            else:
+                from halospec_tui.ui.app import make_app
+
+                app = make_app(config, session, load, startup_log=buffered)
+                app.run()
+                finished = app.finished
+                if finished is not None:
+                    print(finished.summary_text)
+                    print(f"Run {finished.reason}. Files:\n  " + "\n  ".join(finished.files))
+                if app.error is not None:
+                    raise app.error
+        finally:
+            load.stop()
+    if finished is None:
+        return EXIT_FAILED
+    code = EXIT_FOR_REASON.get(finished.reason, EXIT_FAILED)
+    if code == EXIT_OK and ns.strict and finished.knob.status != "effective":
+        print(f"error: --strict: {finished.knob.message}", file=sys.stderr)
+        return EXIT_KNOB
+    return code
+
+
+def _logline(level: str, text: str):
+    from halospec_tui.events import LogLine
+
+    return LogLine(level, text)
+
+
+def cmd_report(argv: Sequence[str]) -> int:
+    from halospec_tui.results import (
+        build_report,
+        read_runs,
+        summary_json,
+        summary_markdown,
+        summary_text,
+    )
+
+    p = _Parser(prog="halospec-tui report", description="Summarise a results CSV.")
+    p.add_argument("csv", help="results CSV (this tool's, or the original's 8 columns)")
+    p.add_argument("--run", type=int, help="which run of the file (1-based); default: every run")
+    p.add_argument("--format", choices=("text", "json", "md"), default="text")
+    ns = p.parse_args(list(argv))
+    runs = read_runs(ns.csv)
+    if not runs:
+        raise ResultsError(f"{ns.csv} has a header but no rows")
+    if ns.run is not None:
+        if not 1 <= ns.run <= len(runs):
+            raise UsageError(f"--run {ns.run}: the file holds {len(runs)} run(s)")
+        runs = [runs[ns.run - 1]]
+    render = {"text": summary_text, "md": summary_markdown, "json": summary_json}[ns.format]
+    for run in runs:
+        if len(runs) > 1 or ns.run is not None:
+            label = (
+                f"run {run.index}"
+                + (f" ({run.run_id})" if run.run_id else "")
+                + f": {len(run.rows)} rows"
+            )
+            print(label if ns.format != "md" else f"<!-- {label} -->")
+        print(render(build_report(run.samples)))
+    return EXIT_OK
+
+
+def cmd_serve_sim(argv: Sequence[str]) -> int:
+    from halospec_tui.sim.process import add_sim_args, params_from_args, serve
+
+    p = _Parser(
+        prog="halospec-tui serve-sim", description="Run the embedded server alone on 127.0.0.1."
+    )
+    p.add_argument(
+        "--port", type=int, default=13305, help="port (0: any free one; default %(default)s)"
+    )
+    add_sim_args(p)
+    ns = p.parse_args(list(argv))
+    if not 0 <= ns.port <= 65535:
+        raise UsageError(f"--port {ns.port} is not a port")
+    params = params_from_args(ns)
+    try:
+        serve(params, ns.port, announce=lambda s: print(s, flush=True))
+    except OSError as e:
+        raise UsageError(f"cannot listen on 127.0.0.1:{ns.port}: {e.strerror}") from None
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    cmd = args[0] if args and args[0] in SUBCOMMANDS else "run"
+    if args and args[0] in SUBCOMMANDS:
+        args = args[1:]
+    try:
+        if cmd == "report":
+            return cmd_report(args)
+        if cmd == "serve-sim":
+            return cmd_serve_sim(args)
+        return cmd_run(args)
+    except (UsageError, PlanError, ResultsError, ValueError) as e:
+        print(f"halospec-tui: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("halospec-tui: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+__all__ = ["main", "K_LIMIT"]

@@ -1,0 +1,193 @@
+"""Typed events the engine emits, and the sink protocol that receives them.
+
+Events are frozen dataclasses holding immutable values, so they can cross from the
+runner thread to a UI thread without copying. The engine never imports Textual.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from halospec_tui.stats import ModeSummary
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """One measured step: the original 8 CSV columns first, then extras."""
+
+    global_step: int
+    step: int
+    mode: str
+    phase: str
+    draft_length: int
+    success: bool
+    latency_ms: int
+    tokens: int
+    timestamp: str = ""
+    run_id: str = ""
+    ema_ms: float | None = None
+    low_ms: int | None = None
+    high_ms: int | None = None
+    actuator: str = ""
+    confirmed_k: int | None = None
+    reload_ms: int | None = None
+    drafted: int | None = None
+    accepted: int | None = None
+    acceptance: float | None = None
+    ttft_ms: float | None = None
+    prompt_ms: float | None = None
+    predicted_ms: float | None = None
+    predicted_n: int | None = None
+    cpu_percent: float | None = None
+    server_cpu_percent: float | None = None
+    prompt_id: int | None = None
+    attempts: int = 1
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class ModeInfo:
+    name: str
+    warmup_steps: int
+    measured_steps: int
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_id: str
+    plan: str
+    modes: tuple[ModeInfo, ...]
+    base_url: str
+    model: str
+    actuator: str
+    backend: str
+    csv_path: str
+    load_arms: str
+    load_enabled: bool
+    cooldown_s: float
+    warmup_sleep_s: float
+
+
+@dataclass(frozen=True)
+class ModeStarted:
+    mode: str
+    index: int  # 0-based position in the plan
+    total_modes: int
+    warmup_steps: int
+    measured_steps: int
+
+
+@dataclass(frozen=True)
+class WarmupStep:
+    mode: str
+    index: int  # 1-based
+    total: int
+    k: int
+    success: bool
+    latency_ms: int
+
+
+@dataclass(frozen=True)
+class Calibrated:
+    mode: str
+    low_ms: int
+    high_ms: int
+    p50_ms: int | None
+    p95_ms: int | None
+
+
+@dataclass(frozen=True)
+class PhaseChanged:
+    mode: str
+    step: int
+    phase: str  # steady | load | recovery
+
+
+@dataclass(frozen=True)
+class StepDone:
+    record: StepRecord
+    measured_steps: int  # steps planned for this mode
+
+
+@dataclass(frozen=True)
+class ModeFinished:
+    summary: ModeSummary
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
+class LoadChanged:
+    active: bool
+    workers: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Paused:
+    paused: bool
+
+
+@dataclass(frozen=True)
+class LogLine:
+    level: str  # debug | info | warning | error
+    text: str
+
+
+@dataclass(frozen=True)
+class KnobVerdict:
+    status: str  # effective | no-effect | unverified
+    message: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    reason: str  # completed | stopped | failed | server-down
+    summaries: tuple[ModeSummary, ...]
+    winner: str | None
+    knob: KnobVerdict
+    files: tuple[str, ...]
+    summary_text: str
+
+
+Event = (
+    RunStarted
+    | ModeStarted
+    | WarmupStep
+    | Calibrated
+    | PhaseChanged
+    | StepDone
+    | ModeFinished
+    | LoadChanged
+    | Paused
+    | LogLine
+    | RunFinished
+)
+
+
+class Sink(Protocol):
+    """Receives engine events. Called from the runner thread."""
+
+    def emit(self, event: Event) -> None: ...
+
+
+class ListSink:
+    """Keeps every event; for tests and for replay."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def emit(self, event: Event) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+
+class FanOut:
+    def __init__(self, *sinks: Sink) -> None:
+        self.sinks = sinks
+
+    def emit(self, event: Event) -> None:
+        for s in self.sinks:
+            s.emit(event)

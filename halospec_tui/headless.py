@@ -1,0 +1,138 @@
+"""`--no-ui`: the engine in a worker thread, events printed as lines. No Textual here."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from typing import TextIO
+
+from halospec_tui.events import (
+    Calibrated,
+    Event,
+    LoadChanged,
+    LogLine,
+    ModeFinished,
+    ModeStarted,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    StepDone,
+    WarmupStep,
+)
+from halospec_tui.runner import Runner
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def step_line(e: StepDone) -> str:
+    r = e.record
+    head = f"[{r.mode} {r.step}/{e.measured_steps}] {r.phase:<8} K={r.draft_length}"
+    if not r.success:
+        return f"{head} FAILED after {r.attempts} attempts: {r.error}"
+    line = f"{head} {r.latency_ms} ms {r.tokens} tok"
+    if r.drafted is not None:
+        line += f" drafted={r.drafted} accepted={r.accepted}"
+        if r.acceptance is not None:
+            line += f" ({r.acceptance * 100:.0f}%)"
+    if r.ema_ms is not None:
+        line += f" ema={int(r.ema_ms)} band=[{r.low_ms},{r.high_ms}]"
+    if r.reload_ms:
+        line += f" reload={r.reload_ms} ms"
+    return line
+
+
+class HeadlessPrinter:
+    """Prints steps and phases to `out`, log lines at or above `level` to `err`."""
+
+    def __init__(
+        self, out: TextIO = sys.stdout, err: TextIO = sys.stderr, level: str = "info"
+    ) -> None:
+        self.out = out
+        self.err = err
+        self.level = LEVELS[level]
+        self._lock = threading.Lock()
+
+    def _print(self, text: str, stream: TextIO | None = None) -> None:
+        with self._lock:
+            print(text, file=stream or self.out, flush=True)
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self._print(
+                f"halospec-tui run {event.run_id}: plan {event.plan}, model {event.model}, "
+                f"actuator {event.actuator}\n  backend: {event.backend}\n  csv: {event.csv_path}"
+            )
+        elif isinstance(event, ModeStarted):
+            self._print(
+                f"\n== MODE {event.mode} ({event.index + 1}/{event.total_modes}): "
+                f"{event.warmup_steps} warmup, {event.measured_steps} measured"
+            )
+        elif isinstance(event, WarmupStep):
+            status = f"{event.latency_ms} ms" if event.success else "failed"
+            self._print(f"[{event.mode} warmup {event.index}/{event.total}] K={event.k} {status}")
+        elif isinstance(event, Calibrated):
+            self._print(
+                f"[{event.mode}] thresholds: low={event.low_ms} ms high={event.high_ms} ms "
+                f"(warmup p50={event.p50_ms} p95={event.p95_ms})"
+            )
+        elif isinstance(event, StepDone):
+            self._print(step_line(event))
+        elif isinstance(event, PhaseChanged):
+            self._print(f"-- phase: {event.phase} ({event.mode} step {event.step})")
+        elif isinstance(event, LoadChanged):
+            self._print(f"-- load {'ON' if event.active else 'off'}: {event.reason}")
+        elif isinstance(event, ModeFinished):
+            s = event.summary
+            score = "-" if s.score is None else f"{s.score:.1f}"
+            self._print(f"== {s.mode} done{' (skipped)' if event.skipped else ''}: score {score}")
+        elif isinstance(event, LogLine):
+            if LEVELS.get(event.level, 20) >= self.level:
+                self._print(f"{event.level}: {event.text}", self.err)
+        elif isinstance(event, RunFinished):
+            self._print(event.summary_text)
+            self._print(f"Run {event.reason}. Files:\n  " + "\n  ".join(event.files))
+
+
+def run_in_thread(runner: Runner, on_interrupt=None) -> RunFinished | None:
+    """Run the engine in a worker thread; Ctrl-C / SIGTERM stop it gracefully.
+
+    The first signal stops after the request in flight; a second one abandons it.
+    """
+    result: list[RunFinished] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(runner.run())
+        except BaseException as e:  # reported by the caller, never swallowed
+            errors.append(e)
+
+    t = threading.Thread(target=target, name="halospec-runner", daemon=True)
+    hits = {"n": 0}
+
+    def handler(signum: int, _frame: object) -> None:
+        hits["n"] += 1
+        name = "interrupted" if signum == signal.SIGINT else "terminated"
+        if hits["n"] == 1:
+            print(
+                f"\n{name}: stopping after the request in flight (again to abandon it)",
+                file=sys.stderr,
+            )
+            runner.stop(name)
+        else:
+            runner.abandon()
+        if on_interrupt:
+            on_interrupt(name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        t.start()
+        while t.is_alive():
+            t.join(0.2)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if errors:
+        raise errors[0]
+    return result[0] if result else None

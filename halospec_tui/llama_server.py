@@ -1,0 +1,156 @@
+"""A llama-server the harness starts and owns, restarted with a new K when K changes."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import socket
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from halospec_tui.actuators import Actuation, ActuatorError
+from halospec_tui.client import LogFn
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def spec_spelling(binary: str) -> str:
+    """'new' (--spec-draft-n-max, --spec-type) or 'old' (--draft-max), from --help."""
+    try:
+        out = subprocess.run(
+            [binary, "--help"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ActuatorError(f"cannot run {binary} --help: {e}") from e
+    text = out.stdout + out.stderr
+    if "--spec-draft-n-max" in text:
+        return "new"
+    if "--draft-max" in text:
+        return "old"
+    raise ActuatorError(f"{binary} --help mentions no draft-length flag")
+
+
+def spec_flags(spelling: str, k: int) -> list[str]:
+    if spelling == "new":
+        return ["--spec-type", "draft-simple", "--spec-draft-n-max", str(k),
+                "--spec-draft-n-min", "0", "--spec-draft-p-min", "0"]  # fmt: skip
+    return ["--draft-max", str(k), "--draft-min", "0", "--draft-p-min", "0"]
+
+
+@dataclass(frozen=True)
+class LlamaServerConfig:
+    binary: str
+    model: str
+    draft: str
+    extra_args: str = "-np 1 -c 1024 -t 1 -td 1"
+    start_timeout_s: float = 120.0
+
+
+class LlamaServerActuator:
+    """Owns a llama-server process; `apply(k)` restarts it when K changes."""
+
+    name = "llama-server"
+
+    def __init__(self, cfg: LlamaServerConfig, log: LogFn | None = None) -> None:
+        for label, path in (("llama-server", cfg.binary), ("-m", cfg.model), ("-md", cfg.draft)):
+            if not path or not Path(path).exists():
+                raise ActuatorError(f"{label} {path!r}: no such file")
+        if not os.access(cfg.binary, os.X_OK):
+            raise ActuatorError(f"{cfg.binary} is not executable")
+        self.cfg = cfg
+        self.spelling = spec_spelling(cfg.binary)
+        self.port = free_port()
+        self.base_url = f"http://{HOST}:{self.port}"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._k: int | None = None
+        self._log = log or (lambda level, text: None)
+        self._tail: deque[str] = deque(maxlen=20)
+
+    def describe(self) -> str:
+        flag = "--spec-draft-n-max" if self.spelling == "new" else "--draft-max"
+        return f"harness-owned llama-server, restarted with {flag} K when K changes"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def command(self, k: int) -> list[str]:
+        return [
+            self.cfg.binary, "-m", self.cfg.model, "-md", self.cfg.draft,
+            *spec_flags(self.spelling, k),
+            "--host", HOST, "--port", str(self.port), "--metrics",
+            *shlex.split(self.cfg.extra_args),
+        ]  # fmt: skip
+
+    def apply(self, k: int) -> Actuation:
+        if k == self._k and self.pid is not None:
+            return Actuation(confirmed_k=k)
+        start = time.perf_counter()
+        self._stop()
+        cmd = self.command(k)
+        self._log("info", "starting " + " ".join(shlex.quote(c) for c in cmd))
+        self._proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
+        self._wait_healthy()
+        self._k = k
+        reload_ms = int((time.perf_counter() - start) * 1000)
+        return Actuation(confirmed_k=k, reload_ms=reload_ms)
+
+    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self._tail.append(line.decode(errors="replace").rstrip())
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + self.cfg.start_timeout_s
+        with httpx.Client(base_url=self.base_url, timeout=2.0) as c:
+            while time.monotonic() < deadline:
+                if self._proc is None or self._proc.poll() is not None:
+                    tail = " | ".join(list(self._tail)[-3:])
+                    raise ActuatorError(f"llama-server exited during start-up: {tail}")
+                try:
+                    if c.get("/health").status_code == 200:
+                        return
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+        self._stop()
+        raise ActuatorError(f"llama-server not healthy after {self.cfg.start_timeout_s:g} s")
+
+    def props(self) -> dict[str, Any] | None:
+        try:
+            r = httpx.get(self.base_url + "/props", timeout=5)
+            return r.json() if r.status_code == 200 else None
+        except (httpx.HTTPError, ValueError):
+            return None
+
+    def body_fields(self, k: int) -> dict[str, Any]:
+        return {}
+
+    def _stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+    def close(self) -> None:
+        self._stop()

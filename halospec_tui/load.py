@@ -1,0 +1,110 @@
+"""CPU load injection: burner processes with a bounded life, always reaped.
+
+Burners are separate processes (spawned, not forked: the TUI runs threads), one per
+core by default. Each stops by itself when its time is up or when its parent dies,
+so even a killed harness leaves nothing spinning for long.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+HARD_LIMIT_S = 600.0  # no burner ever runs longer than this
+
+
+def _burn(duration_s: float, parent_pid: int) -> None:  # runs in the child
+    deadline = time.monotonic() + min(duration_s, HARD_LIMIT_S)
+    x = 0
+    while time.monotonic() < deadline:
+        for i in range(20_000):
+            x = (x + i) * 1664525 + 1013904223 & 0xFFFFFFFF
+        if os.getppid() != parent_pid:
+            return
+
+
+@dataclass(frozen=True)
+class LoadState:
+    active: bool
+    workers: int
+    pids: tuple[int, ...]
+    started_at: float | None
+    ends_at: float | None
+
+
+class LoadInjector:
+    """Starts and stops a group of burners. Thread-safe; `stop()` is idempotent."""
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
+        self._ctx = mp.get_context("spawn")
+        self._procs: list[mp.process.BaseProcess] = []
+        self._lock = threading.Lock()
+        self._started_at: float | None = None
+        self._ends_at: float | None = None
+
+    def start(self, duration_s: float) -> None:
+        with self._lock:
+            self._reap_locked()
+            if self._procs:
+                return
+            for _ in range(self.workers):
+                p = self._ctx.Process(
+                    target=_burn,
+                    args=(duration_s, os.getpid()),
+                    daemon=True,
+                    name="halospec-burner",
+                )
+                p.start()
+                self._procs.append(p)
+            self._started_at = time.monotonic()
+            self._ends_at = self._started_at + duration_s
+
+    @property
+    def active(self) -> bool:
+        with self._lock:
+            self._reap_locked()
+            return bool(self._procs)
+
+    def pids(self) -> tuple[int, ...]:
+        with self._lock:
+            return tuple(p.pid for p in self._procs if p.pid is not None)
+
+    def state(self) -> LoadState:
+        with self._lock:
+            self._reap_locked()
+            return LoadState(
+                active=bool(self._procs),
+                workers=self.workers,
+                pids=tuple(p.pid for p in self._procs if p.pid is not None),
+                started_at=self._started_at if self._procs else None,
+                ends_at=self._ends_at if self._procs else None,
+            )
+
+    def _reap_locked(self) -> None:
+        alive = []
+        for p in self._procs:
+            if p.is_alive():
+                alive.append(p)
+            else:
+                p.join(timeout=0)
+        self._procs = alive
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        for p in list(self._procs):
+            p.join(timeout=timeout_s)
+
+    def stop(self) -> None:
+        with self._lock:
+            for p in self._procs:
+                if p.is_alive():
+                    p.terminate()
+            for p in self._procs:
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
+                    p.join(timeout=5)
+            self._procs = []

@@ -1,0 +1,1 @@
+"""The embedded speculative-decoding server: real compute, Lemonade/llama-server protocol."""

@@ -1,0 +1,193 @@
+"""Decoding physics of the embedded server.
+
+Every draft step and every target verification pass is real numpy work, sized from a
+calibration at start-up, so CPU contention slows it exactly as it slows a CPU server.
+Acceptance is a seeded stochastic process: each drafted token is accepted with
+probability `a` until the first rejection, and the target adds one token per pass
+(Leviathan et al., 2023). `a` depends on the prompt and may drift over requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+PROFILES = ("steady", "shift", "drift")
+WORDS = [
+    "speculative",
+    "decoding",
+    "drafts",
+    "several",
+    "tokens",
+    "with",
+    "a",
+    "small",
+    "model",
+    "and",
+    "the",
+    "large",
+    "model",
+    "verifies",
+    "them",
+    "in",
+    "one",
+    "pass",
+    "keeping",
+    "every",
+    "token",
+    "it",
+    "agrees",
+    "with",
+    "so",
+    "the",
+    "answer",
+    "stays",
+    "exactly",
+    "the",
+    "same",
+    "while",
+    "fewer",
+    "expensive",
+    "passes",
+    "are",
+    "needed",
+    "on",
+    "the",
+    "critical",
+    "path",
+]
+
+
+@dataclass(frozen=True)
+class SimParams:
+    model: str = "Qwen3-0.6B-GGUF"
+    target_ms: float = 6.0  # one target pass over one token, unloaded
+    draft_ratio: float = 0.15  # c: one draft step relative to one target pass
+    verify_per_token: float = 0.04  # extra target cost per drafted token verified
+    prompt_ms_per_token: float = 0.05  # prompt processing per prompt token
+    acceptance: float = 0.72  # mean per-token acceptance
+    acceptance_spread: float = 0.15  # +- per prompt
+    profile: str = "steady"  # steady | shift | drift
+    shift_every: int = 40  # requests between workload shifts (shift, drift)
+    seed: int = 0
+    draft_n_max: int = 3  # K at launch (llama-server's default is 3)
+    honor_request_draft: bool = False  # per-request speculative.n_max (old llama-server)
+    reload_ms: float = 400.0  # pause of a /load that changes settings
+    fault: str = ""  # e.g. "500:0.1,timeout:0.05" (see faults.py)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def prompt_hash(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def acceptance_for(params: SimParams, prompt: str, request_no: int) -> float:
+    """Per-token acceptance for one request: prompt difficulty plus workload drift."""
+    u = (prompt_hash(prompt) % 10_000) / 9_999.0
+    a = params.acceptance + params.acceptance_spread * (2.0 * u - 1.0)
+    if params.profile == "shift":
+        a += 0.12 if (request_no // max(params.shift_every, 1)) % 2 == 0 else -0.2
+    elif params.profile == "drift":
+        a += 0.15 * math.sin(2 * math.pi * request_no / max(3 * params.shift_every, 1))
+    return min(max(a, 0.02), 0.98)
+
+
+def expected_speedup(a: float, c: float, k: int, v: float = 0.0) -> float:
+    """Tokens per unit of target time relative to plain decoding."""
+    tokens = (1 - a ** (k + 1)) / (1 - a)
+    return tokens / (1 + (c + v) * k)
+
+
+class Engine:
+    """Real work: float32 matvec chains whose size is calibrated to milliseconds."""
+
+    DIM = 192
+
+    def __init__(self, params: SimParams) -> None:
+        self.params = params
+        rng = np.random.default_rng(1234)
+        self._w = (rng.standard_normal((self.DIM, self.DIM)) / math.sqrt(self.DIM)).astype(
+            np.float32
+        )
+        self._x = rng.standard_normal(self.DIM).astype(np.float32)
+        self.unit_ms = self._calibrate()
+
+    def _spin(self, units: int) -> float:
+        x = self._x
+        w = self._w
+        for _ in range(units):
+            x = np.tanh(w @ x)
+        return float(x[0])
+
+    def _calibrate(self) -> float:
+        self._spin(200)
+        best = math.inf
+        for _ in range(5):
+            t = time.perf_counter()
+            self._spin(400)
+            best = min(best, (time.perf_counter() - t) * 1000.0 / 400)
+        return best
+
+    def work_ms(self, ms: float) -> None:
+        """Do `ms` milliseconds' worth (unloaded) of compute."""
+        units = max(1, round(ms / self.unit_ms))
+        self._spin(units)
+
+
+@dataclass
+class Generation:
+    tokens: int = 0
+    drafted: int = 0
+    accepted: int = 0
+    passes: int = 0
+    prompt_ms: float = 0.0
+    predicted_ms: float = 0.0
+    pieces: list[str] = field(default_factory=list)
+
+
+def generate(
+    engine: Engine,
+    prompt: str,
+    max_tokens: int,
+    k: int,
+    request_no: int,
+    cached_prompt_tokens: int = 0,
+    on_pass: object = None,
+) -> Generation:
+    """Decode `max_tokens` tokens with draft length k, doing the real work as it goes."""
+    p = engine.params
+    g = Generation()
+    prompt_tokens = max(1, len(prompt) // 4)
+    t0 = time.perf_counter()
+    engine.work_ms(p.prompt_ms_per_token * max(prompt_tokens - cached_prompt_tokens, 0) + 0.01)
+    g.prompt_ms = (time.perf_counter() - t0) * 1000.0
+    a = acceptance_for(p, prompt, request_no)
+    rng = np.random.default_rng([p.seed, prompt_hash(prompt) % (2**32), request_no])
+    word_rng = np.random.default_rng(prompt_hash(prompt) % (2**32))
+    t1 = time.perf_counter()
+    while g.tokens < max_tokens:
+        remaining = max_tokens - g.tokens
+        d = min(k, remaining - 1)
+        for _ in range(d):
+            engine.work_ms(p.target_ms * p.draft_ratio)
+        engine.work_ms(p.target_ms * (1.0 + p.verify_per_token * d))
+        ok = 0
+        while ok < d and rng.random() < a:
+            ok += 1
+        new = ok + 1
+        g.drafted += d
+        g.accepted += ok
+        g.passes += 1
+        g.tokens += new
+        piece = "".join(WORDS[int(i)] + " " for i in word_rng.integers(0, len(WORDS), new))
+        g.pieces.append(piece)
+        if callable(on_pass):
+            on_pass(piece)
+    g.predicted_ms = (time.perf_counter() - t1) * 1000.0
+    return g

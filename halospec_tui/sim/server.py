@@ -1,0 +1,374 @@
+"""HTTP front of the embedded server: the Lemonade / llama-server protocol on 127.0.0.1.
+
+Routes (each also without the /api/v1 prefix and under /v1): POST chat/completions,
+GET health, GET models, POST load, GET /metrics, POST /sim/fault (tests).
+One decoding slot, like llama-server's default: requests queue on a lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shlex
+import socket
+import threading
+import time
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import numpy as np
+
+from halospec_tui import __version__
+from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
+from halospec_tui.sim.physics import Engine, SimParams, generate
+
+HOST = "127.0.0.1"
+_K_ARG = re.compile(r"--(?:spec-draft-n-max|draft-max|draft)\s+(\d+)")
+TIMEOUT_STALL_S = 90.0
+
+
+class SimState:
+    """Everything the handlers share; guarded by locks."""
+
+    def __init__(self, params: SimParams) -> None:
+        self.params = params
+        self.engine = Engine(params)
+        self.k = params.draft_n_max
+        self.llamacpp_args = ""
+        self.faults: FaultSpec = parse_faults(params.fault)
+        self.fault_rng = np.random.default_rng(params.seed + 7)
+        self.slot = threading.Lock()
+        self.meta = threading.Lock()
+        self.requests = 0
+        self.drafted_total = 0
+        self.accepted_total = 0
+        self.tokens_total = 0
+        self.last_prompt: str | None = None
+        self.loaded_at = time.time()
+
+    def launch_command(self) -> str:
+        return (
+            f"llama-server -m sim-target.gguf -md sim-draft.gguf --spec-type draft-simple "
+            f"--spec-draft-n-max {self.k} --spec-draft-n-min 0 --spec-draft-p-min 0"
+        )
+
+    def health(self) -> dict[str, Any]:
+        p = self.params
+        return {
+            "status": "ok",
+            "version": f"sim-{__version__}",
+            "model_loaded": p.model,
+            "all_models_loaded": [
+                {
+                    "model_name": p.model,
+                    "checkpoint": "halospec-sim",
+                    "type": "llm",
+                    "device": "cpu",
+                    "recipe": "llamacpp",
+                    "launch_command": self.launch_command(),
+                }
+            ],
+            "sim": {
+                **p.to_dict(),
+                "draft_n_max": self.k,
+                "fault": str(self.faults),
+                "unit_ms": self.engine.unit_ms,
+                "requests_served": self.requests,
+            },
+        }
+
+
+class _Reset(Exception):
+    pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "halospec-sim"
+    protocol_version = "HTTP/1.1"
+    state: SimState  # set on the subclass made by make_server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # -- plumbing -----------------------------------------------------------
+    def _route(self) -> str:
+        path = self.path.split("?", 1)[0].rstrip("/")
+        for prefix in ("/api/v1", "/api/v0", "/v1", "/v0"):
+            if path.startswith(prefix + "/"):
+                return path[len(prefix) :]
+        return path
+
+    def _send(self, status: int, doc: Any, content_type: str = "application/json") -> None:
+        body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, status: int, message: str, kind: str) -> None:
+        self._send(status, {"error": {"code": status, "message": message, "type": kind}})
+
+    def _body(self) -> dict[str, Any] | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            doc = json.loads(raw or b"null")
+        except ValueError:
+            self._error(400, "request body is not valid JSON", "invalid_request_error")
+            return None
+        if not isinstance(doc, dict):
+            self._error(400, "request body must be a JSON object", "invalid_request_error")
+            return None
+        return doc
+
+    # -- GET ----------------------------------------------------------------
+    def do_GET(self) -> None:
+        route = self._route()
+        s = self.state
+        if route == "/health":
+            self._send(200, s.health())
+        elif route == "/models":
+            self._send(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": s.params.model, "object": "model", "owned_by": "halospec-sim"}],
+                },
+            )
+        elif route == "/metrics":
+            text = (
+                f"llamacpp:n_drafted_total {s.drafted_total}\n"
+                f"llamacpp:n_drafted_accepted_total {s.accepted_total}\n"
+                f"llamacpp:tokens_predicted_total {s.tokens_total}\n"
+                f"llamacpp:requests_processing 0\n"
+            )
+            self._send(200, text.encode(), "text/plain; version=0.0.4")
+        else:
+            self._error(404, f"no route {self.path}", "not_found_error")
+
+    # -- POST ---------------------------------------------------------------
+    def do_POST(self) -> None:
+        route = self._route()
+        if route == "/chat/completions":
+            self._chat()
+        elif route == "/load":
+            self._load()
+        elif route == "/sim/fault":
+            doc = self._body()
+            if doc is None:
+                return
+            try:
+                self.state.faults = parse_faults(str(doc.get("fault", "")))
+            except FaultSpecError as e:
+                self._error(400, str(e), "invalid_request_error")
+                return
+            self._send(200, {"fault": str(self.state.faults)})
+        else:
+            self._error(404, f"no route {self.path}", "not_found_error")
+
+    def _load(self) -> None:
+        doc = self._body()
+        if doc is None:
+            return
+        s = self.state
+        name = doc.get("model_name")
+        if name != s.params.model:
+            self._error(404, f"model {name!r} is not available", "not_found_error")
+            return
+        args = str(doc.get("llamacpp_args") or "")
+        try:
+            tokens = shlex.split(args)
+        except ValueError:
+            self._error(400, "llamacpp_args cannot be parsed", "invalid_request_error")
+            return
+        if "-md" in tokens or "--model-draft" in tokens:
+            self._error(
+                400, "-md/--model-draft may not be passed in llamacpp_args", "invalid_request_error"
+            )
+            return
+        found = _K_ARG.findall(args)
+        new_k = int(found[-1]) if found else s.params.draft_n_max
+        if not 0 <= new_k <= 64:
+            self._error(400, f"draft length {new_k} out of range", "invalid_request_error")
+            return
+        with s.slot:  # a reload waits for the request in flight, then blocks the slot
+            if args != s.llamacpp_args or new_k != s.k:
+                time.sleep(s.params.reload_ms / 1000.0)
+                s.k = new_k
+                s.llamacpp_args = args
+                s.last_prompt = None  # a reload empties the prompt cache
+                s.loaded_at = time.time()
+        self._send(200, {"status": "success", "message": f"Loaded model: {name}"})
+
+    def _chat(self) -> None:
+        doc = self._body()
+        if doc is None:
+            return
+        s = self.state
+        model = doc.get("model")
+        if model != s.params.model:
+            self._error(404, f"model {model!r} not found", "not_found_error")
+            return
+        msgs = doc.get("messages")
+        if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
+            self._error(
+                400, "'messages' must be a non-empty list of objects", "invalid_request_error"
+            )
+            return
+        prompt = "\n".join(str(m.get("content", "")) for m in msgs)
+        max_tokens = doc.get("max_tokens", 64)
+        if (
+            not isinstance(max_tokens, int)
+            or isinstance(max_tokens, bool)
+            or not 1 <= max_tokens <= 4096
+        ):
+            self._error(400, "'max_tokens' must be an integer in 1..4096", "invalid_request_error")
+            return
+        with s.meta:
+            fault = s.faults.pick(float(s.fault_rng.random())) if s.faults.weights else None
+        if fault == "503":
+            self._error(503, "Loading model", "unavailable_error")
+            return
+        if fault == "500":
+            self._error(500, "internal error (injected)", "server_error")
+            return
+        if fault == "reset":
+            self._reset()
+            return
+        if fault == "timeout":
+            time.sleep(TIMEOUT_STALL_S)
+            self._error(504, "stalled (injected)", "server_error")
+            return
+        k = s.k
+        spec = doc.get("speculative")
+        if (
+            s.params.honor_request_draft
+            and isinstance(spec, dict)
+            and isinstance(spec.get("n_max"), int)
+        ):
+            k = max(0, min(int(spec["n_max"]), 64))
+        stream = bool(doc.get("stream"))
+        with s.slot:
+            with s.meta:
+                request_no = s.requests
+                s.requests += 1
+            cached = 0
+            if doc.get("cache_prompt", True) is not False and s.last_prompt == prompt:
+                cached = max(1, len(prompt) // 4)
+            s.last_prompt = prompt
+            created = int(time.time())
+            if stream:
+                self._stream_headers()
+                gen = generate(
+                    s.engine, prompt, max_tokens, k, request_no, cached,
+                    on_pass=lambda piece: self._chunk(_delta(model, created, piece)),
+                )  # fmt: skip
+            else:
+                gen = generate(s.engine, prompt, max_tokens, k, request_no, cached)
+            with s.meta:
+                s.drafted_total += gen.drafted
+                s.accepted_total += gen.accepted
+                s.tokens_total += gen.tokens
+        prompt_tokens = max(1, len(prompt) // 4)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": gen.tokens,
+            "total_tokens": prompt_tokens + gen.tokens,
+        }
+        timings = {
+            "cache_n": cached,
+            "prompt_n": prompt_tokens - cached,
+            "prompt_ms": round(gen.prompt_ms, 3),
+            "predicted_n": gen.tokens,
+            "predicted_ms": round(gen.predicted_ms, 3),
+            "predicted_per_second": round(gen.tokens / (gen.predicted_ms / 1000.0), 3)
+            if gen.predicted_ms
+            else 0.0,
+            "draft_n": gen.drafted,
+            "draft_n_accepted": gen.accepted,
+        }
+        text = "".join(gen.pieces).strip()
+        if stream:
+            final = {"id": f"chatcmpl-sim-{request_no}", "object": "chat.completion.chunk", "created": created,
+                     "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+                     "usage": usage, "timings": timings}  # fmt: skip
+            self._chunk(final)
+            self._chunk_raw(b"data: [DONE]\n\n")
+            self._chunk_raw(b"")
+            return
+        answer: dict[str, Any] = {
+            "id": f"chatcmpl-sim-{request_no}",
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "length",
+                }
+            ],
+            "usage": usage,
+            "timings": timings,
+        }
+        if fault == "no-usage":
+            del answer["usage"]
+        if fault == "no-choices":
+            del answer["choices"]
+        body = json.dumps(answer).encode()
+        if fault == "malformed":
+            body = b"{not json" + body[:40]
+        if fault == "truncated":
+            body = body[: len(body) // 2]
+        self._send(200, body)
+
+    # -- streaming ------------------------------------------------------------
+    def _stream_headers(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+
+    def _chunk_raw(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def _chunk(self, doc: dict[str, Any]) -> None:
+        self._chunk_raw(b"data: " + json.dumps(doc).encode() + b"\n\n")
+
+    def _reset(self) -> None:
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
+        self.close_connection = True
+        self.connection.close()
+
+
+def _delta(model: str, created: int, piece: str) -> dict[str, Any]:
+    return {
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+    }
+
+
+class SimServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+def make_server(params: SimParams, port: int = 0) -> tuple[SimServer, SimState]:
+    state = SimState(params)
+    handler = type("BoundHandler", (Handler,), {"state": state})
+    server = SimServer((HOST, port), handler)
+    return server, state
+
+
+def with_k(params: SimParams, k: int) -> SimParams:
+    return replace(params, draft_n_max=k)

@@ -1,0 +1,198 @@
+"""Pure statistics over measured steps, exactly as the original harness computes them.
+
+Every function here takes plain values and returns plain values, so tests pin them
+with exact numbers. Latencies are whole milliseconds; only successful steps count
+toward latency figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+CONVERGENCE_WINDOW = 5
+
+
+def percentile_nearest_rank(values: Sequence[int], pct: float) -> int | None:
+    """Nearest-rank percentile: index = ceil(pct/100 * n) - 1, clamped to [0, n-1]."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    n = len(ordered)
+    rank = math.ceil((pct / 100.0) * n)
+    idx = min(max(rank - 1, 0), n - 1)
+    return ordered[idx]
+
+
+def mean(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    return sum(values) / len(values)
+
+
+def population_stddev(values: Sequence[int]) -> float | None:
+    """Population standard deviation; 0.0 for a single sample, None for none."""
+    avg = mean(values)
+    if avg is None:
+        return None
+    if len(values) < 2:
+        return 0.0
+    return math.sqrt(sum((x - avg) ** 2 for x in values) / len(values))
+
+
+def throughput(tokens: Sequence[int], latencies_ms: Sequence[int]) -> float | None:
+    """sum(tokens) / sum(latency in seconds); None without samples or with zero time."""
+    if not latencies_ms:
+        return None
+    total_ms = sum(latencies_ms)
+    if total_ms == 0:
+        return None
+    return sum(tokens) / (total_ms / 1000.0)
+
+
+def slo_score(avg: float | None, p95: int | None, stddev: float | None) -> float | None:
+    """SLO-aware score, lower is better: avg + 0.5 * p95 + 0.2 * stddev."""
+    if avg is None or p95 is None or stddev is None:
+        return None
+    return avg + 0.5 * p95 + 0.2 * stddev
+
+
+def k_changes(ks: Sequence[int]) -> int:
+    """How many times the draft length differs from the step before."""
+    return sum(1 for a, b in zip(ks, ks[1:], strict=False) if a != b)
+
+
+def convergence_step(ks: Sequence[int], window: int = CONVERGENCE_WINDOW) -> int | None:
+    """First 1-based step that ends `window` equal draft lengths in a row."""
+    if window <= 0 or len(ks) < window:
+        return None
+    for end in range(window - 1, len(ks)):
+        run = ks[end + 1 - window : end + 1]
+        if all(k == run[0] for k in run):
+            return end + 1
+    return None
+
+
+@dataclass(frozen=True)
+class StepSample:
+    """What the summary needs of one measured step (a CSV row reduces to this)."""
+
+    mode: str
+    draft_length: int
+    success: bool
+    latency_ms: int
+    tokens: int
+    drafted: int | None = None
+    accepted: int | None = None
+    predicted_n: int | None = None
+    predicted_ms: float | None = None
+    reload_ms: int | None = None
+    phase: str = "steady"
+
+
+@dataclass(frozen=True)
+class ModeSummary:
+    mode: str
+    steps: int
+    successes: int
+    failures: int
+    success_rate: float
+    avg: float | None
+    median: int | None
+    p95: int | None
+    min: int | None
+    max: int | None
+    stddev: float | None
+    throughput: float | None
+    score: float | None
+    k_changes: int
+    convergence_step: int | None
+    # Extras from server timings, when the server reports them.
+    drafted: int | None = None
+    accepted: int | None = None
+    acceptance: float | None = None
+    server_tps: float | None = None
+    reloads: int = 0
+    reload_ms: int = 0
+    draft_lengths: tuple[int, ...] = field(default=())
+
+    @property
+    def is_adaptive(self) -> bool:
+        return self.mode == "adaptive"
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["draft_lengths"] = list(self.draft_lengths)
+        return d
+
+
+def summarize_mode(mode: str, samples: Sequence[StepSample]) -> ModeSummary:
+    """Summary of one mode's measured steps, the original's figures plus server extras."""
+    ok = [s for s in samples if s.success]
+    lat = [s.latency_ms for s in ok]
+    toks = [s.tokens for s in ok]
+    ks = [s.draft_length for s in samples]
+    avg = mean(lat)
+    p95 = percentile_nearest_rank(lat, 95.0)
+    sd = population_stddev(lat)
+    drafted_vals = [s.drafted for s in ok if s.drafted is not None]
+    accepted_vals = [s.accepted for s in ok if s.accepted is not None]
+    drafted = sum(drafted_vals) if drafted_vals else None
+    accepted = sum(accepted_vals) if accepted_vals else None
+    acceptance = accepted / drafted if drafted and accepted is not None else None
+    timed = [s for s in ok if s.predicted_n is not None and s.predicted_ms]
+    server_tps = (
+        sum(s.predicted_n or 0 for s in timed)
+        / (sum(s.predicted_ms or 0.0 for s in timed) / 1000.0)
+        if timed
+        else None
+    )
+    reloads = [s.reload_ms for s in samples if s.reload_ms]
+    return ModeSummary(
+        mode=mode,
+        steps=len(samples),
+        successes=len(ok),
+        failures=len(samples) - len(ok),
+        success_rate=(len(ok) / len(samples)) if samples else 0.0,
+        avg=avg,
+        median=percentile_nearest_rank(lat, 50.0),
+        p95=p95,
+        min=min(lat) if lat else None,
+        max=max(lat) if lat else None,
+        stddev=sd,
+        throughput=throughput(toks, lat),
+        score=slo_score(avg, p95, sd),
+        k_changes=k_changes(ks),
+        convergence_step=convergence_step(ks),
+        drafted=drafted,
+        accepted=accepted,
+        acceptance=acceptance,
+        server_tps=server_tps,
+        reloads=len(reloads),
+        reload_ms=sum(r or 0 for r in reloads),
+        draft_lengths=tuple(ks),
+    )
+
+
+def summarize(samples: Sequence[StepSample]) -> list[ModeSummary]:
+    """One summary per mode, in the order modes first appear."""
+    order: list[str] = []
+    by_mode: dict[str, list[StepSample]] = {}
+    for s in samples:
+        if s.mode not in by_mode:
+            order.append(s.mode)
+            by_mode[s.mode] = []
+        by_mode[s.mode].append(s)
+    return [summarize_mode(m, by_mode[m]) for m in order]
+
+
+def winner(summaries: Sequence[ModeSummary]) -> ModeSummary | None:
+    """Lowest score wins; ties keep the earlier mode (strict <, as the original)."""
+    best: ModeSummary | None = None
+    for s in summaries:
+        if s.score is None:
+            continue
+        if best is None or (best.score is not None and s.score < best.score):
+            best = s
+    return best
