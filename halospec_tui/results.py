@@ -144,7 +144,8 @@ def read_runs(path: str | os.PathLike[str]) -> list[Run]:
     """
     p = Path(path)
     try:
-        text = p.read_text(newline="")
+        with p.open(newline="") as fh:
+            text = fh.read()
     except FileNotFoundError:
         raise ResultsError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:

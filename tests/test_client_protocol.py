@@ -1,0 +1,224 @@
+"""Exact protocol checks and fault cases against respx mocks."""
+
+import json
+
+import httpx
+import pytest
+import respx
+
+from halospec_tui.actuators import FieldActuator, LemonadeLoadActuator, RequestActuator
+from halospec_tui.client import ChatClient, parse_completion, preview, reply_text
+from halospec_tui.controllers import threshold_rule
+from halospec_tui.events import ListSink, StepDone
+from halospec_tui.plan import customise, named_plan
+from halospec_tui.prompts import ORIGINAL_PROMPT
+from halospec_tui.runner import RunConfig, Runner
+
+BASE = "http://test.local"
+URL = BASE + "/api/v1/chat/completions"
+
+
+def ok_doc(tokens=64, **timings):
+    doc = {"choices": [{"message": {"content": "<think>x</think> A. B is it."}}], "usage": {"completion_tokens": tokens}}
+    if timings:
+        doc["timings"] = timings
+    return doc
+
+
+def make_client(sleeps=None, **kw):
+    return ChatClient(BASE, "Qwen3-0.6B-GGUF", sleep=(sleeps.append if sleeps is not None else (lambda s: None)), **kw)
+
+
+@respx.mock
+def test_classic_plan_sends_the_original_body_exactly(tmp_path):
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
+    plan = customise(named_plan("classic"), modes=["fixed_3"], warmup=0, steps=1, cooldown_s=0)
+    client = make_client()
+    Runner(RunConfig(plan, str(tmp_path / "r.csv")), client, FieldActuator(), ListSink()).run()
+    sent = json.loads(route.calls[0].request.content)
+    assert list(sent) == ["model", "messages", "stream", "max_tokens", "temperature", "top_p", "stop", "speculative_draft_length"]
+    assert sent == {
+        "model": "Qwen3-0.6B-GGUF",
+        "messages": [{"role": "user", "content": ORIGINAL_PROMPT}],
+        "stream": False,
+        "max_tokens": 64,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "stop": ["</think>"],
+        "speculative_draft_length": 3,
+    }
+    assert route.calls[0].request.headers["content-type"] == "application/json"
+    assert "authorization" not in route.calls[0].request.headers
+
+
+@respx.mock
+def test_pool_prompts_rotate_and_disable_the_cache(tmp_path):
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
+    plan = customise(named_plan("quick"), modes=["fixed_2", "fixed_5"], warmup=1, steps=2, cooldown_s=0, warmup_sleep_s=0)
+    Runner(RunConfig(plan, str(tmp_path / "r.csv")), make_client(), RequestActuator(), ListSink()).run()
+    bodies = [json.loads(c.request.content) for c in route.calls]
+    assert all(b["cache_prompt"] is False for b in bodies)
+    prompts = [b["messages"][0]["content"] for b in bodies]
+    assert prompts[:3] == prompts[3:]  # each mode sees the same prompt sequence
+    assert len(set(prompts[:3])) == 3
+    assert bodies[0]["speculative"] == {"n_max": 2, "n_min": 0, "p_min": 0}
+    assert bodies[3]["speculative"] == {"n_max": 5, "n_min": 0, "p_min": 0}
+
+
+@respx.mock
+def test_api_key_is_a_bearer_token():
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
+    make_client(api_key="s3cret").chat({"x": 1})
+    assert route.calls[0].request.headers["authorization"] == "Bearer s3cret"
+
+
+@respx.mock
+def test_retries_then_success_with_400_800_backoff():
+    sleeps = []
+    respx.post(URL).mock(
+        side_effect=[httpx.ConnectError("refused"), httpx.Response(500, text="boom"), httpx.Response(200, json=ok_doc(50))]
+    )
+    r = make_client(sleeps).chat({})
+    assert (r.success, r.attempts, r.tokens) == (True, 3, 50)
+    assert sleeps == [0.4, 0.8]
+
+
+@respx.mock
+def test_three_failures_make_a_failed_reply():
+    sleeps = []
+    route = respx.post(URL).mock(return_value=httpx.Response(502, text="bad gateway"))
+    r = make_client(sleeps).chat({})
+    assert route.call_count == 3
+    assert (r.success, r.latency_ms, r.tokens, r.attempts, r.status) == (False, 0, 0, 3, 502)
+    assert r.error == "HTTP 502: bad gateway"
+    assert sleeps == [0.4, 0.8]
+
+
+@respx.mock
+def test_503_loading_waits_without_counting_an_attempt():
+    sleeps = []
+    route = respx.post(URL).mock(
+        side_effect=[
+            httpx.Response(503, json={"error": {"message": "Loading model"}}),
+            httpx.Response(503, json={"error": {"message": "Loading model"}}),
+            httpx.Response(200, json=ok_doc()),
+        ]
+    )
+    r = make_client(sleeps).chat({})
+    assert route.call_count == 3
+    assert (r.success, r.attempts) == (True, 1)
+    assert sleeps == [1.0, 1.0]
+
+
+@respx.mock
+def test_503_loading_gives_up_after_the_wait():
+    sleeps = []
+    respx.post(URL).mock(return_value=httpx.Response(503, text="Loading model"))
+    r = make_client(sleeps, loading_wait_s=0).chat({})
+    assert (r.success, r.attempts) == (False, 3)
+    assert sleeps == [0.4, 0.8]
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    "response,error",
+    [
+        (httpx.Response(200, text="{not json"), "malformed JSON"),
+        (httpx.Response(200, json=[1, 2]), "not a JSON object"),
+        (httpx.Response(200, json={"usage": {"completion_tokens": 3}}), "no choices"),
+    ],
+)
+def test_malformed_answers_are_failed_attempts(response, error):
+    respx.post(URL).mock(return_value=response)
+    r = make_client().chat({})
+    assert not r.success and error in r.error and r.attempts == 3
+
+
+@respx.mock
+def test_timeout_is_a_connection_failure():
+    respx.post(URL).mock(side_effect=httpx.ReadTimeout("slow"))
+    r = make_client().chat({})
+    assert not r.success and r.connection_error and r.error.startswith("timeout")
+
+
+def test_parse_usage_and_timings():
+    doc = ok_doc(
+        61, prompt_n=12, prompt_ms=3.5, predicted_n=61, predicted_ms=812.25, cache_n=4, draft_n=90, draft_n_accepted=45
+    )
+    f = parse_completion(doc)
+    assert f == {
+        "tokens": 61, "drafted": 90, "accepted": 45, "predicted_n": 61,
+        "predicted_ms": 812.25, "prompt_ms": 3.5, "cache_n": 4,
+    }  # fmt: skip
+    assert parse_completion({"choices": [{}]})["tokens"] == 64  # the original's fallback
+    assert parse_completion({"choices": [{}], "timings": {"draft_n": True}})["drafted"] is None
+
+
+def test_reply_text_and_preview_follow_the_original():
+    assert reply_text({"choices": [{"message": {"content": "  ", "reasoning_content": "r"}}]}) == "r"
+    assert reply_text({"choices": [{"text": "t"}]}) == "t"
+    assert reply_text({"choices": [{}]}) == "[EMPTY RESPONSE]"
+    assert preview("<think>hmm</think> First. Second one!") == "Second one."
+    assert preview("x" * 200) == "x" * 140
+
+
+@respx.mock
+def test_streaming_records_time_to_first_token():
+    chunks = [
+        {"choices": [{"delta": {"content": "Hel"}}]},
+        {"choices": [{"delta": {"content": "lo"}}]},
+        {"choices": [{"delta": {}}], "usage": {"completion_tokens": 2}, "timings": {"draft_n": 4, "draft_n_accepted": 1}},
+    ]
+    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    route = respx.post(URL).mock(return_value=httpx.Response(200, text=body, headers={"content-type": "text/event-stream"}))
+    r = make_client(stream=True).chat(make_client(stream=True).build_body("p"))
+    sent = json.loads(route.calls[0].request.content)
+    assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
+    assert (r.success, r.text, r.tokens, r.drafted, r.accepted) == (True, "Hello", 2, 4, 1)
+    assert r.ttft_ms is not None and 0 <= r.ttft_ms <= r.latency_ms + 1
+
+
+@respx.mock
+def test_failed_step_is_logged_as_zeroes_and_sets_k_to_one(tmp_path):
+    respx.post(URL).mock(
+        side_effect=[httpx.Response(200, json=ok_doc())] * 2  # warmup
+        + [httpx.Response(200, json=ok_doc())]  # step 1
+        + [httpx.ConnectError("down")] * 3  # step 2 fails
+        + [httpx.Response(200, json=ok_doc())] * 2
+    )
+    plan = customise(named_plan("classic"), modes=["adaptive"], warmup=2, adaptive_steps=3, cooldown_s=0, warmup_sleep_s=0)
+    sink = ListSink()
+    csv = tmp_path / "r.csv"
+    Runner(RunConfig(plan, str(csv)), make_client(), FieldActuator(), sink).run()
+    rows = [line.split(",")[:8] for line in csv.read_text().splitlines()[1:]]
+    assert rows[1] == ["2", "2", "adaptive", "steady", rows[1][4], "0", "0", "0"]
+    recs = [e.record for e in sink.of(StepDone)]
+    # step 1: K=4 (no EMA yet); step 3: base K reset to 1 by the failure, then the rule
+    # applied to the EMA the failure left untouched
+    assert recs[0].draft_length == 4
+    assert recs[1].ema_ms == recs[0].ema_ms
+    assert recs[2].draft_length == threshold_rule(int(recs[1].ema_ms), 1, recs[1].low_ms, recs[1].high_ms)
+    assert sink.of(StepDone)[1].record.error.startswith("connection error")
+
+
+@respx.mock
+def test_lemonade_load_protocol():
+    load = respx.post(BASE + "/api/v1/load").mock(return_value=httpx.Response(200, json={"status": "success"}))
+    health = respx.get(BASE + "/api/v1/health").mock(
+        return_value=httpx.Response(
+            200,
+            json={"status": "ok", "all_models_loaded": [{"model_name": "Qwen3-0.6B-GGUF",
+                  "launch_command": "llama-server -m a.gguf --spec-type draft-simple --spec-draft-n-max 5"}]},
+        )  # fmt: skip
+    )
+    client = make_client()
+    act = LemonadeLoadActuator(client, "Qwen3-0.6B-GGUF", base_args="--ctx-size 4096")
+    a = act.apply(5)
+    assert json.loads(load.calls[0].request.content) == {
+        "model_name": "Qwen3-0.6B-GGUF",
+        "llamacpp_args": "--ctx-size 4096 --spec-type draft-simple --spec-draft-n-max 5 --spec-draft-n-min 0 --spec-draft-p-min 0",
+    }
+    assert a.confirmed_k == 5 and a.reload_ms is not None
+    assert act.apply(5).reload_ms is None  # same K: no reload
+    assert load.call_count == 1 and health.call_count == 1
+    assert act.body_fields(5) == {}

@@ -1,0 +1,154 @@
+import json
+
+import pytest
+
+from halospec_tui.events import StepRecord
+from halospec_tui.results import (
+    COLUMNS,
+    ORIGINAL_COLUMNS,
+    CsvWriter,
+    ResultsError,
+    _row,
+    build_report,
+    classic_table,
+    md_escape,
+    read_runs,
+    summary_markdown,
+    write_summaries,
+)
+from halospec_tui.stats import StepSample
+
+# The header exactly as the original printed it (its notes/phase1_runs.md): Rust's
+# `{:>8.1}` truncates "success" to "s".
+ORIGINAL_HEADER = (
+    "mode        steps        s%      fail          avg       median          p95        min"
+    "        max       stddev     throughput      score"
+)
+# A row exactly as the original printed it, fed its own values.
+ORIGINAL_ROW = (
+    "fixed_1        10    100.0%         0    5752.2 ms      5331 ms      9463 ms    3948 ms"
+    "    9463 ms    1451.0 ms     11.1 tok/s    10773.9"
+)
+
+
+def test_table_layout_matches_the_original_character_for_character():
+    header = _row(["mode", "steps", "s", "fail", "avg", "median", "p95", "min", "max", "stddev", "throughput", "score"])
+    assert header == ORIGINAL_HEADER
+    row = _row(["fixed_1", "10", "100.0", "0", "5752.2 ms", "5331 ms", "9463 ms", "3948 ms", "9463 ms", "1451.0 ms", "11.1 tok/s", "10773.9"])
+    assert row == ORIGINAL_ROW
+
+
+def _samples():
+    f = [(True, 100), (True, 300), (False, 0), (True, 200)]
+    rows = [StepSample("fixed_1", 1, ok, lat, 64 if ok else 0) for ok, lat in f]
+    rows += [StepSample("adaptive", k, True, 50, 64) for k in (4, 5, 5, 5, 5, 5)]
+    return rows
+
+
+def test_classic_table_numbers():
+    text = classic_table(build_report(_samples()))
+    lines = text.split("\n")
+    assert lines[:6] == ["", "=" * 30, "HaloSpec Benchmark Summary", "=" * 30, "", ORIGINAL_HEADER]
+    assert lines[6] == (
+        "fixed_1         4     75.0%         1     200.0 ms       200 ms       300 ms     100 ms"
+        "     300 ms      81.6 ms    320.0 tok/s      366.3"
+    )
+    assert lines[7] == (
+        "adaptive        6    100.0%         0      50.0 ms        50 ms        50 ms      50 ms"
+        "      50 ms       0.0 ms   1280.0 tok/s       75.0"
+    )
+    assert "\n[Adaptive Behavior] draft_length changes=1 | converged_at_step=6 (k=5)" in text
+    assert text.endswith("\nWinner (lowest SLO-aware score): adaptive at 75.0")
+
+
+def test_no_convergence_and_no_success_rows():
+    rows = [StepSample("adaptive", k, True, 10, 64) for k in (1, 2, 3)]
+    rows.append(StepSample("fixed_9", 9, False, 0, 0))
+    text = classic_table(build_report(rows))
+    assert "draft_length changes=2 | no convergence within run (k=5)" in text
+    assert (
+        "fixed_9         1      0.0%         1            -            -            -          -"
+        "          -            -              -          -"
+    ) in text
+
+
+def _rec(g, step, mode="fixed_1", run_id="r1", **kw):
+    base = dict(phase="steady", draft_length=1, success=True, latency_ms=100 + g, tokens=64, run_id=run_id)
+    base.update(kw)
+    return StepRecord(g, step, mode, **base)
+
+
+def test_csv_writer_header_once_and_original_columns_first(tmp_path):
+    p = tmp_path / "r.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(_rec(1, 1, drafted=10, accepted=7, acceptance=0.7, error="HTTP 500: x, y"))
+    w.close()
+    w = CsvWriter(p)
+    w.open()
+    w.write(_rec(1, 1, run_id="r2", success=False, latency_ms=0, tokens=0))
+    w.close()
+    lines = p.read_text().splitlines()
+    assert lines[0] == ",".join(COLUMNS)
+    assert tuple(lines[0].split(",")[:8]) == ORIGINAL_COLUMNS
+    assert lines[1].startswith("1,1,fixed_1,steady,1,1,101,64,")
+    assert lines[2].startswith("1,1,fixed_1,steady,1,0,0,0,")
+    assert len(lines) == 3
+    runs = read_runs(p)
+    assert [(r.index, r.run_id, len(r.rows)) for r in runs] == [(1, "r1", 1), (2, "r2", 1)]
+    assert runs[0].rows[0]["error"] == "HTTP 500: x, y"
+    assert runs[0].samples[0].drafted == 10
+
+
+def test_refuses_to_append_to_a_different_header(tmp_path):
+    p = tmp_path / "orig.csv"
+    p.write_text(",".join(ORIGINAL_COLUMNS) + "\n1,1,fixed_1,steady,1,1,100,64\n")
+    with pytest.raises(ResultsError, match="original harness"):
+        CsvWriter(p).open()
+    q = tmp_path / "other.csv"
+    q.write_text("a,b\n")
+    with pytest.raises(ResultsError, match="header differs"):
+        CsvWriter(q).open()
+
+
+def test_reads_the_original_csv_and_splits_runs_on_restart(tmp_path):
+    p = tmp_path / "orig.csv"
+    p.write_text(
+        ",".join(ORIGINAL_COLUMNS)
+        + "\n1,1,fixed_1,steady,1,1,100,64\n2,2,fixed_1,steady,1,1,200,64\n"
+        + "1,1,fixed_1,steady,1,1,300,64\n"
+    )
+    runs = read_runs(p)
+    assert [len(r.rows) for r in runs] == [2, 1]
+    assert build_report(runs[0].samples).summaries[0].avg == 150.0
+
+
+@pytest.mark.parametrize(
+    "content,msg",
+    [("x,y\n1,2\n", "not a results CSV"), (",".join(ORIGINAL_COLUMNS) + "\n1,1,m,steady,one,1,1,1\n", ":2: not a results row")],
+)
+def test_read_rejects_non_results(tmp_path, content, msg):
+    p = tmp_path / "bad.csv"
+    p.write_text(content)
+    with pytest.raises(ResultsError, match=msg):
+        read_runs(p)
+
+
+def test_markdown_defuses_formulas_and_markup():
+    assert md_escape("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert md_escape("a|b") == "a\\|b"
+    assert md_escape("-3.5") == "-3.5"
+    assert md_escape("[x](javascript:y)") == "\\[x\\](javascript:y)"
+    rows = [StepSample("=cmd|' /C calc'!A0", 1, True, 10, 64)]
+    md = summary_markdown(build_report(rows))
+    assert "| '=cmd\\|' /C calc'\\!A0" in md.replace("**", "")
+
+
+def test_summary_files(tmp_path):
+    p = tmp_path / "res.csv"
+    paths = write_summaries(p, build_report(_samples()), {"run_id": "x"})
+    assert [q.name for q in paths] == ["res_summary.txt", "res_summary.json", "res_summary.md"]
+    doc = json.loads(paths[1].read_text())
+    assert doc["winner"] == "adaptive" and doc["meta"]["run_id"] == "x"
+    assert doc["modes"][0]["p95"] == 300
+    assert ORIGINAL_HEADER in paths[0].read_text()

@@ -1,0 +1,151 @@
+"""The embedded server: protocol, physics measured in one run, contention, clean stop."""
+
+import time
+
+import httpx
+import psutil
+import pytest
+
+from halospec_tui.load import LoadInjector
+from halospec_tui.sim.physics import Engine, SimParams, acceptance_for, expected_speedup, generate
+from halospec_tui.sim.process import SimProcess
+
+MODEL = "Qwen3-0.6B-GGUF"
+
+
+def chat(c, prompt="hello", **kw):
+    body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64, **kw}
+    return c.post("/api/v1/chat/completions", json=body)
+
+
+def load_k(c, k):
+    r = c.post("/api/v1/load", json={"model_name": MODEL, "llamacpp_args": f"--spec-type draft-simple --spec-draft-n-max {k}"})
+    assert r.status_code == 200, r.text
+
+
+def test_protocol(sim):
+    with httpx.Client(base_url=sim.base_url, timeout=30) as c:
+        h = c.get("/api/v1/health").json()
+        assert h["status"] == "ok" and h["sim"]["target_ms"] == 1.5
+        assert c.get("/v1/models").json()["data"][0]["id"] == MODEL
+        load_k(c, 6)
+        h = c.get("/api/v1/health").json()
+        assert "--spec-draft-n-max 6" in h["all_models_loaded"][0]["launch_command"]
+        r = chat(c).json()
+        assert r["usage"]["completion_tokens"] == 64
+        t = r["timings"]
+        assert t["predicted_n"] == 64 and 0 <= t["draft_n_accepted"] <= t["draft_n"]
+        # tokens = accepted + one target token per pass; a pass drafts at most K
+        passes = 64 - t["draft_n_accepted"]
+        assert t["draft_n"] <= 6 * passes
+        # errors a real server gives
+        bad = c.post("/api/v1/chat/completions", json={"model": "other", "messages": [{"role": "user", "content": "x"}]})
+        assert bad.status_code == 404 and "not found" in bad.json()["error"]["message"]
+        assert c.post("/api/v1/chat/completions", content=b"{oops").status_code == 400
+        assert c.post("/api/v1/chat/completions", json={"model": MODEL, "messages": []}).status_code == 400
+        assert c.post("/api/v1/load", json={"model_name": MODEL, "llamacpp_args": "-md x.gguf"}).status_code == 400
+        assert c.get("/nope").status_code == 404
+        assert "llamacpp:n_drafted_total" in c.get("/metrics").text
+
+
+def test_prompt_cache_counts_a_repeated_prompt_unless_disabled(sim):
+    with httpx.Client(base_url=sim.base_url, timeout=30) as c:
+        chat(c, "a prompt that repeats itself for the cache test")
+        again = chat(c, "a prompt that repeats itself for the cache test").json()["timings"]
+        off = chat(c, "a prompt that repeats itself for the cache test", cache_prompt=False).json()["timings"]
+    assert again["cache_n"] > 0 and off["cache_n"] == 0
+
+
+def test_streaming_answer(sim):
+    with httpx.Client(base_url=sim.base_url, timeout=30) as c:
+        lines = []
+        with c.stream("POST", "/api/v1/chat/completions", json={"model": MODEL, "stream": True, "max_tokens": 16,
+                      "messages": [{"role": "user", "content": "s"}]}) as r:  # fmt: skip
+            lines = [ln for ln in r.iter_lines() if ln.startswith("data:")]
+    assert lines[-1] == "data: [DONE]"
+    assert '"completion_tokens": 16' in lines[-2] and '"draft_n"' in lines[-2]
+
+
+def test_draft_counts_follow_k_and_are_ignored_per_request_by_default(sim):
+    with httpx.Client(base_url=sim.base_url, timeout=30) as c:
+        load_k(c, 1)
+        one = chat(c, "k test").json()["timings"]
+        load_k(c, 8)
+        eight = chat(c, "k test").json()["timings"]
+        ignored = chat(c, "k test", speculative={"n_max": 1}).json()["timings"]
+    passes1 = 64 - one["draft_n_accepted"]
+    assert one["draft_n"] <= passes1  # K=1 drafts at most one per pass
+    assert eight["draft_n"] > 2 * one["draft_n"]
+    assert ignored["draft_n"] > 2 * one["draft_n"]  # per-request K ignored, as current llama-server
+
+
+def test_acceptance_depends_on_prompt_and_profile():
+    p = SimParams()
+    a = {acceptance_for(p, f"prompt {i}", 0) for i in range(20)}
+    assert len(a) == 20 and min(a) >= p.acceptance - p.acceptance_spread - 1e-9
+    s = SimParams(profile="shift", shift_every=10)
+    assert acceptance_for(s, "x", 0) - acceptance_for(s, "x", 10) == pytest.approx(0.32)
+
+
+def test_expected_speedup_has_an_interior_optimum():
+    sp = [expected_speedup(0.72, 0.15, k, 0.04) for k in range(1, 9)]
+    best = sp.index(max(sp)) + 1
+    assert 1 < best < 8
+    hi = [expected_speedup(0.9, 0.15, k, 0.04) for k in range(1, 9)]
+    assert hi.index(max(hi)) + 1 > best
+
+
+def _tps(engine, k, n=10):
+    tokens, secs = 0, 0.0
+    for i in range(n):
+        g = generate(engine, f"physics prompt {i}", 64, k, i)
+        tokens += g.tokens
+        secs += g.predicted_ms / 1000.0
+    return tokens / secs
+
+
+def test_physics_measured_in_one_run():
+    """Real compute: tokens/s over K peaks inside 1..8, and higher acceptance moves the peak up."""
+    mid = Engine(SimParams(target_ms=1.5, acceptance=0.7, acceptance_spread=0.0))
+    ks = (1, 3, 8)
+    tps = {k: _tps(mid, k) for k in ks}
+    assert tps[3] > 1.08 * tps[1] and tps[3] > 1.08 * tps[8], tps
+    high = Engine(SimParams(target_ms=1.5, acceptance=0.95, acceptance_spread=0.0))
+    tps_hi = {k: _tps(high, k) for k in (3, 8)}
+    assert tps_hi[8] > 1.05 * tps_hi[3], tps_hi
+
+
+def test_latency_rises_under_load_and_falls_after(sim):
+    with httpx.Client(base_url=sim.base_url, timeout=30) as c:
+        load_k(c, 3)
+
+        def median_latency():
+            lat = []
+            for i in range(7):
+                t = time.perf_counter()
+                chat(c, f"load {i}", cache_prompt=False)
+                lat.append(time.perf_counter() - t)
+            return sorted(lat)[3]
+
+        before = median_latency()
+        burner = LoadInjector(workers=(psutil.cpu_count() or 1) * 2)
+        burner.start(20)
+        try:
+            time.sleep(0.5)
+            during = median_latency()
+        finally:
+            burner.stop()
+        after = median_latency()
+    assert during > 1.2 * before, (before, during)
+    assert after < during / 1.1, (during, after)
+
+
+def test_start_and_stop_leave_nothing(no_leftovers):
+    s = SimProcess.start(SimParams(target_ms=1))
+    pid = s.pid
+    assert httpx.get(s.base_url + "/api/v1/health").status_code == 200
+    assert s.host == "127.0.0.1"
+    conns = [c for c in psutil.Process(pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    assert {c.laddr.ip for c in conns} == {"127.0.0.1"}
+    s.stop()
+    assert not s.alive()
