@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from halospec_tui import __version__
+from halospec_tui.events import LogRouter
 from halospec_tui.llama_server import LlamaServerConfig
 from halospec_tui.plan import K_LIMIT, PLANS, PlanError, customise, named_plan
 from halospec_tui.results import DEFAULT_CSV, ResultsError
@@ -206,15 +207,12 @@ def cmd_run(argv: Sequence[str]) -> int:
     opts = session_options(ns)
     load_enabled = bool(ns.load) or _env_flag("HALOSPEC_LOAD")
     level = "debug" if (ns.verbose or opts.debug_json) else "info"
+    log = LogRouter()
     if ns.no_ui:
         from halospec_tui.headless import HeadlessPrinter
 
-        sink = HeadlessPrinter(level=level)
-        log = lambda lv, text: sink.emit(_logline(lv, text))  # noqa: E731
-    else:
-        sink = None
-        buffered: list[tuple[str, str]] = []
-        log = lambda lv, text: buffered.append((lv, text))  # noqa: E731
+        printer = HeadlessPrinter(level=level)
+        log.attach(printer)
     try:
         session = open_session(opts, log)
     except SetupError as e:
@@ -239,19 +237,25 @@ def cmd_run(argv: Sequence[str]) -> int:
             if ns.no_ui:
                 from halospec_tui.headless import run_in_thread
 
-                runner = Runner(config, session.client, session.actuator, sink, load)
-                finished = run_in_thread(runner)
+                runner = Runner(config, session.client, session.actuator, printer, load)
+                try:
+                    finished = run_in_thread(runner)
+                except Exception as e:  # the CSV and summary are already written
+                    print(f"halospec-tui: runner failed: {type(e).__name__}: {e}", file=sys.stderr)
+                    return EXIT_FAILED
             else:
                 from halospec_tui.ui.app import make_app
 
-                app = make_app(config, session, load, startup_log=buffered)
+                app = make_app(config, session, load, log)
                 app.run()
                 finished = app.finished
                 if finished is not None:
                     print(finished.summary_text)
                     print(f"Run {finished.reason}. Files:\n  " + "\n  ".join(finished.files))
                 if app.error is not None:
-                    raise app.error
+                    e = app.error
+                    print(f"halospec-tui: runner failed: {type(e).__name__}: {e}", file=sys.stderr)
+                    return EXIT_FAILED
         finally:
             load.stop()
     if finished is None:
@@ -261,12 +265,6 @@ def cmd_run(argv: Sequence[str]) -> int:
         print(f"error: --strict: {finished.knob.message}", file=sys.stderr)
         return EXIT_KNOB
     return code
-
-
-def _logline(level: str, text: str):
-    from halospec_tui.events import LogLine
-
-    return LogLine(level, text)
 
 
 def cmd_report(argv: Sequence[str]) -> int:

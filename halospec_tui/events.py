@@ -191,3 +191,24 @@ class FanOut:
     def emit(self, event: Event) -> None:
         for s in self.sinks:
             s.emit(event)
+
+
+class LogRouter:
+    """A log function (level, text) for the client and session that buffers until a
+    sink is attached, then emits `LogLine`s to it."""
+
+    def __init__(self) -> None:
+        self._buffer: list[tuple[str, str]] = []
+        self._sink: Sink | None = None
+
+    def __call__(self, level: str, text: str) -> None:
+        if self._sink is None:
+            self._buffer.append((level, text))
+        else:
+            self._sink.emit(LogLine(level, text))
+
+    def attach(self, sink: Sink) -> None:
+        self._sink = sink
+        for level, text in self._buffer:
+            sink.emit(LogLine(level, text))
+        self._buffer.clear()

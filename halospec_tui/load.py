@@ -8,6 +8,7 @@ so even a killed harness leaves nothing spinning for long.
 from __future__ import annotations
 
 import multiprocessing as mp
+from multiprocessing import resource_tracker
 import os
 import threading
 import time
@@ -41,6 +42,9 @@ class LoadInjector:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
         self._ctx = mp.get_context("spawn")
+        # Start the resource tracker now, from the calling thread: spawning it later
+        # under Textual (which replaces sys.stderr) fails with "bad value(s) in fds_to_keep".
+        resource_tracker.ensure_running()
         self._procs: list[mp.process.BaseProcess] = []
         self._lock = threading.Lock()
         self._started_at: float | None = None

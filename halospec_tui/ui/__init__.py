@@ -1,0 +1,1 @@
+"""The Textual live monitor. Only this package imports Textual."""

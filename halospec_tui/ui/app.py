@@ -1,0 +1,241 @@
+"""The live monitor: a Textual app hosting the runner in one named thread worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen
+from textual.widgets import Button, Footer, Label, RichLog, Sparkline, Static
+from textual.worker import Worker, WorkerState
+
+from halospec_tui.events import Event, LogLine, LogRouter, RunFinished
+from halospec_tui.load import LoadInjector
+from halospec_tui.runner import RunConfig, Runner
+from halospec_tui.session import Session
+from halospec_tui.telemetry import per_core
+from halospec_tui.ui.model import RunModel
+from halospec_tui.ui.widgets import KPanel, KPlot, LatencyPlot, ResultsTable, cpu_text, status_text
+
+REDRAW_HZ = 8
+LOG_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
+
+
+class EngineEvent(Message):
+    """An engine event crossing from the runner thread (events are immutable)."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class UiSink:
+    """The engine's sink in the TUI: post a message; never touch widgets from the thread."""
+
+    def __init__(self) -> None:
+        self.app: App | None = None
+
+    def emit(self, event: Event) -> None:
+        if self.app is not None:
+            self.app.post_message(EngineEvent(event))
+
+
+class ConfirmQuit(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("y", "answer(True)", "yes"),
+        Binding("n,escape", "answer(False)", "no"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label("Stop the run and quit? The CSV and summary are written either way.")
+            with Horizontal():
+                yield Button("Quit (y)", variant="error", id="yes")
+                yield Button("Keep running (n)", variant="primary", id="no")
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+    @on(Button.Pressed)
+    def pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class HaloSpecApp(App[None]):
+    TITLE = "halospec-tui"
+    CSS_PATH = "app.tcss"
+    BINDINGS = [
+        Binding("l", "toggle_load", "load on/off", id="load"),
+        Binding("p", "toggle_pause", "pause", id="pause"),
+        Binding("s", "skip", "skip mode", id="skip"),
+        Binding("d", "toggle_debug", "debug JSON", id="debug"),
+        Binding("q", "request_quit", "quit", id="quit"),
+        Binding("ctrl+c", "quit_now('interrupted')", "quit", show=False, priority=True),
+    ]
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__()
+        self.runner = runner
+        self.model = RunModel()
+        self.finished: RunFinished | None = None
+        self.error: BaseException | None = None
+        self._drawn_version = -1
+        self._drawn_summaries = 0
+        self._quitting = False
+        self._debug = getattr(runner.client, "debug_json", False)
+
+    # -- layout -------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("starting…", id="status")
+        with Horizontal(id="top"):
+            with Vertical(id="left"):
+                yield Label("recent latency, this mode", id="spark-label")
+                yield Sparkline([], id="spark")
+                yield LatencyPlot(id="latency-plot")
+            with Vertical(id="right"):
+                yield KPanel()
+                yield KPlot(id="k-plot")
+                yield Static("", id="cpu")
+        with Horizontal(id="bottom"):
+            yield ResultsTable(id="results")
+            yield RichLog(id="log", max_lines=500, wrap=True, markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.set_interval(1 / REDRAW_HZ, self.redraw)
+        self.set_interval(1.0, self.redraw_cpu)
+        self.redraw_cpu()
+        self.on_resize()
+        # Not in the main thread (tests) or no signals on this platform: nothing to add.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGTERM, lambda: self.action_quit_now("terminated")
+            )
+        self.run_benchmark()
+
+    def on_resize(self, event: object = None) -> None:
+        small = self.size.width < 100 or self.size.height < 30
+        self.screen.set_class(small, "-small")
+
+    # -- the worker ---------------------------------------------------------
+    @work(thread=True, exclusive=True, exit_on_error=False, group="bench", name="benchmark")
+    def run_benchmark(self) -> RunFinished:
+        return self.runner.run()
+
+    @on(Worker.StateChanged)
+    def worker_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.name != "benchmark":
+            return
+        if event.state == WorkerState.SUCCESS:
+            self.finished = event.worker.result
+            if self._quitting:
+                self.exit()
+            else:
+                self.notify("Run finished: CSV and summary written. Press q to quit.", timeout=10)
+        elif event.state == WorkerState.ERROR:
+            self.error = event.worker.error
+            self.model.apply(LogLine("error", f"runner failed: {self.error!r}"))
+            if self._quitting:
+                self.exit()
+            else:
+                self.notify(f"runner failed: {self.error}", severity="error", timeout=30)
+
+    @on(EngineEvent)
+    def engine_event(self, message: EngineEvent) -> None:
+        self.model.apply(message.event)
+
+    # -- drawing on a clock -------------------------------------------------
+    def redraw(self) -> None:
+        m = self.model
+        self.query_one("#status", Static).update(status_text(m))
+        if m.version == self._drawn_version:
+            return
+        self._drawn_version = m.version
+        with self.batch_update():
+            self.query_one("#spark", Sparkline).data = list(m.mode_latency)
+            self.query_one(LatencyPlot).draw(m)
+            self.query_one(KPlot).draw(m)
+            self.query_one(KPanel).draw(m)
+            if len(m.summaries) != self._drawn_summaries or m.finished is not None:
+                self._drawn_summaries = len(m.summaries)
+                self.query_one(ResultsTable).draw(m)
+            log = self.query_one(RichLog)
+            for level, text in m.take_logs():
+                if level == "debug" and not self._debug:
+                    continue
+                log.write(_styled(level, text))
+
+    def redraw_cpu(self) -> None:
+        load = self.runner.load
+        self.query_one("#cpu", Static).update(
+            cpu_text(per_core(), load.active, self.model.load_reason, load.workers)
+        )
+
+    # -- keys ---------------------------------------------------------------
+    def action_toggle_load(self) -> None:
+        self.runner.toggle_load()
+        self.notify("load: starting burners" if not self.runner.load.active else "load: stopping burners")
+
+    def action_toggle_pause(self) -> None:
+        self.runner.pause(not self.runner.paused)
+
+    def action_skip(self) -> None:
+        self.runner.skip()
+        self.notify(f"skipping the rest of {self.model.mode}")
+
+    def action_toggle_debug(self) -> None:
+        self._debug = not self._debug
+        self.runner.client.debug_json = self._debug
+        self.notify(f"debug JSON {'on' if self._debug else 'off'}")
+
+    def action_request_quit(self) -> None:
+        if self.finished is not None or self.error is not None:
+            self.exit()
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.action_quit_now()
+
+        self.push_screen(ConfirmQuit(), answered)
+
+    def action_quit_now(self, reason: str = "stopped") -> None:
+        """Stop the runner; it writes CSV and summary, then the worker's end exits."""
+        if self.finished is not None or self.error is not None:
+            self.exit()
+            return
+        if self._quitting:  # asked twice: abandon the request in flight
+            self.runner.abandon()
+            return
+        self._quitting = True
+        self.runner.stop(reason)
+        self.notify("stopping after the request in flight…")
+
+
+def _styled(level: str, text: str):
+    from rich.text import Text
+
+    prefix = "" if level == "info" else f"{level}: "
+    return Text(prefix + text, style=LOG_STYLE.get(level, ""))
+
+
+def make_app(
+    config: RunConfig,
+    session: Session,
+    load: LoadInjector,
+    log: LogRouter | None = None,
+) -> HaloSpecApp:
+    """One factory for the CLI and the tests: the runner wired to the app's sink."""
+    sink = UiSink()
+    runner = Runner(config, session.client, session.actuator, sink, load)
+    app = HaloSpecApp(runner)
+    sink.app = app
+    if log is not None:
+        log.attach(sink)
+    return app

@@ -1,0 +1,159 @@
+"""What the monitor shows, folded from engine events. Plain Python: no Textual here.
+
+The app feeds every event to `RunModel.apply` on the UI thread and redraws from the
+model on a clock, so the drawing rate is bounded however fast events come.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from halospec_tui.events import (
+    Calibrated,
+    Event,
+    LoadChanged,
+    LogLine,
+    ModeFinished,
+    ModeStarted,
+    Paused,
+    PhaseChanged,
+    RunFinished,
+    RunStarted,
+    StepDone,
+    StepRecord,
+    WarmupStep,
+)
+from halospec_tui.stats import ModeSummary
+
+SPARK_POINTS = 60
+
+
+@dataclass
+class RunModel:
+    started: RunStarted | None = None
+    run_started_at: float = field(default_factory=time.monotonic)
+    mode: str = ""
+    mode_index: int = 0
+    total_modes: int = 0
+    step: int = 0
+    measured_steps: int = 0
+    warmup: tuple[int, int] | None = None  # (i, n) while warming up
+    phase: str = "steady"
+    k: int | None = None
+    last: StepRecord | None = None
+    low_ms: int | None = None
+    high_ms: int | None = None
+    # Whole-run series, indexed by global step.
+    steps: list[int] = field(default_factory=list)
+    latency: list[float] = field(default_factory=list)  # nan for a failed step
+    ema: list[float] = field(default_factory=list)
+    ks: list[int] = field(default_factory=list)
+    mode_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
+    phase_marks: list[tuple[int, str]] = field(default_factory=list)  # (global step, phase)
+    mode_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode)
+    summaries: dict[str, ModeSummary] = field(default_factory=dict)
+    load_active: bool = False
+    load_reason: str = ""
+    paused: bool = False
+    finished: RunFinished | None = None
+    requests_done: int = 0
+    request_time_s: float = 0.0
+    logs: list[tuple[str, str]] = field(default_factory=list)  # pending for the log pane
+    version: int = 0  # bumped on every change, so the redraw can skip when nothing changed
+
+    # -- derived ------------------------------------------------------------
+    @property
+    def elapsed_s(self) -> float:
+        return time.monotonic() - self.run_started_at
+
+    def remaining_s(self) -> float | None:
+        """Requests left times the mean time a request has taken, plus planned sleeps."""
+        if self.started is None or self.requests_done == 0:
+            return None
+        left_requests = 0
+        left_cool = 0
+        passed = True
+        for i, m in enumerate(self.started.modes):
+            if i < self.mode_index:
+                continue
+            if i == self.mode_index and passed:
+                passed = False
+                if self.warmup is not None:
+                    w_left = m.warmup_steps - self.warmup[0]
+                    left_requests += w_left + m.measured_steps
+                    left_cool += m.measured_steps
+                else:
+                    left_requests += m.measured_steps - self.step
+                    left_cool += m.measured_steps - self.step
+                continue
+            left_requests += m.warmup_steps + m.measured_steps
+            left_cool += m.measured_steps
+        per = self.request_time_s / self.requests_done
+        return left_requests * per + left_cool * self.started.cooldown_s
+
+    @property
+    def best_mode(self) -> str | None:
+        scored = [s for s in self.summaries.values() if s.score is not None]
+        if not scored:
+            return None
+        best = scored[0]
+        for s in scored[1:]:
+            if s.score is not None and best.score is not None and s.score < best.score:
+                best = s
+        return best.mode
+
+    # -- folding events -----------------------------------------------------
+    def apply(self, e: Event) -> None:
+        self.version += 1
+        if isinstance(e, RunStarted):
+            self.started = e
+            self.total_modes = len(e.modes)
+            self.run_started_at = time.monotonic()
+        elif isinstance(e, ModeStarted):
+            self.mode, self.mode_index, self.total_modes = e.mode, e.index, e.total_modes
+            self.step, self.measured_steps = 0, e.measured_steps
+            self.warmup = (0, e.warmup_steps) if e.warmup_steps else None
+            self.low_ms = self.high_ms = None
+            self.mode_latency.clear()
+            self.mode_marks.append((len(self.steps) + 1, e.mode))
+        elif isinstance(e, WarmupStep):
+            self.warmup = (e.index, e.total)
+            self.k = e.k
+            self.requests_done += 1
+            self.request_time_s += e.latency_ms / 1000.0 + (self.started.warmup_sleep_s if self.started else 0)
+        elif isinstance(e, Calibrated):
+            self.low_ms, self.high_ms = e.low_ms, e.high_ms
+        elif isinstance(e, StepDone):
+            r = e.record
+            self.warmup = None
+            self.last = r
+            self.step = r.step
+            self.k = r.draft_length
+            lat = float(r.latency_ms) if r.success else float("nan")
+            self.steps.append(r.global_step)
+            self.latency.append(lat)
+            self.ema.append(r.ema_ms if r.ema_ms is not None else float("nan"))
+            self.ks.append(r.draft_length)
+            if r.success:
+                self.mode_latency.append(lat)
+            self.requests_done += 1
+            self.request_time_s += r.latency_ms / 1000.0
+        elif isinstance(e, PhaseChanged):
+            self.phase = e.phase
+            self.phase_marks.append((len(self.steps) + 1, e.phase))
+        elif isinstance(e, ModeFinished):
+            self.summaries[e.summary.mode] = e.summary
+        elif isinstance(e, LoadChanged):
+            self.load_active, self.load_reason = e.active, e.reason
+        elif isinstance(e, Paused):
+            self.paused = e.paused
+        elif isinstance(e, LogLine):
+            self.logs.append((e.level, e.text))
+        elif isinstance(e, RunFinished):
+            self.finished = e
+
+    def take_logs(self) -> list[tuple[str, str]]:
+        out, self.logs = self.logs, []
+        return out

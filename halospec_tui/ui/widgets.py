@@ -1,0 +1,179 @@
+"""Widgets of the monitor. Each draws from a `RunModel` snapshot when asked."""
+
+from __future__ import annotations
+
+import math
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import DataTable, Digits, Label, Sparkline, Static
+from textual_plotext import PlotextPlot
+
+from halospec_tui.stats import ModeSummary
+from halospec_tui.ui.model import RunModel
+
+PHASE_STYLE = {"steady": "green", "load": "bold red", "recovery": "yellow"}
+
+
+def fmt_duration(s: float | None) -> str:
+    if s is None:
+        return "--:--"
+    s = max(0, int(s))
+    h, rem = divmod(s, 3600)
+    m, sec = divmod(rem, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
+
+
+def status_text(m: RunModel) -> Text:
+    t = Text()
+    st = m.started
+    if st is None:
+        return Text("starting…")
+    t.append(f"{st.backend}", "bold")
+    t.append(f" · model {st.model} · actuator {st.actuator} · plan {st.plan}\n")
+    t.append(f"mode {m.mode or '-'} ({m.mode_index + 1}/{m.total_modes}) ")
+    if m.warmup is not None:
+        t.append(f"warmup {m.warmup[0]}/{m.warmup[1]} ")
+    else:
+        t.append(f"step {m.step}/{m.measured_steps} ")
+    t.append("· phase ")
+    t.append(m.phase.upper(), PHASE_STYLE.get(m.phase, ""))
+    t.append(f" · elapsed {fmt_duration(m.elapsed_s)} · left ~{fmt_duration(m.remaining_s())}")
+    if m.paused:
+        t.append("  PAUSED", "bold reverse yellow")
+    if m.finished is not None:
+        t.append(f"  RUN {m.finished.reason.upper()}", "bold reverse green")
+    return t
+
+
+class LatencyPlot(PlotextPlot):
+    """Latency per step with the EMA, the threshold band, and phase/mode markers."""
+
+    def draw(self, m: RunModel) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        plt.title("latency per step (ms)")
+        if not m.steps:
+            self.refresh()
+            return
+        xs = m.steps
+        ok = [(x, y) for x, y in zip(xs, m.latency, strict=True) if not math.isnan(y)]
+        if ok:
+            plt.plot([p[0] for p in ok], [p[1] for p in ok], marker="braille", label="latency")
+        em = [(x, y) for x, y in zip(xs, m.ema, strict=True) if not math.isnan(y)]
+        if em:
+            plt.plot([p[0] for p in em], [p[1] for p in em], marker="braille", label="EMA", color="cyan")
+        if m.low_ms is not None and m.high_ms is not None:
+            plt.hline(m.low_ms, "green")
+            plt.hline(m.high_ms, "red")
+        for x, phase in m.phase_marks:
+            if x <= xs[-1]:
+                plt.vline(x, "red" if phase == "load" else "yellow" if phase == "recovery" else "green")
+        for x, _mode in m.mode_marks[1:]:
+            if x <= xs[-1]:
+                plt.vline(x, "gray")
+        plt.xlabel("global step")
+        self.refresh()
+
+
+class KPlot(PlotextPlot):
+    def draw(self, m: RunModel) -> None:
+        plt = self.plt
+        plt.clear_figure()
+        plt.title("draft length K")
+        if m.steps:
+            plt.plot(m.steps, m.ks, marker="braille", color="magenta")
+            plt.ylim(0, max(max(m.ks), 8) + 1)
+        self.refresh()
+
+
+class KPanel(Vertical):
+    """The current K in large type, with the server's drafting figures."""
+
+    def compose(self) -> ComposeResult:
+        yield Label("K", id="k-label")
+        yield Digits("-", id="k-digits")
+        yield Static("", id="k-detail")
+
+    def draw(self, m: RunModel) -> None:
+        self.query_one("#k-digits", Digits).update("-" if m.k is None else str(m.k))
+        r = m.last
+        lines = []
+        if r is not None:
+            if r.drafted is not None:
+                acc = f"{r.acceptance * 100:.0f}%" if r.acceptance is not None else "-"
+                lines.append(f"drafted {r.drafted} · accepted {r.accepted} ({acc})")
+            if r.predicted_ms:
+                lines.append(f"server {r.predicted_n / (r.predicted_ms / 1000):.0f} tok/s")
+            if r.ema_ms is not None:
+                lines.append(f"EMA {r.ema_ms:.0f} ms  band [{r.low_ms}, {r.high_ms}]")
+            if r.reload_ms:
+                lines.append(f"reload {r.reload_ms} ms (not in latency)")
+        self.query_one("#k-detail", Static).update("\n".join(lines))
+
+
+def cpu_text(per_core: list[float], load_active: bool, load_reason: str, workers: int) -> Text:
+    t = Text()
+    for i, pct in enumerate(per_core):
+        n = round(pct / 10)
+        style = "red" if pct > 80 else "yellow" if pct > 50 else "green"
+        t.append(f"cpu{i} ")
+        t.append("█" * n, style)
+        t.append("·" * (10 - n), "dim")
+        t.append(f" {pct:5.1f}%\n")
+    if load_active:
+        t.append(f"LOAD ON: {workers} burner(s)", "bold red")
+        t.append(f" ({load_reason})" if load_reason else "")
+    else:
+        t.append("load off", "dim")
+    return t
+
+
+RESULT_COLUMNS = (
+    ("mode", "mode"), ("steps", "steps"), ("ok%", "ok"), ("avg ms", "avg"), ("p50", "p50"),
+    ("p95", "p95"), ("sd", "sd"), ("tok/s", "tps"), ("score", "score"), ("acc%", "acc"),
+    ("K chg", "kchg"),
+)  # fmt: skip
+
+
+class ResultsTable(DataTable):
+    """One row per finished mode, updated in place; the best score highlighted."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        for label, key in RESULT_COLUMNS:
+            self.add_column(label, key=key)
+
+    def draw(self, m: RunModel) -> None:
+        best = m.best_mode
+        for s in m.summaries.values():
+            style = "bold green" if s.mode == best else ""
+            values = {key: Text(v, style=style) for key, v in summary_cells(s).items()}
+            if s.mode in self.rows:
+                for key, v in values.items():
+                    self.update_cell(s.mode, key, v)
+            else:
+                self.add_row(*values.values(), key=s.mode)
+
+
+def summary_cells(s: ModeSummary) -> dict[str, str]:
+    def f1(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    return {
+        "mode": s.mode,
+        "steps": str(s.steps),
+        "ok": f"{s.success_rate * 100:.0f}",
+        "avg": f1(s.avg),
+        "p50": "-" if s.median is None else str(s.median),
+        "p95": "-" if s.p95 is None else str(s.p95),
+        "sd": f1(s.stddev),
+        "tps": f1(s.throughput),
+        "score": f1(s.score),
+        "acc": "-" if s.acceptance is None else f"{s.acceptance * 100:.0f}",
+        "kchg": str(s.k_changes) if s.is_adaptive else "",
+    }
+
+
+__all__ = ["Sparkline", "LatencyPlot", "KPlot", "KPanel", "ResultsTable", "status_text", "cpu_text"]
