@@ -8,11 +8,11 @@ so even a killed harness leaves nothing spinning for long.
 from __future__ import annotations
 
 import multiprocessing as mp
-from multiprocessing import resource_tracker
 import os
 import threading
 import time
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 
 HARD_LIMIT_S = 600.0  # no burner ever runs longer than this
 

@@ -22,7 +22,9 @@ def sim() -> Iterator[SimProcess]:
         yield proc
     finally:
         proc.stop()
-    assert not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
+    assert (
+        not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
+    )
 
 
 def descendants() -> list[psutil.Process]:

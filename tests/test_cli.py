@@ -14,7 +14,9 @@ FAST = ["--sim-target-ms", "1.5", "--sim-reload-ms", "20"]
 
 
 def run(args, timeout=240, **kw):
-    return subprocess.run(CLI + args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw)
+    return subprocess.run(
+        CLI + args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw
+    )
 
 
 def test_quick_plan_headless_end_to_end(tmp_path, no_leftovers):
@@ -23,7 +25,9 @@ def test_quick_plan_headless_end_to_end(tmp_path, no_leftovers):
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(out.open()))
     modes = [f"fixed_{k}" for k in range(1, 9)] + ["adaptive"]
-    assert [r["mode"] for r in rows] == [m for m in modes for _ in range(8 if m == "adaptive" else 4)]
+    assert [r["mode"] for r in rows] == [
+        m for m in modes for _ in range(8 if m == "adaptive" else 4)
+    ]
     assert [int(r["global_step"]) for r in rows] == list(range(1, 41))
     assert all(r["success"] == "1" and r["tokens"] == "64" for r in rows)
     assert {r["actuator"] for r in rows} == {"lemonade-load"}
@@ -76,7 +80,8 @@ def test_load_applies_the_same_timeline_to_every_arm(tmp_path, no_leftovers):
 def test_report_splits_appended_runs(tmp_path):
     p = tmp_path / "two.csv"
     p.write_text(
-        ",".join(ORIGINAL_COLUMNS) + "\n1,1,fixed_1,steady,1,1,100,64\n2,2,fixed_1,steady,1,1,300,64\n"
+        ",".join(ORIGINAL_COLUMNS)
+        + "\n1,1,fixed_1,steady,1,1,100,64\n2,2,fixed_1,steady,1,1,300,64\n"
         "1,1,fixed_1,steady,1,1,50,64\n"
     )
     every = run(["report", str(p)])

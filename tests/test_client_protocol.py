@@ -19,14 +19,22 @@ URL = BASE + "/api/v1/chat/completions"
 
 
 def ok_doc(tokens=64, **timings):
-    doc = {"choices": [{"message": {"content": "<think>x</think> A. B is it."}}], "usage": {"completion_tokens": tokens}}
+    doc = {
+        "choices": [{"message": {"content": "<think>x</think> A. B is it."}}],
+        "usage": {"completion_tokens": tokens},
+    }
     if timings:
         doc["timings"] = timings
     return doc
 
 
 def make_client(sleeps=None, **kw):
-    return ChatClient(BASE, "Qwen3-0.6B-GGUF", sleep=(sleeps.append if sleeps is not None else (lambda s: None)), **kw)
+    return ChatClient(
+        BASE,
+        "Qwen3-0.6B-GGUF",
+        sleep=(sleeps.append if sleeps is not None else (lambda s: None)),
+        **kw,
+    )
 
 
 @respx.mock
@@ -36,7 +44,16 @@ def test_classic_plan_sends_the_original_body_exactly(tmp_path):
     client = make_client()
     Runner(RunConfig(plan, str(tmp_path / "r.csv")), client, FieldActuator(), ListSink()).run()
     sent = json.loads(route.calls[0].request.content)
-    assert list(sent) == ["model", "messages", "stream", "max_tokens", "temperature", "top_p", "stop", "speculative_draft_length"]
+    assert list(sent) == [
+        "model",
+        "messages",
+        "stream",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "speculative_draft_length",
+    ]
     assert sent == {
         "model": "Qwen3-0.6B-GGUF",
         "messages": [{"role": "user", "content": ORIGINAL_PROMPT}],
@@ -54,8 +71,17 @@ def test_classic_plan_sends_the_original_body_exactly(tmp_path):
 @respx.mock
 def test_pool_prompts_rotate_and_disable_the_cache(tmp_path):
     route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
-    plan = customise(named_plan("quick"), modes=["fixed_2", "fixed_5"], warmup=1, steps=2, cooldown_s=0, warmup_sleep_s=0)
-    Runner(RunConfig(plan, str(tmp_path / "r.csv")), make_client(), RequestActuator(), ListSink()).run()
+    plan = customise(
+        named_plan("quick"),
+        modes=["fixed_2", "fixed_5"],
+        warmup=1,
+        steps=2,
+        cooldown_s=0,
+        warmup_sleep_s=0,
+    )
+    Runner(
+        RunConfig(plan, str(tmp_path / "r.csv")), make_client(), RequestActuator(), ListSink()
+    ).run()
     bodies = [json.loads(c.request.content) for c in route.calls]
     assert all(b["cache_prompt"] is False for b in bodies)
     prompts = [b["messages"][0]["content"] for b in bodies]
@@ -76,7 +102,11 @@ def test_api_key_is_a_bearer_token():
 def test_retries_then_success_with_400_800_backoff():
     sleeps = []
     respx.post(URL).mock(
-        side_effect=[httpx.ConnectError("refused"), httpx.Response(500, text="boom"), httpx.Response(200, json=ok_doc(50))]
+        side_effect=[
+            httpx.ConnectError("refused"),
+            httpx.Response(500, text="boom"),
+            httpx.Response(200, json=ok_doc(50)),
+        ]
     )
     r = make_client(sleeps).chat({})
     assert (r.success, r.attempts, r.tokens) == (True, 3, 50)
@@ -143,7 +173,14 @@ def test_timeout_is_a_connection_failure():
 
 def test_parse_usage_and_timings():
     doc = ok_doc(
-        61, prompt_n=12, prompt_ms=3.5, predicted_n=61, predicted_ms=812.25, cache_n=4, draft_n=90, draft_n_accepted=45
+        61,
+        prompt_n=12,
+        prompt_ms=3.5,
+        predicted_n=61,
+        predicted_ms=812.25,
+        cache_n=4,
+        draft_n=90,
+        draft_n_accepted=45,
     )
     f = parse_completion(doc)
     assert f == {
@@ -155,7 +192,9 @@ def test_parse_usage_and_timings():
 
 
 def test_reply_text_and_preview_follow_the_original():
-    assert reply_text({"choices": [{"message": {"content": "  ", "reasoning_content": "r"}}]}) == "r"
+    assert (
+        reply_text({"choices": [{"message": {"content": "  ", "reasoning_content": "r"}}]}) == "r"
+    )
     assert reply_text({"choices": [{"text": "t"}]}) == "t"
     assert reply_text({"choices": [{}]}) == "[EMPTY RESPONSE]"
     assert preview("<think>hmm</think> First. Second one!") == "Second one."
@@ -167,10 +206,16 @@ def test_streaming_records_time_to_first_token():
     chunks = [
         {"choices": [{"delta": {"content": "Hel"}}]},
         {"choices": [{"delta": {"content": "lo"}}]},
-        {"choices": [{"delta": {}}], "usage": {"completion_tokens": 2}, "timings": {"draft_n": 4, "draft_n_accepted": 1}},
+        {
+            "choices": [{"delta": {}}],
+            "usage": {"completion_tokens": 2},
+            "timings": {"draft_n": 4, "draft_n_accepted": 1},
+        },
     ]
     body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
-    route = respx.post(URL).mock(return_value=httpx.Response(200, text=body, headers={"content-type": "text/event-stream"}))
+    route = respx.post(URL).mock(
+        return_value=httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+    )
     r = make_client(stream=True).chat(make_client(stream=True).build_body("p"))
     sent = json.loads(route.calls[0].request.content)
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
@@ -186,7 +231,14 @@ def test_failed_step_is_logged_as_zeroes_and_sets_k_to_one(tmp_path):
         + [httpx.ConnectError("down")] * 3  # step 2 fails
         + [httpx.Response(200, json=ok_doc())] * 2
     )
-    plan = customise(named_plan("classic"), modes=["adaptive"], warmup=2, adaptive_steps=3, cooldown_s=0, warmup_sleep_s=0)
+    plan = customise(
+        named_plan("classic"),
+        modes=["adaptive"],
+        warmup=2,
+        adaptive_steps=3,
+        cooldown_s=0,
+        warmup_sleep_s=0,
+    )
     sink = ListSink()
     csv = tmp_path / "r.csv"
     Runner(RunConfig(plan, str(csv)), make_client(), FieldActuator(), sink).run()
@@ -197,18 +249,29 @@ def test_failed_step_is_logged_as_zeroes_and_sets_k_to_one(tmp_path):
     # applied to the EMA the failure left untouched
     assert recs[0].draft_length == 4
     assert recs[1].ema_ms == recs[0].ema_ms
-    assert recs[2].draft_length == threshold_rule(int(recs[1].ema_ms), 1, recs[1].low_ms, recs[1].high_ms)
+    assert recs[2].draft_length == threshold_rule(
+        int(recs[1].ema_ms), 1, recs[1].low_ms, recs[1].high_ms
+    )
     assert sink.of(StepDone)[1].record.error.startswith("connection error")
 
 
 @respx.mock
 def test_lemonade_load_protocol():
-    load = respx.post(BASE + "/api/v1/load").mock(return_value=httpx.Response(200, json={"status": "success"}))
+    load = respx.post(BASE + "/api/v1/load").mock(
+        return_value=httpx.Response(200, json={"status": "success"})
+    )
     health = respx.get(BASE + "/api/v1/health").mock(
         return_value=httpx.Response(
             200,
-            json={"status": "ok", "all_models_loaded": [{"model_name": "Qwen3-0.6B-GGUF",
-                  "launch_command": "llama-server -m a.gguf --spec-type draft-simple --spec-draft-n-max 5"}]},
+            json={
+                "status": "ok",
+                "all_models_loaded": [
+                    {
+                        "model_name": "Qwen3-0.6B-GGUF",
+                        "launch_command": "llama-server -m a.gguf --spec-type draft-simple --spec-draft-n-max 5",
+                    }
+                ],
+            },
         )  # fmt: skip
     )
     client = make_client()

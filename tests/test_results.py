@@ -32,9 +32,39 @@ ORIGINAL_ROW = (
 
 
 def test_table_layout_matches_the_original_character_for_character():
-    header = _row(["mode", "steps", "s", "fail", "avg", "median", "p95", "min", "max", "stddev", "throughput", "score"])
+    header = _row(
+        [
+            "mode",
+            "steps",
+            "s",
+            "fail",
+            "avg",
+            "median",
+            "p95",
+            "min",
+            "max",
+            "stddev",
+            "throughput",
+            "score",
+        ]
+    )
     assert header == ORIGINAL_HEADER
-    row = _row(["fixed_1", "10", "100.0", "0", "5752.2 ms", "5331 ms", "9463 ms", "3948 ms", "9463 ms", "1451.0 ms", "11.1 tok/s", "10773.9"])
+    row = _row(
+        [
+            "fixed_1",
+            "10",
+            "100.0",
+            "0",
+            "5752.2 ms",
+            "5331 ms",
+            "9463 ms",
+            "3948 ms",
+            "9463 ms",
+            "1451.0 ms",
+            "11.1 tok/s",
+            "10773.9",
+        ]
+    )
     assert row == ORIGINAL_ROW
 
 
@@ -73,7 +103,9 @@ def test_no_convergence_and_no_success_rows():
 
 
 def _rec(g, step, mode="fixed_1", run_id="r1", **kw):
-    base = dict(phase="steady", draft_length=1, success=True, latency_ms=100 + g, tokens=64, run_id=run_id)
+    base = dict(
+        phase="steady", draft_length=1, success=True, latency_ms=100 + g, tokens=64, run_id=run_id
+    )
     base.update(kw)
     return StepRecord(g, step, mode, **base)
 
@@ -125,7 +157,10 @@ def test_reads_the_original_csv_and_splits_runs_on_restart(tmp_path):
 
 @pytest.mark.parametrize(
     "content,msg",
-    [("x,y\n1,2\n", "not a results CSV"), (",".join(ORIGINAL_COLUMNS) + "\n1,1,m,steady,one,1,1,1\n", ":2: not a results row")],
+    [
+        ("x,y\n1,2\n", "not a results CSV"),
+        (",".join(ORIGINAL_COLUMNS) + "\n1,1,m,steady,one,1,1,1\n", ":2: not a results row"),
+    ],
 )
 def test_read_rejects_non_results(tmp_path, content, msg):
     p = tmp_path / "bad.csv"
@@ -135,7 +170,7 @@ def test_read_rejects_non_results(tmp_path, content, msg):
 
 
 def test_markdown_defuses_formulas_and_markup():
-    assert md_escape("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
+    assert md_escape('=HYPERLINK("x")') == '\'=HYPERLINK("x")'
     assert md_escape("a|b") == "a\\|b"
     assert md_escape("-3.5") == "-3.5"
     assert md_escape("[x](javascript:y)") == "\\[x\\](javascript:y)"

@@ -14,12 +14,23 @@ MODEL = "Qwen3-0.6B-GGUF"
 
 
 def chat(c, prompt="hello", **kw):
-    body = {"model": MODEL, "messages": [{"role": "user", "content": prompt}], "max_tokens": 64, **kw}
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": 64,
+        **kw,
+    }
     return c.post("/api/v1/chat/completions", json=body)
 
 
 def load_k(c, k):
-    r = c.post("/api/v1/load", json={"model_name": MODEL, "llamacpp_args": f"--spec-type draft-simple --spec-draft-n-max {k}"})
+    r = c.post(
+        "/api/v1/load",
+        json={
+            "model_name": MODEL,
+            "llamacpp_args": f"--spec-type draft-simple --spec-draft-n-max {k}",
+        },
+    )
     assert r.status_code == 200, r.text
 
 
@@ -39,11 +50,22 @@ def test_protocol(sim):
         passes = 64 - t["draft_n_accepted"]
         assert t["draft_n"] <= 6 * passes
         # errors a real server gives
-        bad = c.post("/api/v1/chat/completions", json={"model": "other", "messages": [{"role": "user", "content": "x"}]})
+        bad = c.post(
+            "/api/v1/chat/completions",
+            json={"model": "other", "messages": [{"role": "user", "content": "x"}]},
+        )
         assert bad.status_code == 404 and "not found" in bad.json()["error"]["message"]
         assert c.post("/api/v1/chat/completions", content=b"{oops").status_code == 400
-        assert c.post("/api/v1/chat/completions", json={"model": MODEL, "messages": []}).status_code == 400
-        assert c.post("/api/v1/load", json={"model_name": MODEL, "llamacpp_args": "-md x.gguf"}).status_code == 400
+        assert (
+            c.post("/api/v1/chat/completions", json={"model": MODEL, "messages": []}).status_code
+            == 400
+        )
+        assert (
+            c.post(
+                "/api/v1/load", json={"model_name": MODEL, "llamacpp_args": "-md x.gguf"}
+            ).status_code
+            == 400
+        )
         assert c.get("/nope").status_code == 404
         assert "llamacpp:n_drafted_total" in c.get("/metrics").text
 
@@ -52,7 +74,9 @@ def test_prompt_cache_counts_a_repeated_prompt_unless_disabled(sim):
     with httpx.Client(base_url=sim.base_url, timeout=30) as c:
         chat(c, "a prompt that repeats itself for the cache test")
         again = chat(c, "a prompt that repeats itself for the cache test").json()["timings"]
-        off = chat(c, "a prompt that repeats itself for the cache test", cache_prompt=False).json()["timings"]
+        off = chat(c, "a prompt that repeats itself for the cache test", cache_prompt=False).json()[
+            "timings"
+        ]
     assert again["cache_n"] > 0 and off["cache_n"] == 0
 
 
@@ -145,7 +169,9 @@ def test_start_and_stop_leave_nothing(no_leftovers):
     pid = s.pid
     assert httpx.get(s.base_url + "/api/v1/health").status_code == 200
     assert s.host == "127.0.0.1"
-    conns = [c for c in psutil.Process(pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN]
+    conns = [
+        c for c in psutil.Process(pid).net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN
+    ]
     assert {c.laddr.ip for c in conns} == {"127.0.0.1"}
     s.stop()
     assert not s.alive()

@@ -66,7 +66,12 @@ def _s(mode, k, ok, lat, tok=64, **kw):
 
 
 def test_summary_of_a_mode_with_a_failure():
-    rows = [_s("fixed_1", 1, True, 100), _s("fixed_1", 1, True, 300), _s("fixed_1", 1, False, 0), _s("fixed_1", 1, True, 200)]
+    rows = [
+        _s("fixed_1", 1, True, 100),
+        _s("fixed_1", 1, True, 300),
+        _s("fixed_1", 1, False, 0),
+        _s("fixed_1", 1, True, 200),
+    ]
     s = summarize_mode("fixed_1", rows)
     assert (s.steps, s.successes, s.failures) == (4, 3, 1)
     assert s.success_rate == 0.75

@@ -180,7 +180,9 @@ class HaloSpecApp(App[None]):
     # -- keys ---------------------------------------------------------------
     def action_toggle_load(self) -> None:
         self.runner.toggle_load()
-        self.notify("load: starting burners" if not self.runner.load.active else "load: stopping burners")
+        self.notify(
+            "load: starting burners" if not self.runner.load.active else "load: stopping burners"
+        )
 
     def action_toggle_pause(self) -> None:
         self.runner.pause(not self.runner.paused)

@@ -122,7 +122,9 @@ class RunModel:
             self.warmup = (e.index, e.total)
             self.k = e.k
             self.requests_done += 1
-            self.request_time_s += e.latency_ms / 1000.0 + (self.started.warmup_sleep_s if self.started else 0)
+            self.request_time_s += e.latency_ms / 1000.0 + (
+                self.started.warmup_sleep_s if self.started else 0
+            )
         elif isinstance(e, Calibrated):
             self.low_ms, self.high_ms = e.low_ms, e.high_ms
         elif isinstance(e, StepDone):

@@ -63,13 +63,17 @@ class LatencyPlot(PlotextPlot):
             plt.plot([p[0] for p in ok], [p[1] for p in ok], marker="braille", label="latency")
         em = [(x, y) for x, y in zip(xs, m.ema, strict=True) if not math.isnan(y)]
         if em:
-            plt.plot([p[0] for p in em], [p[1] for p in em], marker="braille", label="EMA", color="cyan")
+            plt.plot(
+                [p[0] for p in em], [p[1] for p in em], marker="braille", label="EMA", color="cyan"
+            )
         if m.low_ms is not None and m.high_ms is not None:
             plt.hline(m.low_ms, "green")
             plt.hline(m.high_ms, "red")
         for x, phase in m.phase_marks:
             if x <= xs[-1]:
-                plt.vline(x, "red" if phase == "load" else "yellow" if phase == "recovery" else "green")
+                plt.vline(
+                    x, "red" if phase == "load" else "yellow" if phase == "recovery" else "green"
+                )
         for x, _mode in m.mode_marks[1:]:
             if x <= xs[-1]:
                 plt.vline(x, "gray")
