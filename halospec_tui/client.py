@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-CHAT_PATH = "/api/v1/chat/completions"
+CHAT_PATH = "/api/v1/chat/completions"  # Lemonade (and the embedded server)
+OPENAI_CHAT_PATH = "/v1/chat/completions"  # llama-server and other OpenAI-style servers
 DEFAULT_TOKENS = 64  # the original's fallback when `usage` is missing
 BACKOFF_MS = (400, 800)
 LogFn = Callable[[str, str], None]

@@ -21,7 +21,7 @@ from halospec_tui.actuators import (
     choose_actuator,
     detect_server,
 )
-from halospec_tui.client import ChatClient, LogFn
+from halospec_tui.client import OPENAI_CHAT_PATH, ChatClient, LogFn
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
 from halospec_tui.sim.physics import SimParams
 from halospec_tui.sim.process import SimProcess, SimStartError
@@ -173,6 +173,8 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
                 raise SetupError(
                     f"unknown actuator {opts.actuator!r} (choose from {', '.join(ACTUATORS)})"
                 )
+        if info.kind in ("llama-server", "openai"):
+            client.path = OPENAI_CHAT_PATH  # llama-server has no /api/v1 routes
     except BaseException:
         client.close()
         if sim is not None:

@@ -1,11 +1,11 @@
 """The command line end to end: headless runs on the embedded server, report, bad input."""
 
-import csv
 import json
 import subprocess
 import sys
 
 import pytest
+from helpers import csv_rows
 
 from halospec_tui.results import COLUMNS, ORIGINAL_COLUMNS
 
@@ -23,7 +23,7 @@ def test_quick_plan_headless_end_to_end(tmp_path, no_leftovers):
     out = tmp_path / "res.csv"
     p = run(["--no-ui", "--plan", "quick", "--backend", "sim", "--csv", str(out), *FAST])
     assert p.returncode == 0, p.stderr
-    rows = list(csv.DictReader(out.open()))
+    rows = csv_rows(out)
     modes = [f"fixed_{k}" for k in range(1, 9)] + ["adaptive"]
     assert [r["mode"] for r in rows] == [
         m for m in modes for _ in range(8 if m == "adaptive" else 4)
@@ -63,7 +63,7 @@ def test_load_applies_the_same_timeline_to_every_arm(tmp_path, no_leftovers):
              "--warmup", "1", "--load", "--load-step", "2", "--load-duration", "1.5", "--load-workers", "1",
              "--cooldown", "0.3", "--backend", "sim", "--csv", str(out), *FAST])  # fmt: skip
     assert p.returncode == 0, p.stderr
-    rows = list(csv.DictReader(out.open()))
+    rows = csv_rows(out)
     for mode in ("fixed_2", "adaptive"):
         phases = [r["phase"] for r in rows if r["mode"] == mode]
         assert phases[0] == "steady" and phases[1] == "load" and phases[-1] == "recovery", phases
@@ -72,7 +72,7 @@ def test_load_applies_the_same_timeline_to_every_arm(tmp_path, no_leftovers):
               "--load-workers", "1", "--backend", "sim", "--csv", str(tmp_path / "l2.csv"), *FAST],
              env={"HALOSPEC_LOAD": "1", **__import__("os").environ})  # fmt: skip
     assert p2.returncode == 0, p2.stderr
-    rows = list(csv.DictReader((tmp_path / "l2.csv").open()))
+    rows = csv_rows(tmp_path / "l2.csv")
     assert {r["phase"] for r in rows if r["mode"] == "fixed_2"} == {"steady"}
     assert [r["phase"] for r in rows if r["mode"] == "adaptive"][1] == "load"
 

@@ -145,7 +145,7 @@ class ResultsTable(DataTable):
     """One row per finished mode, updated in place; the best score highlighted."""
 
     def on_mount(self) -> None:
-        self.cursor_type = "row"
+        self.cursor_type = "none"
         for label, key in RESULT_COLUMNS:
             self.add_column(label, key=key)
 

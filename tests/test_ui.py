@@ -1,0 +1,145 @@
+"""Pilot tests of the live monitor on the embedded server."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from helpers import csv_rows
+from textual.widgets import DataTable, Digits, Static
+
+from halospec_tui.events import LogRouter
+from halospec_tui.load import LoadInjector
+from halospec_tui.plan import customise, named_plan
+from halospec_tui.runner import RunConfig
+from halospec_tui.session import SessionOptions, open_session
+from halospec_tui.ui.app import make_app
+
+
+async def wait_for(pilot, cond, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await pilot.pause(0.05)
+
+
+def build(sim, tmp_path, **plan_kw):
+    session = open_session(SessionOptions(backend="server", base_url=sim.base_url), LogRouter())
+    plan = customise(named_plan("quick"), **plan_kw)
+    config = RunConfig(
+        plan, str(tmp_path / "ui.csv"), backend=session.backend, server_pid=session.server_pid
+    )
+    load = LoadInjector(workers=1)
+    return session, make_app(config, session, load), load
+
+
+def rows(tmp_path):
+    return csv_rows(tmp_path / "ui.csv")
+
+
+def test_quick_run_shows_k_and_results(sim, tmp_path):
+    session, app, load = build(
+        sim, tmp_path, modes=["fixed_2", "fixed_5", "adaptive"], warmup=1, steps=3, adaptive_steps=5
+    )
+
+    async def go():
+        async with app.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: app.finished is not None)
+            await pilot.pause(0.4)  # a redraw tick after the last event
+            last = rows(tmp_path)[-1]
+            assert app.query_one("#k-digits", Digits).value == last["draft_length"]
+            table = app.query_one("#results", DataTable)
+            assert table.row_count == 3
+            assert [str(table.get_cell(m, "mode")) for m in ("fixed_2", "fixed_5", "adaptive")] == [
+                "fixed_2",
+                "fixed_5",
+                "adaptive",
+            ]
+            status = str(app.query_one("#status", Static).render())
+            assert "RUN COMPLETED" in status and "plan quick" in status
+            await pilot.press("q")  # finished: quits without asking
+        return app.return_code
+
+    with session:
+        asyncio.run(go())
+    assert len(rows(tmp_path)) == 11
+    assert (tmp_path / "ui_summary.json").exists()
+
+
+def test_load_key_quit_key_and_no_leftovers(sim, tmp_path, no_leftovers):
+    session, app, load = build(
+        sim, tmp_path, modes=["fixed_3"], warmup=0, steps=200, cooldown_s=0.05, load_duration_s=1.0
+    )
+    seen_pids = []
+
+    async def go():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 2)
+            await pilot.press("l")
+            await wait_for(pilot, lambda: app.model.phase == "load")
+            seen_pids.extend(load.pids())
+            await pilot.pause(0.3)
+            assert "LOAD" in str(app.query_one("#status", Static).render())
+            await wait_for(pilot, lambda: app.model.phase == "recovery")
+            await pilot.press("p")
+            await wait_for(pilot, lambda: app.model.paused)
+            await pilot.press("p")
+            await pilot.press("q")
+            await pilot.pause(0.2)
+            await pilot.press("y")
+            await wait_for(pilot, lambda: app.finished is not None)
+        assert app.finished.reason == "stopped"
+
+    with session:
+        asyncio.run(go())
+    assert seen_pids and not any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        for p in seen_pids
+    )
+    got = rows(tmp_path)
+    assert 4 <= len(got) < 200
+    phases = [r["phase"] for r in got]
+    assert phases[0] == "steady" and "load" in phases and phases[-1] == "recovery"
+    assert [int(r["step"]) for r in got] == list(range(1, len(got) + 1))
+    summary = (tmp_path / "ui_summary.txt").read_text()
+    assert f"fixed_3       {len(got):>3}" in summary
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+def test_small_and_large_terminals(sim, tmp_path, size):
+    session, app, load = build(
+        sim, tmp_path, modes=["fixed_1", "adaptive"], warmup=1, steps=2, adaptive_steps=3
+    )
+
+    async def go():
+        async with app.run_test(size=size) as pilot:
+            await wait_for(pilot, lambda: app.finished is not None)
+            await pilot.pause(0.3)
+            assert app.screen.has_class("-small") == (size == (80, 24))
+            assert app.query_one("#results", DataTable).row_count == 2
+
+    with session:
+        asyncio.run(go())
+
+
+def test_skip_moves_to_the_next_mode(sim, tmp_path):
+    session, app, load = build(
+        sim, tmp_path, modes=["fixed_1", "fixed_2"], warmup=0, steps=100, cooldown_s=0.05
+    )
+
+    async def go():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 2)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.model.mode == "fixed_2" and app.model.step >= 1)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: app.finished is not None)
+
+    with session:
+        asyncio.run(go())
+    got = rows(tmp_path)
+    n1 = sum(r["mode"] == "fixed_1" for r in got)
+    assert 2 <= n1 < 100 and 1 <= len(got) - n1 < 100
+    assert Path(tmp_path / "ui_summary.md").exists()
