@@ -23,7 +23,8 @@ from halospec_tui.telemetry import per_core
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import KPanel, KPlot, LatencyPlot, ResultsTable, cpu_text, status_text
 
-REDRAW_HZ = 8
+REDRAW_HZ = 4  # status, K, table and log
+PLOT_HZ = 1  # plotext plots are the expensive part: at most once a second
 LOG_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
 
@@ -86,6 +87,7 @@ class HaloSpecApp(App[None]):
         self.finished: RunFinished | None = None
         self.error: BaseException | None = None
         self._drawn_version = -1
+        self._plotted_steps: tuple[int, int | None] | None = None
         self._drawn_summaries = 0
         self._quitting = False
         self._debug = getattr(runner.client, "debug_json", False)
@@ -109,6 +111,7 @@ class HaloSpecApp(App[None]):
 
     def on_mount(self) -> None:
         self.set_interval(1 / REDRAW_HZ, self.redraw)
+        self.set_interval(1 / PLOT_HZ, self.redraw_plots)
         self.set_interval(1.0, self.redraw_cpu)
         self.redraw_cpu()
         self.on_resize()
@@ -159,8 +162,6 @@ class HaloSpecApp(App[None]):
         self._drawn_version = m.version
         with self.batch_update():
             self.query_one("#spark", Sparkline).data = list(m.mode_latency)
-            self.query_one(LatencyPlot).draw(m)
-            self.query_one(KPlot).draw(m)
             self.query_one(KPanel).draw(m)
             if len(m.summaries) != self._drawn_summaries or m.finished is not None:
                 self._drawn_summaries = len(m.summaries)
@@ -170,6 +171,15 @@ class HaloSpecApp(App[None]):
                 if level == "debug" and not self._debug:
                     continue
                 log.write(_styled(level, text))
+
+    def redraw_plots(self) -> None:
+        m = self.model
+        if (len(m.steps), m.low_ms) == self._plotted_steps:
+            return
+        self._plotted_steps = (len(m.steps), m.low_ms)
+        with self.batch_update():
+            self.query_one(LatencyPlot).draw(m)
+            self.query_one(KPlot).draw(m)
 
     def redraw_cpu(self) -> None:
         load = self.runner.load

@@ -49,6 +49,8 @@ class RunModel:
     steps: list[int] = field(default_factory=list)
     latency: list[float] = field(default_factory=list)  # nan for a failed step
     ema: list[float] = field(default_factory=list)
+    low: list[float] = field(default_factory=list)  # threshold band per step (nan: none)
+    high: list[float] = field(default_factory=list)
     ks: list[int] = field(default_factory=list)
     mode_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
     phase_marks: list[tuple[int, str]] = field(default_factory=list)  # (global step, phase)
@@ -136,7 +138,10 @@ class RunModel:
             lat = float(r.latency_ms) if r.success else float("nan")
             self.steps.append(r.global_step)
             self.latency.append(lat)
-            self.ema.append(r.ema_ms if r.ema_ms is not None else float("nan"))
+            nan = float("nan")
+            self.ema.append(r.ema_ms if r.ema_ms is not None else nan)
+            self.low.append(float(r.low_ms) if r.low_ms is not None else nan)
+            self.high.append(float(r.high_ms) if r.high_ms is not None else nan)
             self.ks.append(r.draft_length)
             if r.success:
                 self.mode_latency.append(lat)

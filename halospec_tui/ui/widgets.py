@@ -58,25 +58,20 @@ class LatencyPlot(PlotextPlot):
             self.refresh()
             return
         xs = m.steps
-        ok = [(x, y) for x, y in zip(xs, m.latency, strict=True) if not math.isnan(y)]
-        if ok:
-            plt.plot([p[0] for p in ok], [p[1] for p in ok], marker="braille", label="latency")
-        em = [(x, y) for x, y in zip(xs, m.ema, strict=True) if not math.isnan(y)]
-        if em:
-            plt.plot(
-                [p[0] for p in em], [p[1] for p in em], marker="braille", label="EMA", color="cyan"
-            )
-        if m.low_ms is not None and m.high_ms is not None:
-            plt.hline(m.low_ms, "green")
-            plt.hline(m.high_ms, "red")
+        for ys, label, color in (
+            (m.latency, "latency", None),
+            (m.ema, "EMA", "cyan"),
+            (m.low, "low", "green"),
+            (m.high, "high", "red"),
+        ):
+            pts = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
+            if pts:
+                kw = {"color": color} if color else {}
+                plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="braille", label=label, **kw)
+        # phase changes: red where load starts, yellow where recovery starts
         for x, phase in m.phase_marks:
-            if x <= xs[-1]:
-                plt.vline(
-                    x, "red" if phase == "load" else "yellow" if phase == "recovery" else "green"
-                )
-        for x, _mode in m.mode_marks[1:]:
-            if x <= xs[-1]:
-                plt.vline(x, "gray")
+            if phase != "steady" and x <= xs[-1]:
+                plt.vline(x, "red" if phase == "load" else "yellow")
         plt.xlabel("global step")
         self.refresh()
 
