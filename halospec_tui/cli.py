@@ -101,6 +101,12 @@ def build_run_parser() -> argparse.ArgumentParser:
         "--stream", action="store_true", help="stream answers and record time to first token"
     )
     g.add_argument(
+        "--server-down-after",
+        type=float,
+        default=60.0,
+        help="stop the run when the server stays unreachable this long, s (default 60)",
+    )
+    g.add_argument(
         "--debug-json",
         action="store_true",
         default=None,
@@ -197,6 +203,8 @@ def cmd_run(argv: Sequence[str]) -> int:
         raise UsageError("--load-workers must be at least 1")
     if ns.timeout <= 0:
         raise UsageError("--timeout must be positive")
+    if ns.server_down_after <= 0:
+        raise UsageError("--server-down-after must be positive")
     plan = plan_from_args(ns)
     _check_csv_target(ns.csv)
     # Refuse a CSV with another header before any server starts.
@@ -229,6 +237,7 @@ def cmd_run(argv: Sequence[str]) -> int:
             controller=ns.controller,
             backend=session.backend,
             server_pid=session.server_pid,
+            server_down_after_s=ns.server_down_after,
             meta={"actuator_reason": session.why, "server_kind": session.server.kind},
         )
         log("info", f"actuator {session.actuator.name}: {session.why}")

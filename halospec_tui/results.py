@@ -38,7 +38,14 @@ class ResultsError(ValueError):
     """A file that is not (or not compatible with) a halospec results CSV."""
 
 
+def one_line(text: str) -> str:
+    """A text cell on one line: CR and LF become spaces (a bare CR would break the CSV)."""
+    return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+
+
 def _cell(v: Any) -> str:
+    if isinstance(v, str):
+        return one_line(v)
     if v is None:
         return ""
     if isinstance(v, bool):

@@ -67,7 +67,9 @@ class LatencyPlot(PlotextPlot):
             pts = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
             if pts:
                 kw = {"color": color} if color else {}
-                plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="braille", label=label, **kw)
+                plt.plot(
+                    [p[0] for p in pts], [p[1] for p in pts], marker="braille", label=label, **kw
+                )
         # phase changes: red where load starts, yellow where recovery starts
         for x, phase in m.phase_marks:
             if phase != "steady" and x <= xs[-1]:
