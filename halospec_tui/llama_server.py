@@ -17,6 +17,7 @@ import httpx
 
 from halospec_tui.actuators import Actuation, ActuatorError
 from halospec_tui.client import LogFn
+from halospec_tui.procs import terminate
 
 HOST = "127.0.0.1"
 
@@ -144,13 +145,8 @@ class LlamaServerActuator:
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        if proc is not None:
+            terminate(proc, timeout_s=10)
 
     def close(self) -> None:
         self._stop()

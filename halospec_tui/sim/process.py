@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, fields
 
+from halospec_tui.procs import terminate
 from halospec_tui.sim.physics import PROFILES, SimParams
 
 READY_PREFIX = "HALOSPEC-SIM LISTENING "
@@ -179,7 +180,7 @@ class SimProcess:
             err = ""
             if proc.poll() is not None:
                 err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()[-1:]
-            _terminate(proc)
+            terminate(proc)
             raise SimStartError(f"embedded server did not start: {line.strip() or err}")
         addr = line[len(READY_PREFIX) :].split()[0]
         host, port = addr.rsplit(":", 1)
@@ -191,7 +192,7 @@ class SimProcess:
         return self.proc.poll() is None
 
     def stop(self) -> None:
-        _terminate(self.proc)
+        terminate(self.proc)
 
 
 def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
@@ -216,13 +217,3 @@ def _drain(proc: subprocess.Popen[str]) -> None:
                 pass
         except (OSError, ValueError):
             return
-
-
-def _terminate(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)

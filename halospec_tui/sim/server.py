@@ -111,6 +111,13 @@ class Handler(BaseHTTPRequestHandler):
     def _error(self, status: int, message: str, kind: str) -> None:
         self._send(status, {"error": {"code": status, "message": message, "type": kind}})
 
+    def _model_ok(self, name: object) -> bool:
+        """The served model, or a 404 as a real server answers."""
+        if name == self.state.params.model:
+            return True
+        self._error(404, f"model {name!r} not found", "not_found_error")
+        return False
+
     def _body(self) -> dict[str, Any] | None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -175,8 +182,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         s = self.state
         name = doc.get("model_name")
-        if name != s.params.model:
-            self._error(404, f"model {name!r} is not available", "not_found_error")
+        if not self._model_ok(name):
             return
         args = str(doc.get("llamacpp_args") or "")
         try:
@@ -209,8 +215,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         s = self.state
         model = doc.get("model")
-        if model != s.params.model:
-            self._error(404, f"model {model!r} not found", "not_found_error")
+        if not self._model_ok(model):
             return
         msgs = doc.get("messages")
         if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
