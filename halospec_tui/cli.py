@@ -214,6 +214,9 @@ def cmd_run(argv: Sequence[str]) -> int:
         probe.close()
     opts = session_options(ns)
     load_enabled = bool(ns.load) or _env_flag("HALOSPEC_LOAD")
+    if not ns.no_ui and not (sys.stdout.isatty() and sys.stdin.isatty()):
+        print("halospec-tui: no terminal: running headless (as --no-ui)", file=sys.stderr)
+        ns.no_ui = True
     level = "debug" if (ns.verbose or opts.debug_json) else "info"
     log = LogRouter()
     if ns.no_ui:

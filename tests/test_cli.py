@@ -138,3 +138,13 @@ def test_engine_and_headless_never_import_textual():
 
 def test_columns_keep_the_original_eight_first():
     assert COLUMNS[:8] == ORIGINAL_COLUMNS
+
+
+def test_without_a_terminal_the_monitor_falls_back_to_headless(tmp_path, no_leftovers):
+    out = tmp_path / "t.csv"
+    p = run(["--plan", "quick", "--modes", "fixed_1", "--steps", "1", "--warmup", "0", "--backend", "sim",
+             "--csv", str(out), *FAST])  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "no terminal: running headless" in p.stderr
+    assert "[fixed_1 1/1] steady   K=1" in p.stdout
+    assert len(csv_rows(out)) == 1
