@@ -136,6 +136,8 @@ class LogLine:
 
 @dataclass(frozen=True)
 class KnobVerdict:
+    """Whether K took effect, judged from the server's drafting; emitted as it changes."""
+
     status: str  # effective | no-effect | unverified
     message: str
 
@@ -161,6 +163,7 @@ Event = (
     | LoadChanged
     | Paused
     | LogLine
+    | KnobVerdict
     | RunFinished
 )
 

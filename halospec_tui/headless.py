@@ -10,6 +10,7 @@ from typing import TextIO
 from halospec_tui.events import (
     Calibrated,
     Event,
+    KnobVerdict,
     LoadChanged,
     LogLine,
     ModeFinished,
@@ -89,6 +90,9 @@ class HeadlessPrinter:
         elif isinstance(event, LogLine):
             if LEVELS.get(event.level, 20) >= self.level:
                 self._print(f"{event.level}: {event.text}", self.err)
+        elif isinstance(event, KnobVerdict):
+            if event.status != "unverified":
+                self._print(f"-- knob check: {event.message}")
         elif isinstance(event, RunFinished):
             self._print(event.summary_text)
             self._print(f"Run {event.reason}. Files:\n  " + "\n  ".join(event.files))

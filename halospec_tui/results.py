@@ -301,14 +301,15 @@ def extras_table(report: Report) -> str:
     """What the server said about drafting, per mode, and the knob verdict."""
     lines = [
         "",
-        f"{'mode':<10} {'drafted':>9} {'accepted':>9} {'accept%':>8} {'srv tok/s':>10} {'reloads':>8}",
+        f"{'mode':<10} {'drafted':>9} {'accepted':>9} {'accept%':>8} {'srv tok/s':>10} "
+        f"{'reloads':>8} {'reload ms':>10}",
     ]
     for s in report.summaries:
         acc = "-" if s.acceptance is None else f"{s.acceptance * 100:.1f}"
         lines.append(
             f"{s.mode:<10} {s.drafted if s.drafted is not None else '-':>9} "
             f"{s.accepted if s.accepted is not None else '-':>9} {acc:>8} "
-            f"{_f1(s.server_tps):>10} {s.reloads:>8}"
+            f"{_f1(s.server_tps):>10} {s.reloads:>8} {s.reload_ms:>10}"
         )
     marker = {"effective": "OK", "no-effect": "WARNING", "unverified": "NOTE"}[report.knob.status]
     lines.append(f"\n[{marker}] {report.knob.message}")

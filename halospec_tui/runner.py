@@ -34,6 +34,7 @@ from halospec_tui.events import (
     StepRecord,
     WarmupStep,
 )
+from halospec_tui.knob import check_knob
 from halospec_tui.load import LoadInjector
 from halospec_tui.plan import ModeSpec, Plan
 from halospec_tui.prompts import prompt_for
@@ -104,6 +105,7 @@ class Runner:
         self._phase = "steady"
         self._load_seen = False
         self._down_since: float | None = None
+        self._knob: KnobVerdict | None = None
 
     # -- control (any thread) ---------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -282,7 +284,7 @@ class Runner:
             reason=reason,
             summaries=report.summaries,
             winner=report.winner,
-            knob=report.knob or KnobVerdict("unverified", ""),
+            knob=report.knob,
             files=files,
             summary_text=summary_text(report),
         )
@@ -290,12 +292,14 @@ class Runner:
         return done
 
     def _finish_mode(self, mode: ModeSpec, skipped: bool = False) -> None:
-        mine = [
-            sample_from_record(r)
-            for r in self.records
-            if r.mode == mode.name and r.run_id == self.config.run_id
-        ]
+        samples = [sample_from_record(r) for r in self.records]
+        mine = [s for s in samples if s.mode == mode.name]
         self.sink.emit(ModeFinished(summarize_mode(mode.name, mine), skipped=skipped))
+        # Say as early as possible whether K takes effect, not only at the end.
+        verdict = check_knob(samples)
+        if verdict != self._knob:
+            self._knob = verdict
+            self.sink.emit(verdict)
 
     def _run_mode(self, index: int, mode: ModeSpec, writer: CsvWriter) -> None:
         cfg, plan = self.config, self.plan

@@ -11,6 +11,7 @@ from halospec_tui.results import (
     _row,
     build_report,
     classic_table,
+    extras_table,
     md_escape,
     read_runs,
     summary_markdown,
@@ -187,3 +188,28 @@ def test_summary_files(tmp_path):
     assert doc["winner"] == "adaptive" and doc["meta"]["run_id"] == "x"
     assert doc["modes"][0]["p95"] == 300
     assert ORIGINAL_HEADER in paths[0].read_text()
+
+
+def test_extras_table_and_knob_line():
+    rows = [
+        StepSample(
+            "fixed_1", 1, True, 100, 64, drafted=30, accepted=24, predicted_n=64, predicted_ms=80.0
+        ),
+        StepSample(
+            "fixed_8",
+            8,
+            True,
+            100,
+            64,
+            drafted=90,
+            accepted=45,
+            predicted_n=64,
+            predicted_ms=64.0,
+            reload_ms=400,
+        ),
+    ]
+    lines = extras_table(build_report(rows)).split("\n")
+    assert lines[1] == "mode         drafted  accepted  accept%  srv tok/s  reloads  reload ms"
+    assert lines[2] == "fixed_1           30        24     80.0      800.0        0          0"
+    assert lines[3] == "fixed_8           90        45     50.0     1000.0        1        400"
+    assert lines[5] == "[OK] K took effect: drafted/request 30.0 at K=1 vs 90.0 at K=8"

@@ -143,3 +143,26 @@ def test_skip_moves_to_the_next_mode(sim, tmp_path):
     n1 = sum(r["mode"] == "fixed_1" for r in got)
     assert 2 <= n1 < 100 and 1 <= len(got) - n1 < 100
     assert Path(tmp_path / "ui_summary.md").exists()
+
+
+def test_a_knob_without_effect_is_shown_loudly(sim, tmp_path):
+    session = open_session(
+        SessionOptions(backend="server", base_url=sim.base_url, actuator="field"), LogRouter()
+    )
+    plan = customise(
+        named_plan("quick"), modes=["fixed_1", "fixed_8", "fixed_2"], warmup=0, steps=2
+    )
+    config = RunConfig(plan, str(tmp_path / "ui.csv"))
+    app = make_app(config, session, LoadInjector(workers=1))
+
+    async def go():
+        async with app.run_test(size=(140, 44)) as pilot:
+            await wait_for(pilot, lambda: len(app.model.summaries) == 2)
+            await pilot.pause(0.4)
+            assert app.model.knob.status == "no-effect"
+            assert "K HAS NO EFFECT" in str(app.query_one("#status", Static).render())
+            await wait_for(pilot, lambda: app.finished is not None)
+
+    with session:
+        asyncio.run(go())
+    assert app.finished.knob.status == "no-effect"

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
-from halospec_tui.events import Event, LogLine, LogRouter, RunFinished
+from halospec_tui.events import Event, KnobVerdict, LogLine, LogRouter, RunFinished
 from halospec_tui.load import LoadInjector
 from halospec_tui.runner import RunConfig, Runner
 from halospec_tui.session import Session
@@ -151,7 +151,11 @@ class HaloSpecApp(App[None]):
 
     @on(EngineEvent)
     def engine_event(self, message: EngineEvent) -> None:
-        self.model.apply(message.event)
+        event = message.event
+        prev = self.model.knob
+        self.model.apply(event)
+        if isinstance(event, KnobVerdict) and event.status == "no-effect" and prev != event:
+            self.notify(event.message, title="K has no effect", severity="error", timeout=20)
 
     # -- drawing on a clock -------------------------------------------------
     def redraw(self) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from halospec_tui.events import (
     Calibrated,
     Event,
+    KnobVerdict,
     LoadChanged,
     LogLine,
     ModeFinished,
@@ -60,6 +61,7 @@ class RunModel:
     load_reason: str = ""
     paused: bool = False
     finished: RunFinished | None = None
+    knob: KnobVerdict | None = None
     requests_done: int = 0
     request_time_s: float = 0.0
     logs: list[tuple[str, str]] = field(default_factory=list)  # pending for the log pane
@@ -158,8 +160,11 @@ class RunModel:
             self.paused = e.paused
         elif isinstance(e, LogLine):
             self.logs.append((e.level, e.text))
+        elif isinstance(e, KnobVerdict):
+            self.knob = e
         elif isinstance(e, RunFinished):
             self.finished = e
+            self.knob = e.knob
 
     def take_logs(self) -> list[tuple[str, str]]:
         out, self.logs = self.logs, []

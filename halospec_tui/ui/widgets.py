@@ -40,6 +40,10 @@ def status_text(m: RunModel) -> Text:
     t.append("· phase ")
     t.append(m.phase.upper(), PHASE_STYLE.get(m.phase, ""))
     t.append(f" · elapsed {fmt_duration(m.elapsed_s)} · left ~{fmt_duration(m.remaining_s())}")
+    if m.knob is not None and m.knob.status == "no-effect":
+        t.append("  K HAS NO EFFECT", "bold reverse red")
+    elif m.knob is not None and m.knob.status == "effective":
+        t.append("  K verified", "green")
     if m.paused:
         t.append("  PAUSED", "bold reverse yellow")
     if m.finished is not None:
