@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from halospec_tui import __version__
-from halospec_tui.events import LogRouter
+from halospec_tui.events import FanOut, LogFile, LogRouter, Sink
 from halospec_tui.llama_server import LlamaServerConfig
 from halospec_tui.plan import K_LIMIT, PLANS, PlanError, customise, named_plan
 from halospec_tui.results import DEFAULT_CSV, ResultsError
@@ -130,6 +130,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("output")
     g.add_argument("--csv", default=DEFAULT_CSV, help="results CSV, appended (default %(default)s)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug lines in the log")
+    g.add_argument("--log-file", help="also append every log line to this file")
     add_sim_args(p)
     return p
 
@@ -219,10 +220,16 @@ def cmd_run(argv: Sequence[str]) -> int:
         ns.no_ui = True
     level = "debug" if (ns.verbose or opts.debug_json) else "info"
     log = LogRouter()
+    extra: list[LogFile] = []
+    if ns.log_file:
+        try:
+            extra.append(LogFile(ns.log_file))
+        except OSError as e:
+            raise UsageError(f"cannot write --log-file {ns.log_file}: {e.strerror}") from None
     if ns.no_ui:
         from halospec_tui.headless import HeadlessPrinter
 
-        printer = HeadlessPrinter(level=level)
+        printer: Sink = FanOut(HeadlessPrinter(level=level), *extra)
         log.attach(printer)
     try:
         session = open_session(opts, log)
@@ -258,7 +265,7 @@ def cmd_run(argv: Sequence[str]) -> int:
             else:
                 from halospec_tui.ui.app import make_app
 
-                app = make_app(config, session, load, log)
+                app = make_app(config, session, load, log, extra)
                 app.run()
                 finished = app.finished
                 if finished is not None:
@@ -270,6 +277,8 @@ def cmd_run(argv: Sequence[str]) -> int:
                     return EXIT_FAILED
         finally:
             load.stop()
+            for sink in extra:
+                sink.close()
     if finished is None:
         return EXIT_FAILED
     code = EXIT_FOR_REASON.get(finished.reason, EXIT_FAILED)

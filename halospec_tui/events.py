@@ -6,6 +6,7 @@ runner thread to a UI thread without copying. The engine never imports Textual.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -215,3 +216,19 @@ class LogRouter:
         for level, text in self._buffer:
             sink.emit(LogLine(level, text))
         self._buffer.clear()
+
+
+class LogFile:
+    """A sink that appends every log line, with a timestamp, to a file (--log-file)."""
+
+    def __init__(self, path: str) -> None:
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, LogLine):
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
+            self._fh.write(f"{stamp} {event.level:<7} {event.text}\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()

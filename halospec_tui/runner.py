@@ -315,6 +315,7 @@ class Runner:
         self._actuate(mode.warmup_k)
         for w in range(1, mode.warmup_steps + 1):
             self._wait_if_paused()
+            self._apply_manual_load()
             reply, _ = self._request(w - 1, mode.warmup_k)
             self._watch_server(reply)
             if reply.success:

@@ -59,7 +59,7 @@ def test_original_field_actuator_is_reported_as_no_effect(tmp_path, no_leftovers
 
 def test_load_applies_the_same_timeline_to_every_arm(tmp_path, no_leftovers):
     out = tmp_path / "l.csv"
-    p = run(["--no-ui", "--plan", "quick", "--modes", "fixed_2,adaptive", "--steps", "8", "--adaptive-steps", "8",
+    p = run(["--no-ui", "--plan", "quick", "--modes", "fixed_2,adaptive", "--steps", "10", "--adaptive-steps", "10",
              "--warmup", "1", "--load", "--load-step", "2", "--load-duration", "1.5", "--load-workers", "1",
              "--cooldown", "0.3", "--backend", "sim", "--csv", str(out), *FAST])  # fmt: skip
     assert p.returncode == 0, p.stderr
@@ -143,8 +143,10 @@ def test_columns_keep_the_original_eight_first():
 def test_without_a_terminal_the_monitor_falls_back_to_headless(tmp_path, no_leftovers):
     out = tmp_path / "t.csv"
     p = run(["--plan", "quick", "--modes", "fixed_1", "--steps", "1", "--warmup", "0", "--backend", "sim",
-             "--csv", str(out), *FAST])  # fmt: skip
+             "--csv", str(out), "--log-file", str(tmp_path / "run.log"), *FAST])  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "no terminal: running headless" in p.stderr
     assert "[fixed_1 1/1] steady   K=1" in p.stdout
     assert len(csv_rows(out)) == 1
+    log = (tmp_path / "run.log").read_text()
+    assert " info    actuator lemonade-load: " in log and "fixed_1 step 1: reply" in log

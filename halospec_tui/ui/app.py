@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Sequence
 
 from textual import on, work
 from textual.app import App, ComposeResult
@@ -15,7 +16,15 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
-from halospec_tui.events import Event, KnobVerdict, LogLine, LogRouter, RunFinished
+from halospec_tui.events import (
+    Event,
+    FanOut,
+    KnobVerdict,
+    LogLine,
+    LogRouter,
+    RunFinished,
+    Sink,
+)
 from halospec_tui.load import LoadInjector
 from halospec_tui.runner import RunConfig, Runner
 from halospec_tui.session import Session
@@ -246,12 +255,14 @@ def make_app(
     session: Session,
     load: LoadInjector,
     log: LogRouter | None = None,
+    extra_sinks: Sequence[Sink] = (),
 ) -> HaloSpecApp:
     """One factory for the CLI and the tests: the runner wired to the app's sink."""
-    sink = UiSink()
+    ui = UiSink()
+    sink: Sink = FanOut(ui, *extra_sinks) if extra_sinks else ui
     runner = Runner(config, session.client, session.actuator, sink, load)
     app = HaloSpecApp(runner)
-    sink.app = app
+    ui.app = app
     if log is not None:
         log.attach(sink)
     return app
