@@ -15,7 +15,7 @@ from pathlib import Path
 from halospec_tui import __version__
 from halospec_tui.events import FanOut, LogFile, LogRouter, Sink
 from halospec_tui.llama_server import LlamaServerConfig
-from halospec_tui.plan import K_LIMIT, PLANS, PlanError, customise, named_plan
+from halospec_tui.plan import PLANS, PlanError, customise, named_plan
 from halospec_tui.results import DEFAULT_CSV, ResultsError
 
 EXIT_OK = 0
@@ -360,6 +360,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("halospec-tui: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-
-
-__all__ = ["main", "K_LIMIT"]

@@ -133,13 +133,6 @@ class LlamaServerActuator:
         self._stop()
         raise ActuatorError(f"llama-server not healthy after {self.cfg.start_timeout_s:g} s")
 
-    def props(self) -> dict[str, Any] | None:
-        try:
-            r = httpx.get(self.base_url + "/props", timeout=5)
-            return r.json() if r.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            return None
-
     def body_fields(self, k: int) -> dict[str, Any]:
         return {}
 

@@ -11,7 +11,6 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from dataclasses import dataclass
 from multiprocessing import resource_tracker
 
 HARD_LIMIT_S = 600.0  # no burner ever runs longer than this
@@ -27,15 +26,6 @@ def _burn(duration_s: float, parent_pid: int) -> None:  # runs in the child
             return
 
 
-@dataclass(frozen=True)
-class LoadState:
-    active: bool
-    workers: int
-    pids: tuple[int, ...]
-    started_at: float | None
-    ends_at: float | None
-
-
 class LoadInjector:
     """Starts and stops a group of burners. Thread-safe; `stop()` is idempotent."""
 
@@ -47,7 +37,6 @@ class LoadInjector:
         resource_tracker.ensure_running()
         self._procs: list[mp.process.BaseProcess] = []
         self._lock = threading.Lock()
-        self._started_at: float | None = None
         self._ends_at: float | None = None
 
     def start(self, duration_s: float) -> None:
@@ -64,8 +53,7 @@ class LoadInjector:
                 )
                 p.start()
                 self._procs.append(p)
-            self._started_at = time.monotonic()
-            self._ends_at = self._started_at + duration_s
+            self._ends_at = time.monotonic() + duration_s
 
     @property
     def active(self) -> bool:
@@ -73,20 +61,17 @@ class LoadInjector:
             self._reap_locked()
             return bool(self._procs)
 
+    def seconds_left(self) -> float | None:
+        """Seconds until the burners end by themselves, or None when none run."""
+        with self._lock:
+            self._reap_locked()
+            if not self._procs or self._ends_at is None:
+                return None
+            return max(0.0, self._ends_at - time.monotonic())
+
     def pids(self) -> tuple[int, ...]:
         with self._lock:
             return tuple(p.pid for p in self._procs if p.pid is not None)
-
-    def state(self) -> LoadState:
-        with self._lock:
-            self._reap_locked()
-            return LoadState(
-                active=bool(self._procs),
-                workers=self.workers,
-                pids=tuple(p.pid for p in self._procs if p.pid is not None),
-                started_at=self._started_at if self._procs else None,
-                ends_at=self._ends_at if self._procs else None,
-            )
 
     def _reap_locked(self) -> None:
         alive = []
@@ -96,10 +81,6 @@ class LoadInjector:
             else:
                 p.join(timeout=0)
         self._procs = alive
-
-    def wait(self, timeout_s: float | None = None) -> None:
-        for p in list(self._procs):
-            p.join(timeout=timeout_s)
 
     def stop(self) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -181,13 +181,6 @@ def read_runs(path: str | os.PathLike[str]) -> list[Run]:
         runs[-1].append(row)
         prev_step, prev_id = g, rid
     return [Run(i + 1, rs[0].get("run_id") or "", tuple(rs)) for i, rs in enumerate(runs)]
-
-
-def rows_of_run(path: str | os.PathLike[str], run_id: str) -> list[StepSample]:
-    for run in read_runs(path):
-        if run.run_id == run_id:
-            return run.samples
-    return []
 
 
 # -- summaries ----------------------------------------------------------------
@@ -406,8 +399,3 @@ def write_summaries(
     paths["json"].write_text(summary_json(report, meta) + "\n")
     paths["md"].write_text(summary_markdown(report))
     return list(paths.values())
-
-
-def iter_samples(records: Sequence[StepRecord]) -> Iterator[StepSample]:
-    for r in records:
-        yield sample_from_record(r)

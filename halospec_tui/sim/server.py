@@ -14,7 +14,6 @@ import shlex
 import socket
 import threading
 import time
-from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,7 +45,6 @@ class SimState:
         self.accepted_total = 0
         self.tokens_total = 0
         self.last_prompt: str | None = None
-        self.loaded_at = time.time()
 
     def launch_command(self) -> str:
         return (
@@ -206,7 +204,6 @@ class Handler(BaseHTTPRequestHandler):
                 s.k = new_k
                 s.llamacpp_args = args
                 s.last_prompt = None  # a reload empties the prompt cache
-                s.loaded_at = time.time()
         self._send(200, {"status": "success", "message": f"Loaded model: {name}"})
 
     def _chat(self) -> None:
@@ -373,7 +370,3 @@ def make_server(params: SimParams, port: int = 0) -> tuple[SimServer, SimState]:
     handler = type("BoundHandler", (Handler,), {"state": state})
     server = SimServer((HOST, port), handler)
     return server, state
-
-
-def with_k(params: SimParams, k: int) -> SimParams:
-    return replace(params, draft_n_max=k)

@@ -197,7 +197,7 @@ class HaloSpecApp(App[None]):
     def redraw_cpu(self) -> None:
         load = self.runner.load
         self.query_one("#cpu", Static).update(
-            cpu_text(per_core(), load.active, self.model.load_reason, load.workers)
+            cpu_text(per_core(), load.seconds_left(), self.model.load_reason, load.workers)
         )
 
     # -- keys ---------------------------------------------------------------

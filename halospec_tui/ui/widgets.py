@@ -118,7 +118,9 @@ class KPanel(Vertical):
         self.query_one("#k-detail", Static).update("\n".join(lines))
 
 
-def cpu_text(per_core: list[float], load_active: bool, load_reason: str, workers: int) -> Text:
+def cpu_text(
+    per_core: list[float], load_left_s: float | None, load_reason: str, workers: int
+) -> Text:
     t = Text()
     for i, pct in enumerate(per_core):
         n = round(pct / 10)
@@ -127,8 +129,8 @@ def cpu_text(per_core: list[float], load_active: bool, load_reason: str, workers
         t.append("█" * n, style)
         t.append("·" * (10 - n), "dim")
         t.append(f" {pct:5.1f}%\n")
-    if load_active:
-        t.append(f"LOAD ON: {workers} burner(s)", "bold red")
+    if load_left_s is not None:
+        t.append(f"LOAD ON: {workers} burner(s), {load_left_s:.0f} s left", "bold red")
         t.append(f" ({load_reason})" if load_reason else "")
     else:
         t.append("load off", "dim")
