@@ -17,7 +17,14 @@ from typing import Any, TextIO
 
 from halospec_tui.events import KnobVerdict, StepRecord
 from halospec_tui.knob import check_knob
-from halospec_tui.stats import ModeSummary, StepSample, summarize, winner
+from halospec_tui.stats import (
+    ModeSummary,
+    PhaseRegret,
+    StepSample,
+    adaptive_regret,
+    summarize,
+    winner,
+)
 
 ORIGINAL_COLUMNS = (
     "global_step",
@@ -190,6 +197,7 @@ class Report:
     winner: str | None
     winner_score: float | None
     knob: KnobVerdict
+    regret: tuple[PhaseRegret, ...] = ()
 
 
 def build_report(samples: Sequence[StepSample]) -> Report:
@@ -200,7 +208,16 @@ def build_report(samples: Sequence[StepSample]) -> Report:
         winner=best.mode if best else None,
         winner_score=best.score if best else None,
         knob=check_knob(samples),
+        regret=tuple(adaptive_regret(samples)),
     )
+
+
+def regret_lines(report: Report) -> list[str]:
+    return [
+        f"adaptive vs best fixed in {r.phase}: {r.adaptive_ms:.1f} ms vs {r.best_ms:.1f} ms "
+        f"({r.best_fixed}), regret {r.regret * 100:+.1f}%"
+        for r in report.regret
+    ]
 
 
 def _ms(v: int | None) -> str:
@@ -304,6 +321,9 @@ def extras_table(report: Report) -> str:
             f"{s.accepted if s.accepted is not None else '-':>9} {acc:>8} "
             f"{_f1(s.server_tps):>10} {s.reloads:>8} {s.reload_ms:>10}"
         )
+    if report.regret:
+        lines.append("")
+        lines += regret_lines(report)
     marker = {"effective": "OK", "no-effect": "WARNING", "unverified": "NOTE"}[report.knob.status]
     lines.append(f"\n[{marker}] {report.knob.message}")
     return "\n".join(lines)
@@ -321,6 +341,16 @@ def summary_json(report: Report, meta: dict[str, Any] | None = None) -> str:
             "winner": report.winner,
             "winner_score": report.winner_score,
             "knob": {"status": report.knob.status, "message": report.knob.message},
+            "regret": [
+                {
+                    "phase": r.phase,
+                    "best_fixed": r.best_fixed,
+                    "best_ms": r.best_ms,
+                    "adaptive_ms": r.adaptive_ms,
+                    "regret": r.regret,
+                }
+                for r in report.regret
+            ],  # fmt: skip
         },
         indent=2,
     )
@@ -377,6 +407,8 @@ def summary_markdown(report: Report) -> str:
         if s.is_adaptive:
             conv = s.convergence_step if s.convergence_step is not None else "none"
             lines.append(f"\nAdaptive: {s.k_changes} K changes, converged at step {conv} (k=5).")
+    if report.regret:
+        lines += [""] + [f"- {md_escape(line)}" for line in regret_lines(report)]
     lines += ["", f"Knob check: **{report.knob.status}**: {md_escape(report.knob.message)}", ""]
     return "\n".join(lines)
 

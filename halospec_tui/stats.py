@@ -196,3 +196,49 @@ def winner(summaries: Sequence[ModeSummary]) -> ModeSummary | None:
         if best is None or (best.score is not None and s.score < best.score):
             best = s
     return best
+
+
+PHASES = ("steady", "load", "recovery")
+
+
+def phase_means(samples: Sequence[StepSample]) -> dict[str, dict[str, float]]:
+    """Mean latency of successful steps, per mode and phase (modes in order of appearance)."""
+    acc: dict[str, dict[str, list[int]]] = {}
+    for s in samples:
+        by_phase = acc.setdefault(s.mode, {})
+        if s.success:
+            by_phase.setdefault(s.phase, []).append(s.latency_ms)
+    return {m: {p: sum(v) / len(v) for p, v in ph.items()} for m, ph in acc.items()}
+
+
+@dataclass(frozen=True)
+class PhaseRegret:
+    """The adaptive arm against the best fixed arm in one phase: regret = adaptive/best - 1."""
+
+    phase: str
+    best_fixed: str
+    best_ms: float
+    adaptive_ms: float
+
+    @property
+    def regret(self) -> float:
+        return self.adaptive_ms / self.best_ms - 1.0
+
+
+def adaptive_regret(samples: Sequence[StepSample]) -> list[PhaseRegret]:
+    """Per phase where both exist: the adaptive arm's mean latency vs the best fixed arm's.
+
+    Only meaningful when every arm ran the same load timeline (the default).
+    """
+    means = phase_means(samples)
+    adaptive = means.get("adaptive", {})
+    out = []
+    for phase in PHASES:
+        fixed = [
+            (m, ph[phase]) for m, ph in means.items() if m.startswith("fixed_") and phase in ph
+        ]
+        if phase not in adaptive or not fixed:
+            continue
+        best_mode, best_ms = min(fixed, key=lambda x: x[1])
+        out.append(PhaseRegret(phase, best_mode, best_ms, adaptive[phase]))
+    return out

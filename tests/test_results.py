@@ -14,6 +14,7 @@ from halospec_tui.results import (
     extras_table,
     md_escape,
     read_runs,
+    summary_json,
     summary_markdown,
     write_summaries,
 )
@@ -213,3 +214,27 @@ def test_extras_table_and_knob_line():
     assert lines[2] == "fixed_1           30        24     80.0      800.0        0          0"
     assert lines[3] == "fixed_8           90        45     50.0     1000.0        1        400"
     assert lines[5] == "[OK] K took effect: drafted/request 30.0 at K=1 vs 90.0 at K=8"
+
+
+def test_regret_lines_in_text_json_and_markdown():
+    rows = [
+        StepSample("fixed_2", 2, True, 200, 64, phase="load"),
+        StepSample("fixed_4", 4, True, 160, 64, phase="load"),
+        StepSample("adaptive", 4, True, 176, 64, phase="load"),
+    ]
+    report = build_report(rows)
+    line = "adaptive vs best fixed in load: 176.0 ms vs 160.0 ms (fixed_4), regret +10.0%"
+    assert line in extras_table(report).split("\n")
+    assert json.loads(summary_json(report))["regret"] == [
+        {
+            "phase": "load",
+            "best_fixed": "fixed_4",
+            "best_ms": 160.0,
+            "adaptive_ms": 176.0,
+            "regret": pytest.approx(0.1),
+        }
+    ]
+    assert (
+        "- adaptive vs best fixed in load: 176.0 ms vs 160.0 ms (fixed\\_4), regret +10.0%"
+        in summary_markdown(report)
+    )

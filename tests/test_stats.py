@@ -4,9 +4,11 @@ import pytest
 
 from halospec_tui.stats import (
     StepSample,
+    adaptive_regret,
     convergence_step,
     k_changes,
     percentile_nearest_rank,
+    phase_means,
     population_stddev,
     slo_score,
     summarize,
@@ -106,3 +108,28 @@ def test_winner_first_lowest_wins_ties():
     assert [s.mode for s in sums] == ["a", "b", "c", "d"]
     assert winner(sums).mode == "b"
     assert winner([]) is None
+
+
+def test_phase_means_and_adaptive_regret_per_phase():
+    rows = [
+        StepSample("fixed_2", 2, True, 100, 64, phase="steady"),
+        StepSample("fixed_2", 2, True, 300, 64, phase="load"),
+        StepSample("fixed_2", 2, True, 500, 64, phase="load"),
+        StepSample("fixed_6", 6, True, 80, 64, phase="steady"),
+        StepSample("fixed_6", 6, True, 450, 64, phase="load"),
+        StepSample("fixed_6", 6, False, 0, 0, phase="recovery"),  # failures do not count
+        StepSample("adaptive", 4, True, 90, 64, phase="steady"),
+        StepSample("adaptive", 5, True, 420, 64, phase="load"),
+        StepSample("adaptive", 3, True, 99, 64, phase="recovery"),
+    ]
+    assert phase_means(rows) == {
+        "fixed_2": {"steady": 100.0, "load": 400.0},
+        "fixed_6": {"steady": 80.0, "load": 450.0},
+        "adaptive": {"steady": 90.0, "load": 420.0, "recovery": 99.0},
+    }
+    reg = adaptive_regret(rows)
+    assert [(r.phase, r.best_fixed, r.best_ms, r.adaptive_ms) for r in reg] == [
+        ("steady", "fixed_6", 80.0, 90.0),
+        ("load", "fixed_2", 400.0, 420.0),
+    ]  # no fixed arm succeeded in recovery: no comparison there
+    assert reg[0].regret == pytest.approx(0.125) and reg[1].regret == pytest.approx(0.05)
