@@ -104,6 +104,7 @@ class Runner:
         self._global_step = 0
         self._phase = "steady"
         self._load_seen = False
+        self._load_announced = False
         self._down_since: float | None = None
         self._knob: KnobVerdict | None = None
 
@@ -143,10 +144,10 @@ class Runner:
     def _log(self, level: str, text: str) -> None:
         self.sink.emit(LogLine(level, text))
 
-    def _check(self, allow_skip: bool = True) -> None:
+    def _check(self) -> None:
         if self._stop.is_set():
             raise _Stop()
-        if allow_skip and self._skip.is_set():
+        if self._skip.is_set():
             raise _Skip()
 
     def _sleep(self, seconds: float) -> None:
@@ -165,17 +166,25 @@ class Runner:
             self._resume.wait(0.1)
         self._check()
 
+    def _announce_load(self, active: bool, reason: str) -> None:
+        """One LoadChanged per real change of the burners' state."""
+        if active != self._load_announced:
+            self._load_announced = active
+            self.sink.emit(LoadChanged(active, self.load.workers, reason))
+
+    def _start_load(self, reason: str) -> None:
+        self.load.start(self.plan.load_duration_s)
+        self._announce_load(True, reason)
+        secs = self.plan.load_duration_s
+        self._log("info", f"load: {self.load.workers} burner(s) for {secs:g} s ({reason})")
+
     def _apply_manual_load(self) -> None:
         req, self._manual_load = self._manual_load, None
         if req == "start" and not self.load.active:
-            self.load.start(self.plan.load_duration_s)
-            self.sink.emit(LoadChanged(True, self.load.workers, "injected from the keyboard"))
-            self._log(
-                "info", f"load: {self.load.workers} burner(s) for {self.plan.load_duration_s:g} s"
-            )
+            self._start_load("injected from the keyboard")
         elif req == "stop" and self.load.active:
             self.load.stop()
-            self.sink.emit(LoadChanged(False, self.load.workers, "stopped from the keyboard"))
+            self._announce_load(False, "stopped from the keyboard")
 
     def _set_phase(self, mode: str, step: int, phase: str) -> None:
         if phase != self._phase:
@@ -341,12 +350,7 @@ class Runner:
             self._wait_if_paused()
             self._apply_manual_load()
             if load_here and step == plan.load_step and not self.load.active:
-                self.load.start(plan.load_duration_s)
-                self.sink.emit(LoadChanged(True, self.load.workers, f"{mode.name} step {step}"))
-                self._log(
-                    "info",
-                    f"load: {self.load.workers} burner(s) for {plan.load_duration_s:g} s from step {step}",
-                )
+                self._start_load(f"{mode.name} step {step}")
             k = controller.next_k() if controller is not None else mode.k
             assert k is not None
             act = self._actuate(k)
@@ -361,6 +365,7 @@ class Runner:
                 self._load_seen = True
                 phase = "load"
             else:
+                self._announce_load(False, "burners finished")
                 phase = "recovery" if self._load_seen else "steady"
             self._set_phase(mode.name, step, phase)
             self._global_step += 1
@@ -375,8 +380,8 @@ class Runner:
         # spills into the next arm's warmup.
         while self.load.active and load_here:
             self._sleep(0.1)
-        if self._load_seen and not self.load.active:
-            self.sink.emit(LoadChanged(False, self.load.workers, "burner finished"))
+        if not self.load.active:
+            self._announce_load(False, "burners finished")
         self._finish_mode(mode)
 
     def _record(
