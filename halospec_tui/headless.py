@@ -98,7 +98,7 @@ class HeadlessPrinter:
             self._print(f"Run {event.reason}. Files:\n  " + "\n  ".join(event.files))
 
 
-def run_in_thread(runner: Runner, on_interrupt=None) -> RunFinished | None:
+def run_in_thread(runner: Runner) -> RunFinished | None:
     """Run the engine in a worker thread; Ctrl-C / SIGTERM stop it gracefully.
 
     The first signal stops after the request in flight; a second one abandons it.
@@ -126,8 +126,6 @@ def run_in_thread(runner: Runner, on_interrupt=None) -> RunFinished | None:
             runner.stop(name)
         else:
             runner.abandon()
-        if on_interrupt:
-            on_interrupt(name)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

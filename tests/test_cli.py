@@ -150,3 +150,15 @@ def test_without_a_terminal_the_monitor_falls_back_to_headless(tmp_path, no_left
     assert len(csv_rows(out)) == 1
     log = (tmp_path / "run.log").read_text()
     assert " info    actuator lemonade-load: " in log and "fixed_1 step 1: reply" in log
+
+
+def test_streaming_records_time_to_first_token(tmp_path):
+    out = tmp_path / "s.csv"
+    p = run(["--no-ui", "--plan", "quick", "--modes", "fixed_3", "--steps", "3", "--warmup", "0", "--stream",
+             "--backend", "sim", "--csv", str(out), *FAST])  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    rows = csv_rows(out)
+    assert len(rows) == 3
+    for r in rows:
+        assert r["success"] == "1" and r["tokens"] == "64" and int(r["drafted"]) > 0
+        assert 0 < float(r["ttft_ms"]) < int(r["latency_ms"])

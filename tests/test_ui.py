@@ -1,6 +1,7 @@
 """Pilot tests of the live monitor on the embedded server."""
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -166,3 +167,22 @@ def test_a_knob_without_effect_is_shown_loudly(sim, tmp_path):
     with session:
         asyncio.run(go())
     assert app.finished.knob.status == "no-effect"
+
+
+def test_ctrl_c_stops_the_run_as_interrupted(sim, tmp_path):
+    session, app, load = build(
+        sim, tmp_path, modes=["fixed_4"], warmup=0, steps=100, cooldown_s=0.05
+    )
+
+    async def go():
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, lambda: app.model.step >= 2)
+            await pilot.press("ctrl+c")
+            await wait_for(pilot, lambda: app.finished is not None)
+
+    with session:
+        asyncio.run(go())
+    assert app.finished.reason == "interrupted"
+    n = len(rows(tmp_path))
+    assert 2 <= n < 100
+    assert json.loads((tmp_path / "ui_summary.json").read_text())["modes"][0]["steps"] == n
