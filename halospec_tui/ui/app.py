@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import Sequence
 
 from textual import on, work
@@ -33,6 +34,7 @@ from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import KPanel, KPlot, LatencyPlot, ResultsTable, cpu_text, status_text
 
 REDRAW_HZ = 4  # status, K, table and log
+GIL_SWITCH_S = 0.0005
 PLOT_HZ = 1  # plotext plots are the expensive part: at most once a second
 LOG_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
@@ -119,9 +121,16 @@ class HaloSpecApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The runner thread shares the GIL with rendering: with the default 5 ms
+        # switch interval a response could wait up to 5 ms per hand-over while the UI
+        # draws, inflating measured latency. 0.5 ms bounds that wait.
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
         self.set_interval(1 / REDRAW_HZ, self.redraw)
         self.set_interval(1 / PLOT_HZ, self.redraw_plots)
         self.set_interval(1.0, self.redraw_cpu)
+        # one line per core, one for the load state, two for the border
+        self.query_one("#cpu", Static).styles.height = len(per_core()) + 3
         self.redraw_cpu()
         self.on_resize()
         # Not in the main thread (tests) or no signals on this platform: nothing to add.
@@ -130,6 +139,9 @@ class HaloSpecApp(App[None]):
                 signal.SIGTERM, lambda: self.action_quit_now("terminated")
             )
         self.run_benchmark()
+
+    def on_unmount(self) -> None:
+        sys.setswitchinterval(self._switch_interval)
 
     def on_resize(self, event: object = None) -> None:
         small = self.size.width < 100 or self.size.height < 30
@@ -169,7 +181,9 @@ class HaloSpecApp(App[None]):
     # -- drawing on a clock -------------------------------------------------
     def redraw(self) -> None:
         m = self.model
-        self.query_one("#status", Static).update(status_text(m))
+        # Fixed-size panes: no layout pass on update (a layout per tick cost most of
+        # the UI's CPU, see benchmarks/ui_overhead.py).
+        self.query_one("#status", Static).update(status_text(m), layout=False)
         if m.version == self._drawn_version:
             return
         self._drawn_version = m.version
@@ -197,7 +211,8 @@ class HaloSpecApp(App[None]):
     def redraw_cpu(self) -> None:
         load = self.runner.load
         self.query_one("#cpu", Static).update(
-            cpu_text(per_core(), load.seconds_left(), self.model.load_reason, load.workers)
+            cpu_text(per_core(), load.seconds_left(), self.model.load_reason, load.workers),
+            layout=False,
         )
 
     # -- keys ---------------------------------------------------------------

@@ -115,7 +115,7 @@ class KPanel(Vertical):
                 lines.append(f"EMA {r.ema_ms:.0f} ms  band [{r.low_ms}, {r.high_ms}]")
             if r.reload_ms:
                 lines.append(f"reload {r.reload_ms} ms (not in latency)")
-        self.query_one("#k-detail", Static).update("\n".join(lines))
+        self.query_one("#k-detail", Static).update("\n".join(lines), layout=False)
 
 
 def cpu_text(
