@@ -74,10 +74,14 @@ class LatencyPlot(PlotextPlot):
                 plt.plot(
                     [p[0] for p in pts], [p[1] for p in pts], marker="braille", label=label, **kw
                 )
-        # phase changes: red where load starts, yellow where recovery starts
+        # phase changes: red where load starts, yellow where recovery starts, labelled
+        # labels along the bottom, clear of the legend in the top-left corner
+        bottom = min((y for y in m.latency if not math.isnan(y)), default=0.0)
         for x, phase in m.phase_marks:
             if phase != "steady" and x <= xs[-1]:
-                plt.vline(x, "red" if phase == "load" else "yellow")
+                color = "red" if phase == "load" else "yellow"
+                plt.vline(x, color)
+                plt.text(phase, x=x, y=bottom, color=color)
         plt.xlabel("global step")
         self.refresh()
 
