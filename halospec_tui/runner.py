@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from halospec_tui.actuators import Actuation, Actuator, ActuatorError
@@ -36,6 +36,7 @@ from halospec_tui.events import (
 )
 from halospec_tui.knob import check_knob
 from halospec_tui.load import LoadInjector
+from halospec_tui.metrics import MetricsProbe
 from halospec_tui.plan import ModeSpec, Plan
 from halospec_tui.prompts import prompt_for
 from halospec_tui.results import (
@@ -107,6 +108,8 @@ class Runner:
         self._load_announced = False
         self._down_since: float | None = None
         self._knob: KnobVerdict | None = None
+        self._metrics = MetricsProbe(client)
+        self._draft_source = "unknown"  # timings | metrics | none, once known
 
     # -- control (any thread) ---------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -207,6 +210,22 @@ class Runner:
             cache_prompt=False if self.plan.prompts == "pool" else None,
         )
         return self.client.chat(body), prompt_id
+
+    def _drafting(self, reply: Reply, before: tuple[int, int] | None) -> Reply:
+        """Drafted/accepted from the answer's timings, else from /metrics deltas."""
+        if not reply.success or self._draft_source in ("timings", "none"):
+            return reply
+        if reply.drafted is not None:
+            self._draft_source = "timings"
+            return reply
+        after = self._metrics.read() if before is not None else None
+        if before is None or after is None:
+            self._draft_source = "none"
+            return reply
+        if self._draft_source == "unknown":
+            self._log("info", "answers carry no draft timings: reading drafting from /metrics")
+            self._draft_source = "metrics"
+        return replace(reply, drafted=after[0] - before[0], accepted=after[1] - before[1])
 
     def _watch_server(self, reply: Reply) -> None:
         """Stop the run when the server stays unreachable for too long."""
@@ -354,9 +373,13 @@ class Runner:
             k = controller.next_k() if controller is not None else mode.k
             assert k is not None
             act = self._actuate(k)
+            counters = (
+                self._metrics.read() if self._draft_source in ("unknown", "metrics") else None
+            )
             self.telemetry.sample()  # start the CPU window at the request
             reply, prompt_id = self._request(mode.warmup_steps + step - 1, k)
             cpu = self.telemetry.sample()
+            reply = self._drafting(reply, counters)
             if self._stop.is_set() and not reply.success:
                 raise _Stop()  # an abandoned request is not a measurement
             if controller is not None:

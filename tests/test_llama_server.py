@@ -12,6 +12,7 @@ import pytest
 from helpers import csv_rows
 
 from halospec_tui.llama_server import free_port, spec_flags, spec_spelling
+from halospec_tui.metrics import parse_draft_counters
 from halospec_tui.tiny_gguf import make_models
 
 CLI = [sys.executable, "-m", "halospec_tui"]
@@ -43,7 +44,8 @@ def fixed_server(models):
     target, draft = models
     port = free_port()
     cmd = [BINARY, "-m", str(target), "-md", str(draft), *spec_flags(spec_spelling(BINARY), 4),
-           "--host", "127.0.0.1", "--port", str(port), "-np", "1", "-c", "1024", "-t", "1", "-td", "1"]  # fmt: skip
+           "--host", "127.0.0.1", "--port", str(port), "-np", "1", "-c", "1024", "-t", "1", "-td", "1",
+           "--metrics"]  # fmt: skip
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
     )
@@ -125,3 +127,13 @@ def test_auto_detects_llama_server_and_uses_its_routes(fixed_server, tmp_path):
     # this build (after ~b8941) ignores the per-request field, and the run says so
     summary = json.loads((tmp_path / "auto_summary.json").read_text())
     assert summary["knob"]["status"] == "no-effect"
+
+
+def test_metrics_counters_of_a_real_llama_server(fixed_server):
+    before = parse_draft_counters(httpx.get(fixed_server + "/metrics", timeout=10).text)
+    assert before is not None
+    r = httpx.post(fixed_server + "/v1/chat/completions", timeout=60,
+                   json={"messages": [{"role": "user", "content": "metrics"}], "max_tokens": 32})  # fmt: skip
+    timings = r.json()["timings"]
+    after = parse_draft_counters(httpx.get(fixed_server + "/metrics", timeout=10).text)
+    assert after == (before[0] + timings["draft_n"], before[1] + timings["draft_n_accepted"])

@@ -78,6 +78,7 @@ class SimParams:
     honor_request_draft: bool = False  # per-request speculative.n_max (old llama-server)
     reload_ms: float = 400.0  # pause of a /load that changes settings
     fault: str = ""  # e.g. "500:0.1,timeout:0.05" (see faults.py)
+    report_timings: bool = True  # llama.cpp `timings` in answers (else only /metrics)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)

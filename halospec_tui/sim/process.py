@@ -61,6 +61,11 @@ def add_sim_args(p: argparse.ArgumentParser) -> None:
         "--sim-reload-ms", type=float, default=d.reload_ms, help="pause of a reload that changes K"
     )
     g.add_argument("--sim-fault", default="", help="injected faults, e.g. 500:0.1,reset:0.05")
+    g.add_argument(
+        "--sim-no-timings",
+        action="store_true",
+        help="answer without llama.cpp timings (drafting only in /metrics)",
+    )
 
 
 def params_from_args(ns: argparse.Namespace) -> SimParams:
@@ -84,6 +89,7 @@ def params_from_args(ns: argparse.Namespace) -> SimParams:
         honor_request_draft=ns.sim_honor_request,
         reload_ms=ns.sim_reload_ms,
         fault=ns.sim_fault,
+        report_timings=not ns.sim_no_timings,
     )
 
 
@@ -106,6 +112,8 @@ def params_to_argv(params: SimParams) -> list[str]:
             argv += [names[f.name], str(getattr(params, f.name))]
     if params.honor_request_draft:
         argv.append("--sim-honor-request")
+    if not params.report_timings:
+        argv.append("--sim-no-timings")
     return argv
 
 

@@ -145,10 +145,12 @@ class Handler(BaseHTTPRequestHandler):
             )
         elif route == "/metrics":
             text = (
-                f"llamacpp:n_drafted_total {s.drafted_total}\n"
-                f"llamacpp:n_drafted_accepted_total {s.accepted_total}\n"
+                "# TYPE llamacpp:spec_decode_num_draft_tokens_total counter\n"
+                f"llamacpp:spec_decode_num_draft_tokens_total {s.drafted_total}\n"
+                "# TYPE llamacpp:spec_decode_num_accepted_tokens_total counter\n"
+                f"llamacpp:spec_decode_num_accepted_tokens_total {s.accepted_total}\n"
                 f"llamacpp:tokens_predicted_total {s.tokens_total}\n"
-                f"llamacpp:requests_processing 0\n"
+                "llamacpp:requests_processing 0\n"
             )
             self._send(200, text.encode(), "text/plain; version=0.0.4")
         else:
@@ -297,6 +299,8 @@ class Handler(BaseHTTPRequestHandler):
             final = {"id": f"chatcmpl-sim-{request_no}", "object": "chat.completion.chunk", "created": created,
                      "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
                      "usage": usage, "timings": timings}  # fmt: skip
+            if not s.params.report_timings:
+                del final["timings"]
             self._chunk(final)
             self._chunk_raw(b"data: [DONE]\n\n")
             self._chunk_raw(b"")
@@ -316,6 +320,8 @@ class Handler(BaseHTTPRequestHandler):
             "usage": usage,
             "timings": timings,
         }
+        if not s.params.report_timings:
+            del answer["timings"]
         if fault == "no-usage":
             del answer["usage"]
         if fault == "no-choices":
