@@ -212,19 +212,27 @@ class Runner:
         return self.client.chat(body), prompt_id
 
     def _drafting(self, reply: Reply, before: tuple[int, int] | None) -> Reply:
-        """Drafted/accepted from the answer's timings, else from /metrics deltas."""
+        """Drafted/accepted from the answer's timings, else from /metrics deltas.
+
+        The source is settled at the first successful step: timings when the answer
+        has them; else /metrics counters, read around every later step (so servers
+        with timings never see an extra request); else none.
+        """
         if not reply.success or self._draft_source in ("timings", "none"):
             return reply
         if reply.drafted is not None:
             self._draft_source = "timings"
             return reply
-        after = self._metrics.read() if before is not None else None
-        if before is None or after is None:
-            self._draft_source = "none"
-            return reply
         if self._draft_source == "unknown":
-            self._log("info", "answers carry no draft timings: reading drafting from /metrics")
-            self._draft_source = "metrics"
+            if self._metrics.read() is None:
+                self._draft_source = "none"
+            else:
+                self._log("info", "answers carry no draft timings: reading drafting from /metrics")
+                self._draft_source = "metrics"
+            return reply
+        after = self._metrics.read()
+        if before is None or after is None:
+            return reply
         return replace(reply, drafted=after[0] - before[0], accepted=after[1] - before[1])
 
     def _watch_server(self, reply: Reply) -> None:
@@ -373,9 +381,7 @@ class Runner:
             k = controller.next_k() if controller is not None else mode.k
             assert k is not None
             act = self._actuate(k)
-            counters = (
-                self._metrics.read() if self._draft_source in ("unknown", "metrics") else None
-            )
+            counters = self._metrics.read() if self._draft_source == "metrics" else None
             self.telemetry.sample()  # start the CPU window at the request
             reply, prompt_id = self._request(mode.warmup_steps + step - 1, k)
             cpu = self.telemetry.sample()

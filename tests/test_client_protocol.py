@@ -28,6 +28,11 @@ def ok_doc(tokens=64, **timings):
     return doc
 
 
+def no_metrics():
+    """The runner asks for /metrics once when answers carry no timings."""
+    return respx.get(BASE + "/metrics").mock(return_value=httpx.Response(404))
+
+
 def make_client(sleeps=None, **kw):
     return ChatClient(
         BASE,
@@ -39,6 +44,7 @@ def make_client(sleeps=None, **kw):
 
 @respx.mock
 def test_classic_plan_sends_the_original_body_exactly(tmp_path):
+    metrics = no_metrics()
     route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
     plan = customise(named_plan("classic"), modes=["fixed_3"], warmup=0, steps=1, cooldown_s=0)
     client = make_client()
@@ -66,10 +72,12 @@ def test_classic_plan_sends_the_original_body_exactly(tmp_path):
     }
     assert route.calls[0].request.headers["content-type"] == "application/json"
     assert "authorization" not in route.calls[0].request.headers
+    assert metrics.call_count == 1  # answers without timings: /metrics asked once, 404
 
 
 @respx.mock
 def test_pool_prompts_rotate_and_disable_the_cache(tmp_path):
+    no_metrics()
     route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
     plan = customise(
         named_plan("quick"),
@@ -225,6 +233,7 @@ def test_streaming_records_time_to_first_token():
 
 @respx.mock
 def test_failed_step_is_logged_as_zeroes_and_sets_k_to_one(tmp_path):
+    no_metrics()
     respx.post(URL).mock(
         side_effect=[httpx.Response(200, json=ok_doc())] * 2  # warmup
         + [httpx.Response(200, json=ok_doc())]  # step 1

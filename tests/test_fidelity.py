@@ -37,6 +37,9 @@ class ScriptedClient:
     def ping(self):
         return True
 
+    def get_text(self, path, timeout_s=5.0):
+        return 404, ""  # no /metrics: drafting stays unknown
+
     def close(self):
         pass
 
