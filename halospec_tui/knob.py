@@ -9,35 +9,47 @@ from halospec_tui.events import KnobVerdict
 from halospec_tui.stats import StepSample
 
 NO_EFFECT = "draft length had no effect: results compare identical configurations"
-MIN_RATIO = 1.25  # drafted tokens at the largest K must exceed the smallest K's by this
+SHARE_OF_IDEAL = 0.5  # the growth we require, as a share of the growth K itself asks for
 
 
 def check_knob(samples: Iterable[StepSample]) -> KnobVerdict:
-    """Compare mean drafted tokens per request at the smallest and largest K used.
+    """Compare drafting at the smallest and the largest K used.
 
-    effective: drafting grows with K. no-effect: the server drafted the same at every K,
-    or never drafted at all. unverified: the server reports no draft figures, or only
-    one K was used.
+    The measure is drafted tokens per verification pass (a pass yields its accepted
+    drafts plus one target token, so passes = tokens - accepted): about K when K is
+    honoured, constant when it is not. Without accepted counts, drafted tokens per
+    request stand in. K took effect when the measure grows by at least half of what
+    the ratio of the two K would give.
     """
-    drafted_by_k: dict[int, list[int]] = defaultdict(list)
+    per_k: dict[int, list[tuple[int, int]]] = defaultdict(list)  # K -> [(drafted, passes)]
     any_success = False
     for s in samples:
         if not s.success:
             continue
         any_success = True
-        if s.drafted is not None:
-            drafted_by_k[s.draft_length].append(s.drafted)
-    if not drafted_by_k:
+        if s.drafted is None:
+            continue
+        passes = s.tokens - s.accepted if s.accepted is not None else 0
+        per_k[s.draft_length].append((s.drafted, passes))
+    if not per_k:
         why = "the server reports no drafted tokens" if any_success else "no successful step"
         return KnobVerdict("unverified", f"cannot confirm that K took effect: {why}")
-    ks = sorted(drafted_by_k)
-    means = {k: sum(v) / len(v) for k, v in drafted_by_k.items()}
-    if all(m == 0 for m in means.values()):
+    if all(d == 0 for v in per_k.values() for d, _ in v):
         return KnobVerdict("no-effect", NO_EFFECT + " (the server drafted no tokens at all)")
+    ks = sorted(per_k)
     if len(ks) < 2:
         return KnobVerdict("unverified", f"only K={ks[0]} was measured: nothing to compare")
+    by_pass = all(p > 0 for v in per_k.values() for _, p in v)
+    unit = "drafted/pass" if by_pass else "drafted/request"
+
+    def measure(k: int) -> float:
+        drafted = sum(d for d, _ in per_k[k])
+        return drafted / (sum(p for _, p in per_k[k]) if by_pass else len(per_k[k]))
+
     lo, hi = ks[0], ks[-1]
-    detail = f"drafted/request {means[lo]:.1f} at K={lo} vs {means[hi]:.1f} at K={hi}"
-    if means[hi] >= MIN_RATIO * max(means[lo], 1e-9):
+    m_lo, m_hi = measure(lo), measure(hi)
+    detail = f"{unit} {m_lo:.2f} at K={lo} vs {m_hi:.2f} at K={hi}"
+    needed = 1.0 + SHARE_OF_IDEAL * (hi / lo - 1.0)
+    if m_hi >= needed * max(m_lo, 1e-9):
         return KnobVerdict("effective", f"K took effect: {detail}")
     return KnobVerdict("no-effect", f"{NO_EFFECT} ({detail})")

@@ -213,7 +213,8 @@ def test_extras_table_and_knob_line():
     assert lines[1] == "mode         drafted  accepted  accept%  srv tok/s  reloads  reload ms"
     assert lines[2] == "fixed_1           30        24     80.0      800.0        0          0"
     assert lines[3] == "fixed_8           90        45     50.0     1000.0        1        400"
-    assert lines[5] == "[OK] K took effect: drafted/request 30.0 at K=1 vs 90.0 at K=8"
+    # passes = tokens - accepted: 40 at K=1, 19 at K=8
+    assert lines[5] == "[OK] K took effect: drafted/pass 0.75 at K=1 vs 4.74 at K=8"
 
 
 def test_regret_lines_in_text_json_and_markdown():
