@@ -152,11 +152,11 @@ def plan_from_args(ns: argparse.Namespace):
 
 
 def session_options(ns: argparse.Namespace):
-    from halospec_tui.session import SessionOptions, SetupError
+    from halospec_tui.session import ACTUATORS, SessionOptions, SetupError
     from halospec_tui.sim.process import params_from_args
 
     actuator, _, field_name = ns.actuator.partition(":")
-    if actuator not in ("auto", "request", "lemonade-load", "llama-server", "field"):
+    if actuator not in ACTUATORS:
         raise UsageError(f"unknown actuator {ns.actuator!r}")
     llama = None
     if actuator == "llama-server":
@@ -252,6 +252,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         )
         log("info", f"actuator {session.actuator.name}: {session.why}")
         load = LoadInjector(ns.load_workers)
+        error: BaseException | None = None
         try:
             if ns.no_ui:
                 from halospec_tui.headless import run_in_thread
@@ -260,25 +261,23 @@ def cmd_run(argv: Sequence[str]) -> int:
                 try:
                     finished = run_in_thread(runner)
                 except Exception as e:  # the CSV and summary are already written
-                    print(f"halospec-tui: runner failed: {type(e).__name__}: {e}", file=sys.stderr)
-                    return EXIT_FAILED
+                    finished, error = None, e
             else:
                 from halospec_tui.ui.app import make_app
 
                 app = make_app(config, session, load, log, extra)
                 app.run()
-                finished = app.finished
+                finished, error = app.finished, app.error
                 if finished is not None:
                     print(finished.summary_text)
                     print(f"Run {finished.reason}. Files:\n  " + "\n  ".join(finished.files))
-                if app.error is not None:
-                    e = app.error
-                    print(f"halospec-tui: runner failed: {type(e).__name__}: {e}", file=sys.stderr)
-                    return EXIT_FAILED
         finally:
             load.stop()
             for sink in extra:
                 sink.close()
+    if error is not None:
+        print(f"halospec-tui: runner failed: {type(error).__name__}: {error}", file=sys.stderr)
+        return EXIT_FAILED
     if finished is None:
         return EXIT_FAILED
     code = EXIT_FOR_REASON.get(finished.reason, EXIT_FAILED)

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -234,8 +235,13 @@ class HaloSpecApp(App[None]):
         self.runner.client.debug_json = self._debug
         self.notify(f"debug JSON {'on' if self._debug else 'off'}")
 
+    @property
+    def run_over(self) -> bool:
+        """The worker has ended, with a result or an error."""
+        return self.finished is not None or self.error is not None
+
     def action_request_quit(self) -> None:
-        if self.finished is not None or self.error is not None:
+        if self.run_over:
             self.exit()
             return
 
@@ -247,7 +253,7 @@ class HaloSpecApp(App[None]):
 
     def action_quit_now(self, reason: str = "stopped") -> None:
         """Stop the runner; it writes CSV and summary, then the worker's end exits."""
-        if self.finished is not None or self.error is not None:
+        if self.run_over:
             self.exit()
             return
         if self._quitting:  # asked twice: abandon the request in flight
@@ -258,9 +264,7 @@ class HaloSpecApp(App[None]):
         self.notify("stopping after the request in flight…")
 
 
-def _styled(level: str, text: str):
-    from rich.text import Text
-
+def _styled(level: str, text: str) -> Text:
     prefix = "" if level == "info" else f"{level}: "
     return Text(prefix + text, style=LOG_STYLE.get(level, ""))
 
