@@ -55,9 +55,7 @@ class RunModel:
     ks: list[int] = field(default_factory=list)
     mode_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
     phase_marks: list[tuple[int, str]] = field(default_factory=list)  # (global step, phase)
-    mode_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode)
     summaries: dict[str, ModeSummary] = field(default_factory=dict)
-    load_active: bool = False
     load_reason: str = ""
     paused: bool = False
     finished: RunFinished | None = None
@@ -121,7 +119,6 @@ class RunModel:
             self.warmup = (0, e.warmup_steps) if e.warmup_steps else None
             self.low_ms = self.high_ms = None
             self.mode_latency.clear()
-            self.mode_marks.append((len(self.steps) + 1, e.mode))
         elif isinstance(e, WarmupStep):
             self.warmup = (e.index, e.total)
             self.k = e.k
@@ -155,7 +152,7 @@ class RunModel:
         elif isinstance(e, ModeFinished):
             self.summaries[e.summary.mode] = e.summary
         elif isinstance(e, LoadChanged):
-            self.load_active, self.load_reason = e.active, e.reason
+            self.load_reason = e.reason
         elif isinstance(e, Paused):
             self.paused = e.paused
         elif isinstance(e, LogLine):
