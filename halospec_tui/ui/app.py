@@ -180,7 +180,11 @@ class HaloSpecApp(App[None]):
             self.notify(event.message, title="K has no effect", severity="error", timeout=20)
 
     # -- drawing on a clock -------------------------------------------------
+    # Textual stops the app's timers only after it has removed the screens: a tick
+    # landing in between finds no widgets. `is_running` turns False before that.
     def redraw(self) -> None:
+        if not self.is_running:
+            return
         m = self.model
         # Fixed-size panes: no layout pass on update (a layout per tick cost most of
         # the UI's CPU, see benchmarks/ui_overhead.py).
@@ -201,6 +205,8 @@ class HaloSpecApp(App[None]):
                 log.write(_styled(level, text))
 
     def redraw_plots(self) -> None:
+        if not self.is_running:
+            return
         m = self.model
         if (len(m.steps), m.low_ms) == self._plotted_steps:
             return
@@ -210,6 +216,8 @@ class HaloSpecApp(App[None]):
             self.query_one(KPlot).draw(m)
 
     def redraw_cpu(self) -> None:
+        if not self.is_running:
+            return
         load = self.runner.load
         self.query_one("#cpu", Static).update(
             cpu_text(per_core(), load.seconds_left(), self.model.load_reason, load.workers),
