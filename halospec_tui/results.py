@@ -215,9 +215,13 @@ def build_report(samples: Sequence[StepSample]) -> Report:
 def regret_lines(report: Report) -> list[str]:
     return [
         f"adaptive vs best fixed in {r.phase}: {r.adaptive_ms:.1f} ms vs {r.best_ms:.1f} ms "
-        f"({r.best_fixed}), regret {r.regret * 100:+.1f}%"
+        f"({r.best_fixed}), regret {_percent(r.regret)}"
         for r in report.regret
     ]
+
+
+def _percent(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 100:+.1f}%"
 
 
 def _ms(v: int | None) -> str:

@@ -221,8 +221,9 @@ class PhaseRegret:
     adaptive_ms: float
 
     @property
-    def regret(self) -> float:
-        return self.adaptive_ms / self.best_ms - 1.0
+    def regret(self) -> float | None:
+        """None when the best arm's mean is 0 ms (only in a hand-made CSV): no ratio."""
+        return self.adaptive_ms / self.best_ms - 1.0 if self.best_ms > 0 else None
 
 
 def adaptive_regret(samples: Sequence[StepSample]) -> list[PhaseRegret]:

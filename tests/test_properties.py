@@ -41,8 +41,9 @@ def test_rule_moves_at_most_two_and_stays_in_bounds(ema, k, low, high):
 
 modes = st.sampled_from(["fixed_1", "fixed_4", "fixed_8", "adaptive"])
 record = st.builds(
-    lambda mode, k, ok, lat, tok, drafted, acc, err: dict(
+    lambda mode, phase, k, ok, lat, tok, drafted, acc, err: dict(
         mode=mode,
+        phase=phase,
         draft_length=k,
         success=ok,
         latency_ms=lat if ok else 0,
@@ -52,6 +53,7 @@ record = st.builds(
         error=err,
     ),  # fmt: skip
     modes,
+    st.sampled_from(["steady", "load", "recovery"]),
     st.integers(1, 16),
     st.booleans(),
     latency,
@@ -70,8 +72,7 @@ def test_report_of_written_csv_equals_report_of_rows(tmp_path, rows):
     path = tmp_path / "prop.csv"
     path.unlink(missing_ok=True)
     records = [
-        StepRecord(global_step=i + 1, step=i + 1, phase="steady", run_id="p", **r)
-        for i, r in enumerate(rows)
+        StepRecord(global_step=i + 1, step=i + 1, run_id="p", **r) for i, r in enumerate(rows)
     ]
     w = CsvWriter(path)
     w.open()

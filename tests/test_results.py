@@ -239,3 +239,16 @@ def test_regret_lines_in_text_json_and_markdown():
         "- adaptive vs best fixed in load: 176.0 ms vs 160.0 ms (fixed\\_4), regret +10.0%"
         in summary_markdown(report)
     )
+
+
+def test_regret_against_a_zero_ms_best_arm_is_not_a_number():
+    # Found by hypothesis: a hand-made CSV whose best fixed arm averages 0 ms.
+    rows = [
+        StepSample("fixed_1", 1, True, 0, 0),
+        StepSample("adaptive", 1, True, 0, 0),
+    ]
+    report = build_report(rows)
+    assert report.regret[0].regret is None
+    line = "adaptive vs best fixed in steady: 0.0 ms vs 0.0 ms (fixed_1), regret n/a"
+    assert line in extras_table(report).split("\n")
+    assert json.loads(summary_json(report))["regret"][0]["regret"] is None
