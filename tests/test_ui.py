@@ -16,6 +16,7 @@ from halospec_tui.plan import customise, named_plan
 from halospec_tui.runner import RunConfig
 from halospec_tui.session import SessionOptions, open_session
 from halospec_tui.ui.app import make_app
+from halospec_tui.ui.widgets import int_ticks
 
 
 async def wait_for(pilot, cond, timeout=60.0):
@@ -190,3 +191,12 @@ def test_ctrl_c_stops_the_run_as_interrupted(sim, tmp_path):
     n = len(rows(tmp_path))
     assert 2 <= n < 100
     assert json.loads((tmp_path / "ui_summary.json").read_text())["modes"][0]["steps"] == n
+
+
+def test_integer_axis_ticks():
+    assert int_ticks(1, 27) == [5, 10, 15, 20, 25]
+    assert int_ticks(1, 3) == [1, 2, 3]
+    assert int_ticks(0, 8, most=5) == [0, 2, 4, 6, 8]
+    assert int_ticks(0, 16, most=5) == [0, 5, 10, 15]
+    assert int_ticks(1, 140) == [20, 40, 60, 80, 100, 120, 140]
+    assert int_ticks(4, 4) == [4]

@@ -25,6 +25,20 @@ def fmt_duration(s: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
+def int_ticks(lo: int, hi: int, most: int = 7) -> list[int]:
+    """Integer axis ticks: multiples of the smallest 1/2/5 x 10^n step giving at most `most`."""
+    if hi < lo:
+        lo, hi = hi, lo
+    step = 1
+    while True:
+        for mult in (1, 2, 5):
+            s = step * mult
+            first = -(-lo // s) * s  # lowest multiple of s >= lo
+            if (hi - first) // s + 1 <= most:
+                return list(range(first, hi + 1, s))
+        step *= 10
+
+
 def status_text(m: RunModel) -> Text:
     t = Text()
     st = m.started
@@ -82,6 +96,7 @@ class LatencyPlot(PlotextPlot):
                 color = "red" if phase == "load" else "yellow"
                 plt.vline(x, color)
                 plt.text(phase, x=x, y=bottom, color=color)
+        plt.xticks(int_ticks(xs[0], xs[-1]))
         plt.xlabel("global step")
         self.refresh()
 
@@ -93,7 +108,10 @@ class KPlot(PlotextPlot):
         plt.title("draft length K")
         if m.steps:
             plt.plot(m.steps, m.ks, marker="braille", color="magenta")
-            plt.ylim(0, max(max(m.ks), 8) + 1)
+            top = max(max(m.ks), 8)
+            plt.ylim(0, top + 1)
+            plt.yticks(int_ticks(0, top, most=5))
+            plt.xticks(int_ticks(m.steps[0], m.steps[-1], most=4))
         self.refresh()
 
 
