@@ -184,14 +184,24 @@ def session_options(ns: argparse.Namespace):
 
 
 def _check_csv_target(path: str) -> None:
+    """Fail before any server starts if the CSV cannot be appended to.
+
+    By trying: permission bits say nothing to root, nor about /proc or a read-only mount.
+    """
     p = Path(path)
     if p.is_dir():
         raise ResultsError(f"--csv {path} is a folder")
     parent = p.resolve().parent
     if not parent.exists():
         raise ResultsError(f"cannot write {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        raise ResultsError(f"cannot write {path}: permission denied")
+    existed = p.exists()
+    try:
+        with p.open("a"):
+            pass
+    except OSError as e:
+        raise ResultsError(f"cannot write {path}: {e.strerror or e}") from None
+    if not existed:
+        p.unlink(missing_ok=True)
 
 
 def cmd_run(argv: Sequence[str]) -> int:
