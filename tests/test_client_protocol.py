@@ -294,3 +294,38 @@ def test_lemonade_load_protocol():
     assert act.apply(5).reload_ms is None  # same K: no reload
     assert load.call_count == 1 and health.call_count == 1
     assert act.body_fields(5) == {}
+
+
+def _lemonade_health(version):
+    return {"status": "ok", "version": version, "model_loaded": "Qwen3-0.6B-GGUF",
+            "all_models_loaded": []}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "routes,kind,actuator,why",
+    [
+        ({"/api/v1/health": _lemonade_health("10.2.1")}, "lemonade", "request",
+         "Lemonade 10.2.1 has no llamacpp_args reload"),
+        ({"/api/v1/health": _lemonade_health("v10.3.0")}, "lemonade", "lemonade-load",
+         "Lemonade v10.3.0: reload with llamacpp_args"),
+        ({"/api/v1/health": _lemonade_health("10.8.1")}, "lemonade", "lemonade-load",
+         "Lemonade 10.8.1: reload with llamacpp_args"),
+        ({"/props": {"default_generation_settings": {}, "build_info": "b9012-abc"}},
+         "llama-server", "request", "llama-server: per-request speculative.n_max"),
+        ({"/v1/models": {"data": []}}, "openai", "request", "server kind openai"),
+        ({}, "unknown", "request", "server kind unknown"),
+    ],
+)  # fmt: skip
+@respx.mock
+def test_auto_picks_the_actuator_from_what_answers(routes, kind, actuator, why):
+    from halospec_tui.actuators import choose_actuator, detect_server
+
+    for path, doc in routes.items():
+        respx.get(BASE + path).mock(return_value=httpx.Response(200, json=doc))
+    respx.route(host="test.local").mock(return_value=httpx.Response(404))  # the rest
+    client = make_client()
+    info = detect_server(client)
+    assert info.kind == kind
+    act, reason = choose_actuator(info, client, "Qwen3-0.6B-GGUF", lambda *a: None)
+    assert act.name == actuator
+    assert reason.startswith(why)
