@@ -10,12 +10,14 @@ import pytest
 from helpers import csv_rows
 from textual.widgets import DataTable, Digits, Static
 
-from halospec_tui.events import LogRouter
+from halospec_tui.events import LogRouter, ModeInfo, RunStarted
 from halospec_tui.load import LoadInjector
 from halospec_tui.plan import customise, named_plan
 from halospec_tui.runner import RunConfig
 from halospec_tui.session import SessionOptions, open_session
+from halospec_tui.stats import StepSample, summarize_mode
 from halospec_tui.ui.app import make_app
+from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import int_ticks
 
 
@@ -200,3 +202,24 @@ def test_integer_axis_ticks():
     assert int_ticks(0, 16, most=5) == [0, 5, 10, 15]
     assert int_ticks(1, 140) == [20, 40, 60, 80, 100, 120, 140]
     assert int_ticks(4, 4) == [4]
+
+
+def test_time_left_and_best_mode_from_the_model():
+    modes = (ModeInfo("fixed_1", 2, 4), ModeInfo("adaptive", 1, 3))
+    started = RunStarted("r", "p", modes, "", "", "", "", "", "all", False, 0.25, 0.05)
+    # 2 requests took 1 s: 0.5 s each; every measured step is followed by a 0.25 s cooldown
+    warming = RunModel(started=started, warmup=(1, 2), requests_done=2, request_time_s=1.0)
+    assert warming.remaining_s() == (1 + 4 + 1 + 3) * 0.5 + (4 + 3) * 0.25
+    measuring = RunModel(started=started, step=3, requests_done=2, request_time_s=1.0)
+    assert measuring.remaining_s() == (1 + 1 + 3) * 0.5 + (1 + 3) * 0.25
+    assert RunModel(started=started).remaining_s() is None  # nothing measured yet
+
+    def summary(mode, *lat):
+        return summarize_mode(mode, [StepSample(mode, 1, True, ms, 64) for ms in lat])
+
+    m = RunModel()
+    assert m.best_mode is None
+    m.summaries = {s.mode: s for s in (summary("fixed_1", 100, 100), summary("fixed_2", 100, 100))}
+    assert m.best_mode == "fixed_1"  # a tie keeps the earlier mode, as the summary does
+    m.summaries["adaptive"] = summary("adaptive", 50)
+    assert m.best_mode == "adaptive"

@@ -26,7 +26,7 @@ from halospec_tui.events import (
     StepRecord,
     WarmupStep,
 )
-from halospec_tui.stats import ModeSummary
+from halospec_tui.stats import ModeSummary, winner
 
 SPARK_POINTS = 60
 
@@ -74,22 +74,13 @@ class RunModel:
         """Requests left times the mean time a request has taken, plus planned sleeps."""
         if self.started is None or self.requests_done == 0:
             return None
-        left_requests = 0
-        left_cool = 0
-        passed = True
-        for i, m in enumerate(self.started.modes):
-            if i < self.mode_index:
-                continue
-            if i == self.mode_index and passed:
-                passed = False
-                if self.warmup is not None:
-                    w_left = m.warmup_steps - self.warmup[0]
-                    left_requests += w_left + m.measured_steps
-                    left_cool += m.measured_steps
-                else:
-                    left_requests += m.measured_steps - self.step
-                    left_cool += m.measured_steps - self.step
-                continue
+        current, *later = self.started.modes[self.mode_index :]
+        if self.warmup is not None:  # warming up: all measured steps still to come
+            left_requests = current.warmup_steps - self.warmup[0] + current.measured_steps
+            left_cool = current.measured_steps
+        else:
+            left_requests = left_cool = current.measured_steps - self.step
+        for m in later:
             left_requests += m.warmup_steps + m.measured_steps
             left_cool += m.measured_steps
         per = self.request_time_s / self.requests_done
@@ -97,14 +88,8 @@ class RunModel:
 
     @property
     def best_mode(self) -> str | None:
-        scored = [s for s in self.summaries.values() if s.score is not None]
-        if not scored:
-            return None
-        best = scored[0]
-        for s in scored[1:]:
-            if s.score is not None and best.score is not None and s.score < best.score:
-                best = s
-        return best.mode
+        best = winner(list(self.summaries.values()))
+        return best.mode if best else None
 
     # -- folding events -----------------------------------------------------
     def apply(self, e: Event) -> None:
