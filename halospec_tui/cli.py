@@ -16,7 +16,7 @@ from halospec_tui import __version__
 from halospec_tui.events import FanOut, LogFile, LogRouter, Sink
 from halospec_tui.llama_server import LlamaServerConfig
 from halospec_tui.plan import PLANS, PlanError, customise, named_plan
-from halospec_tui.results import DEFAULT_CSV, ResultsError
+from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -184,13 +184,20 @@ def session_options(ns: argparse.Namespace):
 
 
 def _check_csv_target(path: str) -> None:
-    """Fail before any server starts if the CSV cannot be appended to.
+    """Fail before any server starts if the run could not append to the CSV.
 
-    By trying: permission bits say nothing to root, nor about /proc or a read-only mount.
+    By trying: permission bits say nothing to root, nor about /proc or a read-only
+    mount. A CSV that already has rows is opened as the run will open it, which also
+    refuses one with another header.
     """
     p = Path(path)
     if p.is_dir():
         raise ResultsError(f"--csv {path} is a folder")
+    if p.exists() and p.stat().st_size:
+        probe = CsvWriter(p)
+        probe.open()
+        probe.close()
+        return
     parent = p.resolve().parent
     if not parent.exists():
         raise ResultsError(f"cannot write {path}: folder {parent} does not exist")
@@ -205,7 +212,6 @@ def _check_csv_target(path: str) -> None:
 
 
 def cmd_run(argv: Sequence[str]) -> int:
-    from halospec_tui.results import CsvWriter
     from halospec_tui.runner import RunConfig
     from halospec_tui.session import SetupError, open_session
 
@@ -218,11 +224,6 @@ def cmd_run(argv: Sequence[str]) -> int:
         raise UsageError("--server-down-after must be positive")
     plan = plan_from_args(ns)
     _check_csv_target(ns.csv)
-    # Refuse a CSV with another header before any server starts.
-    probe = CsvWriter(ns.csv)
-    if Path(ns.csv).exists() and Path(ns.csv).stat().st_size:
-        probe.open()
-        probe.close()
     opts = session_options(ns)
     load_enabled = bool(ns.load) or _env_flag("HALOSPEC_LOAD")
     if not ns.no_ui and not (sys.stdout.isatty() and sys.stdin.isatty()):
