@@ -38,7 +38,8 @@ def parse_draft_counters(text: str) -> tuple[int, int] | None:
 
 
 class MetricsProbe:
-    """Reads the server's draft counters; `delta()` around a request gives its drafting."""
+    """Reads the server's draft counters; read before and after a request, the
+    difference is its drafting (see `Runner._drafting`)."""
 
     def __init__(self, client: ChatClient, path: str = "/metrics") -> None:
         self.client = client
