@@ -294,13 +294,15 @@ class Handler(BaseHTTPRequestHandler):
             "draft_n": gen.drafted,
             "draft_n_accepted": gen.accepted,
         }
+        # what ends both the streamed and the whole answer
+        figures: dict[str, Any] = {"usage": usage, "timings": timings}
+        if not s.params.report_timings:
+            del figures["timings"]
         text = "".join(gen.pieces).strip()
         if stream:
             final = {"id": f"chatcmpl-sim-{request_no}", "object": "chat.completion.chunk", "created": created,
                      "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
-                     "usage": usage, "timings": timings}  # fmt: skip
-            if not s.params.report_timings:
-                del final["timings"]
+                     **figures}  # fmt: skip
             self._chunk(final)
             self._chunk_raw(b"data: [DONE]\n\n")
             self._chunk_raw(b"")
@@ -317,11 +319,8 @@ class Handler(BaseHTTPRequestHandler):
                     "finish_reason": "length",
                 }
             ],
-            "usage": usage,
-            "timings": timings,
+            **figures,
         }
-        if not s.params.report_timings:
-            del answer["timings"]
         if fault == "no-usage":
             del answer["usage"]
         if fault == "no-choices":
