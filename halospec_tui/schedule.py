@@ -1,0 +1,52 @@
+"""The order in which arms run: sequential (the original), or interleaved rounds.
+
+Interleaved: in every round each remaining arm runs one block of measured steps, in
+an order shuffled afresh each round from the seed. Every arm's block in a round uses
+the same prompts, and the load timeline is laid on rounds, so every arm meets each
+phase in equal measure and drift over the run does not favour whoever ran at a
+quiet moment. Pure functions: the runner asks, the schedule answers.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SCHEDULES = ("sequential", "interleaved")
+
+
+@dataclass(frozen=True)
+class Block:
+    round: int  # 1-based
+    position: int  # 1-based place of the arm in this round's order
+    arm: str
+    steps: int
+
+
+def round_order(arms: Sequence[str], seed: int, round_no: int) -> list[str]:
+    """The arms in a fresh order for one round, reproducible from (seed, round)."""
+    order = list(arms)
+    random.Random(seed * 1_000_003 + round_no).shuffle(order)
+    return order
+
+
+def round_blocks(arms: Sequence[str], seed: int, round_no: int, block: int) -> list[Block]:
+    return [
+        Block(round_no, i + 1, arm, block)
+        for i, arm in enumerate(round_order(arms, seed, round_no))
+    ]
+
+
+def prompt_index(round_no: int, step_in_block: int, block: int) -> int:
+    """The n-th prompt of the run for a block's step: the same for every arm in a round."""
+    return (round_no - 1) * block + (step_in_block - 1)
+
+
+def round_phase(round_no: int, load_round: int | None, load_rounds: int) -> str:
+    """steady before the load rounds, load during them, recovery after (no load: steady)."""
+    if load_round is None or load_rounds <= 0 or round_no < load_round:
+        return "steady"
+    if round_no < load_round + load_rounds:
+        return "load"
+    return "recovery"

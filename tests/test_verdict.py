@@ -1,0 +1,207 @@
+"""Verdicts: the seeded bootstrap, tie/worse rules, elimination, stopping, recommendations."""
+
+import numpy as np
+import pytest
+
+from halospec_tui.schedule import prompt_index, round_blocks, round_order, round_phase
+from halospec_tui.stats import StepSample
+from halospec_tui.verdict import (
+    Comparison,
+    Estimate,
+    arm_k,
+    bootstrap,
+    classify,
+    decide,
+    decision_of,
+    mean_ms,
+    newly_worse,
+    paste_setting,
+    recommend,
+    recommendation_line,
+    resample_indices,
+    stop_reason,
+    tps,
+)
+
+
+def s(mode, lat, rnd=1, tokens=64, ok=True, settle=False, **kw):
+    return StepSample(mode, arm_k(mode) or 0, ok, lat, tokens, round=rnd, settle=settle, **kw)
+
+
+def test_arm_k():
+    assert [arm_k(m) for m in ("nospec", "fixed_1", "fixed_12", "adaptive", "fixed_x")] == [
+        0, 1, 12, None, None,
+    ]  # fmt: skip
+
+
+def test_bootstrap_pinned_figures_with_a_fixed_seed():
+    # 3 steps of 64 tokens in 100, 200, 300 ms: 192 tokens in 0.6 s = 320 tok/s.
+    e = bootstrap([64] * 3, [100, 200, 300], [0, 0, 0], tps, np.random.default_rng(0))
+    assert e == Estimate(320.0, 213.33333333333334, 640.0)
+    # The extremes of the resampled CI are the all-300 ms and all-100 ms draws.
+    assert e.lo == pytest.approx(64 / 0.3) and e.hi == pytest.approx(64 / 0.1)
+
+
+def test_bootstrap_resamples_within_rounds():
+    # Each round holds one value twice: resampling within rounds cannot move the mean.
+    e = bootstrap([64] * 4, [100, 100, 300, 300], [1, 1, 2, 2], mean_ms, np.random.default_rng(5))
+    assert (e.value, e.lo, e.hi) == (200.0, 200.0, 200.0)
+    # Without strata the same data spreads.
+    f = bootstrap([64] * 4, [100, 100, 300, 300], [0, 0, 0, 0], mean_ms, np.random.default_rng(5))
+    assert f.lo < 200.0 < f.hi
+
+
+def test_same_strata_sizes_draw_the_same_positions():
+    a = resample_indices([1, 1, 1, 2, 2], 50, np.random.default_rng(3))
+    b = resample_indices([1, 1, 1, 2, 2], 50, np.random.default_rng(3))
+    assert (a == b).all()
+    assert set(np.unique(a[:, :3])) <= {0, 1, 2} and set(np.unique(a[:, 3:])) <= {3, 4}
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi", "expected"),
+    [
+        (1.021, 1.05, ("worse", True)),  # the whole CI is beyond 2%
+        (1.02, 1.05, ("tied", False)),  # reaches exactly to 1 + tolerance: tied, not settled
+        (0.99, 1.02, ("tied", True)),  # within tolerance everywhere: equivalent
+        (0.99, 1.0201, ("tied", False)),
+    ],
+)
+def test_tied_and_worse_at_the_tolerance_boundary(lo, hi, expected):
+    assert classify(Estimate((lo + hi) / 2, lo, hi), 0.02) == expected
+
+
+def test_no_ratio_is_undecided():
+    assert classify(None, 0.02) == ("tied", False)
+
+
+def _stats(*arms):
+    from halospec_tui.verdict import ArmStats
+
+    return {a: ArmStats(a, arm_k(a), 1, None, None, None, None, None, None, None) for a in arms}
+
+
+def test_recommend_the_smallest_k_among_the_tied():
+    comps = [
+        Comparison("fixed_2", Estimate(1.0, 0.99, 1.01), "tied", True),
+        Comparison("fixed_6", Estimate(1.3, 1.2, 1.4), "worse", True),
+        Comparison("fixed_4", Estimate(1.0, 0.99, 1.01), "tied", True),
+    ]
+    assert recommend("fixed_3", comps, _stats("fixed_2", "fixed_3", "fixed_4", "fixed_6")) == (
+        "fixed_2", 2, True,
+    )  # fmt: skip
+    # nospec tied with the best: speculation buys nothing, turn it off.
+    comps.append(Comparison("nospec", Estimate(1.0, 0.98, 1.01), "tied", True))
+    stats = _stats("nospec", "fixed_2", "fixed_3", "fixed_4", "fixed_6")
+    assert recommend("fixed_3", comps, stats) == ("nospec", 0, True)
+    # Nothing tied: the best itself.
+    assert recommend("fixed_3", comps[1:2], stats) == ("fixed_3", 3, False)
+    # An adaptive best has no K to paste.
+    assert recommend("adaptive", [], _stats("adaptive")) == ("adaptive", None, False)
+
+
+def _race():
+    """fixed_3 fastest (200 ms), fixed_2 1% slower, nospec 50% slower: 4 rounds of 4."""
+    rows = []
+    jitter = [0, 4, -4, 2]
+    for rnd in range(1, 5):
+        for arm, base in (("nospec", 300), ("fixed_2", 202), ("fixed_3", 200)):
+            rows += [s(arm, base + j, rnd, actuator="llama-server") for j in jitter]
+    return rows
+
+
+def test_decide_on_a_race():
+    v = decide(_race())
+    assert v.best == "fixed_3"
+    assert v.status("nospec") == "worse" and v.status("fixed_2") == "tied"
+    assert v.comparison("fixed_2").settled  # 1% apart with tight CIs: equivalent
+    assert v.decisive
+    assert (v.recommended, v.recommended_k, v.smallest_of_tie) == ("fixed_2", 2, True)
+    assert v.vs_nospec_arm == "fixed_3" and v.vs_nospec.value == pytest.approx(300.5 / 200.5)  # mean latencies
+    assert newly_worse(v) == ["nospec"]
+    line = recommendation_line(v, "llama-server")
+    assert line.startswith("use K = 2 (tied with the fastest, fixed_3, within 2%")
+    assert line.endswith(
+        "llama-server flags: -md DRAFT.gguf --spec-type draft-simple --spec-draft-n-max 2 "
+        "--spec-draft-n-min 0 --spec-draft-p-min 0"
+    )
+
+
+def test_settle_rows_and_failures_are_not_measurements():
+    rows = _race() + [s("fixed_2", 1, 4, settle=True), s("fixed_2", 0, 4, ok=False)]
+    v = decide(rows)
+    assert next(a for a in v.arms if a.arm == "fixed_2").n == 16
+
+
+def test_a_dropped_arm_no_longer_holds_up_the_decision():
+    rows = _race()
+    # fixed_9 ran only round 1, as fast as fixed_3 within noise: undecided against it...
+    rows += [s("fixed_9", 199 + j, 1) for j in (0, 30, -30, 15)]
+    assert not decide(rows).decisive
+    # ...but once it was dropped it is settled, and never recommended.
+    v = decide(rows, eliminated=[("fixed_9", 1)])
+    assert v.decisive and v.status("fixed_9") == "eliminated" and v.recommended != "fixed_9"
+
+
+def test_stop_reasons():
+    v = decide(_race())
+    kw = {"min_rounds": 3, "max_rounds": 10, "elapsed_s": 5.0, "max_time_s": 60.0}
+    assert stop_reason(v, 2, **kw) is None  # decisive, but too early
+    assert stop_reason(v, 3, **kw) == "decisive"
+    undecided = decide(_race() + [s("fixed_9", 199 + j, 1) for j in (0, 30, -30, 15)])
+    assert stop_reason(undecided, 3, **kw) is None
+    assert stop_reason(undecided, 10, **kw) == "rounds"
+    assert stop_reason(undecided, 4, **{**kw, "elapsed_s": 60.0}) == "time"
+
+
+def test_paste_setting_per_server_kind():
+    assert paste_setting(5, "lemonade-load") == (
+        'Lemonade /api/v1/load: {"llamacpp_args": "--spec-type draft-simple '
+        '--spec-draft-n-max 5 --spec-draft-n-min 0 --spec-draft-p-min 0"}'
+    )
+    assert paste_setting(0, "lemonade-load") == 'Lemonade /api/v1/load: {"llamacpp_args": ""}'
+    assert paste_setting(5, "request") == (
+        'request body: "speculative": {"n_max": 5, "n_min": 0, "p_min": 0}'
+    )
+    assert paste_setting(0, "llama-server") == (
+        "llama-server flags: no speculation (start it without -md and --spec-type)"
+    )
+    assert paste_setting(3, "field:speculative_draft_length") == (
+        "K never reached the server through actuator field:speculative_draft_length: "
+        "nothing to paste"
+    )
+
+
+def test_decision_counts_from_rows():
+    rows = _race()[:8] + [s("fixed_2", 1, 1, settle=True)]
+    rows[0] = StepSample("nospec", 0, True, 500, 64, round=1, timestamp="2026-01-01T00:00:00+00:00")
+    rows[-1] = StepSample("fixed_2", 2, True, 100, 64, round=2, settle=True,
+                          timestamp="2026-01-01T00:00:09+00:00")  # fmt: skip
+    d = decision_of(rows)
+    assert (d.rounds, d.requests, d.measured, d.settle) == (2, 9, 8, 1)
+    assert d.seconds == pytest.approx(9.5)  # first start to last end
+    assert d.dropped == (("nospec", 1),)  # ran round 1 only, the run went to round 2
+
+
+def test_round_order_is_a_reproducible_shuffle():
+    arms = ["nospec", "fixed_1", "fixed_2", "fixed_3", "fixed_4"]
+    orders = [round_order(arms, 7, r) for r in range(1, 6)]
+    assert all(sorted(o) == sorted(arms) for o in orders)
+    assert orders == [round_order(arms, 7, r) for r in range(1, 6)]
+    assert len({tuple(o) for o in orders}) > 1  # fresh each round
+    assert round_order(arms, 8, 1) != round_order(arms, 7, 1) or round_order(
+        arms, 8, 2
+    ) != round_order(arms, 7, 2)
+    blocks = round_blocks(arms, 7, 2, 3)
+    assert [b.arm for b in blocks] == orders[1]
+    assert [(b.round, b.position, b.steps) for b in blocks] == [(2, i, 3) for i in range(1, 6)]
+
+
+def test_round_phase_and_prompts():
+    assert [round_phase(r, 2, 2) for r in range(1, 6)] == [
+        "steady", "load", "load", "recovery", "recovery",
+    ]  # fmt: skip
+    assert [round_phase(r, None, 2) for r in (1, 2, 3)] == ["steady"] * 3
+    assert [round_phase(r, 1, 0) for r in (1, 2)] == ["steady"] * 2
+    # Every arm's step i of round r gets the same prompt; rounds move on.
+    assert [prompt_index(r, i, 4) for r in (1, 2) for i in (1, 4)] == [0, 3, 4, 7]
