@@ -106,7 +106,7 @@ class LemonadeLoadActuator:
         return "POST /api/v1/load with llamacpp_args '--spec-draft-n-max K', confirmed in /api/v1/health"
 
     def llamacpp_args(self, k: int) -> str:
-        spec = SPEC_ARGS_NEW.format(k=k)
+        spec = SPEC_ARGS_NEW.format(k=k) if k > 0 else ""  # K = 0: no speculation
         return f"{self.base_args} {spec}".strip()
 
     def apply(self, k: int) -> Actuation:
@@ -138,7 +138,11 @@ class LemonadeLoadActuator:
             return None
         for m in doc.get("all_models_loaded") or []:
             if isinstance(m, dict) and m.get("model_name") == self.model:
-                return k_from_launch_command(str(m.get("launch_command", "")))
+                cmd = str(m.get("launch_command", ""))
+                k = k_from_launch_command(cmd)
+                if k is None and cmd and "--spec-type" not in cmd:
+                    return 0  # launched without speculation
+                return k
         return None
 
     def body_fields(self, k: int) -> dict[str, Any]:

@@ -79,6 +79,22 @@ def build_run_parser() -> argparse.ArgumentParser:
         "--prompts", choices=("original", "pool"), help="the seed's one prompt, or a rotated pool"
     )
     g.add_argument("--controller", default="threshold", choices=("threshold",))
+    g = p.add_argument_group("schedule and verdict (plans quick and tune)")
+    g.add_argument("--schedule", choices=("sequential", "interleaved"),
+                   help="sequential: one arm after another (classic); interleaved: rounds of "
+                   "one block per arm, order shuffled each round (tune)")  # fmt: skip
+    g.add_argument("--rounds", type=int, help="interleaved: rounds (the most, when deciding)")
+    g.add_argument("--block", type=int, help="interleaved: measured steps per arm per round")
+    g.add_argument("--settle", type=int, help="requests run unmeasured after each change of K")
+    g.add_argument("--seed", type=int, help="seed of the round order (default 0)")
+    g.add_argument("--until-decisive", action=argparse.BooleanOptionalAction, default=None,
+                   help="drop clearly slower arms after each round and stop once the verdict "
+                   "is decisive (default in the tune plan)")  # fmt: skip
+    g.add_argument("--max-time", type=float, help="cap on the run's wall time when deciding, s")
+    g.add_argument("--tolerance", type=float,
+                   help="arms within this share of the best are tied (default 0.02)")  # fmt: skip
+    g.add_argument("--load-round", type=int, help="interleaved: round at which load starts")
+    g.add_argument("--load-rounds", type=int, help="interleaved: rounds the load lasts")
     g = p.add_argument_group("load injection")
     g.add_argument(
         "--load", action="store_true", default=None, help="inject CPU load (also HALOSPEC_LOAD=1)"
@@ -148,6 +164,16 @@ def plan_from_args(ns: argparse.Namespace):
         load_step=ns.load_step,
         load_duration_s=ns.load_duration,
         prompts=ns.prompts,
+        schedule=ns.schedule,
+        rounds=ns.rounds,
+        block=ns.block,
+        settle=ns.settle,
+        seed=ns.seed,
+        until_decisive=ns.until_decisive,
+        max_time_s=ns.max_time,
+        tolerance=ns.tolerance,
+        load_round=ns.load_round,
+        load_rounds=ns.load_rounds,
     )
 
 
@@ -311,7 +337,13 @@ def cmd_report(argv: Sequence[str]) -> int:
     p.add_argument("csv", help="results CSV (this tool's, or the original's 8 columns)")
     p.add_argument("--run", type=int, help="which run of the file (1-based); default: every run")
     p.add_argument("--format", choices=("text", "json", "md"), default="text")
+    p.add_argument("--tolerance", type=float, default=0.02,
+                   help="arms within this share of the best are tied (default %(default)s)")  # fmt: skip
+    p.add_argument("--plot", action="store_true",
+                   help="draw tokens/s per arm with CIs and latency by step in the terminal")  # fmt: skip
     ns = p.parse_args(list(argv))
+    if not (0 <= ns.tolerance < 1):
+        raise UsageError(f"--tolerance must be from 0 to 1 (got {ns.tolerance})")
     runs = read_runs(ns.csv)
     if not runs:
         raise ResultsError(f"{ns.csv} has a header but no rows")
@@ -328,7 +360,12 @@ def cmd_report(argv: Sequence[str]) -> int:
                 + f": {len(run.rows)} rows"
             )
             print(label if ns.format != "md" else f"<!-- {label} -->")
-        print(render(build_report(run.samples)))
+        report = build_report(run.samples, tolerance=ns.tolerance)
+        print(render(report))
+        if ns.plot:
+            from halospec_tui.plots import report_plots
+
+            print(report_plots(run.samples, report))
     return EXIT_OK
 
 

@@ -45,6 +45,9 @@ class StepRecord:
     prompt_id: int | None = None
     attempts: int = 1
     error: str = ""
+    round: int | None = None  # interleaved schedule: the round of this step
+    block_pos: int | None = None  # interleaved: the arm's place in the round's order
+    settle: bool = False  # run after a change of K but not measured
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,34 @@ class ModeFinished:
 
 
 @dataclass(frozen=True)
+class RoundStarted:
+    """Interleaved schedule: a round begins; `order` is this round's shuffled arm order."""
+
+    round: int
+    rounds: int  # the most rounds the plan runs
+    order: tuple[str, ...]
+    phase: str  # the load timeline's phase for this round
+
+
+@dataclass(frozen=True)
+class RoundFinished:
+    """The verdict after a round: best arm, ties, who was dropped, whether to stop."""
+
+    round: int
+    rounds: int
+    best: str | None
+    decisive: bool
+    remaining: tuple[str, ...]
+    dropped: tuple[tuple[str, int], ...]  # (arm, round it was dropped after)
+    recommended_k: int | None
+    stop: str | None  # decisive | rounds | time, or None to go on
+    elapsed_s: float
+    left_s: float | None  # at most this long to the last round
+    status: tuple[tuple[str, str], ...]  # (arm, best | tied | worse | eliminated)
+    half_width: tuple[tuple[str, float, float], ...]  # (arm, tokens/s, CI half-width)
+
+
+@dataclass(frozen=True)
 class LoadChanged:
     active: bool
     workers: int
@@ -161,6 +192,8 @@ Event = (
     | PhaseChanged
     | StepDone
     | ModeFinished
+    | RoundStarted
+    | RoundFinished
     | LoadChanged
     | Paused
     | LogLine

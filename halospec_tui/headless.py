@@ -16,6 +16,8 @@ from halospec_tui.events import (
     ModeFinished,
     ModeStarted,
     PhaseChanged,
+    RoundFinished,
+    RoundStarted,
     RunFinished,
     RunStarted,
     StepDone,
@@ -24,6 +26,25 @@ from halospec_tui.events import (
 from halospec_tui.runner import Runner
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def round_line(e: RoundFinished) -> str:
+    """One line per finished round: where the verdict stands."""
+    tied = [a for a, st in e.status if st == "tied"]
+    head = f"== round {e.round}/{e.rounds}: best {e.best or '-'}"
+    if tied:
+        head += f"; tied: {', '.join(tied)}"
+    if e.dropped:
+        head += f"; dropped: {', '.join(a for a, _ in e.dropped)}"
+    if e.stop == "decisive":
+        what = "no speculation" if e.recommended_k == 0 else f"use K = {e.recommended_k}"
+        if e.recommended_k is None:
+            what = f"fastest {e.best}"
+        return f"{head}; decisive: {what}"
+    if e.stop is not None:
+        return f"{head}; stopping ({e.stop} used up), not decisive"
+    left = "" if e.left_s is None else f", at most {e.left_s:.0f} s left"
+    return f"{head}; deciding: {len(e.remaining)} contenders{left}"
 
 
 def step_line(e: StepDone) -> str:
@@ -81,6 +102,13 @@ class HeadlessPrinter:
             self._print(step_line(event))
         elif isinstance(event, PhaseChanged):
             self._print(f"-- phase: {event.phase} ({event.mode} step {event.step})")
+        elif isinstance(event, RoundStarted):
+            self._print(
+                f"\n=== ROUND {event.round}/{event.rounds} ({event.phase}): "
+                + " ".join(event.order)
+            )
+        elif isinstance(event, RoundFinished):
+            self._print(round_line(event))
         elif isinstance(event, LoadChanged):
             self._print(f"-- load {'ON' if event.active else 'off'}: {event.reason}")
         elif isinstance(event, ModeFinished):

@@ -24,8 +24,8 @@ def check_knob(samples: Iterable[StepSample]) -> KnobVerdict:
     per_k: dict[int, list[tuple[int, int]]] = defaultdict(list)  # K -> [(drafted, passes)]
     any_success = False
     for s in samples:
-        if not s.success:
-            continue
+        if not s.success or s.draft_length <= 0:
+            continue  # K = 0 (nospec) asks for no drafting: nothing to compare
         any_success = True
         if s.drafted is None:
             continue

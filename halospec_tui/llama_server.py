@@ -89,9 +89,10 @@ class LlamaServerActuator:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def command(self, k: int) -> list[str]:
+        # K = 0: the target alone (no draft model, no speculative flags).
+        draft = ["-md", self.cfg.draft, *spec_flags(self.spelling, k)] if k > 0 else []
         return [
-            self.cfg.binary, "-m", self.cfg.model, "-md", self.cfg.draft,
-            *spec_flags(self.spelling, k),
+            self.cfg.binary, "-m", self.cfg.model, *draft,
             "--host", HOST, "--port", str(self.port), "--metrics",
             *shlex.split(self.cfg.extra_args),
         ]  # fmt: skip

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, replace
 
 K_LIMIT = 16  # largest draft length a plan may ask for
 ADAPTIVE = "adaptive"
+NOSPEC = "nospec"  # K = 0: the target decodes alone
 _FIXED_RE = re.compile(r"^fixed_(\d+)$")
 
 
@@ -17,7 +19,7 @@ class PlanError(ValueError):
 @dataclass(frozen=True)
 class ModeSpec:
     name: str
-    k: int | None  # fixed K, or None for the adaptive controller
+    k: int | None  # fixed K (0: no speculation), or None for the adaptive controller
     warmup_steps: int
     measured_steps: int
 
@@ -40,22 +42,39 @@ class Plan:
     load_duration_s: float = 30.0
     prompts: str = "original"  # "original" (the seed's one prompt) or "pool"
     max_tokens: int = 64
+    # Interleaved schedule (schedule.py): rounds of one block per arm, order shuffled.
+    schedule: str = "sequential"  # sequential | interleaved
+    rounds: int = 4  # interleaved: rounds (the most, with until_decisive)
+    block: int = 2  # interleaved: measured steps per arm per round
+    settle: int = 0  # interleaved: unmeasured requests after each change of K
+    seed: int = 0  # round order and bootstrap
+    until_decisive: bool = False  # stop once the verdict is decisive
+    min_rounds: int = 3  # rounds before the verdict may stop the run
+    max_time_s: float | None = None  # cap on the run's wall time (until_decisive)
+    tolerance: float = 0.02  # arms within this of the best are tied
+    load_round: int = 2  # interleaved: the round at which load starts
+    load_rounds: int = 2  # interleaved: how many rounds it lasts
 
     @property
-    def total_measured(self) -> int:
-        return sum(m.measured_steps for m in self.modes)
+    def interleaved(self) -> bool:
+        return self.schedule == "interleaved"
 
     @property
-    def total_requests(self) -> int:
-        return sum(m.measured_steps + m.warmup_steps for m in self.modes)
+    def first_stop_round(self) -> int:
+        """The earliest round after which until_decisive may stop the run."""
+        return self.min_rounds
 
 
 def parse_mode(name: str, warmup: int, fixed_steps: int, adaptive_steps: int) -> ModeSpec:
     if name == ADAPTIVE:
         return ModeSpec(ADAPTIVE, None, warmup, adaptive_steps)
+    if name == NOSPEC:
+        return ModeSpec(NOSPEC, 0, warmup, fixed_steps)
     m = _FIXED_RE.match(name)
     if not m:
-        raise PlanError(f"unknown mode {name!r}: use fixed_K (K in 1..{K_LIMIT}) or adaptive")
+        raise PlanError(
+            f"unknown mode {name!r}: use nospec, fixed_K (K in 1..{K_LIMIT}) or adaptive"
+        )
     k = int(m.group(1))
     if not 1 <= k <= K_LIMIT:
         raise PlanError(f"draft length {k} in {name!r} is outside 1..{K_LIMIT}")
@@ -83,10 +102,10 @@ def classic() -> Plan:
 
 
 def quick() -> Plan:
-    """Same shape as classic with few steps and short sleeps, for demos and tests."""
+    """Same shape as classic (plus nospec) with few steps and short sleeps, for demos and tests."""
     return _build(
         "quick",
-        ALL_MODES,
+        [NOSPEC, *ALL_MODES],
         warmup=2,
         fixed_steps=4,
         adaptive_steps=8,
@@ -98,7 +117,32 @@ def quick() -> Plan:
     )
 
 
-PLANS = {"classic": classic, "quick": quick}
+TUNE_MODES = [NOSPEC] + [f"fixed_{k}" for k in range(1, 9)]
+
+
+def tune() -> Plan:
+    """Decide which K to run: interleaved rounds, settle after each K change, stop when decisive."""
+    return _build(
+        "tune",
+        TUNE_MODES,
+        warmup=0,
+        fixed_steps=4,
+        adaptive_steps=4,
+        warmup_sleep_s=0.0,
+        cooldown_s=0.0,
+        load_duration_s=30.0,
+        prompts="pool",
+        schedule="interleaved",
+        rounds=12,
+        block=4,
+        settle=1,
+        until_decisive=True,
+        min_rounds=3,
+        max_time_s=600.0,
+    )
+
+
+PLANS = {"classic": classic, "quick": quick, "tune": tune}
 
 
 def named_plan(name: str) -> Plan:
@@ -120,8 +164,50 @@ def customise(
     load_step: int | None = None,
     load_duration_s: float | None = None,
     prompts: str | None = None,
+    schedule: str | None = None,
+    rounds: int | None = None,
+    block: int | None = None,
+    settle: int | None = None,
+    seed: int | None = None,
+    until_decisive: bool | None = None,
+    max_time_s: float | None = None,
+    tolerance: float | None = None,
+    load_round: int | None = None,
+    load_rounds: int | None = None,
 ) -> Plan:
     """A plan with some numbers overridden; validates everything it is given."""
+    for label, v in (
+        ("warmup-sleep", warmup_sleep_s),
+        ("cooldown", cooldown_s),
+        ("load-duration", load_duration_s),
+        ("max-time", max_time_s),
+        ("tolerance", tolerance),
+    ):
+        if v is not None and not math.isfinite(v):
+            raise PlanError(f"--{label} must be a finite number (got {v})")
+    for label, v, least in (
+        ("rounds", rounds, 1),
+        ("block", block, 1),
+        ("settle", settle, 0),
+        ("load-round", load_round, 1),
+        ("load-rounds", load_rounds, 0),
+    ):
+        if v is not None and v < least:
+            raise PlanError(f"--{label} must be at least {least} (got {v})")
+    if tolerance is not None and not 0 <= tolerance < 1:
+        raise PlanError(f"--tolerance must be from 0 to 1 (got {tolerance})")
+    if max_time_s is not None and max_time_s <= 0:
+        raise PlanError(f"--max-time must be positive (got {max_time_s})")
+    if schedule is not None and schedule not in ("sequential", "interleaved"):
+        raise PlanError(f"unknown schedule {schedule!r} (choose sequential or interleaved)")
+    if plan.name == "classic" and (until_decisive or schedule == "interleaved"):
+        raise PlanError(
+            "the classic plan keeps the original's sequential schedule: "
+            "use --plan tune (or quick) for interleaved rounds and --until-decisive"
+        )
+    interleaved = (schedule or plan.schedule) == "interleaved"
+    if until_decisive and not interleaved:
+        raise PlanError("--until-decisive needs --schedule interleaved")
     for label, v in (
         ("warmup", warmup),
         ("steps", steps),
@@ -166,4 +252,26 @@ def customise(
         kw["load_duration_s"] = load_duration_s
     if prompts is not None:
         kw["prompts"] = prompts
-    return replace(plan, **kw)  # type: ignore[arg-type]
+    for key, val in (
+        ("schedule", schedule),
+        ("rounds", rounds),
+        ("block", block),
+        ("settle", settle),
+        ("seed", seed),
+        ("until_decisive", until_decisive),
+        ("max_time_s", max_time_s),
+        ("tolerance", tolerance),
+        ("load_round", load_round),
+        ("load_rounds", load_rounds),
+    ):
+        if val is not None:
+            kw[key] = val
+    if schedule == "sequential" and plan.until_decisive and until_decisive is None:
+        kw["until_decisive"] = False
+    new = replace(plan, **kw)  # type: ignore[arg-type]
+    if new.interleaved and block is not None:
+        # In rounds, a mode's measured steps are one block.
+        new = replace(new, modes=tuple(replace(m, measured_steps=block) for m in new.modes))
+    elif new.interleaved and not plan.interleaved:
+        new = replace(new, modes=tuple(replace(m, measured_steps=new.block) for m in new.modes))
+    return new

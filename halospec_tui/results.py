@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from halospec_tui.events import KnobVerdict, StepRecord
 from halospec_tui.knob import check_knob
+from halospec_tui.plan import NOSPEC
 from halospec_tui.stats import (
     ModeSummary,
     PhaseRegret,
@@ -24,6 +25,16 @@ from halospec_tui.stats import (
     adaptive_regret,
     summarize,
     winner,
+)
+from halospec_tui.verdict import (
+    DEFAULT_TOLERANCE,
+    Decision,
+    Verdict,
+    decide,
+    decision_of,
+    main_actuator,
+    verdict_dict,
+    verdict_lines,
 )
 
 ORIGINAL_COLUMNS = (
@@ -133,6 +144,10 @@ def sample_from_row(row: dict[str, str]) -> StepSample:
         predicted_ms=_opt_float(row.get("predicted_ms", "")),
         reload_ms=_opt_int(row.get("reload_ms", "")),
         phase=row.get("phase", "steady"),
+        round=_opt_int(row.get("round", "") or ""),
+        settle=(row.get("settle") or "").strip() == "1",
+        actuator=row.get("actuator") or "",
+        timestamp=row.get("timestamp") or "",
     )
 
 
@@ -198,18 +213,40 @@ class Report:
     winner_score: float | None
     knob: KnobVerdict
     regret: tuple[PhaseRegret, ...] = ()
+    verdict: Verdict | None = None
+    decision: Decision | None = None
+    actuator: str = ""
+    nospec_drafted: int | None = None
 
 
-def build_report(samples: Sequence[StepSample]) -> Report:
-    summaries = tuple(summarize(samples))
+def build_report(
+    samples: Sequence[StepSample],
+    *,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> Report:
+    """Everything the summaries say, from rows alone (settle rows are not measurements)."""
+    rows = [s for s in samples if not s.settle]
+    summaries = tuple(summarize(rows))
     best = winner(summaries)
+    nospec = [s.drafted for s in rows if s.mode == NOSPEC and s.success and s.drafted]
+    decision = decision_of(samples)
     return Report(
         summaries=summaries,
         winner=best.mode if best else None,
         winner_score=best.score if best else None,
-        knob=check_knob(samples),
-        regret=tuple(adaptive_regret(samples)),
+        knob=check_knob(rows),
+        regret=tuple(adaptive_regret(rows)),
+        verdict=decide(rows, tolerance=tolerance, eliminated=decision.dropped) if rows else None,
+        decision=decision,
+        actuator=main_actuator(samples),
+        nospec_drafted=sum(nospec) if nospec else None,
     )
+
+
+def verdict_section(report: Report) -> list[str]:
+    if report.verdict is None or report.decision is None:
+        return []
+    return verdict_lines(report.verdict, report.decision, report.actuator, report.nospec_drafted)
 
 
 def regret_lines(report: Report) -> list[str]:
@@ -330,6 +367,7 @@ def extras_table(report: Report) -> str:
         lines += regret_lines(report)
     marker = {"effective": "OK", "no-effect": "WARNING", "unverified": "NOTE"}[report.knob.status]
     lines.append(f"\n[{marker}] {report.knob.message}")
+    lines += verdict_section(report)
     return "\n".join(lines)
 
 
@@ -355,6 +393,11 @@ def summary_json(report: Report, meta: dict[str, Any] | None = None) -> str:
                 }
                 for r in report.regret
             ],  # fmt: skip
+            "verdict": (
+                verdict_dict(report.verdict, report.decision, report.actuator)
+                if report.verdict is not None and report.decision is not None
+                else None
+            ),
         },
         indent=2,
     )
@@ -414,6 +457,9 @@ def summary_markdown(report: Report) -> str:
     if report.regret:
         lines += [""] + [f"- {md_escape(line)}" for line in regret_lines(report)]
     lines += ["", f"Knob check: **{report.knob.status}**: {md_escape(report.knob.message)}", ""]
+    verdict = verdict_section(report)
+    if verdict:
+        lines += ["## Verdict", "", "```text", *verdict[1:], "```", ""]
     return "\n".join(lines)
 
 

@@ -27,6 +27,8 @@ from halospec_tui.events import (
     ModeStarted,
     Paused,
     PhaseChanged,
+    RoundFinished,
+    RoundStarted,
     RunFinished,
     RunStarted,
     Sink,
@@ -46,8 +48,10 @@ from halospec_tui.results import (
     summary_text,
     write_summaries,
 )
+from halospec_tui.schedule import prompt_index, round_blocks, round_phase
 from halospec_tui.stats import summarize_mode
 from halospec_tui.telemetry import Telemetry
+from halospec_tui.verdict import decide, newly_worse, stop_reason
 
 
 def new_run_id() -> str:
@@ -110,6 +114,7 @@ class Runner:
         self._knob: KnobVerdict | None = None
         self._metrics = MetricsProbe(client)
         self._draft_source = "unknown"  # timings | metrics | none, once known
+        self._pending = Actuation()  # a reload that started an arm, for its first row
 
     # -- control (any thread) ---------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -211,7 +216,7 @@ class Runner:
         )
         return self.client.chat(body), prompt_id
 
-    def _drafting(self, reply: Reply, before: tuple[int, int] | None) -> Reply:
+    def _drafting(self, reply: Reply, before: tuple[int, int] | None, k: int) -> Reply:
         """Drafted/accepted from the answer's timings, else from /metrics deltas.
 
         The source is settled at the first successful step: timings when the answer
@@ -220,6 +225,8 @@ class Runner:
         """
         if not reply.success or self._draft_source in ("timings", "none"):
             return reply
+        if k == 0 and self._draft_source == "unknown":
+            return reply  # no drafting asked for: no timings expected, settle nothing yet
         if reply.drafted is not None:
             self._draft_source = "timings"
             return reply
@@ -275,7 +282,9 @@ class Runner:
         )
         reason = "completed"
         try:
-            for index, mode in enumerate(plan.modes):
+            if plan.interleaved:
+                self._run_rounds(writer)
+            for index, mode in enumerate(() if plan.interleaved else plan.modes):
                 try:
                     self._run_mode(index, mode, writer)
                 except _Skip:
@@ -299,7 +308,7 @@ class Runner:
 
     def _finish(self, reason: str) -> RunFinished:
         samples = [sample_from_record(r) for r in self.records]
-        report = build_report(samples)
+        report = build_report(samples, tolerance=self.plan.tolerance)
         files: tuple[str, ...] = (str(Path(self.config.csv_path).resolve()),)
         if self.config.write_summary_files:
             meta = {
@@ -328,7 +337,7 @@ class Runner:
         return done
 
     def _finish_mode(self, mode: ModeSpec, skipped: bool = False) -> None:
-        samples = [sample_from_record(r) for r in self.records]
+        samples = [sample_from_record(r) for r in self.records if not r.settle]
         mine = [s for s in samples if s.mode == mode.name]
         self.sink.emit(ModeFinished(summarize_mode(mode.name, mine), skipped=skipped))
         # Say as early as possible whether K takes effect, not only at the end.
@@ -337,18 +346,9 @@ class Runner:
             self._knob = verdict
             self.sink.emit(verdict)
 
-    def _run_mode(self, index: int, mode: ModeSpec, writer: CsvWriter) -> None:
-        cfg, plan = self.config, self.plan
-        self.sink.emit(
-            ModeStarted(mode.name, index, len(plan.modes), mode.warmup_steps, mode.measured_steps)
-        )
-        self._load_seen = False
-        self._set_phase(mode.name, 0, "load" if self.load.active else "steady")
-        controller: Controller | None = make_controller(cfg.controller) if mode.adaptive else None
-
-        # Warmup: not logged, not counted; feeds the controller's thresholds.
+    def _warmup(self, mode: ModeSpec, controller: Controller | None) -> None:
+        """Warmup requests: not logged, not counted; they calibrate the controller."""
         warm_lat: list[int] = []
-        self._actuate(mode.warmup_k)
         for w in range(1, mode.warmup_steps + 1):
             self._wait_if_paused()
             self._apply_manual_load()
@@ -361,7 +361,7 @@ class Runner:
                     mode.name, w, mode.warmup_steps, mode.warmup_k, reply.success, reply.latency_ms
                 )
             )
-            self._sleep(plan.warmup_sleep_s)
+            self._sleep(self.plan.warmup_sleep_s)
         if controller is not None:
             controller.calibrate(warm_lat)
             thr = controller.thresholds
@@ -372,38 +372,26 @@ class Runner:
                 f"=> low={thr.low_ms} ms high={thr.high_ms} ms",
             )
 
+    def _run_mode(self, index: int, mode: ModeSpec, writer: CsvWriter) -> None:
+        """The original's sequential schedule: warmup, then every measured step of one mode."""
+        cfg, plan = self.config, self.plan
+        self.sink.emit(
+            ModeStarted(mode.name, index, len(plan.modes), mode.warmup_steps, mode.measured_steps)
+        )
+        self._load_seen = False
+        self._set_phase(mode.name, 0, "load" if self.load.active else "steady")
+        controller: Controller | None = make_controller(cfg.controller) if mode.adaptive else None
+        self._pending = self._actuate(mode.warmup_k)
+        self._warmup(mode, controller)
         load_here = cfg.load_enabled and (cfg.load_arms == "all" or mode.adaptive)
         for step in range(1, mode.measured_steps + 1):
             self._wait_if_paused()
             self._apply_manual_load()
             if load_here and step == plan.load_step and not self.load.active:
                 self._start_load(f"{mode.name} step {step}")
-            k = controller.next_k() if controller is not None else mode.k
-            assert k is not None
-            act = self._actuate(k)
-            counters = self._metrics.read() if self._draft_source == "metrics" else None
-            self.telemetry.sample()  # start the CPU window at the request
-            reply, prompt_id = self._request(mode.warmup_steps + step - 1, k)
-            cpu = self.telemetry.sample()
-            reply = self._drafting(reply, counters)
-            if self._stop.is_set() and not reply.success:
-                raise _Stop()  # an abandoned request is not a measurement
-            if controller is not None:
-                controller.observe(k, reply.success, reply.latency_ms)
             if self.load.active:
                 self._load_seen = True
-                phase = "load"
-            else:
-                self._announce_load(False, "burners finished")
-                phase = "recovery" if self._load_seen else "steady"
-            self._set_phase(mode.name, step, phase)
-            self._global_step += 1
-            record = self._record(mode, step, phase, k, reply, prompt_id, act, controller, cpu)
-            writer.write(record)
-            self.records.append(record)
-            self.sink.emit(StepDone(record, mode.measured_steps))
-            self._log_step(record, reply)
-            self._watch_server(reply)
+            self._measure_step(mode, step, controller, writer, timeline=None)
             self._sleep(plan.cooldown_s)
         # As the original: the mode ends when its burner has ended, so load never
         # spills into the next arm's warmup.
@@ -412,6 +400,185 @@ class Runner:
         if not self.load.active:
             self._announce_load(False, "burners finished")
         self._finish_mode(mode)
+
+    def _measure_step(
+        self,
+        mode: ModeSpec,
+        step: int,
+        controller: Controller | None,
+        writer: CsvWriter,
+        *,
+        timeline: str | None,
+        prompt_index: int | None = None,
+        round_no: int | None = None,
+        block_pos: int | None = None,
+        settle: bool = False,
+        planned: int | None = None,
+    ) -> StepRecord:
+        """One request at the arm's K (or the controller's): measured, written, announced.
+
+        `timeline` is the phase the schedule lays on this step (interleaved rounds);
+        None: the phase follows the burners as in the original. A settle step is run
+        and written (flagged) but is no measurement: it feeds no controller.
+        """
+        k = controller.next_k() if controller is not None else mode.warmup_k
+        act = self._actuate(k)
+        if self._pending.reload_ms is not None:  # the reload that started this arm/block
+            act = replace(act, reload_ms=(act.reload_ms or 0) + self._pending.reload_ms)
+        self._pending = Actuation()
+        counters = self._metrics.read() if self._draft_source == "metrics" else None
+        self.telemetry.sample()  # start the CPU window at the request
+        index = prompt_index if prompt_index is not None else mode.warmup_steps + step - 1
+        reply, prompt_id = self._request(index, k)
+        cpu = self.telemetry.sample()
+        reply = self._drafting(reply, counters, k)
+        if self._stop.is_set() and not reply.success:
+            raise _Stop()  # an abandoned request is not a measurement
+        if controller is not None and not settle:
+            controller.observe(k, reply.success, reply.latency_ms)
+        if timeline is not None:
+            phase = "load" if self.load.active and timeline == "steady" else timeline
+        elif self.load.active:
+            phase = "load"
+        else:
+            self._announce_load(False, "burners finished")
+            phase = "recovery" if self._load_seen else "steady"
+        if not settle:
+            self._set_phase(mode.name, step, phase)
+        self._global_step += 1
+        record = self._record(mode, step, phase, k, reply, prompt_id, act, controller, cpu)
+        if round_no is not None:
+            record = replace(record, round=round_no, block_pos=block_pos, settle=settle)
+        writer.write(record)
+        self.records.append(record)
+        if settle:
+            self.sink.emit(WarmupStep(mode.name, step, planned or 0, k, reply.success, reply.latency_ms))
+        else:
+            self.sink.emit(StepDone(record, planned or mode.measured_steps))
+        self._log_step(record, reply)
+        self._watch_server(reply)
+        return record
+
+    # -- interleaved rounds ---------------------------------------------------
+    def _run_rounds(self, writer: CsvWriter) -> None:
+        """Rounds of one block per remaining arm, order shuffled each round (schedule.py);
+        with until_decisive, arms clearly worse than the best are dropped after each round
+        and the run stops once the verdict is decisive."""
+        cfg, plan = self.config, self.plan
+        index_of = {m.name: i for i, m in enumerate(plan.modes)}
+        spec = {m.name: m for m in plan.modes}
+        controllers: dict[str, Controller] = {
+            m.name: make_controller(cfg.controller) for m in plan.modes if m.adaptive
+        }
+        warmed: set[str] = set()
+        steps_done: dict[str, int] = {m.name: 0 for m in plan.modes}
+        remaining = [m.name for m in plan.modes]
+        dropped: list[tuple[str, int]] = []
+        started = time.monotonic()
+        load_round = plan.load_round if cfg.load_enabled else None
+        for rnd in range(1, plan.rounds + 1):
+            timeline = round_phase(rnd, load_round, plan.load_rounds)
+            self._round_load(timeline, rnd)
+            blocks = round_blocks(remaining, plan.seed, rnd, plan.block)
+            self.sink.emit(
+                RoundStarted(rnd, plan.rounds, tuple(b.arm for b in blocks), timeline)
+            )
+            for blk in blocks:
+                mode = spec[blk.arm]
+                self.sink.emit(
+                    ModeStarted(mode.name, index_of[mode.name], len(plan.modes), 0, blk.steps)
+                )
+                controller = controllers.get(mode.name)
+                try:
+                    warm = controller is None or mode.name not in warmed
+                    k0 = mode.warmup_k if warm or controller is None else controller.next_k()
+                    self._pending = self._actuate(k0)
+                    if mode.name not in warmed:
+                        warmed.add(mode.name)
+                        self._warmup(mode, controller)
+                    for i in range(1, plan.settle + 1):
+                        self._wait_if_paused()
+                        self._apply_manual_load()
+                        self._measure_step(
+                            mode, i, controller, writer, timeline=timeline,
+                            prompt_index=10_000 + rnd * plan.settle + i, round_no=rnd,
+                            block_pos=blk.position, settle=True, planned=plan.settle,
+                        )  # fmt: skip
+                    for i in range(1, blk.steps + 1):
+                        self._wait_if_paused()
+                        self._apply_manual_load()
+                        steps_done[mode.name] += 1
+                        self._measure_step(
+                            mode, steps_done[mode.name], controller, writer, timeline=timeline,
+                            prompt_index=prompt_index(rnd, i, plan.block), round_no=rnd,
+                            block_pos=blk.position, planned=blk.steps,
+                        )  # fmt: skip
+                        self._sleep(plan.cooldown_s)
+                except _Skip:
+                    self._log("info", f"skipped the rest of {mode.name}'s block in round {rnd}")
+                    self._finish_mode(mode, skipped=True)
+                    self._skip.clear()
+                    continue
+                self._finish_mode(mode)
+            verdict = decide(
+                [sample_from_record(r) for r in self.records if not r.settle],
+                tolerance=plan.tolerance,
+                eliminated=dropped,
+                with_phases=False,
+            )
+            last_timeline_round = (load_round or 0) + plan.load_rounds - 1 if load_round else 0
+            may_stop = plan.until_decisive and rnd >= max(plan.min_rounds, last_timeline_round + 1)
+            if plan.until_decisive and rnd >= plan.min_rounds:
+                for arm in newly_worse(verdict):
+                    if arm in remaining and len(remaining) > 1:
+                        remaining.remove(arm)
+                        dropped.append((arm, rnd))
+                        self._log("info", f"round {rnd}: {arm} is clearly slower than "
+                                          f"{verdict.best}: dropped")  # fmt: skip
+            elapsed = time.monotonic() - started
+            reason = None
+            if plan.until_decisive:
+                reason = stop_reason(
+                    verdict, rnd, min_rounds=plan.min_rounds if may_stop else plan.rounds + 1,
+                    max_rounds=plan.rounds, elapsed_s=elapsed, max_time_s=plan.max_time_s,
+                )  # fmt: skip
+            round_s = elapsed / rnd
+            self.sink.emit(
+                RoundFinished(
+                    round=rnd,
+                    rounds=plan.rounds,
+                    best=verdict.best,
+                    decisive=verdict.decisive,
+                    remaining=tuple(remaining),
+                    dropped=tuple(dropped),
+                    recommended_k=verdict.recommended_k,
+                    stop=reason,
+                    elapsed_s=elapsed,
+                    left_s=None if reason else round_s * (plan.rounds - rnd),
+                    status=tuple((a.arm, verdict.status(a.arm)) for a in verdict.arms),
+                    half_width=tuple(
+                        (a.arm, a.tps.value, a.tps.half_width) for a in verdict.arms if a.tps
+                    ),
+                )
+            )
+            if reason is not None:
+                self._log("info", f"round {rnd}: stopping ({reason})")
+                break
+            if self._stop.is_set():
+                raise _Stop()
+        if self.load.active:
+            self.load.stop()
+            self._announce_load(False, "load timeline over")
+
+    def _round_load(self, timeline: str, rnd: int) -> None:
+        """Burners on for the load rounds of the timeline, off after them."""
+        if timeline == "load" and not self.load.active:
+            self.load.start(self.plan.max_time_s or self.plan.load_duration_s)
+            self._announce_load(True, f"round {rnd} (load timeline)")
+            self._log("info", f"load: {self.load.workers} burner(s) from round {rnd}")
+        elif timeline == "recovery" and self.load.active:
+            self.load.stop()
+            self._announce_load(False, f"round {rnd}: load timeline over")
 
     def _record(
         self,

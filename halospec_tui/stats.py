@@ -89,6 +89,10 @@ class StepSample:
     predicted_ms: float | None = None
     reload_ms: int | None = None
     phase: str = "steady"
+    round: int | None = None
+    settle: bool = False
+    actuator: str = ""
+    timestamp: str = ""
 
 
 @dataclass(frozen=True)

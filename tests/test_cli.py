@@ -24,16 +24,18 @@ def test_quick_plan_headless_end_to_end(tmp_path, no_leftovers):
     p = run(["--no-ui", "--plan", "quick", "--backend", "sim", "--csv", str(out), *FAST])
     assert p.returncode == 0, p.stderr
     rows = csv_rows(out)
-    modes = [f"fixed_{k}" for k in range(1, 9)] + ["adaptive"]
+    modes = ["nospec"] + [f"fixed_{k}" for k in range(1, 9)] + ["adaptive"]
     assert [r["mode"] for r in rows] == [
         m for m in modes for _ in range(8 if m == "adaptive" else 4)
     ]
-    assert [int(r["global_step"]) for r in rows] == list(range(1, 41))
+    assert [int(r["global_step"]) for r in rows] == list(range(1, 45))
     assert all(r["success"] == "1" and r["tokens"] == "64" for r in rows)
     assert {r["actuator"] for r in rows} == {"lemonade-load"}
     for r in rows:
         if r["mode"].startswith("fixed_"):
             assert int(r["draft_length"]) == int(r["mode"][6:]) == int(r["confirmed_k"])
+        if r["mode"] == "nospec":  # the server ran without speculation: it drafted nothing
+            assert (r["draft_length"], r["confirmed_k"], r["drafted"]) == ("0", "0", "0")
         assert int(r["drafted"]) >= int(r["accepted"]) >= 0
     summary = json.loads((tmp_path / "res_summary.json").read_text())
     assert [m["mode"] for m in summary["modes"]] == modes
@@ -110,6 +112,14 @@ def test_report_splits_appended_runs(tmp_path):
         (["report", "/nonexistent.csv"], "no such file"),
         (["report", "pyproject.toml"], "not a results CSV"),
         (["--no-ui", "--sim-fault", "explode:1"], "unknown fault"),
+        (["--no-ui", "--plan", "tune", "--rounds", "0"], "--rounds must be at least 1"),
+        (["--no-ui", "--plan", "tune", "--block", "0"], "--block must be at least 1"),
+        (["--no-ui", "--plan", "tune", "--tolerance", "-1"], "--tolerance must be from 0 to 1"),
+        (["--no-ui", "--plan", "tune", "--max-time", "0"], "--max-time must be positive"),
+        (["--no-ui", "--until-decisive"], "classic plan keeps the original's sequential"),
+        (["--no-ui", "--plan", "quick", "--until-decisive"], "needs --schedule interleaved"),
+        (["--no-ui", "--plan", "tune", "--modes", "nospec,fixed_x"], "unknown mode 'fixed_x'"),
+        (["report", "pyproject.toml", "--tolerance", "2"], "--tolerance must be from 0 to 1"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args, message, no_leftovers):

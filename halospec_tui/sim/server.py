@@ -196,7 +196,7 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         found = _K_ARG.findall(args)
-        new_k = int(found[-1]) if found else s.params.draft_n_max
+        new_k = int(found[-1]) if found else 0  # no speculative flags: no speculation
         if not 0 <= new_k <= 64:
             self._error(400, f"draft length {new_k} out of range", "invalid_request_error")
             return
