@@ -48,7 +48,7 @@ from halospec_tui.results import (
     summary_text,
     write_summaries,
 )
-from halospec_tui.schedule import prompt_index, round_blocks, round_phase
+from halospec_tui.schedule import grown_block, prompt_index, round_blocks, round_phase
 from halospec_tui.stats import summarize_mode
 from halospec_tui.telemetry import Telemetry
 from halospec_tui.verdict import decide, newly_worse, stop_reason
@@ -476,10 +476,12 @@ class Runner:
         dropped: list[tuple[str, int]] = []
         started = time.monotonic()
         load_round = plan.load_round if cfg.load_enabled else None
+        first_prompt = 0
         for rnd in range(1, plan.rounds + 1):
             timeline = round_phase(rnd, load_round, plan.load_rounds)
             self._round_load(timeline, rnd)
-            blocks = round_blocks(remaining, plan.seed, rnd, plan.block)
+            size = grown_block(plan.block, len(plan.modes), len(remaining))
+            blocks = round_blocks(remaining, plan.seed, rnd, size)
             self.sink.emit(
                 RoundStarted(rnd, plan.rounds, tuple(b.arm for b in blocks), timeline)
             )
@@ -510,7 +512,7 @@ class Runner:
                         steps_done[mode.name] += 1
                         self._measure_step(
                             mode, steps_done[mode.name], controller, writer, timeline=timeline,
-                            prompt_index=prompt_index(rnd, i, plan.block), round_no=rnd,
+                            prompt_index=prompt_index(first_prompt, i), round_no=rnd,
                             block_pos=blk.position, planned=blk.steps,
                         )  # fmt: skip
                         self._sleep(plan.cooldown_s)
@@ -520,6 +522,7 @@ class Runner:
                     self._skip.clear()
                     continue
                 self._finish_mode(mode)
+            first_prompt += size
             verdict = decide(
                 [sample_from_record(r) for r in self.records if not r.settle],
                 tolerance=plan.tolerance,

@@ -38,9 +38,18 @@ def round_blocks(arms: Sequence[str], seed: int, round_no: int, block: int) -> l
     ]
 
 
-def prompt_index(round_no: int, step_in_block: int, block: int) -> int:
-    """The n-th prompt of the run for a block's step: the same for every arm in a round."""
-    return (round_no - 1) * block + (step_in_block - 1)
+def grown_block(block: int, arms_at_start: int, arms_left: int, cap: int = 4) -> int:
+    """Blocks grow as arms are dropped (up to `cap` times), so a round keeps about its
+    length and fewer of its seconds go to reloads and settling."""
+    if arms_left <= 0:
+        return block
+    return block * min(cap, max(1, arms_at_start // arms_left))
+
+
+def prompt_index(first: int, step_in_block: int) -> int:
+    """The run's n-th prompt for a block's step (1-based), counted from the round's
+    first prompt: the same for every arm in a round."""
+    return first + step_in_block - 1
 
 
 def round_phase(round_no: int, load_round: int | None, load_rounds: int) -> str:

@@ -12,7 +12,9 @@ schedule sends the same prompts to every arm in a round), which pairs them.
 
 An arm is *tied* with the best when the CI of best/arm throughput reaches down to
 within the tolerance of 1, *worse* otherwise. A comparison is *settled* when the
-arm is worse, or when the whole CI lies within the tolerance (they are equivalent).
+arm is worse, or when the whole CI lies within the tolerance (they are equivalent),
+or when the CI is no wider than the tolerance either side (an indifference zone:
+what difference is left is below what the run was asked to resolve).
 The verdict is decisive when every comparison with an arm still in the race is
 settled (an arm dropped earlier was settled as worse when it was dropped).
 """
@@ -242,12 +244,17 @@ class Comparison:
 
 
 def classify(r: Estimate | None, tolerance: float) -> tuple[str, bool]:
-    """tied when the CI reaches within tolerance of 1; settled when worse or equivalent."""
+    """tied when the CI reaches within tolerance of 1, else worse.
+
+    Settled: worse; or tied and either equivalent (the whole CI within the tolerance)
+    or known to within the tolerance (half-width at most the tolerance), so that the
+    difference, if any, is below what the run is asked to resolve (an indifference zone).
+    """
     if r is None:
         return "tied", False
     if r.lo > 1.0 + tolerance:
         return "worse", True
-    return "tied", r.hi <= 1.0 + tolerance
+    return "tied", r.hi <= 1.0 + tolerance or r.half_width <= tolerance
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from halospec_tui.schedule import prompt_index, round_blocks, round_order, round_phase
+from halospec_tui.schedule import grown_block, prompt_index, round_blocks, round_order, round_phase
 from halospec_tui.stats import StepSample
 from halospec_tui.verdict import (
     Comparison,
@@ -59,16 +59,18 @@ def test_same_strata_sizes_draw_the_same_positions():
 
 
 @pytest.mark.parametrize(
-    ("lo", "hi", "expected"),
+    ("lo", "hi", "tol", "expected"),
     [
-        (1.021, 1.05, ("worse", True)),  # the whole CI is beyond 2%
-        (1.02, 1.05, ("tied", False)),  # reaches exactly to 1 + tolerance: tied, not settled
-        (0.99, 1.02, ("tied", True)),  # within tolerance everywhere: equivalent
-        (0.99, 1.0201, ("tied", False)),
+        (1.021, 1.05, 0.02, ("worse", True)),  # the whole CI is beyond 2%
+        (1.02, 1.07, 0.02, ("tied", False)),  # reaches exactly to 1 + tolerance: tied, open
+        (0.99, 1.02, 0.02, ("tied", True)),  # within tolerance everywhere: equivalent
+        (0.97, 1.0201, 0.02, ("tied", False)),  # neither equivalent nor known to +-2%
+        (1.0, 1.5, 0.25, ("tied", True)),  # known to +-25% (half-width exactly 0.25)
+        (1.0, 1.5078125, 0.25, ("tied", False)),  # half-width just over
     ],
 )
-def test_tied_and_worse_at_the_tolerance_boundary(lo, hi, expected):
-    assert classify(Estimate((lo + hi) / 2, lo, hi), 0.02) == expected
+def test_tied_and_worse_at_the_tolerance_boundary(lo, hi, tol, expected):
+    assert classify(Estimate((lo + hi) / 2, lo, hi), tol) == expected
 
 
 def test_no_ratio_is_undecided():
@@ -203,5 +205,9 @@ def test_round_phase_and_prompts():
     ]  # fmt: skip
     assert [round_phase(r, None, 2) for r in (1, 2, 3)] == ["steady"] * 3
     assert [round_phase(r, 1, 0) for r in (1, 2)] == ["steady"] * 2
-    # Every arm's step i of round r gets the same prompt; rounds move on.
-    assert [prompt_index(r, i, 4) for r in (1, 2) for i in (1, 4)] == [0, 3, 4, 7]
+    assert [prompt_index(8, i) for i in (1, 4)] == [8, 11]
+
+
+def test_blocks_grow_as_arms_are_dropped():
+    assert [grown_block(4, 9, n) for n in (9, 5, 4, 3, 2, 1)] == [4, 4, 8, 12, 16, 16]
+    assert grown_block(2, 3, 0) == 2
