@@ -49,7 +49,7 @@ class Plan:
     settle: int = 0  # interleaved: unmeasured requests after each change of K
     seed: int = 0  # round order and bootstrap
     until_decisive: bool = False  # stop once the verdict is decisive
-    min_rounds: int = 3  # rounds before the verdict may stop the run
+    min_rounds: int = 4  # rounds before the verdict may stop the run
     max_time_s: float | None = None  # cap on the run's wall time (until_decisive)
     tolerance: float = 0.02  # arms within this of the best are tied
     load_round: int = 2  # interleaved: the round at which load starts
@@ -137,7 +137,7 @@ def tune() -> Plan:
         block=4,
         settle=1,
         until_decisive=True,
-        min_rounds=3,
+        min_rounds=4,
         max_time_s=600.0,
     )
 

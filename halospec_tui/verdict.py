@@ -4,11 +4,13 @@ Pure functions over `StepSample`s, the same for a live run and for a CSV read la
 (`report`): rows in, verdict out. The figure of merit is client-side tokens per second
 (sum of tokens / sum of latency), the speed a user of the server sees.
 
-Confidence intervals are seeded percentile bootstraps. Resampling is stratified by
-round: each round's block of an arm is resampled within itself, so every replicate
-keeps the round (and so the load phase) composition the schedule gave every arm.
-When two arms are compared, the same random draws index both (the interleaved
-schedule sends the same prompts to every arm in a round), which pairs them.
+Confidence intervals are seeded percentile bootstraps over clusters: in an
+interleaved run a cluster is one round (an arm's block in it), since the steps of a
+block share the machine's conditions of that moment and are not independent; in a
+sequential run each step is its own cluster. Clusters are redrawn within their load
+phase, so every replicate keeps the phase mix the schedule gave every arm. Two arms
+are compared on the rounds both ran, redrawing the same rounds for both (paired: a
+round's conditions, and its prompts, hit both).
 
 An arm is *tied* with the best when the CI of best/arm throughput reaches down to
 within the tolerance of 1, *worse* otherwise. A comparison is *settled* when the
@@ -38,7 +40,6 @@ DEFAULT_SEED = 0
 NOSPEC = "nospec"
 _FIXED = re.compile(r"^fixed_(\d+)$")
 
-Stat = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (tokens, latency) rows -> values
 
 
 def arm_k(mode: str) -> int | None:
@@ -65,19 +66,25 @@ def _rng(seed: int, *labels: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(x.encode()) for x in labels)])
 
 
-def resample_indices(strata: Sequence[int], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n) indices; each row draws, within each stratum, as many as it holds.
+def cluster_weights(
+    strata: Sequence[str], n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """(n_boot, n_clusters) counts: each replicate redraws, within each stratum, as many
+    clusters as the stratum holds, with replacement (a stratified cluster bootstrap).
 
-    Strata are visited in sorted order and each draws uniform numbers for its own
-    size, so two arms with the same strata sizes get the same positions (paired).
-    """
-    s = np.asarray(strata)
-    out = np.empty((n_boot, len(s)), dtype=np.int64)
-    for key in np.unique(s):
-        pos = np.flatnonzero(s == key)
-        u = rng.random((n_boot, len(pos)))
-        out[:, pos] = pos[np.minimum((u * len(pos)).astype(np.int64), len(pos) - 1)]
-    return out
+    Strata are visited in sorted order and each draws for its own size, so the same
+    strata sizes and seed give the same weights (two arms compared on the same
+    rounds are resampled together: paired)."""
+    keys = np.asarray(strata)
+    w = np.zeros((n_boot, len(keys)))
+    for key in sorted(set(strata)):
+        pos = np.flatnonzero(keys == key)
+        m = len(pos)
+        draws = rng.integers(0, m, size=(n_boot, m))
+        counts = np.zeros((n_boot, m))
+        np.add.at(counts, (np.repeat(np.arange(n_boot), m), draws.ravel()), 1.0)
+        w[:, pos] = counts
+    return w
 
 
 def _interval(point: float, reps: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
@@ -86,48 +93,106 @@ def _interval(point: float, reps: np.ndarray, confidence: float = CONFIDENCE) ->
     return Estimate(float(point), float(lo), float(hi))
 
 
-def _nearest_rank(sorted_rows: np.ndarray, pct: float) -> np.ndarray:
-    n = sorted_rows.shape[-1]
-    idx = min(max(math.ceil(pct / 100.0 * n) - 1, 0), n - 1)
-    return sorted_rows[..., idx]
+@dataclass(frozen=True)
+class Rows:
+    """One arm's measured steps grouped into clusters (rounds; or single steps when the
+    schedule had none), each cluster in one stratum (its load phase)."""
+
+    tokens: np.ndarray  # per step
+    latency: np.ndarray  # per step, ms
+    cluster: np.ndarray  # per step: index into `keys`
+    keys: tuple[object, ...]  # cluster ids (round numbers, or step positions)
+    strata: tuple[str, ...]  # per cluster
+
+    @property
+    def n(self) -> int:
+        return len(self.latency)
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        return np.bincount(self.cluster, weights=values, minlength=len(self.keys))
 
 
-def tps(tok: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    total = lat.sum(axis=-1)
-    return np.where(total > 0, tok.sum(axis=-1) * 1000.0 / np.maximum(total, 1e-12), np.nan)
+def rows_of(samples: Sequence[StepSample], tokens: str = "tokens", ms: str = "latency_ms") -> Rows:
+    """Clusters are rounds when every step has one (interleaved); else single steps."""
+    rounds = all(s.round for s in samples)
+    keys: list[object] = []
+    strata: list[str] = []
+    where: dict[object, int] = {}
+    cluster = []
+    for i, s in enumerate(samples):
+        key: object = s.round if rounds else i
+        if key not in where:
+            where[key] = len(keys)
+            keys.append(key)
+            strata.append(s.phase)
+        cluster.append(where[key])
+    return Rows(
+        np.array([float(getattr(s, tokens) or 0) for s in samples]),
+        np.array([float(getattr(s, ms) or 0) for s in samples]),
+        np.array(cluster, dtype=np.int64),
+        tuple(keys),
+        tuple(strata),
+    )
 
 
-def mean_ms(tok: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    return lat.mean(axis=-1)
+def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
 
 
-def median_ms(tok: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    return _nearest_rank(np.sort(lat, axis=-1), 50.0)
+def tps(r: Rows, w: np.ndarray) -> np.ndarray:
+    """Tokens per second: sum of tokens over sum of latency, per replicate."""
+    return _safe_div(w @ r.sums(r.tokens) * 1000.0, w @ r.sums(r.latency))
 
 
-def p95_ms(tok: np.ndarray, lat: np.ndarray) -> np.ndarray:
-    return _nearest_rank(np.sort(lat, axis=-1), 95.0)
+def mean_ms(r: Rows, w: np.ndarray) -> np.ndarray:
+    return _safe_div(w @ r.sums(r.latency), w @ r.sums(np.ones(r.n)))
 
 
-def score(tok: np.ndarray, lat: np.ndarray) -> np.ndarray:
+def _std(r: Rows, w: np.ndarray) -> np.ndarray:
+    m = mean_ms(r, w)
+    sq = _safe_div(w @ r.sums(r.latency**2), w @ r.sums(np.ones(r.n)))
+    return np.sqrt(np.maximum(sq - m * m, 0.0))
+
+
+def _nearest_rank(r: Rows, w: np.ndarray, pct: float) -> np.ndarray:
+    """Nearest-rank percentile of the steps each replicate holds (weights per step)."""
+    order = np.argsort(r.latency, kind="stable")
+    cum = np.cumsum(w[:, r.cluster[order]], axis=1)
+    total = cum[:, -1]
+    rank = np.maximum(np.ceil(pct / 100.0 * total - 1e-9), 1.0)
+    idx = np.minimum((cum < rank[:, None]).sum(axis=1), r.n - 1)
+    return r.latency[order][idx]
+
+
+def median_ms(r: Rows, w: np.ndarray) -> np.ndarray:
+    return _nearest_rank(r, w, 50.0)
+
+
+def p95_ms(r: Rows, w: np.ndarray) -> np.ndarray:
+    return _nearest_rank(r, w, 95.0)
+
+
+def score(r: Rows, w: np.ndarray) -> np.ndarray:
     """The original's SLO-aware score: avg + 0.5 * p95 + 0.2 * population stddev."""
-    return lat.mean(axis=-1) + 0.5 * p95_ms(tok, lat) + 0.2 * lat.std(axis=-1)
+    return mean_ms(r, w) + 0.5 * p95_ms(r, w) + 0.2 * _std(r, w)
+
+
+Stat = Callable[[Rows, np.ndarray], np.ndarray]
 
 
 def bootstrap(
-    tok: Sequence[float],
-    lat: Sequence[float],
-    strata: Sequence[int],
-    stat: Stat,
-    rng: np.random.Generator,
-    n_boot: int = RESAMPLES,
+    r: Rows, stat: Stat, rng: np.random.Generator, n_boot: int = RESAMPLES
 ) -> Estimate | None:
-    """Point value of `stat` on the data and its percentile CI over stratified resamples."""
-    if not len(lat):
+    """`stat` on the data and its percentile CI over stratified cluster resamples."""
+    if r.n == 0:
         return None
-    t, x = np.asarray(tok, dtype=float), np.asarray(lat, dtype=float)
-    idx = resample_indices(strata, n_boot, rng)
-    return _interval(float(stat(t, x)), stat(t[idx], x[idx]))
+    point = float(stat(r, np.ones((1, len(r.keys))))[0])
+    if not math.isfinite(point):
+        return None
+    if len(r.keys) < 2:
+        return Estimate(point, -math.inf, math.inf)  # one cluster: no spread to measure
+    reps = stat(r, cluster_weights(r.strata, n_boot, rng))
+    return _interval(point, reps[np.isfinite(reps)] if np.isfinite(reps).any() else reps)
 
 
 # -- per arm --------------------------------------------------------------------
@@ -151,17 +216,11 @@ def measured(samples: Sequence[StepSample]) -> list[StepSample]:
     return [s for s in samples if s.success and not s.settle]
 
 
-def _stratum(s: StepSample) -> int:
-    return s.round or 0
-
-
 def arm_stats(
     arm: str, samples: Sequence[StepSample], seed: int = DEFAULT_SEED, phase: str = ""
 ) -> ArmStats:
     ok = measured(samples)
-    tok = [float(s.tokens) for s in ok]
-    lat = [float(s.latency_ms) for s in ok]
-    strata = [_stratum(s) for s in ok]
+    rows = rows_of(ok)
     figures: dict[str, Estimate | None] = {}
     for name, fn in (
         ("tps", tps),
@@ -170,18 +229,13 @@ def arm_stats(
         ("p95_ms", p95_ms),
         ("score", score),
     ):
-        figures[name] = bootstrap(tok, lat, strata, fn, _rng(seed, arm, phase, name))
+        figures[name] = bootstrap(rows, fn, _rng(seed, arm, phase, name))
     timed = [s for s in ok if s.predicted_n is not None and s.predicted_ms]
     server = bootstrap(
-        [float(s.predicted_n or 0) for s in timed],
-        [float(s.predicted_ms or 0.0) for s in timed],
-        [_stratum(s) for s in timed],
-        tps,
-        _rng(seed, arm, phase, "server_tps"),
+        rows_of(timed, "predicted_n", "predicted_ms"), tps, _rng(seed, arm, phase, "server_tps")
     )
-    cv = None
-    if len(lat) >= 2 and sum(lat) > 0:
-        cv = float(np.std(lat) / np.mean(lat))
+    lat = rows.latency
+    cv = float(np.std(lat) / np.mean(lat)) if len(lat) >= 2 and lat.sum() > 0 else None
     return ArmStats(
         arm=arm,
         k=arm_k(arm),
@@ -216,23 +270,50 @@ def phase_stats(samples: Sequence[StepSample], seed: int = DEFAULT_SEED) -> list
 def ratio(
     num: Sequence[StepSample], den: Sequence[StepSample], seed: int, label: str
 ) -> Estimate | None:
-    """tokens/s of `num` over tokens/s of `den`, on the rounds both ran, paired draws."""
+    """tokens/s of `num` over tokens/s of `den`.
+
+    Interleaved rows: on the rounds both ran, resampling rounds together (paired: a
+    round's conditions hit both arms). Otherwise each arm is resampled on its own."""
     a, b = measured(num), measured(den)
-    common = {_stratum(s) for s in a} & {_stratum(s) for s in b}
-    a = [s for s in a if _stratum(s) in common]
-    b = [s for s in b if _stratum(s) in common]
     if not a or not b:
         return None
-    arrays = []
-    for rows in (a, b):
-        tok = np.array([float(s.tokens) for s in rows])
-        lat = np.array([float(s.latency_ms) for s in rows])
-        idx = resample_indices([_stratum(s) for s in rows], RESAMPLES, _rng(seed, "pair", label))
-        arrays.append((tps(tok, lat), tps(tok[idx], lat[idx])))
-    (pa, ra), (pb, rb) = arrays
-    if not (pb > 0 and np.all(rb > 0)):
+    paired = all(s.round for s in a) and all(s.round for s in b)
+    if paired:
+        common = {s.round for s in a} & {s.round for s in b}
+        a = [s for s in a if s.round in common]
+        b = [s for s in b if s.round in common]
+        if not a:
+            return None
+    ra, rb = rows_of(a), rows_of(b)
+    pa, pb = tps(ra, np.ones((1, len(ra.keys))))[0], tps(rb, np.ones((1, len(rb.keys))))[0]
+    if not (math.isfinite(pa) and math.isfinite(pb) and pb > 0):
         return None
-    return _interval(float(pa / pb), ra / rb)
+    if len(ra.keys) < 2 or len(rb.keys) < 2:
+        return Estimate(float(pa / pb), 0.0, math.inf)  # one round in common: cannot tell
+    if paired:
+        # Same round order in both (sorted), so one weight matrix serves both arms.
+        ra, rb = _by_round(ra), _by_round(rb)
+        w = cluster_weights(ra.strata, RESAMPLES, _rng(seed, "pair", label))
+        wa = wb = w
+    else:
+        wa = cluster_weights(ra.strata, RESAMPLES, _rng(seed, "num", label))
+        wb = cluster_weights(rb.strata, RESAMPLES, _rng(seed, "den", label))
+    reps = _safe_div(tps(ra, wa), tps(rb, wb))
+    return _interval(float(pa / pb), reps[np.isfinite(reps)] if np.isfinite(reps).any() else reps)
+
+
+def _by_round(r: Rows) -> Rows:
+    """The same rows with clusters renumbered in round order."""
+    order = sorted(range(len(r.keys)), key=lambda i: r.keys[i])  # type: ignore[arg-type,return-value]
+    new_index = np.empty(len(order), dtype=np.int64)
+    new_index[order] = np.arange(len(order))
+    return Rows(
+        r.tokens,
+        r.latency,
+        new_index[r.cluster],
+        tuple(r.keys[i] for i in order),
+        tuple(r.strata[i] for i in order),
+    )
 
 
 @dataclass(frozen=True)
@@ -309,7 +390,7 @@ def decide(
     stats_of = {a.arm: a for a in arms}
     gone = {a for a, _ in eliminated}
     contenders = [c for c in comparisons if c.arm not in gone]
-    rec, rec_k, smaller = recommend(best, contenders, stats_of)
+    rec, rec_k, smaller = recommend(best, contenders, stats_of, tolerance)
     vs, vs_arm = _against_nospec(groups, arms, seed)
     return Verdict(
         arms=arms,
@@ -328,12 +409,21 @@ def decide(
 
 
 def recommend(
-    best: str | None, comparisons: Sequence[Comparison], stats_of: dict[str, ArmStats]
+    best: str | None,
+    comparisons: Sequence[Comparison],
+    stats_of: dict[str, ArmStats],
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> tuple[str | None, int | None, bool]:
-    """The smallest K among the best and the arms tied with it (less draft work, same speed)."""
+    """The smallest K among the best and the arms tied with it (less draft work, same
+    speed). Only ties whose whole CI lies within the tolerance count here, so the
+    recommendation costs at most the tolerance (at 95% confidence)."""
     if best is None:
         return None, None, False
-    tied = [c.arm for c in comparisons if c.status == "tied"]
+    tied = [
+        c.arm
+        for c in comparisons
+        if c.status == "tied" and c.ratio is not None and c.ratio.hi <= 1.0 + tolerance
+    ]
     candidates = [a for a in (best, *tied) if stats_of[a].k is not None]
     if not candidates:
         return best, None, False
@@ -400,6 +490,8 @@ def paste_setting(k: int, actuator: str) -> str:
 def fmt_est(e: Estimate | None, digits: int = 1) -> str:
     if e is None:
         return "-"
+    if not math.isfinite(e.half_width):
+        return f"{e.value:.{digits}f} ±?"
     return f"{e.value:.{digits}f} ±{e.half_width:.{digits}f}"
 
 
@@ -532,8 +624,15 @@ def verdict_lines(v: Verdict, decision: Decision, actuator: str, nospec_drafted:
     return lines
 
 
-def _est_dict(e: Estimate | None) -> dict[str, float] | None:
-    return None if e is None else {"value": e.value, "lo": e.lo, "hi": e.hi}
+def _est_dict(e: Estimate | None) -> dict[str, float | None] | None:
+    """JSON has no infinity: an unknown bound is null."""
+    if e is None:
+        return None
+    return {
+        "value": e.value,
+        "lo": e.lo if math.isfinite(e.lo) else None,
+        "hi": e.hi if math.isfinite(e.hi) else None,
+    }
 
 
 def _arm_dict(a: ArmStats) -> dict[str, object]:

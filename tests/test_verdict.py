@@ -4,21 +4,24 @@ import numpy as np
 import pytest
 
 from halospec_tui.schedule import grown_block, prompt_index, round_blocks, round_order, round_phase
-from halospec_tui.stats import StepSample
+from halospec_tui.stats import StepSample, percentile_nearest_rank
 from halospec_tui.verdict import (
     Comparison,
     Estimate,
     arm_k,
     bootstrap,
     classify,
+    cluster_weights,
     decide,
     decision_of,
     mean_ms,
+    median_ms,
     newly_worse,
+    p95_ms,
     paste_setting,
     recommend,
     recommendation_line,
-    resample_indices,
+    rows_of,
     stop_reason,
     tps,
 )
@@ -36,26 +39,49 @@ def test_arm_k():
 
 def test_bootstrap_pinned_figures_with_a_fixed_seed():
     # 3 steps of 64 tokens in 100, 200, 300 ms: 192 tokens in 0.6 s = 320 tok/s.
-    e = bootstrap([64] * 3, [100, 200, 300], [0, 0, 0], tps, np.random.default_rng(0))
+    rows = rows_of([s("fixed_1", x, None) for x in (100, 200, 300)])
+    e = bootstrap(rows, tps, np.random.default_rng(0))
     assert e == Estimate(320.0, 213.33333333333334, 640.0)
-    # The extremes of the resampled CI are the all-300 ms and all-100 ms draws.
+    # The CI's ends are the all-300 ms and all-100 ms draws (each 1 in 27 > 2.5%).
     assert e.lo == pytest.approx(64 / 0.3) and e.hi == pytest.approx(64 / 0.1)
 
 
-def test_bootstrap_resamples_within_rounds():
-    # Each round holds one value twice: resampling within rounds cannot move the mean.
-    e = bootstrap([64] * 4, [100, 100, 300, 300], [1, 1, 2, 2], mean_ms, np.random.default_rng(5))
+def test_rounds_are_resampled_whole():
+    # Each round holds 100 and 300 ms: redrawing whole rounds cannot move the mean...
+    rows = rows_of([s("fixed_1", x, rnd) for rnd in (1, 2) for x in (100, 300)])
+    assert rows.keys == (1, 2)
+    e = bootstrap(rows, mean_ms, np.random.default_rng(5))
     assert (e.value, e.lo, e.hi) == (200.0, 200.0, 200.0)
-    # Without strata the same data spreads.
-    f = bootstrap([64] * 4, [100, 100, 300, 300], [0, 0, 0, 0], mean_ms, np.random.default_rng(5))
+    # ...while steps as clusters (a sequential run) spread.
+    flat = rows_of([s("fixed_1", x, None) for x in (100, 300, 100, 300)])
+    f = bootstrap(flat, mean_ms, np.random.default_rng(5))
     assert f.lo < 200.0 < f.hi
 
 
-def test_same_strata_sizes_draw_the_same_positions():
-    a = resample_indices([1, 1, 1, 2, 2], 50, np.random.default_rng(3))
-    b = resample_indices([1, 1, 1, 2, 2], 50, np.random.default_rng(3))
+def test_cluster_weights_redraw_within_strata_and_pair_with_the_same_seed():
+    strata = ("steady", "steady", "load", "steady")
+    a = cluster_weights(strata, 300, np.random.default_rng(3))
+    b = cluster_weights(strata, 300, np.random.default_rng(3))
     assert (a == b).all()
-    assert set(np.unique(a[:, :3])) <= {0, 1, 2} and set(np.unique(a[:, 3:])) <= {3, 4}
+    assert (a[:, [0, 1, 3]].sum(axis=1) == 3).all() and (a[:, 2] == 1).all()
+
+
+def test_weighted_nearest_rank_is_the_nearest_rank_of_the_expanded_steps():
+    rng = np.random.default_rng(9)
+    for _ in range(50):
+        lat = [int(x) for x in rng.integers(1, 50, size=6)]
+        rows = rows_of([s("fixed_1", x, None) for x in lat])
+        w = rng.integers(0, 4, size=(1, 6)).astype(float)
+        if w.sum() == 0:
+            continue
+        expanded = [x for x, c in zip(lat, w[0], strict=True) for _ in range(int(c))]
+        for pct, fn in ((50.0, median_ms), (95.0, p95_ms)):
+            assert fn(rows, w)[0] == percentile_nearest_rank(expanded, pct)
+
+
+def test_no_time_no_throughput():
+    rows = rows_of([s("fixed_1", 0, None, tokens=0)])
+    assert bootstrap(rows, tps, np.random.default_rng(0)) is None
 
 
 @pytest.mark.parametrize(
