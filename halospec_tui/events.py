@@ -145,12 +145,13 @@ class KnobVerdict:
 
 @dataclass(frozen=True)
 class RunFinished:
-    reason: str  # completed | stopped | failed | server-down
+    reason: str  # completed | stopped | interrupted | terminated | failed | server-down | auth-refused
     summaries: tuple[ModeSummary, ...]
     winner: str | None
     knob: KnobVerdict
     files: tuple[str, ...]
     summary_text: str
+    unwritten: tuple[str, ...] = ()  # "path: reason" for each summary file that failed
 
 
 Event = (

@@ -96,12 +96,16 @@ class HeadlessPrinter:
         elif isinstance(event, RunFinished):
             self._print(event.summary_text)
             self._print(f"Run {event.reason}. Files:\n  " + "\n  ".join(event.files))
+            for line in event.unwritten:
+                self._print(f"error: summary NOT written: {line}", self.err)
 
 
 def run_in_thread(runner: Runner) -> RunFinished | None:
     """Run the engine in a worker thread; Ctrl-C / SIGTERM stop it gracefully.
 
-    The first signal stops after the request in flight; a second one abandons it.
+    The first signal stops after the request in flight (bounded by --timeout); a
+    second one abandons it: the request fails at once, is not retried, and the run
+    ends with the finished steps in the CSV and the summaries.
     """
     result: list[RunFinished] = []
     errors: list[BaseException] = []
@@ -125,6 +129,7 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
             )
             runner.stop(name)
         else:
+            print(f"\n{name}: abandoning the request in flight", file=sys.stderr)
             runner.abandon()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
