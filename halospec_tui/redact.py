@@ -19,10 +19,11 @@ MIN_SECRET_LEN = 4  # shorter "keys" would mask ordinary text (and break JSON)
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
     """`text` with every secret and every `Bearer <token>` replaced by the mask."""
+    text = _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
     for s in secrets:
         if len(s) >= MIN_SECRET_LEN and s in text:
             text = text.replace(s, MASK)
-    return _BEARER.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return text
 
 
 @dataclass(frozen=True)
