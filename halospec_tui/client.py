@@ -380,7 +380,8 @@ class ChatClient:
 
     @property
     def abandoned(self) -> bool:
-        return self._abandoned.is_set()
+        """Abandoned, or closed: either way no attempt can succeed any more."""
+        return self._abandoned.is_set() or self._http.is_closed
 
     def __enter__(self) -> ChatClient:
         return self

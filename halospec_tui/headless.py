@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from dataclasses import replace
 from typing import TextIO
 
 from halospec_tui.events import (
@@ -118,10 +119,12 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
 
     t = threading.Thread(target=target, name="halospec-runner", daemon=True)
     hits = {"n": 0}
+    last_signal = {"reason": ""}
 
     def handler(signum: int, _frame: object) -> None:
         hits["n"] += 1
         name = "interrupted" if signum == signal.SIGINT else "terminated"
+        last_signal["reason"] = name
         if hits["n"] == 1:
             print(
                 f"\n{name}: stopping after the request in flight (again to abandon it)",
@@ -142,4 +145,7 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
             signal.signal(s, h)
     if errors:
         raise errors[0]
+    if result and last_signal["reason"] and result[0].reason == "completed":
+        # The signal came after the last step was written: the exit code still says so.
+        return replace(result[0], reason=last_signal["reason"])
     return result[0] if result else None

@@ -508,3 +508,13 @@ def test_client_log_lines_reach_the_sink_redacted(tmp_path):
     assert r.error == f'HTTP 500: {{"error": "echo Bearer {MASK}"}}'
     texts = [e.text for e in sink.of(LogLine)]
     assert any(f"Bearer {MASK}" in t for t in texts) and not any(key in t for t in texts)
+
+
+def test_a_closed_client_is_not_retried():
+    sleeps = []
+    with HostileServer(answer(ok_doc())) as srv:
+        client = ChatClient(srv.url, "m", sleep=sleeps.append)
+        client.close()
+        r = client.chat({})
+    assert (r.success, r.attempts, sleeps, srv.posts) == (False, 0, [], [])  # nothing sent
+    assert r.error.startswith("request abandoned")
