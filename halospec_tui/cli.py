@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from halospec_tui import __version__
-from halospec_tui.events import FanOut, LogFile, LogRouter, Sink
+from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
 from halospec_tui.llama_server import LlamaServerConfig
 from halospec_tui.plan import PLANS, PlanError, customise, named_plan
 from halospec_tui.redact import Redactor
@@ -83,12 +83,10 @@ class RedactingSink:
         self.sink = sink
         self.redact = redact
 
-    def emit(self, event: object) -> None:
-        from halospec_tui.events import LogLine
-
+    def emit(self, event: Event) -> None:
         if isinstance(event, LogLine):
             event = LogLine(event.level, self.redact(event.text))
-        self.sink.emit(event)  # type: ignore[arg-type]
+        self.sink.emit(event)
 
     def close(self) -> None:
         close = getattr(self.sink, "close", None)
@@ -412,7 +410,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     return exit_code(finished, strict=ns.strict)
 
 
-def exit_code(finished, *, strict: bool = False) -> int:
+def exit_code(finished: RunFinished, *, strict: bool = False) -> int:
     """The process's exit code for a finished run, saying why on stderr when not 0."""
     code = EXIT_FOR_REASON.get(finished.reason, EXIT_FAILED)
     if finished.reason == "auth-refused":

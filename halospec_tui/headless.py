@@ -97,8 +97,6 @@ class HeadlessPrinter:
         elif isinstance(event, RunFinished):
             self._print(event.summary_text)
             self._print(f"Run {event.reason}. Files:\n  " + "\n  ".join(event.files))
-            for line in event.unwritten:
-                self._print(f"error: summary NOT written: {line}", self.err)
 
 
 def run_in_thread(runner: Runner) -> RunFinished | None:

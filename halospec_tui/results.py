@@ -91,9 +91,10 @@ def _tail_start(fh: Any, end: int) -> int:
 def repair_torn_tail(path: str | os.PathLike[str], columns: int = len(COLUMNS)) -> str | None:
     """Move a torn last row (no final newline, or the wrong field count) aside.
 
-    The fragment is appended to `<path>.torn` and the CSV is cut back to its last
-    whole row, so the next row does not glue onto it. Returns what was done, for
-    people, or None when the file was whole.
+    Called once the header line is known to be right. The fragment is appended to
+    `<path>.torn` and the CSV is cut back to its last whole row, so the next row
+    does not glue onto it. Returns what was done, for people, or None when the file
+    was whole.
     """
     p = Path(path)
     with p.open("r+b") as fh:
@@ -104,8 +105,11 @@ def repair_torn_tail(path: str | os.PathLike[str], columns: int = len(COLUMNS)) 
         whole = fh.read(1) == b"\n"
         end = size - 1 if whole else size
         start = _tail_start(fh, end)
-        if start == 0:
-            return None  # the header is the only line: its own check judges it
+        if start == 0:  # the header is the only line (already checked by the caller)
+            if not whole:
+                fh.seek(size)
+                fh.write(b"\n")  # so the first row does not glue onto it
+            return None
         fh.seek(start)
         last = fh.read(size - start)
         if whole:

@@ -271,3 +271,14 @@ def test_a_signal_while_the_summaries_are_written_keeps_its_exit_code(sim, tmp_p
     assert len(csv_rows(tmp_path / "g.csv")) == 2
     assert (tmp_path / "g_summary.json").exists()
     assert json.loads((tmp_path / "g_summary.json").read_text())["modes"][0]["steps"] == 2
+
+
+def test_a_header_without_its_newline_gets_one_before_the_first_row(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_text(",".join(COLUMNS))
+    w = CsvWriter(p)
+    w.open()
+    w.write(rec(1))
+    w.close()
+    assert w.repaired is None and not torn_path(p).exists()
+    assert p.read_text() == ",".join(COLUMNS) + "\n" + line(rec(1)) + "\n"
