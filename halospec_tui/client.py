@@ -179,7 +179,10 @@ def deadline_http(
     """An httpx client whose requests can be given a total deadline (see `DeadlineBackend`)."""
     backend = DeadlineBackend()
     transport = httpx.HTTPTransport()
-    transport._pool._network_backend = backend  # httpx has no public hook for it
+    pool = transport._pool  # httpx has no public hook for the network backend
+    if not hasattr(pool, "_network_backend"):  # never run without the deadline silently
+        raise RuntimeError("this httpcore has no _network_backend: cannot bound requests")
+    pool._network_backend = backend
     client = httpx.Client(
         base_url=base_url, timeout=httpx.Timeout(timeout_s), headers=headers or {},
         transport=transport,

@@ -145,7 +145,8 @@ class KnobVerdict:
 
 @dataclass(frozen=True)
 class RunFinished:
-    reason: str  # completed | stopped | interrupted | terminated | failed | server-down | auth-refused
+    # completed | stopped | interrupted | terminated | failed | server-down | auth-refused
+    reason: str
     summaries: tuple[ModeSummary, ...]
     winner: str | None
     knob: KnobVerdict
