@@ -7,22 +7,25 @@ imported only when the live monitor is asked for.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from halospec_tui import __version__
-from halospec_tui.events import FanOut, LogFile, LogRouter, Sink
+from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
 from halospec_tui.llama_server import LlamaServerConfig
 from halospec_tui.plan import PLANS, PlanError, customise, named_plan
-from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError
+from halospec_tui.redact import Redactor
+from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError, summary_paths
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_KNOB = 3
 EXIT_SERVER_DOWN = 4
+EXIT_INCOMPLETE = 5  # the run ended but some summary files could not be written
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 EXIT_FOR_REASON = {
@@ -31,8 +34,10 @@ EXIT_FOR_REASON = {
     "interrupted": EXIT_INTERRUPTED,
     "terminated": EXIT_TERMINATED,
     "server-down": EXIT_SERVER_DOWN,
+    "auth-refused": EXIT_USAGE,  # the server keeps refusing the API key
     "failed": EXIT_FAILED,
 }
+LOAD_WORKERS_PER_CORE = 4
 SUBCOMMANDS = ("run", "report", "serve-sim")
 
 
@@ -51,6 +56,42 @@ def _k_list(text: str) -> list[str]:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "") == "1"
+
+
+def finite_float(text: str) -> float:
+    """argparse type: a float that is a real number (no nan, no inf)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return v
+
+
+def check_finite(ns: argparse.Namespace) -> None:
+    """Every float option holds a finite number (also those declared elsewhere)."""
+    for name, v in vars(ns).items():
+        if isinstance(v, float) and not math.isfinite(v):
+            raise UsageError(f"--{name.replace('_', '-')} {v}: not a finite number")
+
+
+class RedactingSink:
+    """Passes events on with server-sourced log text redacted (API key, Bearer tokens)."""
+
+    def __init__(self, sink: Sink, redact: Redactor) -> None:
+        self.sink = sink
+        self.redact = redact
+
+    def emit(self, event: Event) -> None:
+        if isinstance(event, LogLine):
+            event = LogLine(event.level, self.redact(event.text))
+        self.sink.emit(event)
+
+    def close(self) -> None:
+        close = getattr(self.sink, "close", None)
+        if close is not None:
+            close()
 
 
 def build_run_parser() -> argparse.ArgumentParser:
@@ -73,8 +114,8 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument("--warmup", type=int, help="warmup requests per mode")
     g.add_argument("--steps", type=int, help="measured steps per fixed mode")
     g.add_argument("--adaptive-steps", type=int, help="measured steps of the adaptive mode")
-    g.add_argument("--cooldown", type=float, help="sleep after each measured step, s")
-    g.add_argument("--warmup-sleep", type=float, help="sleep after each warmup request, s")
+    g.add_argument("--cooldown", type=finite_float, help="sleep after each measured step, s")
+    g.add_argument("--warmup-sleep", type=finite_float, help="sleep after each warmup request, s")
     g.add_argument(
         "--prompts", choices=("original", "pool"), help="the seed's one prompt, or a rotated pool"
     )
@@ -100,7 +141,7 @@ def build_run_parser() -> argparse.ArgumentParser:
         "--load", action="store_true", default=None, help="inject CPU load (also HALOSPEC_LOAD=1)"
     )
     g.add_argument("--load-step", type=int, help="measured step at which load starts (default 6)")
-    g.add_argument("--load-duration", type=float, help="seconds of load (default 30)")
+    g.add_argument("--load-duration", type=finite_float, help="seconds of load (default 30)")
     g.add_argument(
         "--load-workers", type=int, default=None, help="burner processes (default: one per core)"
     )
@@ -111,14 +152,28 @@ def build_run_parser() -> argparse.ArgumentParser:
                    help="auto: a server at the default URLs, else the embedded one")  # fmt: skip
     g.add_argument("--base-url", help="server base URL (implies --backend server)")
     g.add_argument("--model", default="Qwen3-0.6B-GGUF")
-    g.add_argument("--api-key", default=None, help="Bearer token (default: $LEMONADE_API_KEY)")
-    g.add_argument("--timeout", type=float, default=60.0, help="HTTP timeout, s")
+    g.add_argument(
+        "--api-key",
+        default=None,
+        help="Bearer token (default: $LEMONADE_API_KEY). WARNING: a key on the command line "
+        "is visible to other users in `ps`; prefer --api-key-file or the environment",
+    )
+    g.add_argument(
+        "--api-key-file", default=None, help="read the Bearer token from this file (first line)"
+    )
+    g.add_argument(
+        "--timeout",
+        type=finite_float,
+        default=60.0,
+        help="total time for one request, connect to last byte, streamed or not, s "
+        "(default %(default)s)",
+    )
     g.add_argument(
         "--stream", action="store_true", help="stream answers and record time to first token"
     )
     g.add_argument(
         "--server-down-after",
-        type=float,
+        type=finite_float,
         default=60.0,
         help="stop the run when the server stays unreachable this long, s (default 60)",
     )
@@ -177,6 +232,23 @@ def plan_from_args(ns: argparse.Namespace):
     )
 
 
+def api_key_from(ns: argparse.Namespace) -> str | None:
+    """--api-key-file, else --api-key, else $LEMONADE_API_KEY."""
+    if ns.api_key_file:
+        if ns.api_key:
+            raise UsageError("give --api-key or --api-key-file, not both")
+        try:
+            with open(ns.api_key_file, encoding="utf-8") as fh:
+                key = fh.readline().strip()
+        except (OSError, UnicodeDecodeError) as e:
+            why = getattr(e, "strerror", None) or str(e)
+            raise UsageError(f"cannot read --api-key-file {ns.api_key_file}: {why}") from None
+        if not key:
+            raise UsageError(f"--api-key-file {ns.api_key_file} is empty")
+        return key
+    return ns.api_key or os.environ.get("LEMONADE_API_KEY") or None
+
+
 def session_options(ns: argparse.Namespace):
     from halospec_tui.session import ACTUATORS, SessionOptions, SetupError
     from halospec_tui.sim.process import params_from_args
@@ -197,7 +269,7 @@ def session_options(ns: argparse.Namespace):
         backend=backend,
         base_url=ns.base_url,
         model=ns.model,
-        api_key=ns.api_key or os.environ.get("LEMONADE_API_KEY") or None,
+        api_key=api_key_from(ns),
         actuator=actuator,
         field_name=field_name or "speculative_draft_length",
         lemonade_args=ns.lemonade_args,
@@ -209,12 +281,13 @@ def session_options(ns: argparse.Namespace):
     )
 
 
-def _check_csv_target(path: str) -> None:
+def _check_csv_target(path: str) -> str | None:
     """Fail before any server starts if the run could not append to the CSV.
 
     By trying: permission bits say nothing to root, nor about /proc or a read-only
     mount. A CSV that already has rows is opened as the run will open it, which also
-    refuses one with another header.
+    refuses one with another header and repairs a torn last row (what was done is
+    returned, to be said).
     """
     p = Path(path)
     if p.is_dir():
@@ -223,7 +296,7 @@ def _check_csv_target(path: str) -> None:
         probe = CsvWriter(p)
         probe.open()
         probe.close()
-        return
+        return probe.repaired
     parent = p.resolve().parent
     if not parent.exists():
         raise ResultsError(f"cannot write {path}: folder {parent} does not exist")
@@ -235,41 +308,84 @@ def _check_csv_target(path: str) -> None:
         raise ResultsError(f"cannot write {path}: {e.strerror or e}") from None
     if not existed:
         p.unlink(missing_ok=True)
+    return None
 
 
-def cmd_run(argv: Sequence[str]) -> int:
-    from halospec_tui.runner import RunConfig
-    from halospec_tui.session import SetupError, open_session
+def _same_file(a: str, b: str | Path) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
 
-    ns = build_run_parser().parse_args(list(argv))
-    if ns.load_workers is not None and ns.load_workers < 1:
-        raise UsageError("--load-workers must be at least 1")
+
+def check_run_args(ns: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Conflicts and bounds argparse cannot see; each is exit 2."""
+    check_finite(ns)
+    if ns.load_workers is not None:
+        if ns.load_workers < 1:
+            raise UsageError("--load-workers must be at least 1")
+        most = (os.cpu_count() or 1) * LOAD_WORKERS_PER_CORE
+        if ns.load_workers > most:
+            raise UsageError(
+                f"--load-workers {ns.load_workers}: at most {most} "
+                f"({LOAD_WORKERS_PER_CORE} per core on this machine)"
+            )
     if ns.timeout <= 0:
         raise UsageError("--timeout must be positive")
     if ns.server_down_after <= 0:
         raise UsageError("--server-down-after must be positive")
+    if ns.base_url:
+        if ns.backend == "sim":
+            raise UsageError("--base-url and --backend sim conflict: choose one server")
+        sim_flags = sorted({a.split("=")[0] for a in argv if a.startswith("--sim-")})
+        if sim_flags:
+            raise UsageError(
+                f"--base-url and {', '.join(sim_flags)} conflict: the --sim-* flags "
+                "shape the embedded server, which a --base-url run does not start"
+            )
+    if ns.log_file:
+        clashes = [ns.csv, *summary_paths(ns.csv).values()]
+        for target in clashes:
+            if _same_file(ns.log_file, target):
+                raise UsageError(
+                    f"--log-file {ns.log_file} is also a results file ({target}): "
+                    "log lines would break it; choose another path"
+                )
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    from halospec_tui.runner import RunConfig
+    from halospec_tui.session import ServerUnreachable, SetupError, open_session
+
+    ns = build_run_parser().parse_args(list(argv))
+    check_run_args(ns, argv)
     plan = plan_from_args(ns)
-    _check_csv_target(ns.csv)
     opts = session_options(ns)
+    repaired = _check_csv_target(ns.csv)
+    redact = Redactor((opts.api_key,) if opts.api_key else ())
     load_enabled = bool(ns.load) or _env_flag("HALOSPEC_LOAD")
     if not ns.no_ui and not (sys.stdout.isatty() and sys.stdin.isatty()):
         print("halospec-tui: no terminal: running headless (as --no-ui)", file=sys.stderr)
         ns.no_ui = True
     level = "debug" if (ns.verbose or opts.debug_json) else "info"
     log = LogRouter()
-    extra: list[LogFile] = []
+    extra: list[RedactingSink] = []
     if ns.log_file:
         try:
-            extra.append(LogFile(ns.log_file))
+            extra.append(RedactingSink(LogFile(ns.log_file), redact))
         except OSError as e:
             raise UsageError(f"cannot write --log-file {ns.log_file}: {e.strerror}") from None
     if ns.no_ui:
         from halospec_tui.headless import HeadlessPrinter
 
-        printer: Sink = FanOut(HeadlessPrinter(level=level), *extra)
+        printer: Sink = FanOut(RedactingSink(HeadlessPrinter(level=level), redact), *extra)
         log.attach(printer)
+    if repaired:
+        log("warning", repaired)
     try:
         session = open_session(opts, log)
+    except ServerUnreachable as e:
+        for sink in extra:
+            sink.close()
+        print(f"halospec-tui: error: {e}", file=sys.stderr)
+        return EXIT_SERVER_DOWN
     except SetupError as e:
         raise UsageError(str(e)) from None
     with session:
@@ -317,8 +433,29 @@ def cmd_run(argv: Sequence[str]) -> int:
         return EXIT_FAILED
     if finished is None:
         return EXIT_FAILED
+    return exit_code(finished, strict=ns.strict)
+
+
+def exit_code(finished: RunFinished, *, strict: bool = False) -> int:
+    """The process's exit code for a finished run, saying why on stderr when not 0."""
     code = EXIT_FOR_REASON.get(finished.reason, EXIT_FAILED)
-    if code == EXIT_OK and ns.strict and finished.knob.status != "effective":
+    if finished.reason == "auth-refused":
+        print("halospec-tui: error: the server refused the API key", file=sys.stderr)
+    if finished.unwritten:
+        print(
+            "halospec-tui: results incomplete: the summary above could not be written to:\n  "
+            + "\n  ".join(finished.unwritten),
+            file=sys.stderr,
+        )
+        if code == EXIT_OK:
+            return EXIT_INCOMPLETE
+    if code != EXIT_OK:
+        return code
+    steps = sum(s.steps for s in finished.summaries)
+    if steps and all(s.failures == s.steps for s in finished.summaries):
+        print(f"halospec-tui: error: every one of the {steps} steps failed", file=sys.stderr)
+        return EXIT_FAILED
+    if strict and finished.knob.status != "effective":
         print(f"error: --strict: {finished.knob.message}", file=sys.stderr)
         return EXIT_KNOB
     return code
@@ -327,7 +464,7 @@ def cmd_run(argv: Sequence[str]) -> int:
 def cmd_report(argv: Sequence[str]) -> int:
     from halospec_tui.results import (
         build_report,
-        read_runs,
+        iter_runs,
         summary_json,
         summary_markdown,
         summary_text,
@@ -344,28 +481,35 @@ def cmd_report(argv: Sequence[str]) -> int:
     ns = p.parse_args(list(argv))
     if not (0 <= ns.tolerance < 1):
         raise UsageError(f"--tolerance must be from 0 to 1 (got {ns.tolerance})")
-    runs = read_runs(ns.csv)
-    if not runs:
-        raise ResultsError(f"{ns.csv} has a header but no rows")
-    if ns.run is not None:
-        if not 1 <= ns.run <= len(runs):
-            raise UsageError(f"--run {ns.run}: the file holds {len(runs)} run(s)")
-        runs = [runs[ns.run - 1]]
     render = {"text": summary_text, "md": summary_markdown, "json": summary_json}[ns.format]
-    for run in runs:
-        if len(runs) > 1 or ns.run is not None:
-            label = (
-                f"run {run.index}"
-                + (f" ({run.run_id})" if run.run_id else "")
-                + f": {len(run.rows)} rows"
-            )
-            print(label if ns.format != "md" else f"<!-- {label} -->")
+
+    def warn(text: str) -> None:
+        print(f"halospec-tui: warning: {text}", file=sys.stderr)
+
+    # One run's samples in memory at a time; only the rendered summaries are kept,
+    # and printed once the whole file has been read and found sound.
+    outputs: list[tuple[str, str]] = []
+    count = 0
+    for run in iter_runs(ns.csv, warn):
+        count = run.index
+        if ns.run is not None and run.index != ns.run:
+            continue
+        label = f"run {run.index}" + (f" ({run.run_id})" if run.run_id else "")
         report = build_report(run.samples, tolerance=ns.tolerance)
-        print(render(report))
+        text = render(report)
         if ns.plot:
             from halospec_tui.plots import report_plots
 
-            print(report_plots(run.samples, report))
+            text += "\n" + report_plots(run.samples, report)
+        outputs.append((f"{label}: {run.rows} rows", text))
+    if count == 0:
+        raise ResultsError(f"{ns.csv} has a header but no rows")
+    if ns.run is not None and not 1 <= ns.run <= count:
+        raise UsageError(f"--run {ns.run}: the file holds {count} run(s)")
+    for label, text in outputs:
+        if count > 1 or ns.run is not None:
+            print(label if ns.format != "md" else f"<!-- {label} -->")
+        print(text)
     return EXIT_OK
 
 
@@ -380,6 +524,7 @@ def cmd_serve_sim(argv: Sequence[str]) -> int:
     )
     add_sim_args(p)
     ns = p.parse_args(list(argv))
+    check_finite(ns)
     if not 0 <= ns.port <= 65535:
         raise UsageError(f"--port {ns.port} is not a port")
     params = params_from_args(ns)

@@ -2,23 +2,41 @@
 
 One pooled `httpx.Client`. Latency is the wall time of the successful attempt only,
 in whole milliseconds, from sending the request to having the whole answer.
+
+Every request has a total deadline (connect to last byte, streamed or not): httpx's
+timeouts bound each read, so a server that trickles a byte a second would never trip
+them. The client's network backend bounds every connect, read and write by what is
+left of the request's deadline instead. `abandon()` shuts the sockets down under a
+blocked read, from any thread, and no attempt follows.
+
+Everything a server sends back passes through the redactor (API key, `Bearer
+<token>`) before it is parsed, logged or stored.
 """
 
 from __future__ import annotations
 
+import contextlib
+import email.utils
 import json
+import math
 import re
+import socket
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
+import httpcore
 import httpx
+
+from halospec_tui.redact import Redactor
 
 CHAT_PATH = "/api/v1/chat/completions"  # Lemonade (and the embedded server)
 OPENAI_CHAT_PATH = "/v1/chat/completions"  # llama-server and other OpenAI-style servers
 DEFAULT_TOKENS = 64  # the original's fallback when `usage` is missing
 BACKOFF_MS = (400, 800)
+PROBE_TOTAL_S = 3.0  # total deadline of a start-up probe
 LogFn = Callable[[str, str], None]
 
 
@@ -39,7 +57,6 @@ class Reply:
     prompt_ms: float | None = None
     cache_n: int | None = None
     ttft_ms: float | None = None
-    raw: dict[str, Any] | None = field(default=None, compare=False, repr=False)
 
     @property
     def acceptance(self) -> float | None:
@@ -48,11 +65,152 @@ class Reply:
         return None
 
 
+# -- total deadline ------------------------------------------------------------
+class _DeadlineStream(httpcore.NetworkStream):
+    """A socket stream whose every operation is bounded by the request's deadline."""
+
+    def __init__(self, inner: httpcore.NetworkStream, backend: DeadlineBackend) -> None:
+        self._inner = inner
+        self._backend = backend
+        backend._track(self)
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, self._backend.bound(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, self._backend.bound(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._backend._forget(self)
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: Any, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        self._backend._forget(self)
+        bounded = self._backend.bound(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, bounded), self._backend
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+    def shutdown(self) -> None:
+        sock = self._inner.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes a read blocked in another thread
+
+
+class DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's sync backend with a per-thread total deadline and an abandon switch."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._streams: set[_DeadlineStream] = set()
+        self.abandoned = False
+
+    @contextlib.contextmanager
+    def deadline(self, seconds: float) -> Iterator[None]:
+        """Bound everything this thread sends or receives inside the block to `seconds`."""
+        prev = getattr(self._local, "deadline", None)
+        mine = time.monotonic() + seconds
+        self._local.deadline = mine if prev is None else min(prev, mine)
+        try:
+            yield
+        finally:
+            self._local.deadline = prev
+
+    def bound(self, timeout: float | None, exc: type[Exception]) -> float | None:
+        if self.abandoned:
+            raise httpcore.ConnectError("request abandoned")
+        deadline = getattr(self._local, "deadline", None)
+        if deadline is None:
+            return timeout
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise exc("total deadline passed")
+        return left if timeout is None else min(timeout, left)
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        bounded = self.bound(timeout, httpcore.ConnectTimeout)
+        stream = self._inner.connect_tcp(host, port, bounded, local_address, socket_options)
+        return _DeadlineStream(stream, self)
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Any = None
+    ) -> httpcore.NetworkStream:
+        bounded = self.bound(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._inner.connect_unix_socket(path, bounded, socket_options), self)
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+    def abandon(self) -> None:
+        """Fail every request in flight now, and every later one at once."""
+        self.abandoned = True
+        with self._lock:
+            streams = list(self._streams)
+        for s in streams:
+            s.shutdown()
+
+    def _track(self, s: _DeadlineStream) -> None:
+        with self._lock:
+            self._streams.add(s)
+
+    def _forget(self, s: _DeadlineStream) -> None:
+        with self._lock:
+            self._streams.discard(s)
+
+
+def deadline_http(
+    base_url: str = "", timeout_s: float = 60.0, headers: dict[str, str] | None = None
+) -> tuple[httpx.Client, DeadlineBackend]:
+    """An httpx client whose requests can be given a total deadline (see `DeadlineBackend`)."""
+    backend = DeadlineBackend()
+    transport = httpx.HTTPTransport()
+    pool = transport._pool  # httpx has no public hook for the network backend
+    if not hasattr(pool, "_network_backend"):  # never run without the deadline silently
+        raise RuntimeError("this httpcore has no _network_backend: cannot bound requests")
+    pool._network_backend = backend
+    client = httpx.Client(
+        base_url=base_url, timeout=httpx.Timeout(timeout_s), headers=headers or {},
+        transport=transport,
+    )  # fmt: skip
+    return client, backend
+
+
+def probe(url: str, total_s: float = PROBE_TOTAL_S) -> bool:
+    """True when anything answers HTTP at `url` within `total_s` (connect to last byte)."""
+    http, backend = deadline_http(timeout_s=total_s)
+    try:
+        with backend.deadline(total_s):
+            http.get(url + "/api/v1/health")
+        return True
+    except httpx.HTTPError:
+        return False
+    finally:
+        http.close()
+
+
+# -- answers -------------------------------------------------------------------
 def reply_text(doc: dict[str, Any]) -> str:
     """content, else reasoning_content, else choices[0].text (empty strings skipped)."""
     choices = doc.get("choices") or [{}]
     first = choices[0] if isinstance(choices[0], dict) else {}
     msg = first.get("message") or {}
+    if not isinstance(msg, dict):
+        msg = {}
     for candidate in (msg.get("content"), msg.get("reasoning_content"), first.get("text")):
         if isinstance(candidate, str) and candidate.strip():
             return candidate.strip()
@@ -70,39 +228,109 @@ def preview(text: str, limit: int = 140) -> str:
     return s[:limit]
 
 
-def _int_or_none(v: Any) -> int | None:
-    return int(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+class MalformedAnswer(ValueError):
+    """A parsable answer whose fields do not hold what they must."""
 
 
-def _float_or_none(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite(v: Any, name: str) -> float | None:
+    """A number field: None when absent (or not a number); non-finite is malformed."""
+    if not _is_number(v):
+        return None
+    if not math.isfinite(v):
+        raise MalformedAnswer(f"{name} is not a finite number ({v!r})")
+    return float(v)
+
+
+def _count(v: Any, name: str) -> int | None:
+    """A count: a finite non-negative integer, else None (treated as missing)."""
+    f = _finite(v, name)
+    if f is None or f < 0 or not f.is_integer():
+        return None
+    return int(f)
+
+
+def _ms(v: Any, name: str) -> float | None:
+    f = _finite(v, name)
+    return f if f is not None and f >= 0 else None
 
 
 def parse_completion(doc: dict[str, Any]) -> dict[str, Any]:
-    """Tokens and llama.cpp timings from a completion document."""
-    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
-    timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
-    tokens = _int_or_none(usage.get("completion_tokens"))
+    """Tokens and llama.cpp timings from a completion document.
+
+    Raises `MalformedAnswer` for a value no honest server sends (a non-finite number,
+    a token count that is not a non-negative integer, `usage`/`timings` that are not
+    objects). Negative or fractional draft counts, or more accepted than drafted,
+    are treated as missing.
+    """
+    usage = doc.get("usage")
+    timings = doc.get("timings")
+    if usage is not None and not isinstance(usage, dict):
+        raise MalformedAnswer("usage is not an object")
+    if timings is not None and not isinstance(timings, dict):
+        raise MalformedAnswer("timings is not an object")
+    usage, timings = usage or {}, timings or {}
+    raw_tokens = usage.get("completion_tokens")
+    tokens = _count(raw_tokens, "completion_tokens")
+    if raw_tokens is not None and (tokens is None or isinstance(raw_tokens, bool)):
+        raise MalformedAnswer(f"completion_tokens is not a count ({raw_tokens!r})")
+    drafted = _count(timings.get("draft_n"), "draft_n")
+    accepted = _count(timings.get("draft_n_accepted"), "draft_n_accepted")
+    if drafted is None or accepted is None or accepted > drafted:
+        drafted = accepted = None
     return {
         "tokens": DEFAULT_TOKENS if tokens is None else tokens,
-        "drafted": _int_or_none(timings.get("draft_n")),
-        "accepted": _int_or_none(timings.get("draft_n_accepted")),
-        "predicted_n": _int_or_none(timings.get("predicted_n")),
-        "predicted_ms": _float_or_none(timings.get("predicted_ms")),
-        "prompt_ms": _float_or_none(timings.get("prompt_ms")),
-        "cache_n": _int_or_none(timings.get("cache_n")),
+        "drafted": drafted,
+        "accepted": accepted,
+        "predicted_n": _count(timings.get("predicted_n"), "predicted_n"),
+        "predicted_ms": _ms(timings.get("predicted_ms"), "predicted_ms"),
+        "prompt_ms": _ms(timings.get("prompt_ms"), "prompt_ms"),
+        "cache_n": _count(timings.get("cache_n"), "cache_n"),
     }
 
 
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Seconds asked for by a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    v = value.strip()
+    try:
+        secs = float(v)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(v)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        secs = when.timestamp() - (time.time() if now is None else now)
+    if not math.isfinite(secs):
+        return None
+    return max(0.0, secs)
+
+
 class _AttemptFailed(Exception):
-    def __init__(self, message: str, *, status: int | None = None, connection: bool = False):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        connection: bool = False,
+        retry_after: float | None = None,
+    ):
         super().__init__(message)
         self.status = status
         self.connection = connection
+        self.retry_after = retry_after
 
 
 class _Loading(Exception):
-    pass
+    def __init__(self, retry_after: float | None = None) -> None:
+        super().__init__("loading")
+        self.retry_after = retry_after
 
 
 class ChatClient:
@@ -119,7 +347,7 @@ class ChatClient:
         loading_wait_s: float = 120.0,
         debug_json: bool = False,
         log: LogFn | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] | None = None,
         path: str = CHAT_PATH,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -130,18 +358,33 @@ class ChatClient:
         self.loading_wait_s = loading_wait_s
         self.debug_json = debug_json
         self.path = path
+        self.timeout_s = timeout_s
+        self.redact = Redactor((api_key,) if api_key else ())
+        self.auth_refusals = 0  # consecutive replies refused with 401/403
+        self.retrying = True  # False once the run is stopping: no new attempts
         self._log = log or (lambda level, text: None)
-        self._sleep = sleep
+        self._abandoned = threading.Event()
+        self._sleep = sleep or (lambda s: self._abandoned.wait(s) and None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s),
-            headers=headers,
-        )
+        self._http, self._net = deadline_http(self.base_url, timeout_s, headers)
 
     # -- plumbing -----------------------------------------------------------
     def close(self) -> None:
         self._http.close()
+
+    def stop_retrying(self) -> None:
+        """From any thread: the attempt in flight is the last one (the run is stopping)."""
+        self.retrying = False
+
+    def abandon(self) -> None:
+        """From any thread: fail the request in flight now; no retry, no later request."""
+        self._abandoned.set()
+        self._net.abandon()
+
+    @property
+    def abandoned(self) -> bool:
+        """Abandoned, or closed: either way no attempt can succeed any more."""
+        return self._abandoned.is_set() or self._http.is_closed
 
     def __enter__(self) -> ChatClient:
         return self
@@ -149,33 +392,42 @@ class ChatClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_json(self, path: str, timeout_s: float = 5.0) -> tuple[int, Any]:
-        """GET a JSON document: (status, parsed body or None). Raises httpx errors."""
-        r = self._http.get(path, timeout=timeout_s)
+    def _get(self, path: str, timeout_s: float) -> httpx.Response:
+        with self._net.deadline(timeout_s):
+            return self._http.get(path, timeout=timeout_s)
+
+    @staticmethod
+    def _json(text: str) -> Any:
         try:
-            return r.status_code, r.json()
+            return json.loads(text)
         except ValueError:
-            return r.status_code, None
+            return None
+
+    def get_json(self, path: str, timeout_s: float = 5.0) -> tuple[int, Any]:
+        """GET a JSON document: (status, parsed body or None). Raises httpx errors.
+
+        `timeout_s` bounds the whole request.
+        """
+        r = self._get(path, timeout_s)
+        return r.status_code, self._json(self.redact(r.text))
 
     def get_text(self, path: str, timeout_s: float = 5.0) -> tuple[int, str]:
-        r = self._http.get(path, timeout=timeout_s)
-        return r.status_code, r.text
+        r = self._get(path, timeout_s)
+        return r.status_code, self.redact(r.text)
 
     def post_json(
         self, path: str, body: dict[str, Any], timeout_s: float = 300.0
     ) -> tuple[int, Any]:
-        r = self._http.post(path, json=body, timeout=timeout_s)
-        try:
-            return r.status_code, r.json()
-        except ValueError:
-            return r.status_code, None
+        with self._net.deadline(timeout_s):
+            r = self._http.post(path, json=body, timeout=timeout_s)
+        return r.status_code, self._json(self.redact(r.text))
 
     def ping(self) -> bool:
-        """True when anything answers HTTP at the base URL."""
+        """True when anything answers HTTP at the base URL (within 2 s in all)."""
         try:
-            self._http.get("/api/v1/health", timeout=2.0)
+            self._get("/api/v1/health", 2.0)
             return True
-        except httpx.HTTPError:
+        except (httpx.HTTPError, RuntimeError):
             return False
 
     # -- requests -----------------------------------------------------------
@@ -205,19 +457,35 @@ class ChatClient:
         return body
 
     def chat(self, body: dict[str, Any]) -> Reply:
-        """Send one step: up to `attempts` tries with backoff; 503 'loading' waits uncounted."""
+        """Send one step: up to `attempts` tries with backoff; 503 'loading' waits uncounted.
+
+        A 429 or 503 with Retry-After waits what it asks, at most `timeout_s`.
+        """
+        reply = self._chat(body)
+        if reply.success or reply.status not in (401, 403):
+            self.auth_refusals = 0
+        else:
+            self.auth_refusals += 1
+        return reply
+
+    def _chat(self, body: dict[str, Any]) -> Reply:
         last: _AttemptFailed | None = None
         attempt = 0
         loading_deadline = time.monotonic() + self.loading_wait_s
         while attempt < self.attempts:
+            if self.abandoned:
+                last = _AttemptFailed("request abandoned", connection=True)
+                break
             attempt += 1
             try:
-                doc, latency_ms, ttft_ms = self._attempt(body)
-            except _Loading:
-                if time.monotonic() < loading_deadline:
+                doc, latency_ms, ttft_ms, fields = self._attempt(body)
+            except _Loading as e:
+                left = loading_deadline - time.monotonic()
+                if left > 0 and self.retrying:
                     self._log("info", "server is loading the model; waiting (not counted)")
                     attempt -= 1
-                    self._sleep(1.0)
+                    wait = 1.0 if e.retry_after is None else min(e.retry_after, left)
+                    self._sleep(min(wait, self.timeout_s))
                     continue
                 last = _AttemptFailed("503 model still loading after waiting", status=503)
             except _AttemptFailed as e:
@@ -225,7 +493,6 @@ class ChatClient:
             else:
                 if self.debug_json:
                     self._log("debug", "response JSON: " + json.dumps(doc, ensure_ascii=False))
-                fields = parse_completion(doc)
                 if "usage" not in doc:
                     self._log(
                         "warning", "response has no usage; counting 64 tokens as the original"
@@ -236,14 +503,21 @@ class ChatClient:
                     text=reply_text(doc),
                     attempts=attempt,
                     ttft_ms=ttft_ms,
-                    raw=doc,
                     **fields,
                 )
+            if self.abandoned:
+                last = _AttemptFailed("request abandoned", connection=True)
+                break
             self._log("warning", f"attempt {attempt}/{self.attempts} failed: {last}")
+            if not self.retrying:
+                self._log("info", "not retrying: the run is stopping")
+                break
             if attempt < self.attempts:
-                delay = self.backoff_ms[min(attempt - 1, len(self.backoff_ms) - 1)]
-                self._log("info", f"backoff {delay} ms then retry")
-                self._sleep(delay / 1000.0)
+                delay = self.backoff_ms[min(attempt - 1, len(self.backoff_ms) - 1)] / 1000.0
+                if last.retry_after is not None:
+                    delay = min(max(delay, last.retry_after), self.timeout_s)
+                self._log("info", f"backoff {delay * 1000:.0f} ms then retry")
+                self._sleep(delay)
         assert last is not None
         return Reply(
             success=False,
@@ -256,32 +530,52 @@ class ChatClient:
             status=last.status,
         )
 
-    def _attempt(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, float | None]:
+    def _attempt(
+        self, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], int, float | None, dict[str, Any]]:
         start = time.perf_counter()
         try:
-            if self.stream:
-                doc, ttft = self._stream(body, start)
-                latency_ms = int((time.perf_counter() - start) * 1000)
-                return doc, latency_ms, ttft
-            r = self._http.post(self.path, json=body)
-            latency_ms = int((time.perf_counter() - start) * 1000)
+            with self._net.deadline(self.timeout_s):
+                if self.stream:
+                    doc, ttft = self._stream(body, start)
+                    latency_ms = int((time.perf_counter() - start) * 1000)
+                else:
+                    r = self._http.post(self.path, json=body)
+                    latency_ms = int((time.perf_counter() - start) * 1000)
+                    ttft = None
         except httpx.TimeoutException as e:
-            raise _AttemptFailed(f"timeout ({type(e).__name__})", connection=True) from e
-        except httpx.TransportError as e:
+            if self.abandoned:
+                raise _AttemptFailed("request abandoned", connection=True) from e
             raise _AttemptFailed(
-                f"connection error: {e or type(e).__name__}", connection=True
+                f"timeout ({type(e).__name__}; limit {self.timeout_s:g} s for the whole answer)",
+                connection=True,
+            ) from e
+        except httpx.TransportError as e:
+            if self.abandoned:
+                raise _AttemptFailed("request abandoned", connection=True) from e
+            raise _AttemptFailed(
+                f"connection error: {self.redact(str(e)) or type(e).__name__}", connection=True
             ) from e
         except RuntimeError as e:  # the client was closed to abandon the run
             raise _AttemptFailed(f"request abandoned: {e}", connection=True) from e
-        _check_status(r.status_code, r.text)
+        if not self.stream:
+            text = self.redact(r.text)
+            _check_status(r.status_code, text, r.headers.get("retry-after"))
+            try:
+                doc = json.loads(text)
+            except ValueError as e:
+                raise _AttemptFailed(
+                    f"malformed JSON in a {r.status_code} answer", status=r.status_code
+                ) from e
+            status = r.status_code
+        else:
+            status = 200
+        _check_doc(doc, status)
         try:
-            doc = r.json()
-        except ValueError as e:
-            raise _AttemptFailed(
-                f"malformed JSON in a {r.status_code} answer", status=r.status_code
-            ) from e
-        _check_doc(doc, r.status_code)
-        return doc, latency_ms, None
+            fields = parse_completion(doc)
+        except MalformedAnswer as e:
+            raise _AttemptFailed(f"malformed answer: {e}", status=status) from e
+        return doc, latency_ms, ttft, fields
 
     def _stream(self, body: dict[str, Any], start: float) -> tuple[dict[str, Any], float | None]:
         ttft: float | None = None
@@ -291,11 +585,11 @@ class ChatClient:
         with self._http.stream("POST", self.path, json=body) as r:
             if r.status_code >= 300:
                 r.read()
-                _check_status(r.status_code, r.text)
+                _check_status(r.status_code, self.redact(r.text), r.headers.get("retry-after"))
             for line in r.iter_lines():
                 if not line.startswith("data:"):
                     continue
-                data = line[5:].strip()
+                data = self.redact(line[5:].strip())
                 if data == "[DONE]":
                     break
                 try:
@@ -304,16 +598,30 @@ class ChatClient:
                     raise _AttemptFailed(
                         "malformed JSON in a stream chunk", status=r.status_code
                     ) from e
-                for ch in chunk.get("choices") or []:
+                if not isinstance(chunk, dict):
+                    raise _AttemptFailed(
+                        "malformed answer: a stream chunk is not a JSON object",
+                        status=r.status_code,
+                    )
+                choices = chunk.get("choices") or []
+                if not isinstance(choices, list):
+                    raise _AttemptFailed(
+                        "malformed answer: choices is not a list", status=r.status_code
+                    )
+                for ch in choices:
                     delta = (ch.get("delta") or {}) if isinstance(ch, dict) else {}
+                    if not isinstance(delta, dict):
+                        raise _AttemptFailed(
+                            "malformed answer: delta is not an object", status=r.status_code
+                        )
                     piece = delta.get("content") or delta.get("reasoning_content") or ""
-                    if piece:
+                    if piece and isinstance(piece, str):
                         if ttft is None:
                             ttft = (time.perf_counter() - start) * 1000.0
                         pieces.append(piece)
-                if isinstance(chunk.get("usage"), dict):
+                if chunk.get("usage") is not None:
                     usage = chunk["usage"]
-                if isinstance(chunk.get("timings"), dict):
+                if chunk.get("timings") is not None:
                     timings = chunk["timings"]
         doc: dict[str, Any] = {"choices": [{"message": {"content": "".join(pieces)}}]}
         if usage is not None:
@@ -323,12 +631,13 @@ class ChatClient:
         return doc, ttft
 
 
-def _check_status(status: int, text: str) -> None:
+def _check_status(status: int, text: str, retry_after: str | None = None) -> None:
+    wait = retry_after_s(retry_after) if status in (429, 503) else None
     if status == 503 and "loading" in text.lower():
-        raise _Loading()
+        raise _Loading(wait)
     if not 200 <= status < 300:
         snippet = " ".join(text.split())[:120]
-        raise _AttemptFailed(f"HTTP {status}: {snippet}", status=status)
+        raise _AttemptFailed(f"HTTP {status}: {snippet}", status=status, retry_after=wait)
 
 
 def _check_doc(doc: Any, status: int) -> None:
@@ -337,3 +646,13 @@ def _check_doc(doc: Any, status: int) -> None:
     choices = doc.get("choices")
     if not isinstance(choices, list) or not choices:
         raise _AttemptFailed(f"answer has no choices (HTTP {status})", status=status)
+    first = choices[0]
+    if not isinstance(first, dict):
+        raise _AttemptFailed("malformed answer: choices[0] is not an object", status=status)
+    msg = first.get("message")
+    if msg is not None and not isinstance(msg, dict):
+        raise _AttemptFailed("malformed answer: message is not an object", status=status)
+    for key in ("content", "reasoning_content"):
+        v = (msg or {}).get(key)
+        if v is not None and not isinstance(v, str):
+            raise _AttemptFailed(f"malformed answer: message.{key} is not text", status=status)

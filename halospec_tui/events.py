@@ -176,12 +176,14 @@ class KnobVerdict:
 
 @dataclass(frozen=True)
 class RunFinished:
-    reason: str  # completed | stopped | failed | server-down
+    # completed | stopped | interrupted | terminated | failed | server-down | auth-refused
+    reason: str
     summaries: tuple[ModeSummary, ...]
     winner: str | None
     knob: KnobVerdict
     files: tuple[str, ...]
     summary_text: str
+    unwritten: tuple[str, ...] = ()  # "path: reason" for each summary file that failed
 
 
 Event = (

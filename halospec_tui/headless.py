@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from dataclasses import replace
 from typing import TextIO
 
 from halospec_tui.events import (
@@ -129,7 +130,9 @@ class HeadlessPrinter:
 def run_in_thread(runner: Runner) -> RunFinished | None:
     """Run the engine in a worker thread; Ctrl-C / SIGTERM stop it gracefully.
 
-    The first signal stops after the request in flight; a second one abandons it.
+    The first signal stops after the request in flight (bounded by --timeout); a
+    second one abandons it: the request fails at once, is not retried, and the run
+    ends with the finished steps in the CSV and the summaries.
     """
     result: list[RunFinished] = []
     errors: list[BaseException] = []
@@ -142,10 +145,12 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
 
     t = threading.Thread(target=target, name="halospec-runner", daemon=True)
     hits = {"n": 0}
+    last_signal = {"reason": ""}
 
     def handler(signum: int, _frame: object) -> None:
         hits["n"] += 1
         name = "interrupted" if signum == signal.SIGINT else "terminated"
+        last_signal["reason"] = name
         if hits["n"] == 1:
             print(
                 f"\n{name}: stopping after the request in flight (again to abandon it)",
@@ -153,6 +158,7 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
             )
             runner.stop(name)
         else:
+            print(f"\n{name}: abandoning the request in flight", file=sys.stderr)
             runner.abandon()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -165,4 +171,7 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
             signal.signal(s, h)
     if errors:
         raise errors[0]
+    if result and last_signal["reason"] and result[0].reason == "completed":
+        # The signal came after the last step was written: the exit code still says so.
+        return replace(result[0], reason=last_signal["reason"])
     return result[0] if result else None

@@ -6,11 +6,13 @@ live run or from a CSV read later: one code path.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import io
 import json
+import math
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -77,12 +79,82 @@ def record_cells(r: StepRecord) -> list[str]:
     return [_cell(getattr(r, c)) for c in COLUMNS]
 
 
+def torn_path(csv_path: str | os.PathLike[str]) -> Path:
+    """Where a torn last row is moved aside: next to the CSV, `.torn` appended."""
+    return Path(f"{csv_path}.torn")
+
+
+def _tail_start(fh: Any, end: int) -> int:
+    """Offset just past the last b"\n" before `end` (0 when there is none)."""
+    pos = end
+    block = 65536
+    while pos > 0:
+        start = max(0, pos - block)
+        fh.seek(start)
+        chunk = fh.read(pos - start)
+        i = chunk.rfind(b"\n")
+        if i >= 0:
+            return start + i + 1
+        pos = start
+    return 0
+
+
+def repair_torn_tail(path: str | os.PathLike[str], columns: int = len(COLUMNS)) -> str | None:
+    """Move a torn last row (no final newline, or the wrong field count) aside.
+
+    Called once the header line is known to be right. The fragment is appended to
+    `<path>.torn` and the CSV is cut back to its last whole row, so the next row
+    does not glue onto it. Returns what was done, for people, or None when the file
+    was whole.
+    """
+    p = Path(path)
+    with p.open("r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return None
+        fh.seek(size - 1)
+        whole = fh.read(1) == b"\n"
+        end = size - 1 if whole else size
+        start = _tail_start(fh, end)
+        if start == 0:  # the header is the only line (already checked by the caller)
+            if not whole:
+                fh.seek(size)
+                fh.write(b"\n")  # so the first row does not glue onto it
+            return None
+        fh.seek(start)
+        last = fh.read(size - start)
+        if whole:
+            try:
+                cells = next(csv.reader([last.decode("utf-8").rstrip("\n")]), [])
+            except (UnicodeDecodeError, csv.Error):
+                cells = []
+            if len(cells) == columns:
+                return None
+        torn = torn_path(p)
+        with torn.open("ab") as out:
+            out.write(last if whole else last + b"\n")
+            out.flush()
+            os.fsync(out.fileno())
+        fh.truncate(start)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return (
+        f"{p}: its last row was torn (cut short by a crash or a full disk); "
+        f"moved its {len(last)} bytes to {torn} and appending after the last whole row"
+    )
+
+
 class CsvWriter:
-    """Appends rows, writing the header only for a new file; flushes every row."""
+    """Appends rows, writing the header only for a new file; flushes every row.
+
+    A torn last row left by a crash is moved aside first (see `repair_torn_tail`);
+    `repaired` then says so.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._fh: TextIO | None = None
+        self.repaired: str | None = None
 
     def open(self) -> None:
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -97,6 +169,10 @@ class CsvWriter:
                 raise ResultsError(
                     f"refusing to append to {self.path}: {hint}; choose another --csv path"
                 )
+            try:
+                self.repaired = repair_torn_tail(self.path)
+            except OSError as e:
+                raise ResultsError(f"cannot repair {self.path}: {e.strerror or e}") from e
         if self.path.parent and not self.path.parent.exists():
             raise ResultsError(
                 f"cannot write {self.path}: folder {self.path.parent} does not exist"
@@ -133,7 +209,7 @@ def _opt_float(s: str) -> float | None:
 
 def sample_from_row(row: dict[str, str]) -> StepSample:
     return StepSample(
-        mode=row["mode"],
+        mode=sys.intern(row["mode"]),
         draft_length=int(row["draft_length"]),
         success=row["success"].strip() == "1",
         latency_ms=int(row["latency_ms"]),
@@ -143,10 +219,10 @@ def sample_from_row(row: dict[str, str]) -> StepSample:
         predicted_n=_opt_int(row.get("predicted_n", "")),
         predicted_ms=_opt_float(row.get("predicted_ms", "")),
         reload_ms=_opt_int(row.get("reload_ms", "")),
-        phase=row.get("phase", "steady"),
+        phase=sys.intern(row.get("phase", "steady")),
         round=_opt_int(row.get("round", "") or ""),
         settle=(row.get("settle") or "").strip() == "1",
-        actuator=row.get("actuator") or "",
+        actuator=sys.intern(row.get("actuator") or ""),
         timestamp=row.get("timestamp") or "",
     )
 
@@ -166,43 +242,169 @@ class Run:
         return [sample_from_row(r) for r in self.rows]
 
 
-def read_runs(path: str | os.PathLike[str]) -> list[Run]:
-    """Rows of a results CSV, split into runs where global_step restarts or run_id changes.
+@dataclass
+class RunSamples:
+    """One run of a file, reduced to what the summary needs (rows not kept)."""
 
-    Reads both this tool's CSVs and the original's 8-column ones.
+    index: int
+    run_id: str
+    rows: int
+    samples: list[StepSample]
+
+
+WarnFn = Callable[[str], None]
+_INT_COLUMNS = {  # column: smallest value allowed
+    "global_step": 0, "step": 0, "draft_length": 0, "latency_ms": 0, "tokens": 0,
+}  # fmt: skip
+_OPT_INT_COLUMNS = ("drafted", "accepted", "predicted_n", "reload_ms", "round", "block_pos")
+_OPT_FLOAT_COLUMNS = ("predicted_ms",)
+
+
+def _short(v: str) -> str:
+    return repr(v if len(v) <= 40 else v[:40] + "...")
+
+
+def check_row(row: dict[str, str]) -> None:
+    """Raise ValueError naming the first column that no results row can hold."""
+    for c, least in _INT_COLUMNS.items():
+        v = row.get(c)
+        if v is None:
+            raise ValueError(f"{c} is missing")
+        try:
+            n = int(v)
+        except ValueError:
+            raise ValueError(f"{c}={_short(v)} is not an integer") from None
+        if n < least:
+            raise ValueError(f"{c}={n} is below {least}")
+    if row.get("success") not in ("0", "1"):
+        raise ValueError(f"success={_short(row.get('success') or '')} must be 0 or 1")
+    if row.get("draft_length") == "0" and row.get("mode") != NOSPEC:
+        raise ValueError(f"draft_length=0 belongs to nospec only, not {_short(row.get('mode') or '')}")
+    if row.get("settle") not in (None, "", "0", "1"):
+        raise ValueError(f"settle={_short(row.get('settle') or '')} must be 0 or 1")
+    for c in _OPT_INT_COLUMNS + _OPT_FLOAT_COLUMNS:
+        v = row.get(c) or ""
+        if not v:
+            continue
+        try:
+            f = float(v)
+        except ValueError:
+            raise ValueError(f"{c}={_short(v)} is not a number") from None
+        if not math.isfinite(f) or f < 0:
+            raise ValueError(f"{c}={_short(v)} must be a finite number >= 0")
+
+
+def iter_rows(
+    path: str | os.PathLike[str], warn: WarnFn | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a results CSV, one at a time, each checked.
+
+    A bad row raises ResultsError `file:line: reason`. A torn last row (no final
+    newline, or the wrong field count) is skipped, with `warn` told.
     """
     p = Path(path)
     try:
-        with p.open(newline="") as fh:
-            text = fh.read()
+        size = p.stat().st_size
+        with p.open("rb") as raw:
+            raw.seek(max(0, size - 1))
+            torn_tail = size > 0 and raw.read(1) != b"\n"
+        fh = p.open(newline="", encoding="utf-8")
     except FileNotFoundError:
         raise ResultsError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ResultsError(f"{p}: cannot read as text ({e})") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = tuple(reader.fieldnames or ())
-    if header[: len(ORIGINAL_COLUMNS)] != ORIGINAL_COLUMNS:
+    except OSError as e:
+        raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
+    with fh:
+        reader = csv.reader(fh)
+        try:
+            header = tuple(next(reader, ()))
+            if header[: len(ORIGINAL_COLUMNS)] != ORIGINAL_COLUMNS:
+                raise ResultsError(
+                    f"{p} is not a results CSV: its header must start with "
+                    f"{','.join(ORIGINAL_COLUMNS)}"
+                )
+            pending: tuple[int, list[str]] | None = None
+            for cells in reader:
+                if not cells:
+                    continue
+                if pending is not None:
+                    yield _checked(p, header, *pending)
+                pending = (reader.line_num, cells)
+        except csv.Error as e:
+            raise ResultsError(f"{p}:{reader.line_num}: not a results row ({e})") from None
+        except UnicodeDecodeError as e:
+            raise ResultsError(f"{p}:{reader.line_num + 1}: not text ({e.reason})") from None
+        if pending is not None:
+            lineno, cells = pending
+            if torn_tail or len(cells) != len(header):
+                if warn is not None:
+                    warn(
+                        f"{p}:{lineno}: skipped a torn last row "
+                        "(cut short by a crash or a full disk)"
+                    )
+                return
+            yield _checked(p, header, lineno, cells)
+
+
+def _checked(
+    p: Path, header: tuple[str, ...], lineno: int, cells: list[str]
+) -> tuple[int, dict[str, str]]:
+    if len(cells) != len(header):
         raise ResultsError(
-            f"{p} is not a results CSV: its header must start with {','.join(ORIGINAL_COLUMNS)}"
+            f"{p}:{lineno}: not a results row ({len(cells)} fields, the header has "
+            f"{len(header)})"
         )
-    runs: list[list[dict[str, str]]] = []
+    row = dict(zip(header, cells, strict=True))
+    try:
+        check_row(row)
+    except ValueError as e:
+        raise ResultsError(f"{p}:{lineno}: not a results row ({e})") from None
+    return lineno, row
+
+
+def _split_runs(
+    rows: Iterator[tuple[int, dict[str, str]]],
+) -> Iterator[tuple[bool, dict[str, str]]]:
+    """(starts a new run, row): a run ends where global_step restarts or run_id changes."""
     prev_step = 0
     prev_id: str | None = None
-    for lineno, row in enumerate(reader, start=2):
-        try:
-            g = int(row["global_step"])
-            for c in ("step", "draft_length", "latency_ms", "tokens"):
-                int(row[c])
-            if row["success"] not in ("0", "1"):
-                raise ValueError("success must be 0 or 1")
-        except (TypeError, ValueError) as e:
-            raise ResultsError(f"{p}:{lineno}: not a results row ({e})") from None
+    first = True
+    for _, row in rows:
+        g = int(row["global_step"])
         rid = row.get("run_id") or ""
-        if not runs or g <= prev_step or (prev_id is not None and rid != prev_id):
+        yield first or g <= prev_step or (prev_id is not None and rid != prev_id), row
+        first = False
+        prev_step, prev_id = g, rid
+
+
+def read_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> list[Run]:
+    """Rows of a results CSV, split into runs where global_step restarts or run_id changes.
+
+    Reads both this tool's CSVs and the original's 8-column ones. Keeps every row:
+    `iter_runs` is the bounded-memory way.
+    """
+    runs: list[list[dict[str, str]]] = []
+    for new, row in _split_runs(iter_rows(path, warn)):
+        if new:
             runs.append([])
         runs[-1].append(row)
-        prev_step, prev_id = g, rid
     return [Run(i + 1, rs[0].get("run_id") or "", tuple(rs)) for i, rs in enumerate(runs)]
+
+
+def iter_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> Iterator[RunSamples]:
+    """Each run of a results CSV as soon as it ends, rows reduced to samples as read:
+    memory holds one run's samples, never the file's rows."""
+    current: RunSamples | None = None
+    for new, row in _split_runs(iter_rows(path, warn)):
+        if new:
+            if current is not None:
+                yield current
+            index = 1 if current is None else current.index + 1
+            current = RunSamples(index, row.get("run_id") or "", 0, [])
+        assert current is not None
+        current.samples.append(sample_from_row(row))
+        current.rows += 1
+    if current is not None:
+        yield current
 
 
 # -- summaries ----------------------------------------------------------------
@@ -473,11 +675,53 @@ def summary_paths(csv_path: str | os.PathLike[str]) -> dict[str, Path]:
     }
 
 
+class SummaryWriteError(OSError):
+    """Some summary files could not be written; the others were."""
+
+    def __init__(self, written: list[Path], failed: list[tuple[Path, str]]) -> None:
+        super().__init__("; ".join(f"{p}: {why}" for p, why in failed))
+        self.written = written
+        self.failed = failed
+
+
+def _write_whole(path: Path, text: str) -> None:
+    """Write `path` entirely or not at all (a temporary file, then a rename)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_summaries(
     csv_path: str | os.PathLike[str], report: Report, meta: dict[str, Any] | None = None
 ) -> list[Path]:
+    """Write the txt, json and md summaries, each whole or not at all.
+
+    Every file is tried; when any fails, SummaryWriteError lists which (and why)
+    and which were written.
+    """
     paths = summary_paths(csv_path)
-    paths["txt"].write_text(summary_text(report))
-    paths["json"].write_text(summary_json(report, meta) + "\n")
-    paths["md"].write_text(summary_markdown(report))
-    return list(paths.values())
+    texts = {
+        "txt": summary_text(report),
+        "json": summary_json(report, meta) + "\n",
+        "md": summary_markdown(report),
+    }
+    written: list[Path] = []
+    failed: list[tuple[Path, str]] = []
+    for kind, path in paths.items():
+        try:
+            _write_whole(path, texts[kind])
+        except OSError as e:
+            failed.append((path, e.strerror or str(e)))
+        else:
+            written.append(path)
+    if failed:
+        raise SummaryWriteError(written, failed)
+    return written

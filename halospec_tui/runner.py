@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import httpx
+
 from halospec_tui.actuators import Actuation, Actuator, ActuatorError
 from halospec_tui.client import ChatClient, Reply, preview
 from halospec_tui.controllers import Controller, make_controller
@@ -43,6 +45,7 @@ from halospec_tui.plan import ModeSpec, Plan
 from halospec_tui.prompts import prompt_for
 from halospec_tui.results import (
     CsvWriter,
+    SummaryWriteError,
     build_report,
     sample_from_record,
     summary_text,
@@ -72,6 +75,9 @@ class RunConfig:
     server_down_after_s: float = 60.0
     write_summary_files: bool = True
     meta: dict[str, object] = field(default_factory=dict)
+
+
+AUTH_REFUSALS_TO_STOP = 3  # consecutive steps answered 401/403
 
 
 class _Skip(Exception):
@@ -120,13 +126,17 @@ class Runner:
     def stop(self, reason: str = "stopped") -> None:
         self._stop_reason = reason
         self._stop.set()
+        stop_retrying = getattr(self.client, "stop_retrying", None)
+        if stop_retrying is not None:  # the request in flight is the last attempt
+            stop_retrying()
         self._resume.set()
         self._wake.set()
 
     def abandon(self) -> None:
-        """Stop now: close the HTTP client so the request in flight fails at once."""
+        """Stop now: the request in flight fails at once and is not retried."""
         self.stop(self._stop_reason if self._stop.is_set() else "interrupted")
-        self.client.close()
+        abandon = getattr(self.client, "abandon", None) or self.client.close
+        abandon()
 
     def skip(self) -> None:
         self._skip.set()
@@ -205,6 +215,10 @@ class Runner:
         except ActuatorError as e:
             self._log("error", str(e))
             return Actuation()
+        except httpx.HTTPError:
+            if self._stop.is_set():  # abandoned under the actuator's request
+                raise _Stop() from None
+            raise
 
     def _request(self, step_index: int, k: int) -> tuple[Reply, int]:
         prompt_id, prompt = prompt_for(step_index, self.plan.prompts)
@@ -243,7 +257,18 @@ class Runner:
         return replace(reply, drafted=after[0] - before[0], accepted=after[1] - before[1])
 
     def _watch_server(self, reply: Reply) -> None:
-        """Stop the run when the server stays unreachable for too long."""
+        """Stop the run when the server stays unreachable for too long, or keeps
+        refusing the API key."""
+        refusals = getattr(self.client, "auth_refusals", 0)
+        if refusals >= AUTH_REFUSALS_TO_STOP:
+            self._log(
+                "error",
+                f"server refused {refusals} requests in a row with HTTP "
+                f"{reply.status} (check --api-key / --api-key-file / LEMONADE_API_KEY): "
+                "stopping the run",
+            )
+            self.stop("auth-refused")
+            raise _Stop()
         if reply.success or not reply.connection_error:
             self._down_since = None
             return
@@ -307,9 +332,12 @@ class Runner:
         return finished
 
     def _finish(self, reason: str) -> RunFinished:
+        if reason == "completed" and self._stop.is_set():
+            reason = self._stop_reason  # stopped after the last step
         samples = [sample_from_record(r) for r in self.records]
         report = build_report(samples, tolerance=self.plan.tolerance)
         files: tuple[str, ...] = (str(Path(self.config.csv_path).resolve()),)
+        failed: tuple[str, ...] = ()
         if self.config.write_summary_files:
             meta = {
                 "run_id": self.config.run_id,
@@ -321,8 +349,18 @@ class Runner:
                 "backend": self.config.backend,
                 **self.config.meta,
             }
-            paths = write_summaries(self.config.csv_path, report, meta)
+            try:
+                paths = write_summaries(self.config.csv_path, report, meta)
+            except SummaryWriteError as e:
+                # The run's own outcome (and any error in flight) stands; the summary
+                # is printed with RunFinished, and the failure says where it could not go.
+                paths = e.written
+                failed = tuple(f"{p}: {why}" for p, why in e.failed)
+                for line in failed:
+                    self._log("error", f"summary not written: {line}")
             files += tuple(str(p.resolve()) for p in paths)
+        if reason == "completed" and self._stop.is_set():
+            reason = self._stop_reason  # a signal while the summaries were written
         if report.knob.status == "no-effect":
             self._log("warning", report.knob.message.upper())
         done = RunFinished(
@@ -332,6 +370,7 @@ class Runner:
             knob=report.knob,
             files=files,
             summary_text=summary_text(report),
+            unwritten=failed,
         )
         self.sink.emit(done)
         return done

@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-import httpx
-
 from halospec_tui.actuators import (
     Actuator,
     ActuatorError,
@@ -21,7 +19,7 @@ from halospec_tui.actuators import (
     choose_actuator,
     detect_server,
 )
-from halospec_tui.client import OPENAI_CHAT_PATH, ChatClient, LogFn
+from halospec_tui.client import OPENAI_CHAT_PATH, ChatClient, LogFn, probe
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
 from halospec_tui.sim.physics import SimParams
 from halospec_tui.sim.process import SimProcess, SimStartError
@@ -32,6 +30,13 @@ ACTUATORS = ("auto", "request", "lemonade-load", "llama-server", "field")
 
 class SetupError(ValueError):
     """The run cannot start: say why in one line."""
+
+
+class ServerUnreachable(SetupError):
+    """The server given with --base-url does not answer (exit 4)."""
+
+
+API_SUFFIXES = ("/api/v1", "/v1")  # the client adds the API path itself
 
 
 @dataclass
@@ -84,7 +89,9 @@ class Session:
         self.close()
 
 
-def validate_url(url: str) -> str:
+def validate_url(url: str, log: LogFn | None = None) -> str:
+    """The base URL without a trailing slash, and without an API suffix (/v1,
+    /api/v1) that would double the API path of every request (said in the log)."""
     u = urlparse(url)
     if u.scheme not in ("http", "https") or not u.hostname:
         raise SetupError(f"malformed base URL {url!r}: expected http://HOST:PORT")
@@ -92,15 +99,23 @@ def validate_url(url: str) -> str:
         u.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise SetupError(f"malformed base URL {url!r}: bad port") from None
-    return url.rstrip("/")
+    out = url.rstrip("/")
+    for suffix in API_SUFFIXES:
+        if out.endswith(suffix):
+            out = out[: -len(suffix)].rstrip("/")
+            if log is not None:
+                log(
+                    "info",
+                    f"base URL {url} ends in {suffix}: using {out} "
+                    "(the API paths are added to it)",
+                )
+            break
+    return out
 
 
 def answers(url: str, timeout_s: float = 1.0) -> bool:
-    try:
-        httpx.get(url + "/api/v1/health", timeout=timeout_s)
-        return True
-    except httpx.HTTPError:
-        return False
+    """Anything answers HTTP at `url` within `timeout_s`, connect to last byte."""
+    return probe(url, timeout_s)
 
 
 def open_session(opts: SessionOptions, log: LogFn) -> Session:
@@ -138,9 +153,11 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
     else:
         if opts.base_url is None:
             raise SetupError("--backend server needs --base-url")
-        base_url = validate_url(opts.base_url)
+        base_url = validate_url(opts.base_url, log)
         if not answers(base_url, timeout_s=3.0):
-            raise SetupError(f"cannot reach {base_url}: is the server running?")
+            raise ServerUnreachable(
+                f"cannot reach {base_url} (no HTTP answer within 3 s): is the server running?"
+            )
         backend_desc = f"server at {base_url}"
 
     model = opts.sim.model if sim is not None else opts.model
