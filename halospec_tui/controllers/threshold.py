@@ -1,37 +1,23 @@
-"""Draft-length controllers and their pure control rules.
-
-A controller is told the warmup latencies, then asked for K before each measured
-step and told the outcome after it. `ThresholdController` is the original HaloSpec
-controller, exact to the millisecond.
-"""
+"""The original HaloSpec controller and its pure rules, exact to the millisecond."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
+from halospec_tui.controllers.base import (
+    DEFAULT_HIGH_MS,
+    DEFAULT_LOW_MS,
+    ControllerView,
+    Observation,
+    Thresholds,
+)
 from halospec_tui.stats import percentile_nearest_rank
 
 K_START = 4
 K_MIN = 1
 K_MAX = 8
 EMA_ALPHA = 0.4
-DEFAULT_LOW_MS = 9000
-DEFAULT_HIGH_MS = 22000
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    low_ms: int
-    high_ms: int
-    p50_ms: int | None = None
-    p95_ms: int | None = None
-
-    @property
-    def calibrated(self) -> bool:
-        return self.p50_ms is not None
 
 
 def thresholds_from_warmup(latencies_ms: Sequence[int]) -> Thresholds:
@@ -71,22 +57,6 @@ def threshold_rule(
     return current
 
 
-class Controller(Protocol):
-    name: str
-
-    def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None: ...
-
-    def next_k(self) -> int: ...
-
-    def observe(self, k: int, success: bool, latency_ms: int) -> None: ...
-
-    @property
-    def ema_ms(self) -> float | None: ...
-
-    @property
-    def thresholds(self) -> Thresholds: ...
-
-
 class ThresholdController:
     """HaloSpec's adaptive controller.
 
@@ -111,7 +81,9 @@ class ThresholdController:
         ema = None if self._ema is None else int(self._ema)
         return threshold_rule(ema, self._k, self._thr.low_ms, self._thr.high_ms, self._k_max)
 
-    def observe(self, k: int, success: bool, latency_ms: int) -> None:
+    def observe(
+        self, k: int, success: bool, latency_ms: int, obs: Observation | None = None
+    ) -> None:
         if success:
             self._ema = ema_update(self._ema, latency_ms, self._alpha)
             self._k = k
@@ -126,14 +98,7 @@ class ThresholdController:
     def thresholds(self) -> Thresholds:
         return self._thr
 
+    def view(self) -> ControllerView | None:
+        return None
 
-CONTROLLERS = {"threshold": ThresholdController}
 
-
-def make_controller(name: str) -> Controller:
-    try:
-        return CONTROLLERS[name]()
-    except KeyError:
-        raise ValueError(
-            f"unknown controller {name!r} (choose from {', '.join(CONTROLLERS)})"
-        ) from None

@@ -1,0 +1,115 @@
+"""A discounted-UCB bandit over K (Garivier and Moulines' D-UCB; cf. BanditSpec).
+
+Each K in k_min..k_max is an arm, the reward of a step is its tokens per second
+(normalised by the best mean so far). Old rewards fade by `discount` per step, so
+the bandit tracks changing conditions; untried arms come first, nearest K first.
+When a change of K costs a reload, it moves only for an upper-bound gain larger than
+the reload's share of the coming `horizon` steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from halospec_tui.controllers.base import (
+    DEFAULT_HIGH_MS,
+    DEFAULT_LOW_MS,
+    ControllerView,
+    Observation,
+    Thresholds,
+)
+
+
+def ucb_scores(
+    counts: Sequence[float], sums: Sequence[float], xi: float, scale: float
+) -> list[float]:
+    """Discounted UCB per arm: mean / scale + sqrt(xi * log(n) / count); untried: inf."""
+    n = sum(counts)
+    out = []
+    for c, s in zip(counts, sums, strict=True):
+        if c <= 1e-9:
+            out.append(math.inf)
+        else:
+            out.append(s / c / scale + math.sqrt(xi * math.log(max(n, 1.0 + 1e-9)) / c))
+    return out
+
+
+class BanditController:
+    name = "bandit"
+
+    def __init__(
+        self,
+        k_start: int = 4,
+        k_min: int = 0,
+        k_max: int = 8,
+        discount: float = 0.97,
+        xi: float = 0.002,
+        horizon: int = 20,
+    ) -> None:
+        self._ks = list(range(k_min, k_max + 1))
+        self._k = min(max(k_start, k_min), k_max)
+        self._discount = discount
+        self._xi = xi
+        self._horizon = horizon
+        self._n = [0.0] * len(self._ks)
+        self._s = [0.0] * len(self._ks)
+        self._reload_ms = 0.0
+        self._step_ms = 0.0
+        self._ema: float | None = None
+        self.notes: list[str] = []
+
+    def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None:
+        pass
+
+    @property
+    def ema_ms(self) -> float | None:
+        return self._ema
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(DEFAULT_LOW_MS, DEFAULT_HIGH_MS)
+
+    def next_k(self) -> int:
+        return self._k
+
+    def observe(
+        self, k: int, success: bool, latency_ms: int, obs: Observation | None = None
+    ) -> None:
+        g = self._discount
+        self._n = [g * c for c in self._n]
+        self._s = [g * s for s in self._s]
+        if obs is not None and obs.reload_ms:
+            self._reload_ms = max(self._reload_ms * 0.5, float(obs.reload_ms))
+        if success and latency_ms > 0 and k in self._ks:
+            tokens = obs.tokens if obs is not None and obs.tokens else 64
+            i = self._ks.index(k)
+            self._n[i] += 1.0
+            self._s[i] += tokens * 1000.0 / latency_ms
+            self._ema = latency_ms if self._ema is None else 0.4 * latency_ms + 0.6 * self._ema
+            self._step_ms = latency_ms if not self._step_ms else 0.8 * self._step_ms + 0.2 * latency_ms
+        elif not success and k in self._ks:
+            self._n[self._ks.index(k)] += 1.0  # a failure earns nothing
+        self._k = self._choose()
+
+    def _means(self) -> list[float | None]:
+        return [s / c if c > 1e-9 else None for c, s in zip(self._n, self._s, strict=True)]
+
+    def _choose(self) -> int:
+        untried = [k for k, c in zip(self._ks, self._n, strict=True) if c <= 1e-9]
+        if untried:
+            return min(untried, key=lambda k: (abs(k - self._k), k))
+        means = [m or 0.0 for m in self._means()]
+        scale = max(means) or 1.0
+        scores = ucb_scores(self._n, self._s, self._xi, scale)
+        cur = self._ks.index(self._k)
+        best = max(range(len(self._ks)), key=lambda i: (scores[i], -self._ks[i]))
+        if best != cur and self._reload_ms > 0 and self._step_ms > 0:
+            penalty = self._reload_ms / (self._horizon * self._step_ms)
+            if scores[best] - scores[cur] <= penalty:
+                return self._k
+        return self._ks[best]
+
+    def view(self) -> ControllerView | None:
+        table = tuple((k, m) for k, m in zip(self._ks, self._means(), strict=True) if m is not None)
+        return ControllerView("bandit", self._k, None, None, None, table, "measured tokens/s per K")

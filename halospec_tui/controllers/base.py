@@ -1,0 +1,75 @@
+"""What every draft-length controller shares: the protocol, observations, views.
+
+A controller is told the warmup latencies, then asked for K before each measured step
+and told the outcome after it. Besides latency, an observation carries what the server
+said about the step (tokens, drafted and accepted tokens, decode time, reload time), so
+controllers that model the server can use it; the original rule ignores it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+DEFAULT_LOW_MS = 9000
+DEFAULT_HIGH_MS = 22000
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    low_ms: int
+    high_ms: int
+    p50_ms: int | None = None
+    p95_ms: int | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.p50_ms is not None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One measured step as a controller sees it."""
+
+    k: int
+    success: bool
+    latency_ms: int
+    tokens: int = 0
+    drafted: int | None = None
+    accepted: int | None = None
+    predicted_ms: float | None = None  # server decode time
+    reload_ms: int | None = None  # time this step's change of K cost, outside latency
+
+
+@dataclass(frozen=True)
+class ControllerView:
+    """Why a controller chose K: its estimates, for the monitor and the log."""
+
+    name: str
+    k: int
+    acceptance: float | None  # per-token acceptance estimate
+    pass_ms: float | None  # cost of a pass with no drafts (target step)
+    draft_ms: float | None  # added cost per drafted token
+    expected_tps: tuple[tuple[int, float], ...]  # (K, expected tokens/s or score)
+    note: str = ""
+
+
+class Controller(Protocol):
+    name: str
+
+    def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None: ...
+
+    def next_k(self) -> int: ...
+
+    def observe(
+        self, k: int, success: bool, latency_ms: int, obs: Observation | None = None
+    ) -> None: ...
+
+    @property
+    def ema_ms(self) -> float | None: ...
+
+    @property
+    def thresholds(self) -> Thresholds: ...
+
+    def view(self) -> ControllerView | None: ...
