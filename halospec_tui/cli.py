@@ -134,6 +134,10 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-time", type=float, help="cap on the run's wall time when deciding, s")
     g.add_argument("--tolerance", type=float,
                    help="arms within this share of the best are tied (default 0.02)")  # fmt: skip
+    g.add_argument("--workload", choices=("steady", "shift"),
+                   help="steady: the prompt set as it is; shift: structured prompts (drafted "
+                   "well) and open ones (drafted poorly) alternate")  # fmt: skip
+    g.add_argument("--shift-every", type=int, help="shift: prompts of one class in a row (8)")
     g.add_argument("--load-round", type=int, help="interleaved: round at which load starts")
     g.add_argument("--load-rounds", type=int, help="interleaved: rounds the load lasts")
     g = p.add_argument_group("load injection")
@@ -229,6 +233,8 @@ def plan_from_args(ns: argparse.Namespace):
         tolerance=ns.tolerance,
         load_round=ns.load_round,
         load_rounds=ns.load_rounds,
+        workload=ns.workload,
+        shift_every=ns.shift_every,
     )
 
 

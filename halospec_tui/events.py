@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from halospec_tui.controllers.base import ControllerView
 from halospec_tui.stats import ModeSummary
 
 
@@ -48,6 +49,7 @@ class StepRecord:
     round: int | None = None  # interleaved schedule: the round of this step
     block_pos: int | None = None  # interleaved: the arm's place in the round's order
     settle: bool = False  # run after a change of K but not measured
+    prompt_class: str = ""  # structured | open | neutral (pool prompts; see prompts.py)
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,14 @@ class StepDone:
 class ModeFinished:
     summary: ModeSummary
     skipped: bool = False
+
+
+@dataclass(frozen=True)
+class ControllerState:
+    """Why an adaptive arm chose its K: the controller's estimates after a step."""
+
+    mode: str
+    view: ControllerView
 
 
 @dataclass(frozen=True)
@@ -194,6 +204,7 @@ Event = (
     | PhaseChanged
     | StepDone
     | ModeFinished
+    | ControllerState
     | RoundStarted
     | RoundFinished
     | LoadChanged

@@ -16,12 +16,18 @@ class PlanError(ValueError):
     """A plan that cannot run: bad mode name, K out of range, negative steps."""
 
 
+ADAPTIVE_KINDS = ("model", "bandit")  # adaptive:model, adaptive:bandit
+PMIN_N_MAX = 16  # pmin:P drafts up to this many tokens and lets p_min stop it early
+
+
 @dataclass(frozen=True)
 class ModeSpec:
     name: str
-    k: int | None  # fixed K (0: no speculation), or None for the adaptive controller
+    k: int | None  # fixed K (0: no speculation), or None for an adaptive controller
     warmup_steps: int
     measured_steps: int
+    controller: str | None = None  # adaptive:NAME; None: the plan's --controller
+    p_min: float = 0.0  # pmin:P: the server stops drafting below this confidence
 
     @property
     def adaptive(self) -> bool:
@@ -54,6 +60,8 @@ class Plan:
     tolerance: float = 0.02  # arms within this of the best are tied
     load_round: int = 2  # interleaved: the round at which load starts
     load_rounds: int = 2  # interleaved: how many rounds it lasts
+    workload: str = "steady"  # steady | shift (prompt classes alternate)
+    shift_every: int = 8  # shift: prompts of one class before the other
 
     @property
     def interleaved(self) -> bool:
@@ -68,12 +76,29 @@ class Plan:
 def parse_mode(name: str, warmup: int, fixed_steps: int, adaptive_steps: int) -> ModeSpec:
     if name == ADAPTIVE:
         return ModeSpec(ADAPTIVE, None, warmup, adaptive_steps)
+    if name.startswith(ADAPTIVE + ":"):
+        kind = name.partition(":")[2]
+        if kind not in ADAPTIVE_KINDS:
+            raise PlanError(
+                f"unknown adaptive arm {name!r}: use adaptive, "
+                + ", ".join(f"adaptive:{k}" for k in ADAPTIVE_KINDS)
+            )
+        return ModeSpec(name, None, warmup, adaptive_steps, controller=kind)
+    if name.startswith("pmin:"):
+        try:
+            p = float(name.partition(":")[2])
+        except ValueError:
+            p = math.nan
+        if not 0.0 < p < 1.0:
+            raise PlanError(f"{name!r}: p_min must be a number between 0 and 1, e.g. pmin:0.75")
+        return ModeSpec(name, PMIN_N_MAX, warmup, fixed_steps, p_min=p)
     if name == NOSPEC:
         return ModeSpec(NOSPEC, 0, warmup, fixed_steps)
     m = _FIXED_RE.match(name)
     if not m:
         raise PlanError(
-            f"unknown mode {name!r}: use nospec, fixed_K (K in 1..{K_LIMIT}) or adaptive"
+            f"unknown mode {name!r}: use nospec, fixed_K (K in 1..{K_LIMIT}), pmin:P, "
+            "adaptive, adaptive:model or adaptive:bandit"
         )
     k = int(m.group(1))
     if not 1 <= k <= K_LIMIT:
@@ -174,6 +199,8 @@ def customise(
     tolerance: float | None = None,
     load_round: int | None = None,
     load_rounds: int | None = None,
+    workload: str | None = None,
+    shift_every: int | None = None,
 ) -> Plan:
     """A plan with some numbers overridden; validates everything it is given."""
     for label, v in (
@@ -191,6 +218,7 @@ def customise(
         ("settle", settle, 0),
         ("load-round", load_round, 1),
         ("load-rounds", load_rounds, 0),
+        ("shift-every", shift_every, 1),
     ):
         if v is not None and v < least:
             raise PlanError(f"--{label} must be at least {least} (got {v})")
@@ -205,6 +233,12 @@ def customise(
             "the classic plan keeps the original's sequential schedule: "
             "use --plan tune (or quick) for interleaved rounds and --until-decisive"
         )
+    if workload is not None and workload not in ("steady", "shift"):
+        raise PlanError(f"unknown workload {workload!r} (choose steady or shift)")
+    if workload == "shift":
+        if (prompts or plan.prompts) == "original" and prompts is not None:
+            raise PlanError("--workload shift draws prompts by class: drop --prompts original")
+        prompts = "pool"
     interleaved = (schedule or plan.schedule) == "interleaved"
     if until_decisive and not interleaved:
         raise PlanError("--until-decisive needs --schedule interleaved")
@@ -263,6 +297,8 @@ def customise(
         ("tolerance", tolerance),
         ("load_round", load_round),
         ("load_rounds", load_rounds),
+        ("workload", workload),
+        ("shift_every", shift_every),
     ):
         if val is not None:
             kw[key] = val

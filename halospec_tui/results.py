@@ -224,6 +224,7 @@ def sample_from_row(row: dict[str, str]) -> StepSample:
         settle=(row.get("settle") or "").strip() == "1",
         actuator=sys.intern(row.get("actuator") or ""),
         timestamp=row.get("timestamp") or "",
+        prompt_class=sys.intern(row.get("prompt_class") or ""),
     )
 
 
@@ -415,6 +416,7 @@ class Report:
     winner_score: float | None
     knob: KnobVerdict
     regret: tuple[PhaseRegret, ...] = ()
+    class_regret: tuple[PhaseRegret, ...] = ()  # per prompt class, when classes vary
     verdict: Verdict | None = None
     decision: Decision | None = None
     actuator: str = ""
@@ -438,6 +440,11 @@ def build_report(
         winner_score=best.score if best else None,
         knob=check_knob(rows),
         regret=tuple(adaptive_regret(rows)),
+        class_regret=(
+            tuple(adaptive_regret(rows, key="prompt_class"))
+            if len({s.prompt_class for s in rows if s.prompt_class}) > 1
+            else ()
+        ),
         verdict=decide(rows, tolerance=tolerance, eliminated=decision.dropped) if rows else None,
         decision=decision,
         actuator=main_actuator(samples),
@@ -453,9 +460,13 @@ def verdict_section(report: Report) -> list[str]:
 
 def regret_lines(report: Report) -> list[str]:
     return [
-        f"adaptive vs best fixed in {r.phase}: {r.adaptive_ms:.1f} ms vs {r.best_ms:.1f} ms "
+        f"{r.arm} vs best fixed in {r.phase}: {r.adaptive_ms:.1f} ms vs {r.best_ms:.1f} ms "
         f"({r.best_fixed}), regret {_percent(r.regret)}"
         for r in report.regret
+    ] + [
+        f"{r.arm} vs best fixed on {r.phase} prompts: {r.adaptive_ms:.1f} ms vs "
+        f"{r.best_ms:.1f} ms ({r.best_fixed}), regret {_percent(r.regret)}"
+        for r in report.class_regret
     ]
 
 
@@ -564,7 +575,7 @@ def extras_table(report: Report) -> str:
             f"{s.accepted if s.accepted is not None else '-':>9} {acc:>8} "
             f"{_f1(s.server_tps):>10} {s.reloads:>8} {s.reload_ms:>10}"
         )
-    if report.regret:
+    if report.regret or report.class_regret:
         lines.append("")
         lines += regret_lines(report)
     marker = {"effective": "OK", "no-effect": "WARNING", "unverified": "NOTE"}[report.knob.status]
@@ -592,8 +603,14 @@ def summary_json(report: Report, meta: dict[str, Any] | None = None) -> str:
                     "best_ms": r.best_ms,
                     "adaptive_ms": r.adaptive_ms,
                     "regret": r.regret,
+                    "arm": r.arm,
                 }
                 for r in report.regret
+            ],  # fmt: skip
+            "class_regret": [
+                {"prompt_class": r.phase, "best_fixed": r.best_fixed, "best_ms": r.best_ms,
+                 "arm_ms": r.adaptive_ms, "regret": r.regret, "arm": r.arm}
+                for r in report.class_regret
             ],  # fmt: skip
             "verdict": (
                 verdict_dict(report.verdict, report.decision, report.actuator)
@@ -656,7 +673,7 @@ def summary_markdown(report: Report) -> str:
         if s.is_adaptive:
             conv = s.convergence_step if s.convergence_step is not None else "none"
             lines.append(f"\nAdaptive: {s.k_changes} K changes, converged at step {conv} (k=5).")
-    if report.regret:
+    if report.regret or report.class_regret:
         lines += [""] + [f"- {md_escape(line)}" for line in regret_lines(report)]
     lines += ["", f"Knob check: **{report.knob.status}**: {md_escape(report.knob.message)}", ""]
     verdict = verdict_section(report)

@@ -18,9 +18,10 @@ import httpx
 
 from halospec_tui.actuators import Actuation, Actuator, ActuatorError
 from halospec_tui.client import ChatClient, Reply, preview
-from halospec_tui.controllers import Controller, make_controller
+from halospec_tui.controllers import Controller, Observation, make_controller
 from halospec_tui.events import (
     Calibrated,
+    ControllerState,
     KnobVerdict,
     LoadChanged,
     LogLine,
@@ -42,7 +43,7 @@ from halospec_tui.knob import check_knob
 from halospec_tui.load import LoadInjector
 from halospec_tui.metrics import MetricsProbe
 from halospec_tui.plan import ModeSpec, Plan
-from halospec_tui.prompts import prompt_for
+from halospec_tui.prompts import workload_prompt
 from halospec_tui.results import (
     CsvWriter,
     SummaryWriteError,
@@ -121,6 +122,7 @@ class Runner:
         self._metrics = MetricsProbe(client)
         self._draft_source = "unknown"  # timings | metrics | none, once known
         self._pending = Actuation()  # a reload that started an arm, for its first row
+        self._prompt_class = ""  # of the last prompt sent
 
     # -- control (any thread) ---------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -221,7 +223,10 @@ class Runner:
             raise
 
     def _request(self, step_index: int, k: int) -> tuple[Reply, int]:
-        prompt_id, prompt = prompt_for(step_index, self.plan.prompts)
+        plan = self.plan
+        prompt_id, prompt, self._prompt_class = workload_prompt(
+            step_index, plan.prompts, plan.workload, plan.shift_every
+        )
         body = self.client.build_body(
             prompt,
             self.actuator.body_fields(k),
@@ -385,6 +390,11 @@ class Runner:
             self._knob = verdict
             self.sink.emit(verdict)
 
+    def _controller_for(self, mode: ModeSpec) -> Controller | None:
+        if not mode.adaptive:
+            return None
+        return make_controller(mode.controller or self.config.controller)
+
     def _warmup(self, mode: ModeSpec, controller: Controller | None) -> None:
         """Warmup requests: not logged, not counted; they calibrate the controller."""
         warm_lat: list[int] = []
@@ -419,7 +429,7 @@ class Runner:
         )
         self._load_seen = False
         self._set_phase(mode.name, 0, "load" if self.load.active else "steady")
-        controller: Controller | None = make_controller(cfg.controller) if mode.adaptive else None
+        controller = self._controller_for(mode)
         self._pending = self._actuate(mode.warmup_k)
         self._warmup(mode, controller)
         load_here = cfg.load_enabled and (cfg.load_arms == "all" or mode.adaptive)
@@ -474,7 +484,22 @@ class Runner:
         if self._stop.is_set() and not reply.success:
             raise _Stop()  # an abandoned request is not a measurement
         if controller is not None and not settle:
-            controller.observe(k, reply.success, reply.latency_ms)
+            controller.observe(
+                k,
+                reply.success,
+                reply.latency_ms,
+                Observation(
+                    k, reply.success, reply.latency_ms, reply.tokens if reply.success else 0,
+                    reply.drafted, reply.accepted, reply.predicted_ms, act.reload_ms,
+                ),  # fmt: skip
+            )
+            for note in getattr(controller, "notes", ()):
+                self._log("warning", f"{mode.name}: {note}")
+            if hasattr(controller, "notes"):
+                controller.notes.clear()
+            view = controller.view()
+            if view is not None:
+                self.sink.emit(ControllerState(mode.name, view))
         if timeline is not None:
             phase = "load" if self.load.active and timeline == "steady" else timeline
         elif self.load.active:
@@ -507,7 +532,7 @@ class Runner:
         index_of = {m.name: i for i, m in enumerate(plan.modes)}
         spec = {m.name: m for m in plan.modes}
         controllers: dict[str, Controller] = {
-            m.name: make_controller(cfg.controller) for m in plan.modes if m.adaptive
+            m.name: c for m in plan.modes if (c := self._controller_for(m)) is not None
         }
         warmed: set[str] = set()
         steps_done: dict[str, int] = {m.name: 0 for m in plan.modes}
@@ -662,6 +687,7 @@ class Runner:
             cpu_percent=cpu[0],
             server_cpu_percent=cpu[1],
             prompt_id=prompt_id,
+            prompt_class=self._prompt_class,
             attempts=reply.attempts,
             error=reply.error,
         )

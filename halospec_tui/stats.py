@@ -93,6 +93,7 @@ class StepSample:
     settle: bool = False
     actuator: str = ""
     timestamp: str = ""
+    prompt_class: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,15 +121,35 @@ class ModeSummary:
     reloads: int = 0
     reload_ms: int = 0
     draft_lengths: tuple[int, ...] = field(default=())
+    adapting_ms: int = 0  # reload time of the arm's own changes of K
+    throughput_incl: float | None = None  # tokens / (latency + adapting reloads)
 
     @property
     def is_adaptive(self) -> bool:
-        return self.mode == "adaptive"
+        return is_adaptive_arm(self.mode)
 
     def to_dict(self) -> dict[str, object]:
         d = asdict(self)
         d["draft_lengths"] = list(self.draft_lengths)
         return d
+
+
+def is_adaptive_arm(mode: str) -> bool:
+    """adaptive (the original rule) and adaptive:NAME choose K as they go."""
+    return mode == "adaptive" or mode.startswith("adaptive:")
+
+
+def adapting_reload_ms(samples: Sequence[StepSample]) -> list[int]:
+    """Per step of one arm: the reload time its own change of K cost (0 when its K is
+    the arm's previous K: a reload then only undid another arm's K, an artefact of
+    interleaving that running the arm alone would not pay)."""
+    out = []
+    prev: int | None = None
+    for s in samples:
+        changed = prev is not None and s.draft_length != prev
+        out.append((s.reload_ms or 0) if changed else 0)
+        prev = s.draft_length
+    return out
 
 
 def summarize_mode(mode: str, samples: Sequence[StepSample]) -> ModeSummary:
@@ -153,6 +174,7 @@ def summarize_mode(mode: str, samples: Sequence[StepSample]) -> ModeSummary:
         else None
     )
     reloads = [s.reload_ms for s in samples if s.reload_ms]
+    adapting = sum(r for r, s in zip(adapting_reload_ms(samples), samples, strict=True) if s.success)
     return ModeSummary(
         mode=mode,
         steps=len(samples),
@@ -176,6 +198,8 @@ def summarize_mode(mode: str, samples: Sequence[StepSample]) -> ModeSummary:
         reloads=len(reloads),
         reload_ms=sum(r or 0 for r in reloads),
         draft_lengths=tuple(ks),
+        adapting_ms=adapting,
+        throughput_incl=throughput(toks, [*lat, adapting]) if lat else None,
     )
 
 
@@ -205,24 +229,29 @@ def winner(summaries: Sequence[ModeSummary]) -> ModeSummary | None:
 PHASES = ("steady", "load", "recovery")
 
 
-def phase_means(samples: Sequence[StepSample]) -> dict[str, dict[str, float]]:
-    """Mean latency of successful steps, per mode and phase (modes in order of appearance)."""
+CLASSES = ("structured", "open", "neutral")
+
+
+def phase_means(samples: Sequence[StepSample], key: str = "phase") -> dict[str, dict[str, float]]:
+    """Mean latency of successful steps, per mode and phase (modes in order of appearance);
+    key="prompt_class": per mode and prompt class instead."""
     acc: dict[str, dict[str, list[int]]] = {}
     for s in samples:
         by_phase = acc.setdefault(s.mode, {})
         if s.success:
-            by_phase.setdefault(s.phase, []).append(s.latency_ms)
+            by_phase.setdefault(getattr(s, key), []).append(s.latency_ms)
     return {m: {p: sum(v) / len(v) for p, v in ph.items()} for m, ph in acc.items()}
 
 
 @dataclass(frozen=True)
 class PhaseRegret:
-    """The adaptive arm against the best fixed arm in one phase: regret = adaptive/best - 1."""
+    """An adaptive arm against the best fixed arm in one phase: regret = arm/best - 1."""
 
     phase: str
     best_fixed: str
     best_ms: float
     adaptive_ms: float
+    arm: str = "adaptive"
 
     @property
     def regret(self) -> float | None:
@@ -230,20 +259,23 @@ class PhaseRegret:
         return self.adaptive_ms / self.best_ms - 1.0 if self.best_ms > 0 else None
 
 
-def adaptive_regret(samples: Sequence[StepSample]) -> list[PhaseRegret]:
-    """Per phase where both exist: the adaptive arm's mean latency vs the best fixed arm's.
+def adaptive_regret(samples: Sequence[StepSample], key: str = "phase") -> list[PhaseRegret]:
+    """Per adaptive arm (adaptive, adaptive:NAME, pmin:P) and phase where both exist:
+    its mean latency vs the best fixed arm's (nospec counts as fixed, K = 0).
 
     Only meaningful when every arm ran the same load timeline (the default).
     """
-    means = phase_means(samples)
-    adaptive = means.get("adaptive", {})
+    means = phase_means(samples, key)
+    groups = PHASES if key == "phase" else CLASSES
+    fixed_arms = {m: ph for m, ph in means.items() if m.startswith("fixed_") or m == "nospec"}
     out = []
-    for phase in PHASES:
-        fixed = [
-            (m, ph[phase]) for m, ph in means.items() if m.startswith("fixed_") and phase in ph
-        ]
-        if phase not in adaptive or not fixed:
+    for arm, own in means.items():
+        if not (is_adaptive_arm(arm) or arm.startswith("pmin:")):
             continue
-        best_mode, best_ms = min(fixed, key=lambda x: x[1])
-        out.append(PhaseRegret(phase, best_mode, best_ms, adaptive[phase]))
+        for phase in groups:
+            fixed = [(m, ph[phase]) for m, ph in fixed_arms.items() if phase in ph]
+            if phase not in own or not fixed:
+                continue
+            best_mode, best_ms = min(fixed, key=lambda x: x[1])
+            out.append(PhaseRegret(phase, best_mode, best_ms, own[phase], arm))
     return out

@@ -2,7 +2,8 @@
 
 Pure functions over `StepSample`s, the same for a live run and for a CSV read later
 (`report`): rows in, verdict out. The figure of merit is client-side tokens per second
-(sum of tokens / sum of latency), the speed a user of the server sees.
+(sum of tokens / sum of latency), the speed a user of the server sees; for an arm that
+changes K itself, the reloads its own changes cost count as time too.
 
 Confidence intervals are seeded percentile bootstraps over clusters: in an
 interleaved run a cluster is one round (an arm's block in it), since the steps of a
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from halospec_tui.stats import StepSample
+from halospec_tui.stats import StepSample, adapting_reload_ms
 
 RESAMPLES = 2000
 CONFIDENCE = 0.95
@@ -103,6 +104,7 @@ class Rows:
     cluster: np.ndarray  # per step: index into `keys`
     keys: tuple[object, ...]  # cluster ids (round numbers, or step positions)
     strata: tuple[str, ...]  # per cluster
+    extra: np.ndarray | None = None  # per step, ms: the arm's own reloads (tokens/s only)
 
     @property
     def n(self) -> int:
@@ -112,8 +114,14 @@ class Rows:
         return np.bincount(self.cluster, weights=values, minlength=len(self.keys))
 
 
-def rows_of(samples: Sequence[StepSample], tokens: str = "tokens", ms: str = "latency_ms") -> Rows:
-    """Clusters are rounds when every step has one (interleaved); else single steps."""
+def rows_of(
+    samples: Sequence[StepSample],
+    tokens: str = "tokens",
+    ms: str = "latency_ms",
+    with_reloads: bool = False,
+) -> Rows:
+    """Clusters are rounds when every step has one (interleaved); else single steps.
+    `with_reloads`: tokens/s also pays the reloads of the arm's own changes of K."""
     rounds = all(s.round for s in samples)
     keys: list[object] = []
     strata: list[str] = []
@@ -126,12 +134,14 @@ def rows_of(samples: Sequence[StepSample], tokens: str = "tokens", ms: str = "la
             keys.append(key)
             strata.append(s.phase)
         cluster.append(where[key])
+    extra = np.array(adapting_reload_ms(samples), dtype=float) if with_reloads else None
     return Rows(
         np.array([float(getattr(s, tokens) or 0) for s in samples]),
         np.array([float(getattr(s, ms) or 0) for s in samples]),
         np.array(cluster, dtype=np.int64),
         tuple(keys),
         tuple(strata),
+        extra if extra is not None and extra.any() else None,
     )
 
 
@@ -140,8 +150,10 @@ def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def tps(r: Rows, w: np.ndarray) -> np.ndarray:
-    """Tokens per second: sum of tokens over sum of latency, per replicate."""
-    return _safe_div(w @ r.sums(r.tokens) * 1000.0, w @ r.sums(r.latency))
+    """Tokens per second: sum of tokens over sum of latency (plus the arm's own
+    reloads, when counted), per replicate."""
+    time = r.latency if r.extra is None else r.latency + r.extra
+    return _safe_div(w @ r.sums(r.tokens) * 1000.0, w @ r.sums(time))
 
 
 def mean_ms(r: Rows, w: np.ndarray) -> np.ndarray:
@@ -220,7 +232,7 @@ def arm_stats(
     arm: str, samples: Sequence[StepSample], seed: int = DEFAULT_SEED, phase: str = ""
 ) -> ArmStats:
     ok = measured(samples)
-    rows = rows_of(ok)
+    rows = rows_of(ok, with_reloads=True)
     figures: dict[str, Estimate | None] = {}
     for name, fn in (
         ("tps", tps),
@@ -255,14 +267,17 @@ def by_arm(samples: Sequence[StepSample]) -> dict[str, list[StepSample]]:
     return out
 
 
-def phase_stats(samples: Sequence[StepSample], seed: int = DEFAULT_SEED) -> list[ArmStats]:
-    """Per arm x phase (phases in the order steady, load, recovery, then others)."""
-    order = {"steady": 0, "load": 1, "recovery": 2}
+def phase_stats(
+    samples: Sequence[StepSample], seed: int = DEFAULT_SEED, key: str = "phase"
+) -> list[ArmStats]:
+    """Per arm x phase (steady, load, recovery, then others); key="prompt_class": per
+    arm x prompt class (structured, open, neutral)."""
+    order = {"steady": 0, "load": 1, "recovery": 2, "structured": 0, "open": 1, "neutral": 2}
     out: list[ArmStats] = []
     for arm, rows in by_arm(samples).items():
-        phases = sorted({s.phase for s in measured(rows)}, key=lambda p: (order.get(p, 9), p))
-        for ph in phases:
-            out.append(arm_stats(arm, [s for s in rows if s.phase == ph], seed, phase=ph))
+        groups = sorted({getattr(s, key) for s in measured(rows)}, key=lambda p: (order.get(p, 9), p))
+        for g in groups:
+            out.append(arm_stats(arm, [s for s in rows if getattr(s, key) == g], seed, phase=g))
     return out
 
 
@@ -284,7 +299,7 @@ def ratio(
         b = [s for s in b if s.round in common]
         if not a:
             return None
-    ra, rb = rows_of(a), rows_of(b)
+    ra, rb = rows_of(a, with_reloads=True), rows_of(b, with_reloads=True)
     pa, pb = tps(ra, np.ones((1, len(ra.keys))))[0], tps(rb, np.ones((1, len(rb.keys))))[0]
     if not (math.isfinite(pa) and math.isfinite(pb) and pb > 0):
         return None
@@ -313,6 +328,7 @@ def _by_round(r: Rows) -> Rows:
         new_index[r.cluster],
         tuple(r.keys[i] for i in order),
         tuple(r.strata[i] for i in order),
+        r.extra,
     )
 
 
@@ -352,6 +368,7 @@ class Verdict:
     tolerance: float
     eliminated: tuple[tuple[str, int], ...] = ()  # (arm, round it was dropped)
     phases: tuple[ArmStats, ...] = field(default=())
+    classes: tuple[ArmStats, ...] = field(default=())  # per prompt class, when they vary
 
     def status(self, arm: str) -> str:
         if arm == self.best:
@@ -405,6 +422,11 @@ def decide(
         tolerance=tolerance,
         eliminated=tuple(eliminated),
         phases=tuple(phase_stats(samples, seed)) if with_phases else (),
+        classes=(
+            tuple(phase_stats(samples, seed, key="prompt_class"))
+            if with_phases and len({s.prompt_class for s in samples if s.prompt_class}) > 1
+            else ()
+        ),
     )
 
 
@@ -584,28 +606,30 @@ def _status_text(v: Verdict, arm: str, dropped: dict[str, int]) -> str:
 def verdict_lines(v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None) -> list[str]:
     """The verdict as text: per-arm table with CIs, phases, decision, nospec, recommendation."""
     dropped = dict(decision.dropped)
+    w = max([10, *(len(a.arm) for a in v.arms)])
     lines = [
         "",
         f"Verdict (tokens/s, 95% bootstrap CI of {RESAMPLES} resamples by round; "
         f"tied within {v.tolerance * 100:g}%)",
-        f"{'arm':<10} {'n':>4} {'tok/s':>14} {'mean ms':>16} {'p95 ms':>16} "
+        f"{'arm':<{w}} {'n':>4} {'tok/s':>14} {'mean ms':>16} {'p95 ms':>16} "
         f"{'srv tok/s':>14} {'CV':>6} {'best/arm':>21}  status",
     ]
     for a in v.arms:
         c = v.comparison(a.arm)
         cv = "-" if a.cv is None else f"{a.cv:.3f}"
         lines.append(
-            f"{a.arm:<10} {a.n:>4} {fmt_est(a.tps):>14} {fmt_est(a.mean_ms):>16} "
+            f"{a.arm:<{w}} {a.n:>4} {fmt_est(a.tps):>14} {fmt_est(a.mean_ms):>16} "
             f"{fmt_est(a.p95_ms):>16} {fmt_est(a.server_tps):>14} {cv:>6} "
             f"{fmt_ratio(c.ratio if c else None):>21}  {_status_text(v, a.arm, dropped)}"
         )
-    phases = {p.phase for p in v.phases}
-    if len(phases) > 1:
-        lines += ["", f"{'arm':<10} {'phase':<9} {'n':>4} {'tok/s':>14} {'mean ms':>16}"]
-        for p in v.phases:
-            lines.append(
-                f"{p.arm:<10} {p.phase:<9} {p.n:>4} {fmt_est(p.tps):>14} {fmt_est(p.mean_ms):>16}"
-            )
+    for label, table in (("phase", v.phases), ("prompts", v.classes)):
+        if len({p.phase for p in table}) > 1:
+            lines += ["", f"{'arm':<{w}} {label:<10} {'n':>4} {'tok/s':>14} {'mean ms':>16}"]
+            for p in table:
+                lines.append(
+                    f"{p.arm:<{w}} {p.phase:<10} {p.n:>4} {fmt_est(p.tps):>14} "
+                    f"{fmt_est(p.mean_ms):>16}"
+                )
     lines.append("")
     how = "decisive" if v.decisive else "not decisive"
     took = f"{decision.requests} requests ({decision.measured} measured, {decision.settle} settle)"
@@ -667,6 +691,7 @@ def verdict_dict(v: Verdict, decision: Decision, actuator: str) -> dict[str, obj
             for a in v.arms
         ],  # fmt: skip
         "phases": [_arm_dict(p) for p in v.phases],
+        "prompt_classes": [_arm_dict(p) for p in v.classes],
         "decision": {
             "rounds": decision.rounds,
             "requests": decision.requests,

@@ -232,7 +232,7 @@ def test_regret_lines_in_text_json_and_markdown():
             "best_fixed": "fixed_4",
             "best_ms": 160.0,
             "adaptive_ms": 176.0,
-            "regret": pytest.approx(0.1),
+            "regret": pytest.approx(0.1), "arm": "adaptive",
         }
     ]
     assert (

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -79,6 +80,8 @@ class SimParams:
     reload_ms: float = 400.0  # pause of a /load that changes settings
     fault: str = ""  # e.g. "500:0.1,timeout:0.05" (see faults.py)
     report_timings: bool = True  # llama.cpp `timings` in answers (else only /metrics)
+    nature_shift: float = 0.15  # acceptance + for structured prompts, - for open ones
+    confidence_kappa: float = 6.0  # draft confidence ~ Beta(a kappa, (1 - a) kappa)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -88,10 +91,30 @@ def prompt_hash(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
+_STRUCTURED = re.compile(
+    r"\b(list|count|counts|python|sql|json|yaml|function|multiplied|comma|commas|numbers)\b", re.I
+)
+_OPEN = re.compile(r"\b(haiku|limerick|poem|story|email|apology|describe|summarise|why)\b", re.I)
+
+
+def prompt_nature(prompt: str) -> str:
+    """structured (lists, code, counting: drafted well on real models), open (creative
+    prose: drafted poorly) or neutral, from the prompt's words."""
+    if _STRUCTURED.search(prompt):
+        return "structured"
+    if _OPEN.search(prompt):
+        return "open"
+    return "neutral"
+
+
 def acceptance_for(params: SimParams, prompt: str, request_no: int) -> float:
-    """Per-token acceptance for one request: prompt difficulty plus workload drift."""
+    """Per-token acceptance for one request: the prompt's nature and difficulty, plus
+    workload drift."""
     u = (prompt_hash(prompt) % 10_000) / 9_999.0
     a = params.acceptance + params.acceptance_spread * (2.0 * u - 1.0)
+    nature = prompt_nature(prompt)
+    if nature != "neutral":
+        a += params.nature_shift if nature == "structured" else -params.nature_shift
     if params.profile == "shift":
         a += 0.12 if (request_no // max(params.shift_every, 1)) % 2 == 0 else -0.2
     elif params.profile == "drift":
@@ -160,8 +183,15 @@ def generate(
     request_no: int,
     cached_prompt_tokens: int = 0,
     on_pass: object = None,
+    p_min: float = 0.0,
 ) -> Generation:
-    """Decode `max_tokens` tokens with draft length k, doing the real work as it goes."""
+    """Decode `max_tokens` tokens with draft length k, doing the real work as it goes.
+
+    With p_min > 0 (llama.cpp's --spec-draft-p-min), each drafted token carries the
+    draft's confidence, drawn around the acceptance a; drafting stops at the first
+    token whose confidence is below p_min (its draft step is paid, the token dropped),
+    and each kept token is accepted with its own confidence as probability.
+    """
     p = engine.params
     g = Generation()
     prompt_tokens = max(1, len(prompt) // 4)
@@ -172,14 +202,28 @@ def generate(
     rng = np.random.default_rng([p.seed, prompt_hash(prompt) % (2**32), request_no])
     word_rng = np.random.default_rng(prompt_hash(prompt) % (2**32))
     t1 = time.perf_counter()
+    kappa = max(p.confidence_kappa, 1e-3)
     while g.tokens < max_tokens:
         remaining = max_tokens - g.tokens
         d = min(k, remaining - 1)
-        for _ in range(d):
-            engine.work_ms(p.target_ms * p.draft_ratio)
+        if p_min > 0:
+            conf: list[float] = []
+            for _ in range(d):
+                engine.work_ms(p.target_ms * p.draft_ratio)
+                q = float(rng.beta(a * kappa, (1.0 - a) * kappa))
+                if q < p_min:
+                    break
+                conf.append(q)
+            d = len(conf)
+        else:
+            for _ in range(d):
+                engine.work_ms(p.target_ms * p.draft_ratio)
         engine.work_ms(p.target_ms * (1.0 + p.verify_per_token * d))
         ok = 0
-        while ok < d and rng.random() < a:
+        if p_min > 0:
+            while ok < d and rng.random() < conf[ok]:
+                ok += 1
+        while p_min <= 0 and ok < d and rng.random() < a:
             ok += 1
         new = ok + 1
         g.drafted += d
