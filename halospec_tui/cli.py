@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from halospec_tui import __version__
 from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
@@ -19,6 +20,10 @@ from halospec_tui.llama_server import LlamaServerConfig
 from halospec_tui.plan import PLANS, PlanError, customise, named_plan
 from halospec_tui.redact import Redactor
 from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError, summary_paths
+
+if TYPE_CHECKING:
+    from halospec_tui.client import ChatClient
+    from halospec_tui.load_requests import Load
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -149,6 +154,11 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--load-workers", type=int, default=None, help="burner processes (default: one per core)"
     )
+    g.add_argument("--load-kind", choices=("cpu", "requests", "both"), default="cpu",
+                   help="cpu: burner processes; requests: background clients on the same "
+                   "server (--load-clients); both")  # fmt: skip
+    g.add_argument("--load-clients", type=int, default=2,
+                   help="background request clients during load (1..16, default 2)")  # fmt: skip
     g.add_argument("--load-arms", choices=("all", "adaptive"), default="all",
                    help="all: same load timeline in every mode; adaptive: the original's way")  # fmt: skip
     g = p.add_argument_group("server")
@@ -324,6 +334,8 @@ def _same_file(a: str, b: str | Path) -> bool:
 def check_run_args(ns: argparse.Namespace, argv: Sequence[str]) -> None:
     """Conflicts and bounds argparse cannot see; each is exit 2."""
     check_finite(ns)
+    if not 1 <= ns.load_clients <= 16:
+        raise UsageError(f"--load-clients must be from 1 to 16 (got {ns.load_clients})")
     if ns.load_workers is not None:
         if ns.load_workers < 1:
             raise UsageError("--load-workers must be at least 1")
@@ -354,6 +366,23 @@ def check_run_args(ns: argparse.Namespace, argv: Sequence[str]) -> None:
                     f"--log-file {ns.log_file} is also a results file ({target}): "
                     "log lines would break it; choose another path"
                 )
+
+
+def build_load(kind: str, workers: int | None, clients: int, client: ChatClient) -> Load:
+    """cpu: burner processes; requests: background clients on the same server; both."""
+    from halospec_tui.load import LoadInjector
+    from halospec_tui.load_requests import LoadGroup, RequestLoad
+    from halospec_tui.prompts import POOL
+
+    loads: list[Load] = []
+    if kind in ("cpu", "both"):
+        loads.append(LoadInjector(workers))
+    if kind in ("requests", "both"):
+        body = client.build_body(POOL[3], max_tokens=64, cache_prompt=False)
+        loads.append(
+            RequestLoad(client.base_url, client.path, body, clients, client.auth_headers())
+        )
+    return loads[0] if len(loads) == 1 else LoadGroup(loads)
 
 
 def cmd_run(argv: Sequence[str]) -> int:
@@ -395,7 +424,6 @@ def cmd_run(argv: Sequence[str]) -> int:
     except SetupError as e:
         raise UsageError(str(e)) from None
     with session:
-        from halospec_tui.load import LoadInjector
         from halospec_tui.runner import Runner
 
         config = RunConfig(
@@ -410,7 +438,7 @@ def cmd_run(argv: Sequence[str]) -> int:
             meta={"actuator_reason": session.why, "server_kind": session.server.kind},
         )
         log("info", f"actuator {session.actuator.name}: {session.why}")
-        load = LoadInjector(ns.load_workers)
+        load = build_load(ns.load_kind, ns.load_workers, ns.load_clients, session.client)
         error: BaseException | None = None
         try:
             if ns.no_ui:

@@ -366,9 +366,14 @@ class ChatClient:
         self._abandoned = threading.Event()
         self._sleep = sleep or (lambda s: self._abandoned.wait(s) and None)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._headers = headers
         self._http, self._net = deadline_http(self.base_url, timeout_s, headers)
 
     # -- plumbing -----------------------------------------------------------
+    def auth_headers(self) -> dict[str, str]:
+        """The headers every request carries (for other clients of the same server)."""
+        return dict(self._headers)
+
     def close(self) -> None:
         self._http.close()
 

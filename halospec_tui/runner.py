@@ -41,6 +41,7 @@ from halospec_tui.events import (
 )
 from halospec_tui.knob import check_knob
 from halospec_tui.load import LoadInjector
+from halospec_tui.load_requests import Load
 from halospec_tui.metrics import MetricsProbe
 from halospec_tui.plan import ModeSpec, Plan
 from halospec_tui.prompts import workload_prompt
@@ -96,14 +97,14 @@ class Runner:
         client: ChatClient,
         actuator: Actuator,
         sink: Sink,
-        load: LoadInjector | None = None,
+        load: Load | None = None,
     ) -> None:
         self.config = config
         self.plan = config.plan
         self.client = client
         self.actuator = actuator
         self.sink = sink
-        self.load = load or LoadInjector()
+        self.load: Load = load or LoadInjector()
         self.telemetry = Telemetry(config.server_pid)
         self.records: list[StepRecord] = []
         self._stop = threading.Event()
