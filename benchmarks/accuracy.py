@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from halospec_tui.prompts import POOL  # noqa: E402
-from halospec_tui.sim.physics import SimParams, acceptance_for  # noqa: E402
+from halospec_tui.sim.physics import SimParams, expected_decode_ms  # noqa: E402
 from halospec_tui.sim.process import SimProcess  # noqa: E402
 from halospec_tui.verdict import arm_k  # noqa: E402
 
@@ -48,31 +48,9 @@ SETTINGS = {
 DEFAULT_ARMS = "nospec," + ",".join(f"fixed_{k}" for k in range(1, 9))
 
 
-def expected_passes(a: float, k: int, tokens: int = MAX_TOKENS) -> float:
-    """Verification passes to produce `tokens`, each pass capped at the tokens left."""
-    # Exact expectation by dynamic programming over tokens left.
-    e = [0.0] * (tokens + 1)
-    for left in range(1, tokens + 1):
-        d = min(k, left - 1)
-        # P(accept exactly j of d drafts) then j + 1 tokens produced.
-        total = 1.0
-        for j in range(d + 1):
-            p = (a**j) * ((1 - a) if j < d else 1.0)
-            total += p * e[max(left - (j + 1), 0)]
-        e[left] = total
-    return e[tokens]
-
-
 def expected_ms(params: SimParams, k: int) -> float:
-    """Mean decode time per request over the prompt pool (target steps x target_ms)."""
-    c, v = params.draft_ratio, params.verify_per_token
-    out = 0.0
-    for i, prompt in enumerate(POOL):
-        a = acceptance_for(params, prompt, i)
-        passes = expected_passes(a, k)
-        # Each pass: min(k, left-1) drafts and one verification; approximate d by k.
-        out += passes * params.target_ms * (1 + (c + v) * k)
-    return out / len(POOL)
+    """Mean decode time per request over the prompt pool the tune plan rotates."""
+    return expected_decode_ms(params, k, POOL, MAX_TOKENS)
 
 
 def classic_wall_s(latency_ms: dict[int, float], reload_ms: float) -> float:

@@ -56,6 +56,7 @@ class Plan:
     seed: int = 0  # round order and bootstrap
     until_decisive: bool = False  # stop once the verdict is decisive
     min_rounds: int = 4  # rounds before the verdict may stop the run
+    drop_from_round: int = 3  # rounds before a clearly slower arm may be dropped
     max_time_s: float | None = None  # cap on the run's wall time (until_decisive)
     tolerance: float = 0.02  # arms within this of the best are tied
     load_round: int = 2  # interleaved: the round at which load starts
@@ -67,10 +68,6 @@ class Plan:
     def interleaved(self) -> bool:
         return self.schedule == "interleaved"
 
-    @property
-    def first_stop_round(self) -> int:
-        """The earliest round after which until_decisive may stop the run."""
-        return self.min_rounds
 
 
 def parse_mode(name: str, warmup: int, fixed_steps: int, adaptive_steps: int) -> ModeSpec:

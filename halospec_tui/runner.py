@@ -596,7 +596,7 @@ class Runner:
             )
             last_timeline_round = (load_round or 0) + plan.load_rounds - 1 if load_round else 0
             may_stop = plan.until_decisive and rnd >= max(plan.min_rounds, last_timeline_round + 1)
-            if plan.until_decisive and rnd >= plan.min_rounds:
+            if plan.until_decisive and rnd >= plan.drop_from_round:
                 for arm in newly_worse(verdict):
                     if arm in remaining and len(remaining) > 1:
                         remaining.remove(arm)

@@ -13,6 +13,7 @@ import hashlib
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -80,7 +81,7 @@ class SimParams:
     reload_ms: float = 400.0  # pause of a /load that changes settings
     fault: str = ""  # e.g. "500:0.1,timeout:0.05" (see faults.py)
     report_timings: bool = True  # llama.cpp `timings` in answers (else only /metrics)
-    nature_shift: float = 0.15  # acceptance + for structured prompts, - for open ones
+    nature_shift: float = 0.2  # acceptance + for structured prompts, - for open ones
     confidence_kappa: float = 6.0  # draft confidence ~ Beta(a kappa, (1 - a) kappa)
 
     def to_dict(self) -> dict[str, object]:
@@ -120,6 +121,31 @@ def acceptance_for(params: SimParams, prompt: str, request_no: int) -> float:
     elif params.profile == "drift":
         a += 0.15 * math.sin(2 * math.pi * request_no / max(3 * params.shift_every, 1))
     return min(max(a, 0.02), 0.98)
+
+
+def expected_passes(a: float, k: int, tokens: int) -> float:
+    """Expected verification passes to produce `tokens`, drafts capped at the tokens left
+    (exact, by recursion over the tokens left; i.i.d. acceptance a)."""
+    e = [0.0] * (tokens + 1)
+    for left in range(1, tokens + 1):
+        d = min(k, left - 1)
+        total = 1.0
+        for j in range(d + 1):  # j drafts accepted (all d with probability a^d)
+            p = (a**j) * ((1 - a) if j < d else 1.0)
+            total += p * e[max(left - (j + 1), 0)]
+        e[left] = total
+    return e[tokens]
+
+
+def expected_decode_ms(params: SimParams, k: int, prompts: Sequence[str], tokens: int = 64) -> float:
+    """Mean decode time of a request over `prompts` at draft length k (p_min 0), in
+    unloaded milliseconds: passes x (target + k drafts + verification of k)."""
+    c, v = params.draft_ratio, params.verify_per_token
+    total = 0.0
+    for i, prompt in enumerate(prompts):
+        passes = expected_passes(acceptance_for(params, prompt, i), k, tokens)
+        total += passes * params.target_ms * (1 + (c + v) * k)
+    return total / max(len(prompts), 1)
 
 
 def expected_speedup(a: float, c: float, k: int, v: float = 0.0) -> float:
