@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from halospec_tui import __version__
+from halospec_tui.errors import HalospecError
 from halospec_tui.events import FanOut, LogFile, LogRouter, Sink
 from halospec_tui.llama_server import LlamaServerConfig
-from halospec_tui.plan import PLANS, PlanError, customise, named_plan
+from halospec_tui.plan import PLANS, customise, named_plan
 from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError
 
 EXIT_OK = 0
@@ -36,7 +37,7 @@ EXIT_FOR_REASON = {
 SUBCOMMANDS = ("run", "report", "serve-sim")
 
 
-class UsageError(Exception):
+class UsageError(HalospecError):
     pass
 
 
@@ -364,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cmd == "serve-sim":
             return cmd_serve_sim(args)
         return cmd_run(args)
-    except (UsageError, PlanError, ResultsError, ValueError) as e:
+    except HalospecError as e:
         print(f"halospec-tui: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

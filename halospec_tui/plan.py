@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from halospec_tui.errors import HalospecError
+
 K_LIMIT = 16  # largest draft length a plan may ask for
 ADAPTIVE = "adaptive"
 _FIXED_RE = re.compile(r"^fixed_(\d+)$")
 
 
-class PlanError(ValueError):
+class PlanError(HalospecError, ValueError):
     """A plan that cannot run: bad mode name, K out of range, negative steps."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from halospec_tui.errors import HalospecError
 from halospec_tui.events import KnobVerdict, StepRecord
 from halospec_tui.knob import check_knob
 from halospec_tui.stats import (
@@ -41,7 +42,7 @@ COLUMNS = ORIGINAL_COLUMNS + EXTRA_COLUMNS
 DEFAULT_CSV = "results_phase0.csv"
 
 
-class ResultsError(ValueError):
+class ResultsError(HalospecError, ValueError):
     """A file that is not (or not compatible with) a halospec results CSV."""
 
 

@@ -22,6 +22,7 @@ from halospec_tui.actuators import (
     detect_server,
 )
 from halospec_tui.client import OPENAI_CHAT_PATH, ChatClient, LogFn
+from halospec_tui.errors import HalospecError
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
 from halospec_tui.sim.physics import SimParams
 from halospec_tui.sim.process import SimProcess, SimStartError
@@ -30,7 +31,7 @@ DEFAULT_URLS = ("http://localhost:13305", "http://localhost:8000")
 ACTUATORS = ("auto", "request", "lemonade-load", "llama-server", "field")
 
 
-class SetupError(ValueError):
+class SetupError(HalospecError, ValueError):
     """The run cannot start: say why in one line."""
 
 
