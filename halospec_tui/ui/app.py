@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
 from textual import on, work
@@ -18,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
+from halospec_tui.controls import RunControls
 from halospec_tui.events import (
     Event,
     FanOut,
@@ -32,6 +34,7 @@ from halospec_tui.runner import RunConfig, Runner
 from halospec_tui.session import Session
 from halospec_tui.telemetry import per_core
 from halospec_tui.ui.model import RunModel
+from halospec_tui.ui.replay import Replay
 from halospec_tui.ui.widgets import KPanel, KPlot, LatencyPlot, ResultsTable, cpu_text, status_text
 
 REDRAW_HZ = 4  # status, K, table and log
@@ -92,17 +95,27 @@ class HaloSpecApp(App[None]):
         Binding("ctrl+c", "quit_now('interrupted')", "quit", show=False, priority=True),
     ]
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(
+        self,
+        runner: RunControls,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_sampler: Callable[[], list[float]] = per_core,
+    ) -> None:
+        """`runner`: the run's controls (a `Runner`, or a `Replay` in tests); `clock`
+        times the run for the status line; `cpu_sampler` gives per-core CPU %."""
         super().__init__()
         self.runner = runner
-        self.model = RunModel()
+        self.clock = clock
+        self.cpu_sampler = cpu_sampler
+        self.model = RunModel(clock=clock)
         self.finished: RunFinished | None = None
         self.error: BaseException | None = None
         self._drawn_version = -1
         self._plotted_steps: tuple[int, int | None] | None = None
         self._drawn_summaries = 0
         self._quitting = False
-        self._debug = getattr(runner.client, "debug_json", False)
+        self._debug = runner.debug
 
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -118,7 +131,9 @@ class HaloSpecApp(App[None]):
                 yield Static("", id="cpu")
         with Horizontal(id="bottom"):
             yield ResultsTable(id="results")
-            yield RichLog(id="log", max_lines=500, wrap=True, markup=False)
+            # min_width=1: RichLog renders at least 78 columns by default, which
+            # cuts lines at the edge of a narrower pane instead of wrapping them.
+            yield RichLog(id="log", max_lines=500, wrap=True, markup=False, min_width=1)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -131,7 +146,7 @@ class HaloSpecApp(App[None]):
         self.set_interval(1 / PLOT_HZ, self.redraw_plots)
         self.set_interval(1.0, self.redraw_cpu)
         # one line per core, one for the load state, two for the border
-        self.query_one("#cpu", Static).styles.height = len(per_core()) + 3
+        self.query_one("#cpu", Static).styles.height = len(self.cpu_sampler()) + 3
         self.redraw_cpu()
         self.on_resize()
         # Not in the main thread (tests) or no signals on this platform: nothing to add.
@@ -143,6 +158,8 @@ class HaloSpecApp(App[None]):
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
+        if not self.run_over:  # leaving with the run still going: do not leave it behind
+            self.runner.abandon()
 
     def on_resize(self, event: object = None) -> None:
         small = self.size.width < 100 or self.size.height < 30
@@ -218,18 +235,17 @@ class HaloSpecApp(App[None]):
     def redraw_cpu(self) -> None:
         if not self.is_running:
             return
-        load = self.runner.load
+        load = self.runner.load_status()
         self.query_one("#cpu", Static).update(
-            cpu_text(per_core(), load.seconds_left(), self.model.load_reason, load.workers),
+            cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers),
             layout=False,
         )
 
     # -- keys ---------------------------------------------------------------
     def action_toggle_load(self) -> None:
+        active = self.runner.load_status().active
         self.runner.toggle_load()
-        self.notify(
-            "load: starting burners" if not self.runner.load.active else "load: stopping burners"
-        )
+        self.notify("load: stopping burners" if active else "load: starting burners")
 
     def action_toggle_pause(self) -> None:
         self.runner.pause(not self.runner.paused)
@@ -239,8 +255,7 @@ class HaloSpecApp(App[None]):
         self.notify(f"skipping the rest of {self.model.mode}")
 
     def action_toggle_debug(self) -> None:
-        self._debug = not self._debug
-        self.runner.client.debug_json = self._debug
+        self._debug = self.runner.toggle_debug()
         self.notify(f"debug JSON {'on' if self._debug else 'off'}")
 
     @property
@@ -292,4 +307,20 @@ def make_app(
     ui.app = app
     if log is not None:
         log.attach(sink)
+    return app
+
+
+def make_replay_app(
+    events: Sequence[Event],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    cpu_sampler: Callable[[], list[float]] = per_core,
+    replay: Replay | None = None,
+) -> HaloSpecApp:
+    """The app fed a recorded list of engine events instead of a live run."""
+    ui = UiSink()
+    controls = replay or Replay(events)
+    controls.sink = ui
+    app = HaloSpecApp(controls, clock=clock, cpu_sampler=cpu_sampler)
+    ui.app = app
     return app
