@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import signal
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from rich.text import Text
@@ -38,28 +40,41 @@ from halospec_tui.ui.replay import Replay
 from halospec_tui.ui.widgets import KPanel, KPlot, LatencyPlot, ResultsTable, cpu_text, status_text
 
 REDRAW_HZ = 4  # status, K, table and log
+SLOW_EVERY = 4  # ticks between redraws of the plots and the CPU pane: once a second
 GIL_SWITCH_S = 0.0005
-PLOT_HZ = 1  # plotext plots are the expensive part: at most once a second
 LOG_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
 
-class EngineEvent(Message):
-    """An engine event crossing from the runner thread (events are immutable)."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
+class EngineEvents(Message):
+    """Engine events are waiting in the sink (they are immutable: no copy needed)."""
 
 
 class UiSink:
-    """The engine's sink in the TUI: post a message; never touch widgets from the thread."""
+    """The engine's sink in the TUI. From the runner thread it only queues the event
+    and, when none is pending yet, posts one `EngineEvents` message: a burst of events
+    costs one message, and the app takes them all at once (`drain`)."""
 
     def __init__(self) -> None:
-        self.app: App | None = None
+        self.app: App[None] | None = None
+        self._events: deque[Event] = deque()
+        self._lock = threading.Lock()
+        self._posted = False
 
     def emit(self, event: Event) -> None:
-        if self.app is not None:
-            self.app.post_message(EngineEvent(event))
+        with self._lock:
+            self._events.append(event)
+            if self._posted or self.app is None:
+                return
+            self._posted = True
+        self.app.post_message(EngineEvents())
+
+    def drain(self) -> list[Event]:
+        """Every queued event, oldest first (UI thread)."""
+        with self._lock:
+            self._posted = False
+            out = list(self._events)
+            self._events.clear()
+        return out
 
 
 class ConfirmQuit(ModalScreen[bool]):
@@ -101,9 +116,11 @@ class HaloSpecApp(App[None]):
         *,
         clock: Callable[[], float] = time.monotonic,
         cpu_sampler: Callable[[], list[float]] = per_core,
+        sink: UiSink | None = None,
     ) -> None:
-        """`runner`: the run's controls (a `Runner`, or a `Replay` in tests); `clock`
-        times the run for the status line; `cpu_sampler` gives per-core CPU %."""
+        """`runner`: the run's controls (a `Runner`, or a `Replay` in tests), emitting
+        to `sink`; `clock` times the run for the status line; `cpu_sampler` gives
+        per-core CPU %."""
         super().__init__()
         self.runner = runner
         self.clock = clock
@@ -113,7 +130,11 @@ class HaloSpecApp(App[None]):
         self.error: BaseException | None = None
         self._drawn_version = -1
         self._plotted_steps: tuple[int, int | None] | None = None
-        self._drawn_summaries = 0
+        self._drawn_summaries = -1
+        self._drawn_status: Text | None = None
+        self._ticks = 0
+        self.sink = sink or UiSink()
+        self.sink.app = self
         self._quitting = False
         self._debug = runner.debug
 
@@ -142,9 +163,8 @@ class HaloSpecApp(App[None]):
         # draws, inflating measured latency. 0.5 ms bounds that wait.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
-        self.set_interval(1 / REDRAW_HZ, self.redraw)
-        self.set_interval(1 / PLOT_HZ, self.redraw_plots)
-        self.set_interval(1.0, self.redraw_cpu)
+        # One clock for every pane, so a tick paints one frame, not one per pane.
+        self.set_interval(1 / REDRAW_HZ, self.tick)
         # one line per core, one for the load state, two for the border
         self.query_one("#cpu", Static).styles.height = len(self.cpu_sampler()) + 3
         self.redraw_cpu()
@@ -188,15 +208,22 @@ class HaloSpecApp(App[None]):
             else:
                 self.notify(f"runner failed: {self.error}", severity="error", timeout=30)
 
-    @on(EngineEvent)
-    def engine_event(self, message: EngineEvent) -> None:
-        event = message.event
-        prev = self.model.knob
-        self.model.apply(event)
-        if isinstance(event, KnobVerdict) and event.status == "no-effect" and prev != event:
-            self.notify(event.message, title="K has no effect", severity="error", timeout=20)
+    @on(EngineEvents)
+    def engine_events(self, message: EngineEvents) -> None:
+        for event in self.sink.drain():
+            prev = self.model.knob
+            self.model.apply(event)
+            if isinstance(event, KnobVerdict) and event.status == "no-effect" and prev != event:
+                self.notify(event.message, title="K has no effect", severity="error", timeout=20)
 
     # -- drawing on a clock -------------------------------------------------
+    def tick(self) -> None:
+        self._ticks += 1
+        self.redraw()
+        if self._ticks % SLOW_EVERY == 0:
+            self.redraw_plots()
+            self.redraw_cpu()
+
     # Textual stops the app's timers only after it has removed the screens: a tick
     # landing in between finds no widgets. `is_running` turns False before that.
     def redraw(self) -> None:
@@ -205,14 +232,19 @@ class HaloSpecApp(App[None]):
         m = self.model
         # Fixed-size panes: no layout pass on update (a layout per tick cost most of
         # the UI's CPU, see benchmarks/ui_overhead.py).
-        self.query_one("#status", Static).update(status_text(m), layout=False)
+        status = status_text(m)
+        if status != self._drawn_status:  # the clock in it moves once a second
+            self._drawn_status = status
+            self.query_one("#status", Static).update(status, layout=False)
         if m.version == self._drawn_version:
             return
         self._drawn_version = m.version
         with self.batch_update():
             self.query_one("#spark", Sparkline).data = list(m.mode_latency)
             self.query_one(KPanel).draw(m)
-            if len(m.summaries) != self._drawn_summaries or m.finished is not None:
+            if m.started is not None and (
+                len(m.summaries) != self._drawn_summaries or m.finished is not None
+            ):
                 self._drawn_summaries = len(m.summaries)
                 self.query_one(ResultsTable).draw(m)
             log = self.query_one(RichLog)
@@ -303,8 +335,7 @@ def make_app(
     ui = UiSink()
     sink: Sink = FanOut(ui, *extra_sinks) if extra_sinks else ui
     runner = Runner(config, session.client, session.actuator, sink, load)
-    app = HaloSpecApp(runner)
-    ui.app = app
+    app = HaloSpecApp(runner, sink=ui)
     if log is not None:
         log.attach(sink)
     return app
@@ -321,6 +352,5 @@ def make_replay_app(
     ui = UiSink()
     controls = replay or Replay(events)
     controls.sink = ui
-    app = HaloSpecApp(controls, clock=clock, cpu_sampler=cpu_sampler)
-    ui.app = app
+    app = HaloSpecApp(controls, clock=clock, cpu_sampler=cpu_sampler, sink=ui)
     return app

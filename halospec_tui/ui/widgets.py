@@ -8,10 +8,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, Digits, Label, Static
-from textual_plotext import PlotextPlot
 
 from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
+from halospec_tui.ui.fastplot import FastPlotextPlot
 from halospec_tui.ui.model import RunModel
 
 PHASE_STYLE = {"steady": "green", "load": "bold red", "recovery": "yellow"}
@@ -66,7 +66,7 @@ def status_text(m: RunModel) -> Text:
     return t
 
 
-class LatencyPlot(PlotextPlot):
+class LatencyPlot(FastPlotextPlot):
     """Latency per step with the EMA, the threshold band, and phase/mode markers."""
 
     def draw(self, m: RunModel) -> None:
@@ -115,7 +115,7 @@ class LatencyPlot(PlotextPlot):
         self.refresh()
 
 
-class KPlot(PlotextPlot):
+class KPlot(FastPlotextPlot):
     def draw(self, m: RunModel) -> None:
         plt = self.plt
         plt.clear_figure()
@@ -138,7 +138,10 @@ class KPanel(Vertical):
         yield Static("", id="k-detail")
 
     def draw(self, m: RunModel) -> None:
-        self.query_one("#k-digits", Digits).update("-" if m.k is None else str(m.k))
+        digits = self.query_one("#k-digits", Digits)
+        k = "-" if m.k is None else str(m.k)
+        if digits.value != k:  # an update repaints (or lays out) even when K is the same
+            digits.update(k)
         r = m.last
         lines = []
         if r is not None:
@@ -173,22 +176,35 @@ def cpu_text(
     return t
 
 
-RESULT_COLUMNS = (
-    ("mode", "mode"), ("steps", "steps"), ("ok%", "ok"), ("avg ms", "avg"), ("p50", "p50"),
-    ("p95", "p95"), ("sd", "sd"), ("tok/s", "tps"), ("score", "score"), ("acc%", "acc"),
-    ("K chg", "kchg"),
+RESULT_COLUMNS = (  # label, key, width (fixed, see ResultsTable)
+    ("mode", "mode", 0), ("steps", "steps", 5), ("ok%", "ok", 4), ("avg ms", "avg", 7),
+    ("p50", "p50", 5), ("p95", "p95", 5), ("sd", "sd", 6), ("tok/s", "tps", 6),
+    ("score", "score", 8), ("acc%", "acc", 4), ("K chg", "kchg", 5),
 )  # fmt: skip
+PENDING = "·"
 
 
 class ResultsTable(DataTable):
-    """One row per finished mode, updated in place; the best score highlighted."""
+    """One row per mode of the plan, from the start, filled in place as modes finish;
+    the best score highlighted.
+
+    Every row exists from the start and every column has a fixed width, so the
+    table's size never changes during the run: a change of size would lay out the
+    whole screen again.
+    """
 
     def on_mount(self) -> None:
         self.cursor_type = "none"
-        for label, key in RESULT_COLUMNS:
-            self.add_column(label, key=key)
 
     def draw(self, m: RunModel) -> None:
+        if not self.columns and m.started is not None:
+            names = [mode.name for mode in m.started.modes]
+            for label, key, width in RESULT_COLUMNS:
+                self.add_column(label, key=key, width=width or max(map(len, names + [label])))
+            for name in names:
+                if name not in self.rows:
+                    cells = [Text(PENDING, style="dim") for _ in RESULT_COLUMNS[1:]]
+                    self.add_row(Text(name, style="dim"), *cells, key=name)
         best = m.best_mode
         for s in m.summaries.values():
             style = "bold green" if s.mode == best else ""
