@@ -11,13 +11,17 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from halospec_tui import __version__
 from halospec_tui.errors import HalospecError
 from halospec_tui.events import FanOut, LogFile, LogRouter, Sink
 from halospec_tui.llama_server import LlamaServerConfig
-from halospec_tui.plan import PLANS, customise, named_plan
+from halospec_tui.plan import PLANS, Plan, customise, named_plan
 from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError
+
+if TYPE_CHECKING:
+    from halospec_tui.session import SessionOptions
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -42,7 +46,7 @@ class UsageError(HalospecError):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise UsageError(message)
 
 
@@ -136,7 +140,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def plan_from_args(ns: argparse.Namespace):
+def plan_from_args(ns: argparse.Namespace) -> Plan:
     plan = named_plan(ns.plan)
     return customise(
         plan,
@@ -152,7 +156,7 @@ def plan_from_args(ns: argparse.Namespace):
     )
 
 
-def session_options(ns: argparse.Namespace):
+def session_options(ns: argparse.Namespace) -> SessionOptions:
     from halospec_tui.session import ACTUATORS, SessionOptions, SetupError
     from halospec_tui.sim.process import params_from_args
 

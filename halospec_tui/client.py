@@ -80,8 +80,8 @@ def _float_or_none(v: Any) -> float | None:
 
 def parse_completion(doc: dict[str, Any]) -> dict[str, Any]:
     """Tokens and llama.cpp timings from a completion document."""
-    usage = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
-    timings = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
+    usage: Any = doc.get("usage") if isinstance(doc.get("usage"), dict) else {}
+    timings: Any = doc.get("timings") if isinstance(doc.get("timings"), dict) else {}
     tokens = _int_or_none(usage.get("completion_tokens"))
     return {
         "tokens": DEFAULT_TOKENS if tokens is None else tokens,

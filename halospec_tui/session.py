@@ -145,6 +145,7 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
         backend_desc = f"server at {base_url}"
 
     model = opts.sim.model if sim is not None else opts.model
+    assert base_url is not None  # every branch above sets it or raises
     client = ChatClient(
         base_url,
         model,

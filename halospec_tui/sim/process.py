@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import Field, dataclass, fields
 from typing import IO, Any
 
@@ -128,7 +129,12 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-def serve(params: SimParams, port: int, parent_pid: int | None = None, announce=print) -> None:
+def serve(
+    params: SimParams,
+    port: int,
+    parent_pid: int | None = None,
+    announce: Callable[[str], object] = print,
+) -> None:
     """Serve until interrupted (or until the parent process is gone)."""
     from halospec_tui.sim.server import HOST, make_server
 
@@ -191,7 +197,8 @@ class SimProcess:
         if not line.startswith(READY_PREFIX):
             err = ""
             if proc.poll() is not None:
-                err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()[-1:]
+                lines = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
+                err = lines[-1] if lines else ""  # the error, not the list around it
             terminate(proc)
             raise SimStartError(f"embedded server did not start: {line.strip() or err}")
         addr = line[len(READY_PREFIX) :].split()[0]

@@ -91,7 +91,7 @@ class FastPlotextPlot(PlotextPlot):
         return super().refresh(*args, **kwargs)
 
     def _build(self) -> list[Strip]:
-        plot = self._plot
+        plot: Any = self._plot  # plotext's figure: its build steps are not in the stubs
         width, height = self.size.width, self.size.height
         # As PlotextPlot.render: size twice (see textual-plotext issue 5), theme.
         plot.plotsize(width, height)
@@ -110,7 +110,8 @@ class FastPlotextPlot(PlotextPlot):
     def render(self) -> RenderResult:
         """The slow path, kept for comparison: the same picture as one Text."""
         self._build()
-        return matrix_text(self._plot.monitor.matrix)
+        plot: Any = self._plot
+        return matrix_text(plot.monitor.matrix)
 
     def render_line(self, y: int) -> Strip:
         if self._strips is None or len(self._strips) != self.size.height:

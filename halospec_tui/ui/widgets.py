@@ -40,6 +40,11 @@ def int_ticks(lo: int, hi: int, most: int = 7) -> list[int]:
         step *= 10
 
 
+def _ticks(ticks: list[int]) -> list[float]:
+    """Integer ticks where plotext's stubs say floats (the values stay ints: "5", not "5.0")."""
+    return [t for t in ticks]
+
+
 def status_text(m: RunModel) -> Text:
     t = Text()
     st = m.started
@@ -110,7 +115,7 @@ class LatencyPlot(FastPlotextPlot):
                 color = "red" if phase == "load" else "yellow"
                 plt.vline(x, color)
                 plt.text(phase, x=x, y=bottom, color=color)
-        plt.xticks(int_ticks(xs[0], xs[-1]))
+        plt.xticks(_ticks(int_ticks(xs[0], xs[-1])))
         plt.xlabel("global step")
         self.refresh()
 
@@ -124,8 +129,8 @@ class KPlot(FastPlotextPlot):
             plt.plot(m.steps, m.ks, marker="braille", color="magenta")
             top = max(max(m.ks), 8)
             plt.ylim(0, top + 1)
-            plt.yticks(int_ticks(0, top, most=5))
-            plt.xticks(int_ticks(m.steps[0], m.steps[-1], most=4))
+            plt.yticks(_ticks(int_ticks(0, top, most=5)))
+            plt.xticks(_ticks(int_ticks(m.steps[0], m.steps[-1], most=4)))
         self.refresh()
 
 
@@ -184,7 +189,7 @@ RESULT_COLUMNS = (  # label, key, width (fixed, see ResultsTable)
 PENDING = "·"
 
 
-class ResultsTable(DataTable):
+class ResultsTable(DataTable[Text]):
     """One row per mode of the plan, from the start, filled in place as modes finish;
     the best score highlighted.
 
