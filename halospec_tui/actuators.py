@@ -15,11 +15,8 @@ from typing import Any, Protocol
 import httpx
 
 from halospec_tui.client import ChatClient, LogFn
-
-SPEC_ARGS_NEW = (
-    "--spec-type draft-simple --spec-draft-n-max {k} --spec-draft-n-min 0 --spec-draft-p-min 0"
-)
-_K_IN_CMD = re.compile(r"--(?:spec-draft-n-max|draft-max|draft)\s+(\d+)")
+from halospec_tui.errors import HalospecError
+from halospec_tui.specflags import k_from_args, spec_text
 
 
 @dataclass(frozen=True)
@@ -30,8 +27,6 @@ class Actuation:
 
 class Actuator(Protocol):
     name: str
-
-    def describe(self) -> str: ...
 
     def apply(self, k: int) -> Actuation: ...
 
@@ -46,9 +41,6 @@ class FieldActuator:
     def __init__(self, field_name: str = "speculative_draft_length") -> None:
         self.field_name = field_name
         self.name = f"field:{field_name}"
-
-    def describe(self) -> str:
-        return f"body field {self.field_name!r} (servers that do not read it ignore K)"
 
     def apply(self, k: int) -> Actuation:
         return Actuation()
@@ -65,9 +57,6 @@ class RequestActuator:
 
     name = "request"
 
-    def describe(self) -> str:
-        return 'per-request "speculative": {"n_max": K, "n_min": 0, "p_min": 0}'
-
     def apply(self, k: int) -> Actuation:
         return Actuation()
 
@@ -79,8 +68,15 @@ class RequestActuator:
 
 
 def k_from_launch_command(cmd: str) -> int | None:
-    found = _K_IN_CMD.findall(cmd or "")
-    return int(found[-1]) if found else None
+    """K in a server's launch command; 0 when it cannot speculate (see specflags)."""
+    return k_from_args(cmd)
+
+
+def _closed(client: ChatClient) -> bool:
+    """The client was closed (to abandon the run), so a failed request says nothing
+    about the server."""
+    http = getattr(client, "_http", None)
+    return bool(getattr(http, "is_closed", False))
 
 
 class LemonadeLoadActuator:
@@ -102,19 +98,24 @@ class LemonadeLoadActuator:
         self.confirmed: int | None = None
         self._log = log or (lambda level, text: None)
 
-    def describe(self) -> str:
-        return "POST /api/v1/load with llamacpp_args '--spec-draft-n-max K', confirmed in /api/v1/health"
-
     def llamacpp_args(self, k: int) -> str:
-        spec = SPEC_ARGS_NEW.format(k=k) if k > 0 else ""  # K = 0: no speculation
-        return f"{self.base_args} {spec}".strip()
+        return f"{self.base_args} {spec_text(k)}".strip()
 
     def apply(self, k: int) -> Actuation:
         if k == self.current:
             return Actuation(confirmed_k=self.confirmed)
         body = {"model_name": self.model, "llamacpp_args": self.llamacpp_args(k)}
         start = time.perf_counter()
-        status, doc = self.client.post_json("/api/v1/load", body)
+        try:
+            status, doc = self.client.post_json("/api/v1/load", body)
+        except httpx.TransportError as e:
+            if _closed(self.client):
+                raise ActuatorInterrupted(f"load with K={k} abandoned: {e}") from e
+            raise ActuatorUnreachable(
+                f"load with K={k}: server unreachable: {e or type(e).__name__}"
+            ) from e
+        except RuntimeError as e:  # the client was closed to abandon the run
+            raise ActuatorInterrupted(f"load with K={k} abandoned: {e}") from e
         reload_ms = int((time.perf_counter() - start) * 1000)
         if not 200 <= status < 300:
             detail = doc.get("error") if isinstance(doc, dict) else doc
@@ -138,11 +139,7 @@ class LemonadeLoadActuator:
             return None
         for m in doc.get("all_models_loaded") or []:
             if isinstance(m, dict) and m.get("model_name") == self.model:
-                cmd = str(m.get("launch_command", ""))
-                k = k_from_launch_command(cmd)
-                if k is None and cmd and "--spec-type" not in cmd:
-                    return 0  # launched without speculation
-                return k
+                return k_from_launch_command(str(m.get("launch_command", "")))
         return None
 
     def body_fields(self, k: int) -> dict[str, Any]:
@@ -152,8 +149,18 @@ class LemonadeLoadActuator:
         pass
 
 
-class ActuatorError(RuntimeError):
-    pass
+class ActuatorError(HalospecError, RuntimeError):
+    """K could not be set. The runner logs it and measures on (see errors.py)."""
+
+
+class ActuatorUnreachable(ActuatorError):
+    """The server did not answer a reload: the runner's requests then fail the same way
+    and its server-down watch ends the run as "server-down" (exit 4)."""
+
+
+class ActuatorInterrupted(ActuatorError):
+    """The client was closed under a reload to abandon the run: the run is interrupted,
+    not failed."""
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,22 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from halospec_tui import __version__
+from halospec_tui.errors import HalospecError
 from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
 from halospec_tui.llama_server import LlamaServerConfig
-from halospec_tui.plan import PLANS, PlanError, customise, named_plan
+from halospec_tui.plan import PLANS, Plan, customise, named_plan
 from halospec_tui.redact import Redactor
 from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError, summary_paths
 
 if TYPE_CHECKING:
     from halospec_tui.client import ChatClient
     from halospec_tui.load_requests import Load
+
+if TYPE_CHECKING:
+    from halospec_tui.session import SessionOptions
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -46,12 +50,12 @@ LOAD_WORKERS_PER_CORE = 4
 SUBCOMMANDS = ("run", "report", "serve-sim")
 
 
-class UsageError(Exception):
+class UsageError(HalospecError):
     pass
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
         raise UsageError(message)
 
 
@@ -220,7 +224,7 @@ def build_run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def plan_from_args(ns: argparse.Namespace):
+def plan_from_args(ns: argparse.Namespace) -> Plan:
     plan = named_plan(ns.plan)
     return customise(
         plan,
@@ -265,7 +269,7 @@ def api_key_from(ns: argparse.Namespace) -> str | None:
     return ns.api_key or os.environ.get("LEMONADE_API_KEY") or None
 
 
-def session_options(ns: argparse.Namespace):
+def session_options(ns: argparse.Namespace) -> SessionOptions:
     from halospec_tui.session import ACTUATORS, SessionOptions, SetupError
     from halospec_tui.sim.process import params_from_args
 
@@ -580,7 +584,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if cmd == "serve-sim":
             return cmd_serve_sim(args)
         return cmd_run(args)
-    except (UsageError, PlanError, ResultsError, ValueError) as e:
+    except HalospecError as e:
         print(f"halospec-tui: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -127,7 +127,7 @@ class DeadlineBackend(httpcore.NetworkBackend):
     def bound(self, timeout: float | None, exc: type[Exception]) -> float | None:
         if self.abandoned:
             raise httpcore.ConnectError("request abandoned")
-        deadline = getattr(self._local, "deadline", None)
+        deadline: float | None = getattr(self._local, "deadline", None)
         if deadline is None:
             return timeout
         left = deadline - time.monotonic()
@@ -300,11 +300,9 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     try:
         secs = float(v)
     except ValueError:
-        try:
+        try:  # raises on a date it cannot parse (Python 3.10+)
             when = email.utils.parsedate_to_datetime(v)
         except (TypeError, ValueError):
-            return None
-        if when is None:
             return None
         secs = when.timestamp() - (time.time() if now is None else now)
     if not math.isfinite(secs):
@@ -473,6 +471,9 @@ class ChatClient:
             self.auth_refusals += 1
         return reply
 
+    def _gave_up(self) -> bool:
+        return self.abandoned
+
     def _chat(self, body: dict[str, Any]) -> Reply:
         last: _AttemptFailed | None = None
         attempt = 0
@@ -510,7 +511,7 @@ class ChatClient:
                     ttft_ms=ttft_ms,
                     **fields,
                 )
-            if self.abandoned:
+            if self._gave_up():  # abandoned from another thread while in flight
                 last = _AttemptFailed("request abandoned", connection=True)
                 break
             self._log("warning", f"attempt {attempt}/{self.attempts} failed: {last}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.stats import ModeSummary
@@ -230,7 +230,7 @@ class ListSink:
     def emit(self, event: Event) -> None:
         self.events.append(event)
 
-    def of(self, kind: type) -> list:
+    def of(self, kind: type) -> list[Any]:
         return [e for e in self.events if isinstance(e, kind)]
 
 

@@ -24,6 +24,7 @@ from halospec_tui.events import (
     StepDone,
     WarmupStep,
 )
+from halospec_tui.formats import step_details
 from halospec_tui.runner import Runner
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -53,15 +54,18 @@ def step_line(e: StepDone) -> str:
     head = f"[{r.mode} {r.step}/{e.measured_steps}] {r.phase:<8} K={r.draft_length}"
     if not r.success:
         return f"{head} FAILED after {r.attempts} attempts: {r.error}"
+    d = step_details(r)
     line = f"{head} {r.latency_ms} ms {r.tokens} tok"
-    if r.drafted is not None:
-        line += f" drafted={r.drafted} accepted={r.accepted}"
-        if r.acceptance is not None:
-            line += f" ({r.acceptance * 100:.0f}%)"
-    if r.ema_ms is not None:
-        line += f" ema={int(r.ema_ms)} band=[{r.low_ms},{r.high_ms}]"
-    if r.reload_ms:
-        line += f" reload={r.reload_ms} ms"
+    if d.drafted is not None:
+        line += f" drafted={d.drafted} accepted={d.accepted}"
+        if d.acceptance is not None:
+            line += f" ({d.acceptance})"
+    if d.server_tps is not None:
+        line += f" srv={d.server_tps} tok/s"
+    if d.ema is not None:
+        line += f" ema={d.ema} band=[{d.low},{d.high}]"
+    if d.reload_ms is not None:
+        line += f" reload={d.reload_ms} ms"
     return line
 
 

@@ -18,6 +18,7 @@ import httpx
 from halospec_tui.actuators import Actuation, ActuatorError
 from halospec_tui.client import LogFn
 from halospec_tui.procs import terminate
+from halospec_tui.specflags import NO_SPECULATION, SpecSyntax, spec_args, syntax_from_help
 
 HOST = "127.0.0.1"
 
@@ -28,27 +29,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spec_spelling(binary: str) -> str:
-    """'new' (--spec-draft-n-max, --spec-type) or 'old' (--draft-max), from --help."""
+def spec_syntax(binary: str) -> SpecSyntax:
+    """The speculative flags the binary understands, from its --help."""
     try:
         out = subprocess.run(
             [binary, "--help"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ActuatorError(f"cannot run {binary} --help: {e}") from e
-    text = out.stdout + out.stderr
-    if "--spec-draft-n-max" in text:
-        return "new"
-    if "--draft-max" in text:
-        return "old"
-    raise ActuatorError(f"{binary} --help mentions no draft-length flag")
+    syntax = syntax_from_help(out.stdout + out.stderr)
+    if syntax is None:
+        raise ActuatorError(f"{binary} --help mentions no draft-length flag")
+    return syntax
+
+
+def spec_spelling(binary: str) -> str:
+    """'new' (--spec-draft-n-max, --spec-type) or 'old' (--draft-max), from --help."""
+    return spec_syntax(binary).spelling
 
 
 def spec_flags(spelling: str, k: int) -> list[str]:
-    if spelling == "new":
-        return ["--spec-type", "draft-simple", "--spec-draft-n-max", str(k),
-                "--spec-draft-n-min", "0", "--spec-draft-p-min", "0"]  # fmt: skip
-    return ["--draft-max", str(k), "--draft-min", "0", "--draft-p-min", "0"]
+    return spec_args(k, SpecSyntax("new" if spelling == "new" else "old"))
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,8 @@ class LlamaServerActuator:
         if not os.access(cfg.binary, os.X_OK):
             raise ActuatorError(f"{cfg.binary} is not executable")
         self.cfg = cfg
-        self.spelling = spec_spelling(cfg.binary)
+        self.syntax = spec_syntax(cfg.binary)
+        self.spelling = self.syntax.spelling
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -80,19 +82,16 @@ class LlamaServerActuator:
         self._log = log or (lambda level, text: None)
         self._tail: deque[str] = deque(maxlen=20)
 
-    def describe(self) -> str:
-        flag = "--spec-draft-n-max" if self.spelling == "new" else "--draft-max"
-        return f"harness-owned llama-server, restarted with {flag} K when K changes"
-
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def command(self, k: int) -> list[str]:
-        # K = 0: the target alone (no draft model, no speculative flags).
-        draft = ["-md", self.cfg.draft, *spec_flags(self.spelling, k)] if k > 0 else []
         return [
-            self.cfg.binary, "-m", self.cfg.model, *draft,
+            self.cfg.binary, "-m", self.cfg.model,
+            # K = 0: no draft model either, so nothing can speculate.
+            *(["-md", self.cfg.draft] if k != NO_SPECULATION else []),
+            *spec_args(k, self.syntax),
             "--host", HOST, "--port", str(self.port), "--metrics",
             *shlex.split(self.cfg.extra_args),
         ]  # fmt: skip
@@ -104,9 +103,12 @@ class LlamaServerActuator:
         self._stop()
         cmd = self.command(k)
         self._log("info", "starting " + " ".join(shlex.quote(c) for c in cmd))
-        self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-        )
+        try:
+            self._proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
+        except OSError as e:
+            raise ActuatorError(f"cannot start {self.cfg.binary}: {e.strerror or e}") from e
         threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
         self._wait_healthy()
         self._k = k

@@ -6,13 +6,15 @@ import math
 import re
 from dataclasses import dataclass, replace
 
+from halospec_tui.errors import HalospecError
+
 K_LIMIT = 16  # largest draft length a plan may ask for
 ADAPTIVE = "adaptive"
 NOSPEC = "nospec"  # K = 0: the target decodes alone
 _FIXED_RE = re.compile(r"^fixed_(\d+)$")
 
 
-class PlanError(ValueError):
+class PlanError(HalospecError, ValueError):
     """A plan that cannot run: bad mode name, K out of range, negative steps."""
 
 

@@ -42,9 +42,10 @@ def report_plots(samples: Sequence[StepSample], report: Report, width: int = 100
             else:
                 spans.append((s.phase, i, i))
         top = max(s.latency_ms for s in rows)
-        for phase, a, b in spans:
+        for phase, first, last in spans:
             if phase in PHASE_COLORS:
-                plt.plot([a, b], [top, top], color=PHASE_COLORS[phase], marker="hd", label=phase)
+                plt.plot([first, last], [top, top], color=PHASE_COLORS[phase], marker="hd",
+                         label=phase)  # fmt: skip
         for arm in dict.fromkeys(s.mode for s in rows):
             pts = [(i, s.latency_ms) for i, s in zip(steps, rows, strict=True) if s.mode == arm]
             plt.scatter([p[0] for p in pts], [p[1] for p in pts], label=arm, marker="dot")

@@ -17,7 +17,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+from halospec_tui.errors import HalospecError
 from halospec_tui.events import KnobVerdict, StepRecord
+from halospec_tui.formats import summary_cells
 from halospec_tui.knob import check_knob
 from halospec_tui.plan import NOSPEC
 from halospec_tui.stats import (
@@ -54,7 +56,7 @@ COLUMNS = ORIGINAL_COLUMNS + EXTRA_COLUMNS
 DEFAULT_CSV = "results_phase0.csv"
 
 
-class ResultsError(ValueError):
+class ResultsError(HalospecError, ValueError):
     """A file that is not (or not compatible with) a halospec results CSV."""
 
 
@@ -92,7 +94,7 @@ def _tail_start(fh: Any, end: int) -> int:
         start = max(0, pos - block)
         fh.seek(start)
         chunk = fh.read(pos - start)
-        i = chunk.rfind(b"\n")
+        i: int = chunk.rfind(b"\n")
         if i >= 0:
             return start + i + 1
         pos = start
@@ -474,14 +476,6 @@ def _percent(v: float | None) -> str:
     return "n/a" if v is None else f"{v * 100:+.1f}%"
 
 
-def _ms(v: int | None) -> str:
-    return "-" if v is None else f"{v} ms"
-
-
-def _f1(v: float | None, unit: str = "") -> str:
-    return "-" if v is None else f"{v:.1f}{unit}"
-
-
 def _row(cols: Sequence[str]) -> str:
     # The original's format string: {:<10} {:>6} {:>8.1}% {:>9} {:>12} {:>12} {:>12}
     # {:>10} {:>10} {:>12} {:>14} {:>10}
@@ -524,22 +518,13 @@ def classic_table(report: Report) -> str:
         ),
     ]
     for s in report.summaries:
+        c = summary_cells(s, units=True)
         lines.append(
             _row(
                 [
-                    s.mode,
-                    str(s.steps),
-                    f"{s.success_rate * 100.0:.1f}",
-                    str(s.failures),
-                    _f1(s.avg, " ms"),
-                    _ms(s.median),
-                    _ms(s.p95),
-                    _ms(s.min),
-                    _ms(s.max),
-                    _f1(s.stddev, " ms"),
-                    _f1(s.throughput, " tok/s"),
-                    _f1(s.score),
-                ]
+                    c.mode, c.steps, c.success, c.failures, c.avg, c.median, c.p95, c.min,
+                    c.max, c.stddev, c.throughput, c.score,
+                ]  # fmt: skip
             )
         )
     for s in report.summaries:
@@ -569,11 +554,10 @@ def extras_table(report: Report) -> str:
         f"{'reloads':>8} {'reload ms':>10}",
     ]
     for s in report.summaries:
-        acc = "-" if s.acceptance is None else f"{s.acceptance * 100:.1f}"
+        c = summary_cells(s)
         lines.append(
-            f"{s.mode:<10} {s.drafted if s.drafted is not None else '-':>9} "
-            f"{s.accepted if s.accepted is not None else '-':>9} {acc:>8} "
-            f"{_f1(s.server_tps):>10} {s.reloads:>8} {s.reload_ms:>10}"
+            f"{c.mode:<10} {c.drafted:>9} {c.accepted:>9} {c.acceptance:>8} "
+            f"{c.server_tps:>10} {c.reloads:>8} {c.reload_ms:>10}"
         )
     if report.regret or report.class_regret:
         lines.append("")
@@ -648,24 +632,14 @@ def summary_markdown(report: Report) -> str:
     lines = ["# HaloSpec benchmark summary", "", "| " + " | ".join(head) + " |"]
     lines.append("|" + "---|" * len(head))
     for s in report.summaries:
+        c = summary_cells(s)
         name = md_escape(s.mode)
         if s.mode == report.winner:
             name = f"**{name}**"
         cells = [
-            name,
-            str(s.steps),
-            f"{s.success_rate * 100:.1f}",
-            str(s.failures),
-            _f1(s.avg),
-            "-" if s.median is None else str(s.median),
-            "-" if s.p95 is None else str(s.p95),
-            "-" if s.min is None else str(s.min),
-            "-" if s.max is None else str(s.max),
-            _f1(s.stddev),
-            _f1(s.throughput),
-            _f1(s.score),
-            "-" if s.acceptance is None else f"{s.acceptance * 100:.1f}",
-        ]
+            name, c.steps, c.success, c.failures, c.avg, c.median, c.p95, c.min, c.max,
+            c.stddev, c.throughput, c.score, c.acceptance,
+        ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     if report.winner:
         lines += ["", f"Winner (lowest SLO-aware score): **{md_escape(report.winner)}**"]

@@ -19,6 +19,7 @@ import httpx
 from halospec_tui.actuators import Actuation, Actuator, ActuatorError
 from halospec_tui.client import ChatClient, Reply, preview
 from halospec_tui.controllers import Controller, Observation, make_controller
+from halospec_tui.controls import LoadStatus
 from halospec_tui.events import (
     Calibrated,
     ControllerState,
@@ -160,6 +161,18 @@ class Runner:
     def toggle_load(self) -> None:
         """Start the burner timeline now, or stop it if it runs."""
         self._manual_load = "stop" if self.load.active else "start"
+
+    def load_status(self) -> LoadStatus:
+        return LoadStatus(self.load.active, self.load.seconds_left(), self.load.workers)
+
+    @property
+    def debug(self) -> bool:
+        return self.client.debug_json
+
+    def toggle_debug(self) -> bool:
+        """Log every response's JSON, or stop; returns the new state."""
+        self.client.debug_json = not self.client.debug_json
+        return self.client.debug_json
 
     # -- helpers ------------------------------------------------------------
     def _log(self, level: str, text: str) -> None:

@@ -20,6 +20,7 @@ from halospec_tui.actuators import (
     detect_server,
 )
 from halospec_tui.client import OPENAI_CHAT_PATH, ChatClient, LogFn, probe
+from halospec_tui.errors import HalospecError
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
 from halospec_tui.sim.physics import SimParams
 from halospec_tui.sim.process import SimProcess, SimStartError
@@ -28,7 +29,7 @@ DEFAULT_URLS = ("http://localhost:13305", "http://localhost:8000")
 ACTUATORS = ("auto", "request", "lemonade-load", "llama-server", "field")
 
 
-class SetupError(ValueError):
+class SetupError(HalospecError, ValueError):
     """The run cannot start: say why in one line."""
 
 
@@ -161,6 +162,7 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
         backend_desc = f"server at {base_url}"
 
     model = opts.sim.model if sim is not None else opts.model
+    assert base_url is not None  # every branch above sets it or raises
     client = ChatClient(
         base_url,
         model,

@@ -32,7 +32,8 @@ def _vocab() -> tuple[list[bytes], list[float], list[int]]:
 
 def _layer(rng: np.random.Generator, scale_out: float = 1.0) -> dict[str, np.ndarray]:
     def w(rows: int, cols: int, s: float = 1.0) -> np.ndarray:
-        return (rng.standard_normal((rows, cols)) * s / np.sqrt(cols)).astype(np.float32)
+        out: np.ndarray = (rng.standard_normal((rows, cols)) * s / np.sqrt(cols)).astype(np.float32)
+        return out
 
     return {
         "attn_norm": np.ones(N_EMBD, dtype=np.float32),

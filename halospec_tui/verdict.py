@@ -163,7 +163,8 @@ def mean_ms(r: Rows, w: np.ndarray) -> np.ndarray:
 def _std(r: Rows, w: np.ndarray) -> np.ndarray:
     m = mean_ms(r, w)
     sq = _safe_div(w @ r.sums(r.latency**2), w @ r.sums(np.ones(r.n)))
-    return np.sqrt(np.maximum(sq - m * m, 0.0))
+    out: np.ndarray = np.sqrt(np.maximum(sq - m * m, 0.0))
+    return out
 
 
 def _nearest_rank(r: Rows, w: np.ndarray, pct: float) -> np.ndarray:
@@ -173,7 +174,8 @@ def _nearest_rank(r: Rows, w: np.ndarray, pct: float) -> np.ndarray:
     total = cum[:, -1]
     rank = np.maximum(np.ceil(pct / 100.0 * total - 1e-9), 1.0)
     idx = np.minimum((cum < rank[:, None]).sum(axis=1), r.n - 1)
-    return r.latency[order][idx]
+    out: np.ndarray = r.latency[order][idx]
+    return out
 
 
 def median_ms(r: Rows, w: np.ndarray) -> np.ndarray:
@@ -255,7 +257,7 @@ def arm_stats(
         server_tps=server,
         cv=cv,
         phase=phase,
-        **figures,  # type: ignore[arg-type]
+        **figures,
     )
 
 

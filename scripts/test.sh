@@ -29,4 +29,5 @@ export LLAMA_SERVER
 echo "llama-server: $LLAMA_SERVER"
 
 .venv/bin/ruff check .
+.venv/bin/mypy halospec_tui
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

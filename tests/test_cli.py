@@ -173,3 +173,28 @@ def test_streaming_records_time_to_first_token(tmp_path):
     for r in rows:
         assert r["success"] == "1" and r["tokens"] == "64" and int(r["drafted"]) > 0
         assert 0 < float(r["ttft_ms"]) < int(r["latency_ms"])
+
+
+def test_main_maps_the_error_tree_to_exit_2_and_lets_bugs_show(monkeypatch, capsys):
+    from halospec_tui import cli
+    from halospec_tui.sim.faults import FaultSpecError
+
+    def bad_input(argv):
+        raise FaultSpecError("unknown fault 'x'")
+
+    monkeypatch.setattr(cli, "cmd_report", bad_input)
+    assert cli.main(["report", "x.csv"]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err == "halospec-tui: error: unknown fault 'x'\n"
+
+    def bug(argv):
+        raise ValueError("a coding bug")
+
+    monkeypatch.setattr(cli, "cmd_report", bug)
+    with pytest.raises(ValueError, match="a coding bug"):
+        cli.main(["report", "x.csv"])
+
+
+def test_bad_sim_option_is_exit_2():
+    p = run(["serve-sim", "--sim-acceptance", "2"])
+    assert p.returncode == 2
+    assert p.stderr == "halospec-tui: error: --sim-acceptance must be within 0..1\n"

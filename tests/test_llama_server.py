@@ -142,3 +142,24 @@ def test_metrics_counters_of_a_real_llama_server(fixed_server):
     timings = r.json()["timings"]
     after = parse_draft_counters(httpx.get(fixed_server + "/metrics", timeout=10).text)
     assert after == (before[0] + timings["draft_n"], before[1] + timings["draft_n_accepted"])
+
+
+def test_k0_runs_the_real_server_without_speculation(models, no_leftovers):
+    """K = 0: no draft model and --spec-type none, which this build lists in --help."""
+    from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig, spec_syntax
+    from halospec_tui.specflags import SpecSyntax
+
+    assert spec_syntax(BINARY) == SpecSyntax("new", True)
+    target, draft = models
+    act = LlamaServerActuator(LlamaServerConfig(BINARY, str(target), str(draft)))
+    body = {"messages": [{"role": "user", "content": "plain decoding"}], "max_tokens": 32}
+    try:
+        assert act.apply(0).confirmed_k == 0
+        assert "-md" not in act.command(0) and "none" in act.command(0)
+        t0 = httpx.post(act.base_url + "/v1/chat/completions", json=body, timeout=60).json()
+        assert t0["timings"].get("draft_n", 0) == 0
+        assert act.apply(2).confirmed_k == 2
+        t2 = httpx.post(act.base_url + "/v1/chat/completions", json=body, timeout=60).json()
+        assert t2["timings"]["draft_n"] > 0
+    finally:
+        act.close()

@@ -1,5 +1,6 @@
 """The embedded server: protocol, physics measured in one run, contention, clean stop."""
 
+import re
 import time
 
 import httpx
@@ -179,3 +180,139 @@ def test_start_and_stop_leave_nothing(no_leftovers):
     assert {c.laddr.ip for c in conns} == {"127.0.0.1"}
     s.stop()
     assert not s.alive()
+
+
+# -- command line of the embedded server ----------------------------------------
+def _round_trip(params):
+    import argparse
+
+    from halospec_tui.sim.process import add_sim_args, params_from_args, params_to_argv
+
+    p = argparse.ArgumentParser()
+    add_sim_args(p)
+    return params_from_args(p.parse_args(params_to_argv(params)))
+
+
+def test_params_round_trip_over_every_field():
+    from dataclasses import fields, replace
+
+    base = SimParams()
+    assert _round_trip(base) == base
+    changed = {
+        "model": "other-model", "target_ms": 2.25, "draft_ratio": 0.3, "verify_per_token": 0.07,
+        "prompt_ms_per_token": 0.125, "acceptance": 0.5, "acceptance_spread": 0.05,
+        "profile": "drift", "shift_every": 7, "seed": 11, "draft_n_max": 0,
+        "honor_request_draft": True, "reload_ms": 12.5, "fault": "500:0.1",
+        "report_timings": False, "nature_shift": 0.05, "confidence_kappa": 3.5,
+    }  # fmt: skip
+    assert set(changed) == {f.name for f in fields(SimParams)}, "a field has no test value"
+    for name, value in changed.items():
+        one = replace(base, **{name: value})
+        assert one != base and _round_trip(one) == one, name
+    every = replace(base, **changed)
+    assert _round_trip(every) == every
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--sim-target-ms", "-1"], "--sim-target-ms must not be negative"),
+        (["--sim-acceptance", "1.5"], "--sim-acceptance must be within 0..1"),
+        (["--sim-shift-every", "0"], "--sim-shift-every must be at least 1"),
+        (["--sim-fault", "boom:1"], "unknown fault 'boom'"),
+    ],
+)
+def test_bad_sim_options_are_halospec_errors(argv, message):
+    import argparse
+
+    from halospec_tui.errors import HalospecError
+    from halospec_tui.sim.process import add_sim_args, params_from_args
+
+    p = argparse.ArgumentParser()
+    add_sim_args(p)
+    with pytest.raises(HalospecError, match=message):
+        params_from_args(p.parse_args(argv))
+
+
+# -- K = 0: no speculation ------------------------------------------------------
+@pytest.mark.parametrize("args", ["", "--ctx-size 2048", "--spec-type none"])
+def test_load_without_spec_flags_is_k0(sim, args):
+    with httpx.Client(base_url=sim.base_url, timeout=30) as c:
+        load_k(c, 4)
+        r = c.post("/api/v1/load", json={"model_name": MODEL, "llamacpp_args": args})
+        assert r.status_code == 200, r.text
+        h = c.get("/api/v1/health").json()
+        assert h["sim"]["draft_n_max"] == 0
+        cmd = h["all_models_loaded"][0]["launch_command"]
+        assert cmd == "llama-server -m sim-target.gguf --spec-type none"
+        from halospec_tui.actuators import k_from_launch_command
+
+        assert k_from_launch_command(cmd) == 0
+        t = chat(c, "plain decoding").json()["timings"]
+        # one target pass per token: nothing drafted
+        assert t["draft_n"] == 0 and t["draft_n_accepted"] == 0 and t["predicted_n"] == 64
+        load_k(c, 3)  # leave the shared server as other tests expect
+
+
+def test_lemonade_actuator_reaches_k0_and_back(sim):
+    from halospec_tui.actuators import LemonadeLoadActuator
+    from halospec_tui.client import ChatClient
+
+    with ChatClient(sim.base_url, MODEL) as client:
+        act = LemonadeLoadActuator(client, MODEL)
+        assert act.llamacpp_args(0) == "--spec-type none"
+        assert act.apply(0).confirmed_k == 0
+        assert act.apply(5).confirmed_k == 5
+        assert act.apply(3).confirmed_k == 3
+
+
+# -- the HTTP front -------------------------------------------------------------
+def test_unknown_post_route_keeps_keep_alive_in_step(sim):
+    """The 404's request body must not be read as the next request on the connection."""
+    import socket
+
+    body = b'{"x": "' + b"y" * 3000 + b'"}'
+    head = (
+        f"POST /api/v1/nowhere HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    follow = b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((sim.host, sim.port), timeout=10) as s:
+        s.sendall(head + body + follow)
+        seen = b""
+        deadline = time.monotonic() + 10
+        while b'"status": "ok"' not in seen and time.monotonic() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            seen += chunk
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", seen)
+    assert statuses == [b"404", b"200"], seen[:300]
+    assert b'"status": "ok"' in seen
+
+
+def test_aborted_streams_do_not_block_the_server(no_leftovers):
+    """Each aborted stream writes a traceback to stderr; an undrained stderr pipe fills
+    (64 KB) and then every handler thread that writes to it blocks for good."""
+    proc = SimProcess.start(SimParams(target_ms=0.5, reload_ms=0.0))
+    try:
+        body = {"model": MODEL, "messages": [{"role": "user", "content": "abort me"}],
+                "max_tokens": 400, "stream": True}  # fmt: skip
+        for _ in range(150):
+            with httpx.Client(base_url=proc.base_url, timeout=10) as c, c.stream(
+                "POST", "/api/v1/chat/completions", json=body
+            ) as r:
+                next(r.iter_lines())  # first chunk, then drop the connection
+        # The server still answers a whole request promptly...
+        with httpx.Client(base_url=proc.base_url, timeout=10) as c:
+            start = time.monotonic()
+            assert chat(c, "still there?").status_code == 200
+            assert time.monotonic() - start < 5
+        # ...and its handler threads end instead of piling up, blocked on stderr.
+        p = psutil.Process(proc.pid)
+        deadline = time.monotonic() + 20
+        while p.num_threads() > 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert p.num_threads() <= 10, f"{p.num_threads()} threads still alive"
+    finally:
+        proc.stop()

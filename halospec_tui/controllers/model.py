@@ -44,7 +44,7 @@ def accepted_per_pass(a: float, d: float) -> float:
         return 0.0
     if a >= 1.0:
         return d
-    return a * (1.0 - a**d) / (1.0 - a)
+    return float(a * (1.0 - a**d) / (1.0 - a))
 
 
 def acceptance_from(accepted_per: float, drafted_per: float) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from halospec_tui.errors import HalospecError
 from halospec_tui.sim.process import add_sim_args, params_from_args, serve
 
 
@@ -16,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     ns = p.parse_args(argv)
     try:
         params = params_from_args(ns)
-    except ValueError as e:
+    except HalospecError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     serve(params, ns.port, ns.parent_pid, announce=lambda s: print(s, flush=True))

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from halospec_tui.errors import HalospecError
+
 KINDS = ("500", "503", "timeout", "reset", "malformed", "truncated", "no-usage", "no-choices")
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(HalospecError, ValueError):
     pass
 
 

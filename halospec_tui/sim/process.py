@@ -9,8 +9,11 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import Field, dataclass, fields
+from typing import IO, Any
 
+from halospec_tui.errors import HalospecError
 from halospec_tui.procs import terminate
 from halospec_tui.sim.physics import PROFILES, SimParams
 
@@ -18,102 +21,110 @@ READY_PREFIX = "HALOSPEC-SIM LISTENING "
 _THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
+@dataclass(frozen=True)
+class _Option:
+    """How one SimParams field appears on the command line."""
+
+    flag: str = ""  # default: --sim-<field name with dashes>
+    help: str | None = None
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None  # a smaller value is bad input
+    maximum: float | None = None
+
+
+# Only what cannot be derived from the field itself; every field gets an option.
+_OPTIONS: dict[str, _Option] = {
+    "model": _Option(help="model name it serves (default %(default)s)"),
+    "target_ms": _Option(help="cost of one target pass, ms unloaded", minimum=0.0),
+    "draft_ratio": _Option(help="draft step cost / target pass cost", minimum=0.0),
+    "verify_per_token": _Option(
+        help="extra target cost per drafted token verified, relative", minimum=0.0
+    ),
+    "prompt_ms_per_token": _Option(help="prompt processing per prompt token, ms", minimum=0.0),
+    "acceptance": _Option(help="mean per-token acceptance 0..1", minimum=0.0, maximum=1.0),
+    "acceptance_spread": _Option("--sim-spread", help="acceptance spread across prompts"),
+    "profile": _Option(help="acceptance over time", choices=PROFILES),
+    "shift_every": _Option(help="requests between workload shifts (shift, drift)", minimum=1),
+    "draft_n_max": _Option(help="draft length at launch (0: no speculation)", minimum=0),
+    "honor_request_draft": _Option(
+        "--sim-honor-request", help="honour per-request speculative.n_max (old llama-server)"
+    ),
+    "reload_ms": _Option(help="pause of a reload that changes K", minimum=0.0),
+    "fault": _Option(help="injected faults, e.g. 500:0.1,reset:0.05"),
+    "report_timings": _Option(
+        "--sim-no-timings", help="answer without llama.cpp timings (drafting only in /metrics)"
+    ),
+    "nature_shift": _Option(
+        help="acceptance + for structured prompts, - for open ones", minimum=0.0, maximum=1.0
+    ),
+    "confidence_kappa": _Option(
+        help="spread of per-token draft confidence (p_min): Beta(a k, (1-a) k)", minimum=0.001
+    ),
+}
+
+
+def _flag(f: Field[Any]) -> str:
+    return _OPTIONS.get(f.name, _Option()).flag or "--sim-" + f.name.replace("_", "-")
+
+
+def _dest(f: Field[Any]) -> str:
+    return "sim_" + f.name
+
+
 def add_sim_args(p: argparse.ArgumentParser) -> None:
+    """One option per SimParams field, typed and defaulted from the field."""
     g = p.add_argument_group("embedded server")
-    d = SimParams()
-    g.add_argument(
-        "--sim-model", default=d.model, help="model name it serves (default %(default)s)"
-    )
-    g.add_argument(
-        "--sim-target-ms",
-        type=float,
-        default=d.target_ms,
-        help="cost of one target pass, ms unloaded",
-    )
-    g.add_argument(
-        "--sim-draft-ratio",
-        type=float,
-        default=d.draft_ratio,
-        help="draft step cost / target pass cost",
-    )
-    g.add_argument(
-        "--sim-acceptance", type=float, default=d.acceptance, help="mean per-token acceptance 0..1"
-    )
-    g.add_argument(
-        "--sim-spread",
-        type=float,
-        default=d.acceptance_spread,
-        help="acceptance spread across prompts",
-    )
-    g.add_argument(
-        "--sim-profile", choices=PROFILES, default=d.profile, help="acceptance over time"
-    )
-    g.add_argument("--sim-seed", type=int, default=d.seed)
-    g.add_argument(
-        "--sim-draft-n-max", type=int, default=d.draft_n_max, help="draft length at launch"
-    )
-    g.add_argument(
-        "--sim-honor-request",
-        action="store_true",
-        help="honour per-request speculative.n_max (old llama-server)",
-    )
-    g.add_argument(
-        "--sim-reload-ms", type=float, default=d.reload_ms, help="pause of a reload that changes K"
-    )
-    g.add_argument("--sim-fault", default="", help="injected faults, e.g. 500:0.1,reset:0.05")
-    g.add_argument(
-        "--sim-no-timings",
-        action="store_true",
-        help="answer without llama.cpp timings (drafting only in /metrics)",
-    )
+    for f in fields(SimParams):
+        opt = _OPTIONS.get(f.name, _Option())
+        default = f.default
+        if isinstance(default, bool):
+            # A flag that changes the default: store_true for False, store_false for True.
+            action = "store_false" if default else "store_true"
+            g.add_argument(_flag(f), dest=_dest(f), action=action, help=opt.help)
+            continue
+        g.add_argument(
+            _flag(f),
+            dest=_dest(f),
+            type=type(default),
+            default=default,
+            choices=opt.choices,
+            help=opt.help,
+        )
+
+
+class SimParamsError(HalospecError, ValueError):
+    pass
 
 
 def params_from_args(ns: argparse.Namespace) -> SimParams:
-    for name in ("sim_target_ms", "sim_draft_ratio", "sim_reload_ms"):
-        if getattr(ns, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must not be negative")
-    if not 0.0 <= ns.sim_acceptance <= 1.0:
-        raise ValueError("--sim-acceptance must be within 0..1")
+    values: dict[str, Any] = {}
+    for f in fields(SimParams):
+        v = getattr(ns, _dest(f))
+        opt = _OPTIONS.get(f.name, _Option())
+        low, high = opt.minimum, opt.maximum
+        if (low is not None and v < low) or (high is not None and v > high):
+            if high is not None:
+                raise SimParamsError(f"{_flag(f)} must be within {low:g}..{high:g}")
+            if low == 0:
+                raise SimParamsError(f"{_flag(f)} must not be negative")
+            raise SimParamsError(f"{_flag(f)} must be at least {low:g}")
+        values[f.name] = v
     from halospec_tui.sim.faults import parse_faults
 
-    parse_faults(ns.sim_fault)  # validate early
-    return SimParams(
-        model=ns.sim_model,
-        target_ms=ns.sim_target_ms,
-        draft_ratio=ns.sim_draft_ratio,
-        acceptance=ns.sim_acceptance,
-        acceptance_spread=ns.sim_spread,
-        profile=ns.sim_profile,
-        seed=ns.sim_seed,
-        draft_n_max=ns.sim_draft_n_max,
-        honor_request_draft=ns.sim_honor_request,
-        reload_ms=ns.sim_reload_ms,
-        fault=ns.sim_fault,
-        report_timings=not ns.sim_no_timings,
-    )
+    parse_faults(values["fault"])  # validate early
+    return SimParams(**values)
 
 
 def params_to_argv(params: SimParams) -> list[str]:
-    names = {
-        "model": "--sim-model",
-        "target_ms": "--sim-target-ms",
-        "draft_ratio": "--sim-draft-ratio",
-        "acceptance": "--sim-acceptance",
-        "acceptance_spread": "--sim-spread",
-        "profile": "--sim-profile",
-        "seed": "--sim-seed",
-        "draft_n_max": "--sim-draft-n-max",
-        "reload_ms": "--sim-reload-ms",
-        "fault": "--sim-fault",
-    }
+    """The options that make `params_from_args` give `params` back, every field."""
     argv: list[str] = []
-    for f in fields(params):
-        if f.name in names:
-            argv += [names[f.name], str(getattr(params, f.name))]
-    if params.honor_request_draft:
-        argv.append("--sim-honor-request")
-    if not params.report_timings:
-        argv.append("--sim-no-timings")
+    for f in fields(SimParams):
+        v = getattr(params, f.name)
+        if isinstance(f.default, bool):
+            if v != f.default:
+                argv.append(_flag(f))
+        else:
+            argv += [_flag(f), repr(v) if isinstance(v, float) else str(v)]
     return argv
 
 
@@ -124,7 +135,12 @@ def _watch_parent(parent_pid: int) -> None:
             os._exit(0)
 
 
-def serve(params: SimParams, port: int, parent_pid: int | None = None, announce=print) -> None:
+def serve(
+    params: SimParams,
+    port: int,
+    parent_pid: int | None = None,
+    announce: Callable[[str], object] = print,
+) -> None:
     """Serve until interrupted (or until the parent process is gone)."""
     from halospec_tui.sim.server import HOST, make_server
 
@@ -141,7 +157,7 @@ def serve(params: SimParams, port: int, parent_pid: int | None = None, announce=
         server.server_close()
 
 
-class SimStartError(RuntimeError):
+class SimStartError(HalospecError, RuntimeError):
     pass
 
 
@@ -187,13 +203,16 @@ class SimProcess:
         if not line.startswith(READY_PREFIX):
             err = ""
             if proc.poll() is not None:
-                err = (proc.stderr.read() if proc.stderr else "").strip().splitlines()[-1:]
+                lines = (proc.stderr.read() if proc.stderr else "").strip().splitlines()
+                err = lines[-1] if lines else ""  # the error, not the list around it
             terminate(proc)
             raise SimStartError(f"embedded server did not start: {line.strip() or err}")
         addr = line[len(READY_PREFIX) :].split()[0]
         host, port = addr.rsplit(":", 1)
-        # Drain stderr in the background so the child never blocks on a full pipe.
-        threading.Thread(target=_drain, args=(proc,), daemon=True).start()
+        # One drain per pipe: a thread reading stdout to its end first would leave
+        # stderr to fill up, and the server's threads would block writing to it.
+        for stream in (proc.stdout, proc.stderr):
+            threading.Thread(target=_drain, args=(stream,), daemon=True).start()
         return cls(proc, host, int(port))
 
     def alive(self) -> bool:
@@ -216,12 +235,12 @@ def _read_line(proc: subprocess.Popen[str], timeout_s: float) -> str:
     return out[0] if out else ""
 
 
-def _drain(proc: subprocess.Popen[str]) -> None:
-    for stream in (proc.stdout, proc.stderr):
-        if stream is None:
-            continue
-        try:
-            for _ in stream:
-                pass
-        except (OSError, ValueError):
-            return
+def _drain(stream: IO[str] | None) -> None:
+    """Read one pipe to its end, so the child never blocks writing to it."""
+    if stream is None:
+        return
+    try:
+        for _ in stream:
+            pass
+    except (OSError, ValueError):
+        return

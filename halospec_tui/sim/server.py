@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import shlex
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,11 +22,13 @@ import numpy as np
 
 from halospec_tui import __version__
 from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
-from halospec_tui.sim.physics import Engine, SimParams, generate
+from halospec_tui.sim.physics import Engine, Generation, SimParams, generate
+from halospec_tui.specflags import NO_SPECULATION, k_from_args, spec_text
 
 HOST = "127.0.0.1"
-_K_ARG = re.compile(r"--(?:spec-draft-n-max|draft-max|draft)\s+(\d+)")
 TIMEOUT_STALL_S = 90.0
+MAX_K = 64
+MAX_BODY = 1 << 20  # larger bodies of unknown routes are not read: the connection closes
 
 
 class SimState:
@@ -47,10 +50,9 @@ class SimState:
         self.last_prompt: str | None = None
 
     def launch_command(self) -> str:
-        return (
-            f"llama-server -m sim-target.gguf -md sim-draft.gguf --spec-type draft-simple "
-            f"--spec-draft-n-max {self.k} --spec-draft-n-min 0 --spec-draft-p-min 0"
-        )
+        """What Lemonade would show: K = 0 runs without a draft model, `--spec-type none`."""
+        draft = " -md sim-draft.gguf" if self.k != NO_SPECULATION else ""
+        return f"llama-server -m sim-target.gguf{draft} {spec_text(self.k)}"
 
     def health(self) -> dict[str, Any]:
         p = self.params
@@ -78,8 +80,22 @@ class SimState:
         }
 
 
-class _Reset(Exception):
-    pass
+@dataclass
+class _ChatRequest:
+    model: str
+    prompt: str
+    max_tokens: int
+    k: int | None  # per-request K (honoured only when configured), else the loaded K
+    stream: bool
+    cache_prompt: bool
+    fault: str | None = None  # drawn once per request
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    gen: Generation
+    request_no: int
+    cached: int  # prompt tokens served from the cache
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -164,26 +180,49 @@ class Handler(BaseHTTPRequestHandler):
         elif route == "/load":
             self._load()
         elif route == "/sim/fault":
-            doc = self._body()
-            if doc is None:
-                return
-            try:
-                self.state.faults = parse_faults(str(doc.get("fault", "")))
-            except FaultSpecError as e:
-                self._error(400, str(e), "invalid_request_error")
-                return
-            self._send(200, {"fault": str(self.state.faults)})
+            self._set_fault()
         else:
-            self._error(404, f"no route {self.path}", "not_found_error")
+            # The body must go, or it would be read as the next request on this connection.
+            if self._discard_body():
+                self._error(404, f"no route {self.path}", "not_found_error")
 
-    def _load(self) -> None:
+    def _discard_body(self) -> bool:
+        """Read and drop the request body; False (and the connection closed) if it cannot."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = -1
+        if self.headers.get("Transfer-Encoding") or length < 0 or length > MAX_BODY:
+            self.close_connection = True
+            self._error(404, f"no route {self.path}", "not_found_error")
+            return False
+        if length:
+            self.rfile.read(length)
+        return True
+
+    def _model_body(self, key: str) -> dict[str, Any] | None:
+        """The JSON body, when it is an object naming the served model under `key`."""
+        doc = self._body()
+        if doc is None or not self._model_ok(doc.get(key)):
+            return None
+        return doc
+
+    def _set_fault(self) -> None:
         doc = self._body()
         if doc is None:
             return
-        s = self.state
-        name = doc.get("model_name")
-        if not self._model_ok(name):
+        try:
+            self.state.faults = parse_faults(str(doc.get("fault", "")))
+        except FaultSpecError as e:
+            self._error(400, str(e), "invalid_request_error")
             return
+        self._send(200, {"fault": str(self.state.faults)})
+
+    def _load(self) -> None:
+        doc = self._model_body("model_name")
+        if doc is None:
+            return
+        s = self.state
         args = str(doc.get("llamacpp_args") or "")
         try:
             tokens = shlex.split(args)
@@ -195,9 +234,10 @@ class Handler(BaseHTTPRequestHandler):
                 400, "-md/--model-draft may not be passed in llamacpp_args", "invalid_request_error"
             )
             return
-        found = _K_ARG.findall(args)
-        new_k = int(found[-1]) if found else 0  # no speculative flags: no speculation
-        if not 0 <= new_k <= 64:
+        # No speculative flag (or --spec-type none) loads without speculation: K = 0.
+        new_k = k_from_args(args, default=s.params.draft_n_max)
+        assert new_k is not None
+        if not 0 <= new_k <= MAX_K:
             self._error(400, f"draft length {new_k} out of range", "invalid_request_error")
             return
         with s.slot:  # a reload waits for the request in flight, then blocks the slot
@@ -206,23 +246,29 @@ class Handler(BaseHTTPRequestHandler):
                 s.k = new_k
                 s.llamacpp_args = args
                 s.last_prompt = None  # a reload empties the prompt cache
-        self._send(200, {"status": "success", "message": f"Loaded model: {name}"})
+        self._send(200, {"status": "success", "message": f"Loaded model: {doc['model_name']}"})
 
+    # -- chat: parse, faults, decode, then a whole or a streamed answer -------
     def _chat(self) -> None:
-        doc = self._body()
+        req = self._chat_request()
+        if req is None or self._injected_fault(req):
+            return
+        if req.stream:
+            self._streamed_answer(req)
+        else:
+            self._whole_answer(req)
+
+    def _chat_request(self) -> _ChatRequest | None:
+        """The request's fields, or None once a 4xx has been sent."""
+        doc = self._model_body("model")
         if doc is None:
-            return
-        s = self.state
-        model = doc.get("model")
-        if not self._model_ok(model):
-            return
+            return None
         msgs = doc.get("messages")
         if not isinstance(msgs, list) or not msgs or not all(isinstance(m, dict) for m in msgs):
             self._error(
                 400, "'messages' must be a non-empty list of objects", "invalid_request_error"
             )
-            return
-        prompt = "\n".join(str(m.get("content", "")) for m in msgs)
+            return None
         max_tokens = doc.get("max_tokens", 64)
         if (
             not isinstance(max_tokens, int)
@@ -230,105 +276,123 @@ class Handler(BaseHTTPRequestHandler):
             or not 1 <= max_tokens <= 4096
         ):
             self._error(400, "'max_tokens' must be an integer in 1..4096", "invalid_request_error")
-            return
+            return None
+        spec = doc.get("speculative")
+        n_max = spec.get("n_max") if isinstance(spec, dict) else None
+        k = None
+        if self.state.params.honor_request_draft and isinstance(n_max, int):
+            k = max(0, min(n_max, MAX_K))
+        return _ChatRequest(
+            model=str(doc.get("model")),
+            prompt="\n".join(str(m.get("content", "")) for m in msgs),
+            max_tokens=max_tokens,
+            k=k,
+            stream=bool(doc.get("stream")),
+            cache_prompt=doc.get("cache_prompt", True) is not False,
+        )
+
+    def _injected_fault(self, req: _ChatRequest) -> bool:
+        """Draw a fault for this request; True when it has been answered (or dropped)."""
+        s = self.state
         with s.meta:
-            fault = s.faults.pick(float(s.fault_rng.random())) if s.faults.weights else None
-        if fault == "503":
+            req.fault = s.faults.pick(float(s.fault_rng.random())) if s.faults.weights else None
+        if req.fault == "503":
             self._error(503, "Loading model", "unavailable_error")
-            return
-        if fault == "500":
+        elif req.fault == "500":
             self._error(500, "internal error (injected)", "server_error")
-            return
-        if fault == "reset":
+        elif req.fault == "reset":
             self._reset()
-            return
-        if fault == "timeout":
+        elif req.fault == "timeout":
             time.sleep(TIMEOUT_STALL_S)
             self._error(504, "stalled (injected)", "server_error")
-            return
-        k = s.k
-        spec = doc.get("speculative")
-        if (
-            s.params.honor_request_draft
-            and isinstance(spec, dict)
-            and isinstance(spec.get("n_max"), int)
-        ):
-            k = max(0, min(int(spec["n_max"]), 64))
-        stream = bool(doc.get("stream"))
+        else:
+            return False
+        return True
+
+    def _decode(self, req: _ChatRequest, on_pass: Callable[[str], None] | None) -> _Decoded:
+        """Generate on the one slot, counting what the /metrics counters add up."""
+        s = self.state
         with s.slot:
             with s.meta:
                 request_no = s.requests
                 s.requests += 1
+            k = s.k if req.k is None else req.k
             cached = 0
-            if doc.get("cache_prompt", True) is not False and s.last_prompt == prompt:
-                cached = max(1, len(prompt) // 4)
-            s.last_prompt = prompt
-            created = int(time.time())
-            if stream:
+            if req.cache_prompt and s.last_prompt == req.prompt:
+                cached = max(1, len(req.prompt) // 4)
+            s.last_prompt = req.prompt
+            if on_pass is not None:
                 self._stream_headers()
-                gen = generate(
-                    s.engine, prompt, max_tokens, k, request_no, cached,
-                    on_pass=lambda piece: self._chunk(_delta(model, created, piece)),
-                )  # fmt: skip
-            else:
-                gen = generate(s.engine, prompt, max_tokens, k, request_no, cached)
+            gen = generate(
+                s.engine, req.prompt, req.max_tokens, k, request_no, cached, on_pass=on_pass
+            )
             with s.meta:
                 s.drafted_total += gen.drafted
                 s.accepted_total += gen.accepted
                 s.tokens_total += gen.tokens
-        prompt_tokens = max(1, len(prompt) // 4)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": gen.tokens,
-            "total_tokens": prompt_tokens + gen.tokens,
+        return _Decoded(gen, request_no, cached)
+
+    def _figures(self, req: _ChatRequest, d: _Decoded) -> dict[str, Any]:
+        """usage and timings: what ends both the streamed and the whole answer."""
+        gen = d.gen
+        prompt_tokens = max(1, len(req.prompt) // 4)
+        figures: dict[str, Any] = {
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": gen.tokens,
+                "total_tokens": prompt_tokens + gen.tokens,
+            }
         }
-        timings = {
-            "cache_n": cached,
-            "prompt_n": prompt_tokens - cached,
-            "prompt_ms": round(gen.prompt_ms, 3),
-            "predicted_n": gen.tokens,
-            "predicted_ms": round(gen.predicted_ms, 3),
-            "predicted_per_second": round(gen.tokens / (gen.predicted_ms / 1000.0), 3)
-            if gen.predicted_ms
-            else 0.0,
-            "draft_n": gen.drafted,
-            "draft_n_accepted": gen.accepted,
-        }
-        # what ends both the streamed and the whole answer
-        figures: dict[str, Any] = {"usage": usage, "timings": timings}
-        if not s.params.report_timings:
-            del figures["timings"]
-        text = "".join(gen.pieces).strip()
-        if stream:
-            final = {"id": f"chatcmpl-sim-{request_no}", "object": "chat.completion.chunk", "created": created,
-                     "model": model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
-                     **figures}  # fmt: skip
-            self._chunk(final)
-            self._chunk_raw(b"data: [DONE]\n\n")
-            self._chunk_raw(b"")
-            return
+        if self.state.params.report_timings:
+            figures["timings"] = {
+                "cache_n": d.cached,
+                "prompt_n": prompt_tokens - d.cached,
+                "prompt_ms": round(gen.prompt_ms, 3),
+                "predicted_n": gen.tokens,
+                "predicted_ms": round(gen.predicted_ms, 3),
+                "predicted_per_second": round(gen.tokens / (gen.predicted_ms / 1000.0), 3)
+                if gen.predicted_ms
+                else 0.0,
+                "draft_n": gen.drafted,
+                "draft_n_accepted": gen.accepted,
+            }
+        return figures
+
+    def _streamed_answer(self, req: _ChatRequest) -> None:
+        created = int(time.time())
+        d = self._decode(req, lambda piece: self._chunk(_delta(req.model, created, piece)))
+        final = {"id": f"chatcmpl-sim-{d.request_no}", "object": "chat.completion.chunk", "created": created,
+                 "model": req.model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
+                 **self._figures(req, d)}  # fmt: skip
+        self._chunk(final)
+        self._chunk_raw(b"data: [DONE]\n\n")
+        self._chunk_raw(b"")
+
+    def _whole_answer(self, req: _ChatRequest) -> None:
+        created = int(time.time())
+        d = self._decode(req, None)
         answer: dict[str, Any] = {
-            "id": f"chatcmpl-sim-{request_no}",
+            "id": f"chatcmpl-sim-{d.request_no}",
             "object": "chat.completion",
             "created": created,
-            "model": model,
+            "model": req.model,
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
+                    "message": {"role": "assistant", "content": "".join(d.gen.pieces).strip()},
                     "finish_reason": "length",
                 }
             ],
-            **figures,
+            **self._figures(req, d),
         }
-        if fault == "no-usage":
+        if req.fault == "no-usage":
             del answer["usage"]
-        if fault == "no-choices":
+        if req.fault == "no-choices":
             del answer["choices"]
         body = json.dumps(answer).encode()
-        if fault == "malformed":
+        if req.fault == "malformed":
             body = b"{not json" + body[:40]
-        if fault == "truncated":
+        if req.fault == "truncated":
             body = body[: len(body) // 2]
         self._send(200, body)
 

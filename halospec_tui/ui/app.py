@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
 
 from rich.text import Text
 from textual import on, work
@@ -18,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RichLog, Sparkline, Static
 from textual.worker import Worker, WorkerState
 
+from halospec_tui.controls import RunControls
 from halospec_tui.events import (
     Event,
     FanOut,
@@ -27,36 +31,50 @@ from halospec_tui.events import (
     RunFinished,
     Sink,
 )
-from halospec_tui.load import LoadInjector
+from halospec_tui.load_requests import Load
 from halospec_tui.runner import RunConfig, Runner
 from halospec_tui.session import Session
 from halospec_tui.telemetry import per_core
 from halospec_tui.ui.model import RunModel
+from halospec_tui.ui.replay import Replay
 from halospec_tui.ui.widgets import KPanel, KPlot, LatencyPlot, ResultsTable, cpu_text, status_text
 
 REDRAW_HZ = 4  # status, K, table and log
+SLOW_EVERY = 4  # ticks between redraws of the plots and the CPU pane: once a second
 GIL_SWITCH_S = 0.0005
-PLOT_HZ = 1  # plotext plots are the expensive part: at most once a second
 LOG_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
 
-class EngineEvent(Message):
-    """An engine event crossing from the runner thread (events are immutable)."""
-
-    def __init__(self, event: Event) -> None:
-        super().__init__()
-        self.event = event
+class EngineEvents(Message):
+    """Engine events are waiting in the sink (they are immutable: no copy needed)."""
 
 
 class UiSink:
-    """The engine's sink in the TUI: post a message; never touch widgets from the thread."""
+    """The engine's sink in the TUI. From the runner thread it only queues the event
+    and, when none is pending yet, posts one `EngineEvents` message: a burst of events
+    costs one message, and the app takes them all at once (`drain`)."""
 
     def __init__(self) -> None:
-        self.app: App | None = None
+        self.app: App[None] | None = None
+        self._events: deque[Event] = deque()
+        self._lock = threading.Lock()
+        self._posted = False
 
     def emit(self, event: Event) -> None:
-        if self.app is not None:
-            self.app.post_message(EngineEvent(event))
+        with self._lock:
+            self._events.append(event)
+            if self._posted or self.app is None:
+                return
+            self._posted = True
+        self.app.post_message(EngineEvents())
+
+    def drain(self) -> list[Event]:
+        """Every queued event, oldest first (UI thread)."""
+        with self._lock:
+            self._posted = False
+            out = list(self._events)
+            self._events.clear()
+        return out
 
 
 class ConfirmQuit(ModalScreen[bool]):
@@ -92,17 +110,33 @@ class HaloSpecApp(App[None]):
         Binding("ctrl+c", "quit_now('interrupted')", "quit", show=False, priority=True),
     ]
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(
+        self,
+        runner: RunControls,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        cpu_sampler: Callable[[], list[float]] = per_core,
+        sink: UiSink | None = None,
+    ) -> None:
+        """`runner`: the run's controls (a `Runner`, or a `Replay` in tests), emitting
+        to `sink`; `clock` times the run for the status line; `cpu_sampler` gives
+        per-core CPU %."""
         super().__init__()
         self.runner = runner
-        self.model = RunModel()
+        self.clock = clock
+        self.cpu_sampler = cpu_sampler
+        self.model = RunModel(clock=clock)
         self.finished: RunFinished | None = None
         self.error: BaseException | None = None
         self._drawn_version = -1
         self._plotted_steps: tuple[int, int | None] | None = None
-        self._drawn_summaries = 0
+        self._drawn_summaries = -1
+        self._drawn_status: Text | None = None
+        self._ticks = 0
+        self.sink = sink or UiSink()
+        self.sink.app = self
         self._quitting = False
-        self._debug = getattr(runner.client, "debug_json", False)
+        self._debug = runner.debug
 
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -118,7 +152,9 @@ class HaloSpecApp(App[None]):
                 yield Static("", id="cpu")
         with Horizontal(id="bottom"):
             yield ResultsTable(id="results")
-            yield RichLog(id="log", max_lines=500, wrap=True, markup=False)
+            # min_width=1: RichLog renders at least 78 columns by default, which
+            # cuts lines at the edge of a narrower pane instead of wrapping them.
+            yield RichLog(id="log", max_lines=500, wrap=True, markup=False, min_width=1)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -127,11 +163,10 @@ class HaloSpecApp(App[None]):
         # draws, inflating measured latency. 0.5 ms bounds that wait.
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_S)
-        self.set_interval(1 / REDRAW_HZ, self.redraw)
-        self.set_interval(1 / PLOT_HZ, self.redraw_plots)
-        self.set_interval(1.0, self.redraw_cpu)
+        # One clock for every pane, so a tick paints one frame, not one per pane.
+        self.set_interval(1 / REDRAW_HZ, self.tick)
         # one line per core, one for the load state, two for the border
-        self.query_one("#cpu", Static).styles.height = len(per_core()) + 3
+        self.query_one("#cpu", Static).styles.height = len(self.cpu_sampler()) + 3
         self.redraw_cpu()
         self.on_resize()
         # Not in the main thread (tests) or no signals on this platform: nothing to add.
@@ -143,6 +178,8 @@ class HaloSpecApp(App[None]):
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
+        if not self.run_over:  # leaving with the run still going: do not leave it behind
+            self.runner.abandon()
 
     def on_resize(self, event: object = None) -> None:
         small = self.size.width < 100 or self.size.height < 30
@@ -171,15 +208,22 @@ class HaloSpecApp(App[None]):
             else:
                 self.notify(f"runner failed: {self.error}", severity="error", timeout=30)
 
-    @on(EngineEvent)
-    def engine_event(self, message: EngineEvent) -> None:
-        event = message.event
-        prev = self.model.knob
-        self.model.apply(event)
-        if isinstance(event, KnobVerdict) and event.status == "no-effect" and prev != event:
-            self.notify(event.message, title="K has no effect", severity="error", timeout=20)
+    @on(EngineEvents)
+    def engine_events(self, message: EngineEvents) -> None:
+        for event in self.sink.drain():
+            prev = self.model.knob
+            self.model.apply(event)
+            if isinstance(event, KnobVerdict) and event.status == "no-effect" and prev != event:
+                self.notify(event.message, title="K has no effect", severity="error", timeout=20)
 
     # -- drawing on a clock -------------------------------------------------
+    def tick(self) -> None:
+        self._ticks += 1
+        self.redraw()
+        if self._ticks % SLOW_EVERY == 0:
+            self.redraw_plots()
+            self.redraw_cpu()
+
     # Textual stops the app's timers only after it has removed the screens: a tick
     # landing in between finds no widgets. `is_running` turns False before that.
     def redraw(self) -> None:
@@ -188,14 +232,19 @@ class HaloSpecApp(App[None]):
         m = self.model
         # Fixed-size panes: no layout pass on update (a layout per tick cost most of
         # the UI's CPU, see benchmarks/ui_overhead.py).
-        self.query_one("#status", Static).update(status_text(m), layout=False)
+        status = status_text(m)
+        if status != self._drawn_status:  # the clock in it moves once a second
+            self._drawn_status = status
+            self.query_one("#status", Static).update(status, layout=False)
         if m.version == self._drawn_version:
             return
         self._drawn_version = m.version
         with self.batch_update():
             self.query_one("#spark", Sparkline).data = list(m.mode_latency)
             self.query_one(KPanel).draw(m)
-            if len(m.summaries) != self._drawn_summaries or m.finished is not None:
+            if m.started is not None and (
+                len(m.summaries) != self._drawn_summaries or m.finished is not None
+            ):
                 self._drawn_summaries = len(m.summaries)
                 self.query_one(ResultsTable).draw(m)
             log = self.query_one(RichLog)
@@ -218,18 +267,17 @@ class HaloSpecApp(App[None]):
     def redraw_cpu(self) -> None:
         if not self.is_running:
             return
-        load = self.runner.load
+        load = self.runner.load_status()
         self.query_one("#cpu", Static).update(
-            cpu_text(per_core(), load.seconds_left(), self.model.load_reason, load.workers),
+            cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers),
             layout=False,
         )
 
     # -- keys ---------------------------------------------------------------
     def action_toggle_load(self) -> None:
+        active = self.runner.load_status().active
         self.runner.toggle_load()
-        self.notify(
-            "load: starting burners" if not self.runner.load.active else "load: stopping burners"
-        )
+        self.notify("load: stopping burners" if active else "load: starting burners")
 
     def action_toggle_pause(self) -> None:
         self.runner.pause(not self.runner.paused)
@@ -239,8 +287,7 @@ class HaloSpecApp(App[None]):
         self.notify(f"skipping the rest of {self.model.mode}")
 
     def action_toggle_debug(self) -> None:
-        self._debug = not self._debug
-        self.runner.client.debug_json = self._debug
+        self._debug = self.runner.toggle_debug()
         self.notify(f"debug JSON {'on' if self._debug else 'off'}")
 
     @property
@@ -280,7 +327,7 @@ def _styled(level: str, text: str) -> Text:
 def make_app(
     config: RunConfig,
     session: Session,
-    load: LoadInjector,
+    load: Load,
     log: LogRouter | None = None,
     extra_sinks: Sequence[Sink] = (),
 ) -> HaloSpecApp:
@@ -288,8 +335,22 @@ def make_app(
     ui = UiSink()
     sink: Sink = FanOut(ui, *extra_sinks) if extra_sinks else ui
     runner = Runner(config, session.client, session.actuator, sink, load)
-    app = HaloSpecApp(runner)
-    ui.app = app
+    app = HaloSpecApp(runner, sink=ui)
     if log is not None:
         log.attach(sink)
+    return app
+
+
+def make_replay_app(
+    events: Sequence[Event],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    cpu_sampler: Callable[[], list[float]] = per_core,
+    replay: Replay | None = None,
+) -> HaloSpecApp:
+    """The app fed a recorded list of engine events instead of a live run."""
+    ui = UiSink()
+    controls = replay or Replay(events)
+    controls.sink = ui
+    app = HaloSpecApp(controls, clock=clock, cpu_sampler=cpu_sampler, sink=ui)
     return app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from halospec_tui.events import (
@@ -33,8 +34,9 @@ SPARK_POINTS = 60
 
 @dataclass
 class RunModel:
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     started: RunStarted | None = None
-    run_started_at: float = field(default_factory=time.monotonic)
+    run_started_at: float | None = None  # on `clock`; None: at construction
     mode: str = ""
     mode_index: int = 0
     total_modes: int = 0
@@ -55,6 +57,7 @@ class RunModel:
     ks: list[int] = field(default_factory=list)
     mode_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
     phase_marks: list[tuple[int, str]] = field(default_factory=list)  # (global step, phase)
+    mode_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode)
     summaries: dict[str, ModeSummary] = field(default_factory=dict)
     load_reason: str = ""
     paused: bool = False
@@ -65,10 +68,20 @@ class RunModel:
     logs: list[tuple[str, str]] = field(default_factory=list)  # pending for the log pane
     version: int = 0  # bumped on every change, so the redraw can skip when nothing changed
 
+    def __post_init__(self) -> None:
+        if self.run_started_at is None:
+            self.run_started_at = self.clock()
+
     # -- derived ------------------------------------------------------------
     @property
     def elapsed_s(self) -> float:
-        return time.monotonic() - self.run_started_at
+        assert self.run_started_at is not None
+        return self.clock() - self.run_started_at
+
+    @property
+    def next_step(self) -> int:
+        """The global step the next measured step will have."""
+        return self.steps[-1] + 1 if self.steps else 1
 
     def remaining_s(self) -> float | None:
         """Requests left times the mean time a request has taken, plus planned sleeps."""
@@ -97,13 +110,14 @@ class RunModel:
         if isinstance(e, RunStarted):
             self.started = e
             self.total_modes = len(e.modes)
-            self.run_started_at = time.monotonic()
+            self.run_started_at = self.clock()
         elif isinstance(e, ModeStarted):
             self.mode, self.mode_index, self.total_modes = e.mode, e.index, e.total_modes
             self.step, self.measured_steps = 0, e.measured_steps
             self.warmup = (0, e.warmup_steps) if e.warmup_steps else None
             self.low_ms = self.high_ms = None
             self.mode_latency.clear()
+            self.mode_marks.append((self.next_step, e.mode))
         elif isinstance(e, WarmupStep):
             self.warmup = (e.index, e.total)
             self.k = e.k

@@ -7,10 +7,11 @@ import math
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
-from textual.widgets import DataTable, Digits, Label, Sparkline, Static
-from textual_plotext import PlotextPlot
+from textual.widgets import DataTable, Digits, Label, Static
 
+from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
+from halospec_tui.ui.fastplot import FastPlotextPlot
 from halospec_tui.ui.model import RunModel
 
 PHASE_STYLE = {"steady": "green", "load": "bold red", "recovery": "yellow"}
@@ -39,6 +40,11 @@ def int_ticks(lo: int, hi: int, most: int = 7) -> list[int]:
         step *= 10
 
 
+def _ticks(ticks: list[int]) -> list[float]:
+    """Integer ticks where plotext's stubs say floats (the values stay ints: "5", not "5.0")."""
+    return [t for t in ticks]
+
+
 def status_text(m: RunModel) -> Text:
     t = Text()
     st = m.started
@@ -65,7 +71,7 @@ def status_text(m: RunModel) -> Text:
     return t
 
 
-class LatencyPlot(PlotextPlot):
+class LatencyPlot(FastPlotextPlot):
     """Latency per step with the EMA, the threshold band, and phase/mode markers."""
 
     def draw(self, m: RunModel) -> None:
@@ -76,32 +82,45 @@ class LatencyPlot(PlotextPlot):
             self.refresh()
             return
         xs = m.steps
+        # The series are named in the title, not in a legend: a legend would sit in
+        # the top-left corner, over the first mode's name.
+        shown = []
         for ys, label, color in (
             (m.latency, "latency", None),
-            (m.ema, "EMA", "cyan"),
-            (m.low, "low", "green"),
-            (m.high, "high", "red"),
+            (m.ema, "EMA (cyan)", "cyan"),
+            (m.low, "low (green)", "green"),
+            (m.high, "high (red)", "red"),
         ):
             pts = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
             if pts:
+                shown.append(label)
                 kw = {"color": color} if color else {}
-                plt.plot(
-                    [p[0] for p in pts], [p[1] for p in pts], marker="braille", label=label, **kw
-                )
+                plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="braille", **kw)
+        plt.title(" · ".join(["latency per step (ms)", *shown[1:]]))
+        # modes: a line where each begins, its name centred along the top of its
+        # section (clear of the legend in the top-left corner unless very narrow)
+        valid = [y for y in m.latency if not math.isnan(y)]
+        bottom = min(valid, default=0.0)
+        top = max(valid + [y for y in m.high if not math.isnan(y)], default=0.0)
+        marks = [(x, mode) for x, mode in m.mode_marks if x <= xs[-1]]
+        for i, (x, mode) in enumerate(marks):
+            end = marks[i + 1][0] - 1 if i + 1 < len(marks) else xs[-1]
+            if x > xs[0]:
+                plt.vline(x - 0.5, "gray")
+            plt.text(mode, x=(max(x, xs[0]) + end) / 2, y=top, color="gray", alignment="center")
         # phase changes: red where load starts, yellow where recovery starts, labelled
         # labels along the bottom, clear of the legend in the top-left corner
-        bottom = min((y for y in m.latency if not math.isnan(y)), default=0.0)
         for x, phase in m.phase_marks:
             if phase != "steady" and x <= xs[-1]:
                 color = "red" if phase == "load" else "yellow"
                 plt.vline(x, color)
                 plt.text(phase, x=x, y=bottom, color=color)
-        plt.xticks(int_ticks(xs[0], xs[-1]))
+        plt.xticks(_ticks(int_ticks(xs[0], xs[-1])))
         plt.xlabel("global step")
         self.refresh()
 
 
-class KPlot(PlotextPlot):
+class KPlot(FastPlotextPlot):
     def draw(self, m: RunModel) -> None:
         plt = self.plt
         plt.clear_figure()
@@ -110,8 +129,8 @@ class KPlot(PlotextPlot):
             plt.plot(m.steps, m.ks, marker="braille", color="magenta")
             top = max(max(m.ks), 8)
             plt.ylim(0, top + 1)
-            plt.yticks(int_ticks(0, top, most=5))
-            plt.xticks(int_ticks(m.steps[0], m.steps[-1], most=4))
+            plt.yticks(_ticks(int_ticks(0, top, most=5)))
+            plt.xticks(_ticks(int_ticks(m.steps[0], m.steps[-1], most=4)))
         self.refresh()
 
 
@@ -124,19 +143,22 @@ class KPanel(Vertical):
         yield Static("", id="k-detail")
 
     def draw(self, m: RunModel) -> None:
-        self.query_one("#k-digits", Digits).update("-" if m.k is None else str(m.k))
+        digits = self.query_one("#k-digits", Digits)
+        k = "-" if m.k is None else str(m.k)
+        if digits.value != k:  # an update repaints (or lays out) even when K is the same
+            digits.update(k)
         r = m.last
         lines = []
         if r is not None:
-            if r.drafted is not None:
-                acc = f"{r.acceptance * 100:.0f}%" if r.acceptance is not None else "-"
-                lines.append(f"drafted {r.drafted} · accepted {r.accepted} ({acc})")
-            if r.predicted_ms:
-                lines.append(f"server {r.predicted_n / (r.predicted_ms / 1000):.0f} tok/s")
-            if r.ema_ms is not None:
-                lines.append(f"EMA {r.ema_ms:.0f} ms  band [{r.low_ms}, {r.high_ms}]")
-            if r.reload_ms:
-                lines.append(f"reload {r.reload_ms} ms (not in latency)")
+            d = step_details(r)
+            if d.drafted is not None:
+                lines.append(f"drafted {d.drafted} · accepted {d.accepted} ({d.acceptance or '-'})")
+            if d.server_tps is not None:
+                lines.append(f"server {d.server_tps} tok/s")
+            if d.ema is not None:
+                lines.append(f"EMA {d.ema} ms  band [{d.low}, {d.high}]")
+            if d.reload_ms is not None:
+                lines.append(f"reload {d.reload_ms} ms (not in latency)")
         self.query_one("#k-detail", Static).update("\n".join(lines), layout=False)
 
 
@@ -159,26 +181,39 @@ def cpu_text(
     return t
 
 
-RESULT_COLUMNS = (
-    ("mode", "mode"), ("steps", "steps"), ("ok%", "ok"), ("avg ms", "avg"), ("p50", "p50"),
-    ("p95", "p95"), ("sd", "sd"), ("tok/s", "tps"), ("score", "score"), ("acc%", "acc"),
-    ("K chg", "kchg"),
+RESULT_COLUMNS = (  # label, key, width (fixed, see ResultsTable)
+    ("mode", "mode", 0), ("steps", "steps", 5), ("ok%", "ok", 4), ("avg ms", "avg", 7),
+    ("p50", "p50", 5), ("p95", "p95", 5), ("sd", "sd", 6), ("tok/s", "tps", 6),
+    ("score", "score", 8), ("acc%", "acc", 4), ("K chg", "kchg", 5),
 )  # fmt: skip
+PENDING = "·"
 
 
-class ResultsTable(DataTable):
-    """One row per finished mode, updated in place; the best score highlighted."""
+class ResultsTable(DataTable[Text]):
+    """One row per mode of the plan, from the start, filled in place as modes finish;
+    the best score highlighted.
+
+    Every row exists from the start and every column has a fixed width, so the
+    table's size never changes during the run: a change of size would lay out the
+    whole screen again.
+    """
 
     def on_mount(self) -> None:
         self.cursor_type = "none"
-        for label, key in RESULT_COLUMNS:
-            self.add_column(label, key=key)
 
     def draw(self, m: RunModel) -> None:
+        if not self.columns and m.started is not None:
+            names = [mode.name for mode in m.started.modes]
+            for label, key, width in RESULT_COLUMNS:
+                self.add_column(label, key=key, width=width or max(map(len, names + [label])))
+            for name in names:
+                if name not in self.rows:
+                    cells = [Text(PENDING, style="dim") for _ in RESULT_COLUMNS[1:]]
+                    self.add_row(Text(name, style="dim"), *cells, key=name)
         best = m.best_mode
         for s in m.summaries.values():
             style = "bold green" if s.mode == best else ""
-            values = {key: Text(v, style=style) for key, v in summary_cells(s).items()}
+            values = {key: Text(v, style=style) for key, v in table_cells(s).items()}
             if s.mode in self.rows:
                 for key, v in values.items():
                     self.update_cell(s.mode, key, v)
@@ -186,23 +221,14 @@ class ResultsTable(DataTable):
                 self.add_row(*values.values(), key=s.mode)
 
 
-def summary_cells(s: ModeSummary) -> dict[str, str]:
-    def f1(v: float | None) -> str:
-        return "-" if v is None else f"{v:.1f}"
-
+def table_cells(s: ModeSummary) -> dict[str, str]:
+    """The results table's row: the summaries' own cells, whole percentages."""
+    c = summary_cells(s, pct_decimals=0)
     return {
-        "mode": s.mode,
-        "steps": str(s.steps),
-        "ok": f"{s.success_rate * 100:.0f}",
-        "avg": f1(s.avg),
-        "p50": "-" if s.median is None else str(s.median),
-        "p95": "-" if s.p95 is None else str(s.p95),
-        "sd": f1(s.stddev),
-        "tps": f1(s.throughput),
-        "score": f1(s.score),
-        "acc": "-" if s.acceptance is None else f"{s.acceptance * 100:.0f}",
-        "kchg": str(s.k_changes) if s.is_adaptive else "",
-    }
+        "mode": c.mode, "steps": c.steps, "ok": c.success, "avg": c.avg, "p50": c.median,
+        "p95": c.p95, "sd": c.stddev, "tps": c.throughput, "score": c.score,
+        "acc": c.acceptance, "kchg": c.k_changes,
+    }  # fmt: skip
 
 
-__all__ = ["Sparkline", "LatencyPlot", "KPlot", "KPanel", "ResultsTable", "status_text", "cpu_text"]
+__all__ = ["LatencyPlot", "KPlot", "KPanel", "ResultsTable", "status_text", "cpu_text"]

@@ -1,0 +1,96 @@
+"""A recorded run played back: `RunControls` without a server, for tests and demos.
+
+`Replay(events).run()` emits the events to its sink, in order, then returns the
+recorded `RunFinished`; without one it holds the run open (as a live run between
+two steps) until asked to stop. Every control call is recorded in `calls`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from halospec_tui.controls import LoadStatus
+from halospec_tui.events import Event, KnobVerdict, ModeFinished, RunFinished, Sink
+
+NO_LOAD = LoadStatus(False, None, 2)
+
+
+class Replay:
+    def __init__(
+        self,
+        events: Sequence[Event],
+        sink: Sink | None = None,
+        *,
+        load: LoadStatus = NO_LOAD,
+        hold_s: float = 600.0,
+    ) -> None:
+        self.events = tuple(events)
+        self.sink = sink
+        self.load = load
+        self.hold_s = hold_s  # bound on holding an unfinished recording open
+        self.calls: list[str] = []
+        self.played = threading.Event()  # every event has been emitted
+        self._paused = False
+        self._debug = False
+        self._reason = "stopped"
+        self._stop = threading.Event()
+
+    def run(self) -> RunFinished:
+        assert self.sink is not None, "give the replay a sink first"
+        finished: RunFinished | None = None
+        for e in self.events:
+            self.sink.emit(e)
+            if isinstance(e, RunFinished):
+                finished = e
+        self.played.set()
+        if finished is not None:
+            return finished
+        self._stop.wait(self.hold_s)
+        summaries = tuple(e.summary for e in self.events if isinstance(e, ModeFinished))
+        done = RunFinished(
+            reason=self._reason,
+            summaries=summaries,
+            winner=None,
+            knob=KnobVerdict("unverified", "a replayed run"),
+            files=(),
+            summary_text="",
+        )
+        self.sink.emit(done)
+        return done
+
+    # -- RunControls --------------------------------------------------------
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self, paused: bool) -> None:
+        self.calls.append(f"pause {paused}")
+        self._paused = paused
+
+    def skip(self) -> None:
+        self.calls.append("skip")
+
+    def stop(self, reason: str = "stopped") -> None:
+        self.calls.append(f"stop {reason}")
+        self._reason = reason
+        self._stop.set()
+
+    def abandon(self) -> None:
+        self.calls.append("abandon")
+        self._stop.set()
+
+    def toggle_load(self) -> None:
+        self.calls.append("toggle_load")
+
+    def load_status(self) -> LoadStatus:
+        return self.load
+
+    @property
+    def debug(self) -> bool:
+        return self._debug
+
+    def toggle_debug(self) -> bool:
+        self.calls.append("toggle_debug")
+        self._debug = not self._debug
+        return self._debug

@@ -1,0 +1,64 @@
+"""The speculative flags: written and read back in one place."""
+
+import pytest
+
+from halospec_tui.specflags import SpecSyntax, k_from_args, spec_args, spec_text, syntax_from_help
+
+NEW_HELP = """
+--spec-type [none|draft-simple|draft-mtp|ngram-mod]   type of speculative decoding (default: none)
+--spec-draft-n-max N    number of tokens to draft (default: 16)
+"""
+NEW_HELP_NO_NONE = """
+--spec-type TYPE        draft-simple or eagle3
+--spec-draft-n-max N    number of tokens to draft (default: 16)
+"""
+OLD_HELP = "--draft-max, --draft, --draft-n N   number of tokens to draft (default: 16)\n"
+
+
+def test_syntax_from_help():
+    assert syntax_from_help(NEW_HELP) == SpecSyntax("new", True)
+    assert syntax_from_help(NEW_HELP_NO_NONE) == SpecSyntax("new", False)
+    assert syntax_from_help(OLD_HELP) == SpecSyntax("old", False)
+    assert syntax_from_help("--ctx-size N") is None
+
+
+def test_spec_args_per_spelling_and_k0():
+    assert spec_args(4) == ["--spec-type", "draft-simple", "--spec-draft-n-max", "4",
+                            "--spec-draft-n-min", "0", "--spec-draft-p-min", "0"]  # fmt: skip
+    assert spec_args(4, SpecSyntax("old", False)) == [
+        "--draft-max", "4", "--draft-min", "0", "--draft-p-min", "0"
+    ]  # fmt: skip
+    assert spec_args(0) == ["--spec-type", "none"]
+    assert spec_args(0, SpecSyntax("new", False)) == []
+    assert spec_args(0, SpecSyntax("old", False)) == []
+    assert spec_text(5) == (
+        "--spec-type draft-simple --spec-draft-n-max 5 --spec-draft-n-min 0 --spec-draft-p-min 0"
+    )
+    with pytest.raises(ValueError):
+        spec_args(-1)
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 16])
+@pytest.mark.parametrize("syntax", [SpecSyntax("new", True), SpecSyntax("new", False),
+                                    SpecSyntax("old", False)])  # fmt: skip
+def test_what_is_written_reads_back(k, syntax):
+    cmd = "llama-server -m t.gguf " + " ".join(spec_args(k, syntax))
+    assert k_from_args(cmd) == k
+
+
+@pytest.mark.parametrize(
+    "cmd,default,k",
+    [
+        ("llama-server -m a.gguf --spec-draft-n-max 5 --spec-draft-n-max 7", None, 7),
+        ("llama-server -m a.gguf --draft 2", None, 2),
+        ("llama-server -m a.gguf --draft-max=6", None, 6),
+        ("llama-server -m a.gguf -md d.gguf --spec-type none", 3, 0),
+        ("llama-server -m a.gguf --ctx-size 4096", None, 0),  # nothing can draft
+        ("", 3, 0),
+        ("llama-server -m a.gguf -md d.gguf", None, None),  # the binary's default
+        ("llama-server -m a.gguf -md d.gguf", 3, 3),
+        ("--spec-type draft-simple", 3, 3),
+    ],
+)
+def test_k_from_args(cmd, default, k):
+    assert k_from_args(cmd, default) == k
