@@ -26,11 +26,14 @@ class Actuation:
 
 
 class Actuator(Protocol):
+    """Sets K (and p_min: the draft confidence below which the server stops drafting,
+    llama.cpp's --spec-draft-p-min; 0 = never) the way its server takes them."""
+
     name: str
 
-    def apply(self, k: int) -> Actuation: ...
+    def apply(self, k: int, p_min: float = 0.0) -> Actuation: ...
 
-    def body_fields(self, k: int) -> dict[str, Any]: ...
+    def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -42,10 +45,10 @@ class FieldActuator:
         self.field_name = field_name
         self.name = f"field:{field_name}"
 
-    def apply(self, k: int) -> Actuation:
+    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
         return Actuation()
 
-    def body_fields(self, k: int) -> dict[str, Any]:
+    def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {self.field_name: k}
 
     def close(self) -> None:
@@ -57,11 +60,11 @@ class RequestActuator:
 
     name = "request"
 
-    def apply(self, k: int) -> Actuation:
+    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
         return Actuation()
 
-    def body_fields(self, k: int) -> dict[str, Any]:
-        return {"speculative": {"n_max": k, "n_min": 0, "p_min": 0}}
+    def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
+        return {"speculative": {"n_max": k, "n_min": 0, "p_min": p_min}}
 
     def close(self) -> None:
         pass
@@ -94,17 +97,17 @@ class LemonadeLoadActuator:
         self.client = client
         self.model = model
         self.base_args = base_args.strip()
-        self.current: int | None = None
+        self.current: tuple[int, float] | None = None  # (K, p_min) loaded
         self.confirmed: int | None = None
         self._log = log or (lambda level, text: None)
 
-    def llamacpp_args(self, k: int) -> str:
-        return f"{self.base_args} {spec_text(k)}".strip()
+    def llamacpp_args(self, k: int, p_min: float = 0.0) -> str:
+        return f"{self.base_args} {spec_text(k, p_min=p_min)}".strip()
 
-    def apply(self, k: int) -> Actuation:
-        if k == self.current:
+    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
+        if (k, p_min) == self.current:
             return Actuation(confirmed_k=self.confirmed)
-        body = {"model_name": self.model, "llamacpp_args": self.llamacpp_args(k)}
+        body = {"model_name": self.model, "llamacpp_args": self.llamacpp_args(k, p_min)}
         start = time.perf_counter()
         try:
             status, doc = self.client.post_json("/api/v1/load", body)
@@ -120,7 +123,7 @@ class LemonadeLoadActuator:
         if not 200 <= status < 300:
             detail = doc.get("error") if isinstance(doc, dict) else doc
             raise ActuatorError(f"load with K={k} failed: HTTP {status} {detail}")
-        self.current = k
+        self.current = (k, p_min)
         self.confirmed = self._confirm()
         if self.confirmed != k:
             self._log(
@@ -142,7 +145,7 @@ class LemonadeLoadActuator:
                 return k_from_launch_command(str(m.get("launch_command", "")))
         return None
 
-    def body_fields(self, k: int) -> dict[str, Any]:
+    def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {}
 
     def close(self) -> None:

@@ -78,7 +78,7 @@ class LlamaServerActuator:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
-        self._k: int | None = None
+        self._k: tuple[int, float] | None = None  # (K, p_min) it runs with
         self._log = log or (lambda level, text: None)
         self._tail: deque[str] = deque(maxlen=20)
 
@@ -86,22 +86,22 @@ class LlamaServerActuator:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
-    def command(self, k: int) -> list[str]:
+    def command(self, k: int, p_min: float = 0.0) -> list[str]:
         return [
             self.cfg.binary, "-m", self.cfg.model,
             # K = 0: no draft model either, so nothing can speculate.
             *(["-md", self.cfg.draft] if k != NO_SPECULATION else []),
-            *spec_args(k, self.syntax),
+            *spec_args(k, self.syntax, p_min),
             "--host", HOST, "--port", str(self.port), "--metrics",
             *shlex.split(self.cfg.extra_args),
         ]  # fmt: skip
 
-    def apply(self, k: int) -> Actuation:
-        if k == self._k and self.pid is not None:
+    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
+        if (k, p_min) == self._k and self.pid is not None:
             return Actuation(confirmed_k=k)
         start = time.perf_counter()
         self._stop()
-        cmd = self.command(k)
+        cmd = self.command(k, p_min)
         self._log("info", "starting " + " ".join(shlex.quote(c) for c in cmd))
         try:
             self._proc = subprocess.Popen(
@@ -111,7 +111,7 @@ class LlamaServerActuator:
             raise ActuatorError(f"cannot start {self.cfg.binary}: {e.strerror or e}") from e
         threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
         self._wait_healthy()
-        self._k = k
+        self._k = (k, p_min)
         reload_ms = int((time.perf_counter() - start) * 1000)
         return Actuation(confirmed_k=k, reload_ms=reload_ms)
 
@@ -136,7 +136,7 @@ class LlamaServerActuator:
         self._stop()
         raise ActuatorError(f"llama-server not healthy after {self.cfg.start_timeout_s:g} s")
 
-    def body_fields(self, k: int) -> dict[str, Any]:
+    def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {}
 
     def _stop(self) -> None:

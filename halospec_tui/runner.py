@@ -125,6 +125,7 @@ class Runner:
         self._draft_source = "unknown"  # timings | metrics | none, once known
         self._pending = Actuation()  # a reload that started an arm, for its first row
         self._prompt_class = ""  # of the last prompt sent
+        self._p_min = 0.0  # of the arm running (pmin:P), for per-request actuators
 
     # -- control (any thread) ---------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -225,9 +226,9 @@ class Runner:
             self._phase = phase
             self.sink.emit(PhaseChanged(mode, step, phase))
 
-    def _actuate(self, k: int) -> Actuation:
+    def _actuate(self, k: int, p_min: float = 0.0) -> Actuation:
         try:
-            return self.actuator.apply(k)
+            return self.actuator.apply(k, p_min)
         except ActuatorError as e:
             self._log("error", str(e))
             return Actuation()
@@ -243,7 +244,7 @@ class Runner:
         )
         body = self.client.build_body(
             prompt,
-            self.actuator.body_fields(k),
+            self.actuator.body_fields(k, self._p_min),
             max_tokens=self.plan.max_tokens,
             cache_prompt=False if self.plan.prompts == "pool" else None,
         )
@@ -444,7 +445,8 @@ class Runner:
         self._load_seen = False
         self._set_phase(mode.name, 0, "load" if self.load.active else "steady")
         controller = self._controller_for(mode)
-        self._pending = self._actuate(mode.warmup_k)
+        self._p_min = mode.p_min
+        self._pending = self._actuate(mode.warmup_k, mode.p_min)
         self._warmup(mode, controller)
         load_here = cfg.load_enabled and (cfg.load_arms == "all" or mode.adaptive)
         for step in range(1, mode.measured_steps + 1):
@@ -485,7 +487,8 @@ class Runner:
         and written (flagged) but is no measurement: it feeds no controller.
         """
         k = controller.next_k() if controller is not None else mode.warmup_k
-        act = self._actuate(k)
+        self._p_min = mode.p_min
+        act = self._actuate(k, mode.p_min)
         if self._pending.reload_ms is not None:  # the reload that started this arm/block
             act = replace(act, reload_ms=(act.reload_ms or 0) + self._pending.reload_ms)
         self._pending = Actuation()
@@ -572,7 +575,8 @@ class Runner:
                 try:
                     warm = controller is None or mode.name not in warmed
                     k0 = mode.warmup_k if warm or controller is None else controller.next_k()
-                    self._pending = self._actuate(k0)
+                    self._p_min = mode.p_min
+                    self._pending = self._actuate(k0, mode.p_min)
                     if mode.name not in warmed:
                         warmed.add(mode.name)
                         self._warmup(mode, controller)

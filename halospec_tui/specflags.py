@@ -54,21 +54,38 @@ def syntax_from_help(text: str) -> SpecSyntax | None:
     return None
 
 
-def spec_args(k: int, syntax: SpecSyntax = SpecSyntax()) -> list[str]:
-    """The flags that make a server draft up to K tokens; K = 0 turns speculation off."""
+def spec_args(k: int, syntax: SpecSyntax = SpecSyntax(), p_min: float = 0.0) -> list[str]:
+    """The flags that make a server draft up to K tokens, stopping early where the
+    draft's confidence falls below p_min (0: never); K = 0 turns speculation off."""
     if k < 0:
         raise ValueError(f"draft length {k} is negative")
+    if not 0.0 <= p_min < 1.0:
+        raise ValueError(f"p_min {p_min} is outside 0..1")
     if k == NO_SPECULATION:
         return ["--spec-type", "none"] if syntax.spelling == "new" and syntax.type_none else []
+    p = f"{p_min:g}"
     if syntax.spelling == "new":
         return ["--spec-type", "draft-simple", "--spec-draft-n-max", str(k),
-                "--spec-draft-n-min", "0", "--spec-draft-p-min", "0"]  # fmt: skip
-    return ["--draft-max", str(k), "--draft-min", "0", "--draft-p-min", "0"]
+                "--spec-draft-n-min", "0", "--spec-draft-p-min", p]  # fmt: skip
+    return ["--draft-max", str(k), "--draft-min", "0", "--draft-p-min", p]
 
 
-def spec_text(k: int, syntax: SpecSyntax = SpecSyntax()) -> str:
+def spec_text(k: int, syntax: SpecSyntax = SpecSyntax(), p_min: float = 0.0) -> str:
     """`spec_args` as one shell-quoted string (Lemonade's llamacpp_args)."""
-    return shlex.join(spec_args(k, syntax))
+    return shlex.join(spec_args(k, syntax, p_min))
+
+
+_P_MIN_FLAG = re.compile(r"--(?:spec-draft-p-min|draft-p-min)(?:\s+|=)([0-9.eE+-]+)")
+
+
+def p_min_from_args(text: str) -> float:
+    """The p_min a command line sets (the last one), 0 when none or unreadable."""
+    found = _P_MIN_FLAG.findall(text or "")
+    try:
+        p = float(found[-1]) if found else 0.0
+    except ValueError:
+        return 0.0
+    return p if 0.0 <= p < 1.0 else 0.0
 
 
 def k_from_args(text: str, default: int | None = None) -> int | None:

@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from halospec_tui.plan import PMIN_N_MAX
+from halospec_tui.specflags import spec_text
 from halospec_tui.stats import StepSample, adapting_reload_ms
 
 RESAMPLES = 2000
@@ -44,9 +46,12 @@ _FIXED = re.compile(r"^fixed_(\d+)$")
 
 
 def arm_k(mode: str) -> int | None:
-    """The fixed draft length an arm stands for: nospec 0, fixed_K K, else None."""
+    """The fixed draft length an arm stands for: nospec 0, fixed_K K, pmin:P its n_max,
+    else (adaptive arms) None."""
     if mode == NOSPEC:
         return 0
+    if mode.startswith("pmin:"):
+        return PMIN_N_MAX
     m = _FIXED.match(mode)
     return int(m.group(1)) if m else None
 
@@ -493,20 +498,26 @@ def stop_reason(
 
 
 # -- what to paste ----------------------------------------------------------------
-SPEC_FLAGS = "--spec-type draft-simple --spec-draft-n-max {k} --spec-draft-n-min 0 --spec-draft-p-min 0"
+def arm_p_min(mode: str) -> float:
+    """pmin:P arms stop drafting below confidence P; every other arm uses 0."""
+    if mode.startswith("pmin:"):
+        try:
+            return float(mode.partition(":")[2])
+        except ValueError:
+            return 0.0
+    return 0.0
 
 
-def paste_setting(k: int, actuator: str) -> str:
-    """The server setting for K, in the form the server in use takes it."""
+def paste_setting(k: int, actuator: str, p_min: float = 0.0) -> str:
+    """The server setting for K (and p_min), in the form the server in use takes it."""
     if actuator == "llama-server":
         if k == 0:
-            return "llama-server flags: no speculation (start it without -md and --spec-type)"
-        return "llama-server flags: -md DRAFT.gguf " + SPEC_FLAGS.format(k=k)
+            return f"llama-server flags: no speculation (no -md; {spec_text(0)})"
+        return f"llama-server flags: -md DRAFT.gguf {spec_text(k, p_min=p_min)}"
     if actuator == "lemonade-load":
-        args = "" if k == 0 else SPEC_FLAGS.format(k=k)
-        return f'Lemonade /api/v1/load: {{"llamacpp_args": "{args}"}}'
+        return f'Lemonade /api/v1/load: {{"llamacpp_args": "{spec_text(k, p_min=p_min)}"}}'
     if actuator == "request":
-        return f'request body: "speculative": {{"n_max": {k}, "n_min": 0, "p_min": 0}}'
+        return f'request body: "speculative": {{"n_max": {k}, "n_min": 0, "p_min": {p_min:g}}}'
     return f"K never reached the server through actuator {actuator or '?'}: nothing to paste"
 
 
@@ -542,7 +553,8 @@ def recommendation_line(v: Verdict, actuator: str) -> str:
     if v.recommended_k is None:
         return f"fastest: {v.best} (an adaptive arm: no fixed setting to paste)"
     k = v.recommended_k
-    what = "turn speculation off" if k == 0 else f"use K = {k}"
+    p = arm_p_min(v.recommended or "")
+    what = "turn speculation off" if k == 0 else f"use K = {k}" + (f" with p_min {p:g}" if p else "")
     why = ""
     if v.smallest_of_tie:
         why = (
@@ -550,7 +562,7 @@ def recommendation_line(v: Verdict, actuator: str) -> str:
             " the smallest K among the tied drafts least for the same speed)"
         )
     hedge = "" if v.decisive else " [not decisive: more rounds would narrow it]"
-    return f"{what}{why}{hedge}; {paste_setting(k, actuator)}"
+    return f"{what}{why}{hedge}; {paste_setting(k, actuator, p)}"
 
 
 # -- how long the decision took, from the rows alone --------------------------------

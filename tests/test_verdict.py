@@ -9,6 +9,7 @@ from halospec_tui.verdict import (
     Comparison,
     Estimate,
     arm_k,
+    arm_p_min,
     bootstrap,
     classify,
     cluster_weights,
@@ -187,17 +188,21 @@ def test_paste_setting_per_server_kind():
         'Lemonade /api/v1/load: {"llamacpp_args": "--spec-type draft-simple '
         '--spec-draft-n-max 5 --spec-draft-n-min 0 --spec-draft-p-min 0"}'
     )
-    assert paste_setting(0, "lemonade-load") == 'Lemonade /api/v1/load: {"llamacpp_args": ""}'
+    assert paste_setting(0, "lemonade-load") == (
+        'Lemonade /api/v1/load: {"llamacpp_args": "--spec-type none"}'
+    )
+    assert paste_setting(16, "lemonade-load", 0.75).endswith('--spec-draft-p-min 0.75"}')
     assert paste_setting(5, "request") == (
         'request body: "speculative": {"n_max": 5, "n_min": 0, "p_min": 0}'
     )
     assert paste_setting(0, "llama-server") == (
-        "llama-server flags: no speculation (start it without -md and --spec-type)"
+        "llama-server flags: no speculation (no -md; --spec-type none)"
     )
     assert paste_setting(3, "field:speculative_draft_length") == (
         "K never reached the server through actuator field:speculative_draft_length: "
         "nothing to paste"
     )
+    assert arm_k("pmin:0.75") == 16 and arm_p_min("pmin:0.75") == 0.75 and arm_p_min("fixed_3") == 0
 
 
 def test_decision_counts_from_rows():

@@ -6,7 +6,8 @@ it keeps discounted estimates, so it follows a shift within a few steps:
   verification pass (a pass with d drafts accepts a (1 - a^d) / (1 - a) of them on
   average), then averaged with weights that fade by `discount` per step;
 - the cost of a pass with d drafted tokens, t0 + t1 d (target step, plus draft and
-  verification work per drafted token), fitted by weighted least squares.
+  verification work per drafted token): t1 / t0 from pairs of neighbouring steps with
+  different drafted counts (so the machine's load of the moment cancels), t0 recent.
 It then picks the K (0: no speculation) that maximises expected tokens per second,
 E(K) / (t0 + t1 K) with E(K) = (1 - a^(K+1)) / (1 - a) (Leviathan et al., 2023). A
 uniform slow-down of the machine scales t0 and t1 alike and leaves that K where it
@@ -17,6 +18,7 @@ the coming steps exceeds the measured reload time; small gains are ignored
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 from halospec_tui.controllers.bandit import BanditController
@@ -77,36 +79,69 @@ def best_k(a: float, t0_ms: float, t1_ms: float, k_max: int, k_min: int = 0) -> 
     return max(ks, key=lambda k: (expected_tps(a, t0_ms, t1_ms, k), -k))
 
 
-class CostFit:
-    """Discounted weighted least squares of ms per pass on drafted tokens per pass."""
+def ratio_from_pair(x0: float, y0: float, x1: float, y1: float) -> float | None:
+    """r from two passes' costs y = t0 (1 + r x) at the same t0 (neighbouring steps, so
+    the machine's load is common to both and cancels): r = (q - 1) / (x1 - q x0)."""
+    if y0 <= 0 or y1 <= 0:
+        return None
+    q = y1 / y0
+    den = x1 - q * x0
+    if abs(den) < 1e-9:
+        return None
+    return (q - 1.0) / den
 
-    def __init__(self, discount: float, prior_ratio: float) -> None:
+
+class CostFit:
+    """The cost of a pass, t0 (1 + r d) for d drafted tokens.
+
+    r, the cost of a drafted token relative to a target step, belongs to the model pair
+    and the hardware, not to the moment: it is the median of the estimates from pairs of
+    neighbouring steps whose drafted counts differ (the load of the moment cancels in
+    each pair), with the prior counted twice, so one noisy pair cannot swing it. t0
+    follows the machine (contention scales every cost alike): a short-memory mean of
+    each pass's cost divided by (1 + r d).
+    """
+
+    def __init__(self, discount: float, prior_ratio: float, pairs: int = 15) -> None:
         self.discount = discount
-        self.prior_ratio = prior_ratio  # t1 / t0 until the data can tell
-        self.sw = self.sx = self.sy = self.sxx = self.sxy = 0.0
+        self.prior_ratio = prior_ratio
+        self._pairs: deque[float] = deque(maxlen=pairs)
+        self._last: tuple[float, float] | None = None
+        self._xs: deque[float] = deque(maxlen=pairs)
+        self._t0_sum = self._t0_w = 0.0
 
     def add(self, x: float, y: float, w: float) -> None:
-        g = self.discount
-        self.sw = g * self.sw + w
-        self.sx = g * self.sx + w * x
-        self.sy = g * self.sy + w * y
-        self.sxx = g * self.sxx + w * x * x
-        self.sxy = g * self.sxy + w * x * y
+        if self._last is not None and abs(x - self._last[0]) >= 0.75:
+            r = ratio_from_pair(self._last[0], self._last[1], x, y)
+            if r is not None and -0.5 <= r <= 2.0:
+                self._pairs.append(r)
+        self._last = (x, y)
+        self._xs.append(x)
+        r = self.ratio()
+        d = self.discount
+        self._t0_sum = d * self._t0_sum + w * y / (1.0 + r * x)
+        self._t0_w = d * self._t0_w + w
+
+    def spread(self) -> float:
+        """How much the recent drafted counts varied (0 until K has changed)."""
+        if len(self._xs) < 2:
+            return 0.0
+        m = sum(self._xs) / len(self._xs)
+        return sum((x - m) ** 2 for x in self._xs) / len(self._xs)
+
+    def ratio(self) -> float:
+        """r = t1 / t0: the median of the pair estimates and the prior (twice), 0.02..1."""
+        vals = sorted([*self._pairs, self.prior_ratio, self.prior_ratio])
+        n = len(vals)
+        mid = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+        return min(max(mid, 0.02), 1.0)
 
     def fit(self) -> tuple[float, float] | None:
-        """(t0, t1): the line when the drafted counts spread enough, else the prior ratio."""
-        if self.sw <= 0:
+        """(t0, t1) in ms, or None before the first step."""
+        if self._t0_w <= 0:
             return None
-        mx, my = self.sx / self.sw, self.sy / self.sw
-        var = self.sxx / self.sw - mx * mx
-        if var >= 0.25:
-            t1 = (self.sxy / self.sw - mx * my) / var
-            t0 = my - t1 * mx
-            if t0 > 0 and t1 >= 0:
-                self.prior_ratio = t1 / t0
-                return t0, t1
-        t0 = my / (1.0 + self.prior_ratio * mx)
-        return t0, self.prior_ratio * t0
+        t0 = self._t0_sum / self._t0_w
+        return t0, self.ratio() * t0
 
 
 class ModelController:
@@ -182,7 +217,7 @@ class ModelController:
             w = min(passes, 64) / 64
             self._a_sum += w * a_step
             self._a_weight += w
-        self._cost.add(drafted / passes, obs.predicted_ms / passes, passes)
+        self._cost.add(drafted / passes, obs.predicted_ms / passes, min(passes, 64) / 64)
         self._decide()
 
     def _to_fallback(self, k: int, success: bool, latency_ms: int, obs: Observation | None) -> None:
@@ -219,7 +254,7 @@ class ModelController:
                 return
         # Probe a neighbour now and then while the cost line is not yet identified,
         # but only where a change of K is free.
-        unidentified = self._cost.sxx / self._cost.sw - (self._cost.sx / self._cost.sw) ** 2 < 0.25
+        unidentified = self._cost.spread() < 0.25
         if unidentified and self._reload_ms == 0 and self._steps % self._probe_every == 0:
             step = 1 if (self._steps // self._probe_every) % 2 else -1
             probe = min(max(self._k + step, 0), self._k_max)

@@ -23,7 +23,7 @@ import numpy as np
 from halospec_tui import __version__
 from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
 from halospec_tui.sim.physics import Engine, Generation, SimParams, generate
-from halospec_tui.specflags import NO_SPECULATION, k_from_args, spec_text
+from halospec_tui.specflags import NO_SPECULATION, k_from_args, p_min_from_args, spec_text
 
 HOST = "127.0.0.1"
 TIMEOUT_STALL_S = 90.0
@@ -38,6 +38,7 @@ class SimState:
         self.params = params
         self.engine = Engine(params)
         self.k = params.draft_n_max
+        self.p_min = 0.0  # --spec-draft-p-min of the last load
         self.llamacpp_args = ""
         self.faults: FaultSpec = parse_faults(params.fault)
         self.fault_rng = np.random.default_rng(params.seed + 7)
@@ -86,6 +87,7 @@ class _ChatRequest:
     prompt: str
     max_tokens: int
     k: int | None  # per-request K (honoured only when configured), else the loaded K
+    p_min: float | None  # per-request p_min (likewise), else the loaded one
     stream: bool
     cache_prompt: bool
     fault: str | None = None  # drawn once per request
@@ -244,6 +246,7 @@ class Handler(BaseHTTPRequestHandler):
             if args != s.llamacpp_args or new_k != s.k:
                 time.sleep(s.params.reload_ms / 1000.0)
                 s.k = new_k
+                s.p_min = p_min_from_args(args)
                 s.llamacpp_args = args
                 s.last_prompt = None  # a reload empties the prompt cache
         self._send(200, {"status": "success", "message": f"Loaded model: {doc['model_name']}"})
@@ -280,13 +283,18 @@ class Handler(BaseHTTPRequestHandler):
         spec = doc.get("speculative")
         n_max = spec.get("n_max") if isinstance(spec, dict) else None
         k = None
+        p_min = None
         if self.state.params.honor_request_draft and isinstance(n_max, int):
             k = max(0, min(n_max, MAX_K))
+            p = spec.get("p_min") if isinstance(spec, dict) else None
+            if isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1:
+                p_min = float(p)
         return _ChatRequest(
             model=str(doc.get("model")),
             prompt="\n".join(str(m.get("content", "")) for m in msgs),
             max_tokens=max_tokens,
             k=k,
+            p_min=p_min,
             stream=bool(doc.get("stream")),
             cache_prompt=doc.get("cache_prompt", True) is not False,
         )
@@ -317,6 +325,7 @@ class Handler(BaseHTTPRequestHandler):
                 request_no = s.requests
                 s.requests += 1
             k = s.k if req.k is None else req.k
+            p_min = s.p_min if req.p_min is None else req.p_min
             cached = 0
             if req.cache_prompt and s.last_prompt == req.prompt:
                 cached = max(1, len(req.prompt) // 4)
@@ -324,8 +333,9 @@ class Handler(BaseHTTPRequestHandler):
             if on_pass is not None:
                 self._stream_headers()
             gen = generate(
-                s.engine, req.prompt, req.max_tokens, k, request_no, cached, on_pass=on_pass
-            )
+                s.engine, req.prompt, req.max_tokens, k, request_no, cached, on_pass=on_pass,
+                p_min=p_min,
+            )  # fmt: skip
             with s.meta:
                 s.drafted_total += gen.drafted
                 s.accepted_total += gen.accepted
