@@ -17,7 +17,7 @@ import httpx
 
 from halospec_tui.actuators import Actuation, ActuatorError
 from halospec_tui.client import LogFn
-from halospec_tui.procs import terminate
+from halospec_tui.procs import tagged_env, terminate, watch_child
 
 HOST = "127.0.0.1"
 
@@ -32,7 +32,12 @@ def spec_spelling(binary: str) -> str:
     """'new' (--spec-draft-n-max, --spec-type) or 'old' (--draft-max), from --help."""
     try:
         out = subprocess.run(
-            [binary, "--help"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+            [binary, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            env=tagged_env(),
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ActuatorError(f"cannot run {binary} --help: {e}") from e
@@ -76,6 +81,7 @@ class LlamaServerActuator:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watcher: subprocess.Popen[bytes] | None = None  # kills it if we die
         self._k: int | None = None
         self._log = log or (lambda level, text: None)
         self._tail: deque[str] = deque(maxlen=20)
@@ -104,8 +110,13 @@ class LlamaServerActuator:
         cmd = self.command(k)
         self._log("info", "starting " + " ".join(shlex.quote(c) for c in cmd))
         self._proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=tagged_env(),
         )
+        self._watcher = watch_child(self._proc.pid)
         threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
         self._wait_healthy()
         self._k = k
@@ -138,8 +149,13 @@ class LlamaServerActuator:
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            terminate(proc, timeout_s=10)
+        watcher, self._watcher = self._watcher, None
+        try:
+            if proc is not None:
+                terminate(proc, timeout_s=10)
+        finally:
+            if watcher is not None:
+                terminate(watcher)
 
     def close(self) -> None:
         self._stop()

@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, fields
 
-from halospec_tui.procs import terminate
+from halospec_tui.procs import tagged_env, terminate
 from halospec_tui.sim.physics import PROFILES, SimParams
 
 READY_PREFIX = "HALOSPEC-SIM LISTENING "
@@ -163,7 +163,7 @@ class SimProcess:
 
     @classmethod
     def start(cls, params: SimParams, timeout_s: float = 60.0) -> SimProcess:
-        env = dict(os.environ)
+        env = tagged_env()
         for k in _THREAD_ENV:
             env[k] = "1"
         argv = [
