@@ -17,7 +17,7 @@ import httpx
 
 from halospec_tui.actuators import Actuation, ActuatorError
 from halospec_tui.client import LogFn
-from halospec_tui.procs import terminate
+from halospec_tui.procs import tagged_env, terminate, watch_child
 from halospec_tui.specflags import NO_SPECULATION, SpecSyntax, spec_args, syntax_from_help
 
 HOST = "127.0.0.1"
@@ -33,7 +33,12 @@ def spec_syntax(binary: str) -> SpecSyntax:
     """The speculative flags the binary understands, from its --help."""
     try:
         out = subprocess.run(
-            [binary, "--help"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL
+            [binary, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+            env=tagged_env(),
         )
     except (OSError, subprocess.TimeoutExpired) as e:
         raise ActuatorError(f"cannot run {binary} --help: {e}") from e
@@ -78,6 +83,7 @@ class LlamaServerActuator:
         self.port = free_port()
         self.base_url = f"http://{HOST}:{self.port}"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watcher: subprocess.Popen[bytes] | None = None  # kills it if we die
         self._k: tuple[int, float] | None = None  # (K, p_min) it runs with
         self._log = log or (lambda level, text: None)
         self._tail: deque[str] = deque(maxlen=20)
@@ -105,10 +111,15 @@ class LlamaServerActuator:
         self._log("info", "starting " + " ".join(shlex.quote(c) for c in cmd))
         try:
             self._proc = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=tagged_env(),
             )
         except OSError as e:
             raise ActuatorError(f"cannot start {self.cfg.binary}: {e.strerror or e}") from e
+        self._watcher = watch_child(self._proc.pid)
         threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
         self._wait_healthy()
         self._k = (k, p_min)
@@ -141,8 +152,13 @@ class LlamaServerActuator:
 
     def _stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None:
-            terminate(proc, timeout_s=10)
+        watcher, self._watcher = self._watcher, None
+        try:
+            if proc is not None:
+                terminate(proc, timeout_s=10)
+        finally:
+            if watcher is not None:
+                terminate(watcher)
 
     def close(self) -> None:
         self._stop()

@@ -13,6 +13,8 @@ import threading
 import time
 from multiprocessing import resource_tracker
 
+from halospec_tui.procs import owner_tag
+
 HARD_LIMIT_S = 600.0  # no burner ever runs longer than this
 
 
@@ -32,6 +34,7 @@ class LoadInjector:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers if workers and workers > 0 else (os.cpu_count() or 1)
         self._ctx = mp.get_context("spawn")
+        owner_tag()  # in our environment now: the spawned burners inherit it
         # Start the resource tracker now, from the calling thread: spawning it later
         # under Textual (which replaces sys.stderr) fails with "bad value(s) in fds_to_keep".
         resource_tracker.ensure_running()

@@ -99,7 +99,11 @@ class Runner:
         actuator: Actuator,
         sink: Sink,
         load: Load | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
+        """`clock` and `sleep` drive the plan's sleeps (tests inject fakes); by default
+        the monotonic clock and a wait that stop, skip and resume cut short."""
         self.config = config
         self.plan = config.plan
         self.client = client
@@ -113,6 +117,8 @@ class Runner:
         self._resume = threading.Event()
         self._resume.set()
         self._wake = threading.Event()  # set on stop/skip/resume to cut sleeps short
+        self._clock = clock
+        self._sleep_fn = sleep or self._wait_for_wake
         self._manual_load: str | None = None  # "start" | "stop" requested from outside
         self._stop_reason = "stopped"
         self._global_step = 0
@@ -185,15 +191,18 @@ class Runner:
         if self._skip.is_set():
             raise _Skip()
 
+    def _wait_for_wake(self, seconds: float) -> None:
+        self._wake.wait(seconds)
+        self._wake.clear()
+
     def _sleep(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
+        deadline = self._clock() + seconds
         while True:
             self._check()
-            left = deadline - time.monotonic()
+            left = deadline - self._clock()
             if left <= 0:
                 return
-            self._wake.wait(min(left, 0.1))
-            self._wake.clear()
+            self._sleep_fn(min(left, 0.1))
 
     def _wait_if_paused(self) -> None:
         while not self._resume.is_set():

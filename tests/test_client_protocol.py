@@ -1,6 +1,7 @@
 """Exact protocol checks and fault cases against respx mocks."""
 
 import json
+import time
 
 import httpx
 import pytest
@@ -220,15 +221,28 @@ def test_streaming_records_time_to_first_token():
             "timings": {"draft_n": 4, "draft_n_accepted": 1},
         },
     ]
-    body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+    events = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+
+    def slow_stream():
+        # 60 ms before the first token, 60 ms more before the rest: under load the
+        # gaps only grow, so the lower bounds below hold whatever the machine does
+        time.sleep(0.06)
+        yield events[0]
+        time.sleep(0.06)
+        yield from events[1:]
+
     route = respx.post(URL).mock(
-        return_value=httpx.Response(200, text=body, headers={"content-type": "text/event-stream"})
+        return_value=httpx.Response(
+            200, content=slow_stream(), headers={"content-type": "text/event-stream"}
+        )
     )
     r = make_client(stream=True).chat(make_client(stream=True).build_body("p"))
     sent = json.loads(route.calls[0].request.content)
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
     assert (r.success, r.text, r.tokens, r.drafted, r.accepted) == (True, "Hello", 2, 4, 1)
-    assert r.ttft_ms is not None and 0 <= r.ttft_ms <= r.latency_ms + 1
+    # time to first token is taken at the first content chunk, not at the end
+    assert r.ttft_ms is not None and r.ttft_ms >= 60
+    assert r.latency_ms >= 120 and r.latency_ms - r.ttft_ms >= 59
 
 
 @respx.mock

@@ -1,5 +1,7 @@
 """Property tests: the controller stays in bounds; summaries survive the CSV round trip."""
 
+import math
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +28,15 @@ latency = st.integers(min_value=0, max_value=120_000)
 def test_controller_k_always_within_bounds(warmup, outcomes):
     c = ThresholdController()
     c.calibrate(warmup)
-    assert c.thresholds.low_ms <= max(c.thresholds.high_ms, c.thresholds.low_ms)
+    # the thresholds, recomputed by hand: nearest-rank p50/p95, floors of 0.85 and 1.05
+    if warmup:
+        v = sorted(warmup)
+        p50, p95 = v[math.ceil(0.5 * len(v)) - 1], v[math.ceil(0.95 * len(v)) - 1]
+        want = (math.floor(p50 * 0.85), math.floor(p95 * 1.05), p50, p95)
+    else:
+        want = (9000, 22000, None, None)
+    t = c.thresholds
+    assert (t.low_ms, t.high_ms, t.p50_ms, t.p95_ms) == want
     for ok, lat in outcomes:
         k = c.next_k()
         assert K_MIN <= k <= K_MAX

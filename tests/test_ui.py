@@ -16,7 +16,7 @@ from halospec_tui.plan import customise, named_plan
 from halospec_tui.runner import RunConfig
 from halospec_tui.session import SessionOptions, open_session
 from halospec_tui.stats import StepSample, summarize_mode
-from halospec_tui.ui.app import make_app
+from halospec_tui.ui.app import ConfirmQuit, make_app
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import int_ticks
 
@@ -51,11 +51,15 @@ def test_quick_run_shows_k_and_results(sim, tmp_path):
     async def go():
         async with app.run_test(size=(140, 44)) as pilot:
             await wait_for(pilot, lambda: app.finished is not None)
-            await pilot.pause(0.4)  # a redraw tick after the last event
             last = rows(tmp_path)[-1]
-            assert app.query_one("#k-digits", Digits).value == last["draft_length"]
             table = app.query_one("#results", DataTable)
-            assert table.row_count == 3
+            # drawn on the next redraw tick after the last event
+            await wait_for(
+                pilot,
+                lambda: app.query_one("#k-digits", Digits).value == last["draft_length"]
+                and table.row_count == 3
+                and "RUN COMPLETED" in str(app.query_one("#status", Static).render()),
+            )
             assert [str(table.get_cell(m, "mode")) for m in ("fixed_2", "fixed_5", "adaptive")] == [
                 "fixed_2",
                 "fixed_5",
@@ -84,14 +88,13 @@ def test_load_key_quit_key_and_no_leftovers(sim, tmp_path, no_leftovers):
             await pilot.press("l")
             await wait_for(pilot, lambda: app.model.phase == "load")
             seen_pids.extend(load.pids())
-            await pilot.pause(0.3)
-            assert "LOAD" in str(app.query_one("#status", Static).render())
+            await wait_for(pilot, lambda: "LOAD" in str(app.query_one("#status", Static).render()))
             await wait_for(pilot, lambda: app.model.phase == "recovery")
             await pilot.press("p")
             await wait_for(pilot, lambda: app.model.paused)
             await pilot.press("p")
             await pilot.press("q")
-            await pilot.pause(0.2)
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmQuit))
             await pilot.press("y")
             await wait_for(pilot, lambda: app.finished is not None)
         assert app.finished.reason == "stopped"
@@ -120,9 +123,8 @@ def test_small_and_large_terminals(sim, tmp_path, size):
     async def go():
         async with app.run_test(size=size) as pilot:
             await wait_for(pilot, lambda: app.finished is not None)
-            await pilot.pause(0.3)
             assert app.screen.has_class("-small") == (size == (80, 24))
-            assert app.query_one("#results", DataTable).row_count == 2
+            await wait_for(pilot, lambda: app.query_one("#results", DataTable).row_count == 2)
 
     with session:
         asyncio.run(go())
@@ -166,9 +168,10 @@ def test_a_knob_without_effect_is_shown_loudly(sim, tmp_path):
     async def go():
         async with app.run_test(size=(140, 44)) as pilot:
             await wait_for(pilot, lambda: len(app.model.summaries) == 2)
-            await pilot.pause(0.4)
             assert app.model.knob.status == "no-effect"
-            assert "K HAS NO EFFECT" in str(app.query_one("#status", Static).render())
+            await wait_for(
+                pilot, lambda: "K HAS NO EFFECT" in str(app.query_one("#status", Static).render())
+            )
             await wait_for(pilot, lambda: app.finished is not None)
 
     with session:

@@ -14,7 +14,7 @@ from dataclasses import Field, dataclass, fields
 from typing import IO, Any
 
 from halospec_tui.errors import HalospecError
-from halospec_tui.procs import terminate
+from halospec_tui.procs import tagged_env, terminate
 from halospec_tui.sim.physics import PROFILES, SimParams
 
 READY_PREFIX = "HALOSPEC-SIM LISTENING "
@@ -179,7 +179,7 @@ class SimProcess:
 
     @classmethod
     def start(cls, params: SimParams, timeout_s: float = 60.0) -> SimProcess:
-        env = dict(os.environ)
+        env = tagged_env()
         for k in _THREAD_ENV:
             env[k] = "1"
         argv = [
