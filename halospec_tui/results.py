@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import math
 import os
@@ -189,10 +190,30 @@ class CsvWriter:
             self._fh.flush()
 
     def write(self, r: StepRecord) -> None:
+        """Append one row whole, or not at all: when the write fails (a full disk, a
+        size limit), the file is cut back to where the row began and the error raised."""
         assert self._fh is not None, "open() first"
-        self._csv.writerow(record_cells(r))
+        line = io.StringIO()
+        csv.writer(line, lineterminator="\n").writerow(record_cells(r))
+        fd = self._fh.fileno()
         self._fh.flush()
-        os.fsync(self._fh.fileno())
+        start = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            self._fh.write(line.getvalue())
+            self._fh.flush()
+            os.fsync(fd)
+        except OSError:
+            self._drop_partial(start)
+            raise
+
+    def _drop_partial(self, start: int) -> None:
+        """Forget what is buffered and cut the file back to `start` (best effort)."""
+        assert self._fh is not None
+        with contextlib.suppress(OSError):  # may fail again flushing the torn row
+            self._fh.close()
+        self._fh = None
+        with contextlib.suppress(OSError), open(self.path, "r+b") as raw:
+            raw.truncate(start)
 
     def close(self) -> None:
         if self._fh is not None:

@@ -133,10 +133,13 @@ def test_parse_mode_limits_and_messages():
     assert str(e.value) == "draft length 17 in 'fixed_17' is outside 1..16"
     with pytest.raises(PlanError) as e:
         parse_mode("fast", 1, 2, 3)
-    assert str(e.value) == "unknown mode 'fast': use fixed_K (K in 1..16) or adaptive"
+    assert str(e.value) == (
+        "unknown mode 'fast': use nospec, fixed_K (K in 1..16), pmin:P, adaptive, "
+        "adaptive:model or adaptive:bandit"
+    )
     with pytest.raises(PlanError) as e:
         named_plan("slow")
-    assert str(e.value) == "unknown plan 'slow' (choose from classic, quick)"
+    assert str(e.value) == "unknown plan 'slow' (choose from classic, quick, tune)"
 
 
 @pytest.mark.parametrize(
@@ -220,7 +223,7 @@ def test_csv_lines_end_in_a_bare_newline(tmp_path):
     w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 5, 64, error="x"))
     w.close()
     raw = p.read_bytes()
-    assert b"\r" not in raw and raw.count(b"\n") == 2 and raw.endswith(b",1,x\n")
+    assert b"\r" not in raw and raw.count(b"\n") == 2 and raw.endswith(b",1,x,,,0,\n")
 
 
 def test_csv_writer_use_and_refusals(tmp_path):
@@ -280,15 +283,19 @@ def test_extras_table_markers_per_verdict():
         _s("fixed_1", 1, True, 10, drafted=0, accepted=0),
         _s("fixed_8", 8, True, 10, drafted=0, accepted=0),
     )
-    assert extras_table(no_effect).endswith(
+    # the knob line closes the drafting section; the verdict follows it
+    assert (
         "\n[WARNING] draft length had no effect: results compare identical configurations "
-        "(the server drafted no tokens at all)"
+        "(the server drafted no tokens at all)\n\nVerdict (" in extras_table(no_effect)
     )
     ok = _report(
         _s("fixed_1", 1, True, 10, drafted=32, accepted=32),
         _s("fixed_4", 4, True, 10, drafted=128, accepted=32),
     )
-    assert extras_table(ok).endswith("\n[OK] K took effect: drafted/pass 1.00 at K=1 vs 4.00 at K=4")
+    assert (
+        "\n[OK] K took effect: drafted/pass 1.00 at K=1 vs 4.00 at K=4\n\nVerdict ("
+        in extras_table(ok)
+    )
 
 
 def test_summary_json_layout_exactly():
@@ -296,7 +303,9 @@ def test_summary_json_layout_exactly():
     text = summary_json(rep, {"run_id": "r"})
     doc = json.loads(text)
     assert text.startswith('{\n  "meta": {\n    "run_id": "r"\n  },\n  "modes": [\n    {\n')
-    assert list(doc) == ["meta", "modes", "winner", "winner_score", "knob", "regret"]
+    assert list(doc) == [
+        "meta", "modes", "winner", "winner_score", "knob", "regret", "class_regret", "verdict",
+    ]  # fmt: skip
     assert doc["winner"] == "fixed_2" and doc["winner_score"] == 100.0 + 50.0
     assert doc["knob"] == {
         "status": "unverified",

@@ -35,14 +35,25 @@ from halospec_tui.stats import StepSample
 DATA = Path(__file__).parent / "data"
 
 
+def _head_and_verdict(out: str, marker: str) -> tuple[str, str]:
+    """The hand-written part, and the verdict after it (bootstrap figures, which are
+    not written by hand: tests/test_verdict.py pins them)."""
+    i = out.index(marker)
+    return out[:i], out[i:]
+
+
 def test_golden_report_text(capsys):
     assert main(["report", str(DATA / "golden.csv")]) == 0
-    assert capsys.readouterr().out == (DATA / "golden_summary.txt").read_text() + "\n"
+    head, verdict = _head_and_verdict(capsys.readouterr().out, "\nVerdict (")
+    assert head == (DATA / "golden_summary.txt").read_text().rstrip("\n") + "\n"
+    assert "\nrecommendation: " in verdict
 
 
 def test_golden_report_markdown(capsys):
     assert main(["report", str(DATA / "golden.csv"), "--format", "md"]) == 0
-    assert capsys.readouterr().out == (DATA / "golden_summary.md").read_text() + "\n"
+    head, verdict = _head_and_verdict(capsys.readouterr().out, "## Verdict")
+    assert head == (DATA / "golden_summary.md").read_text().rstrip("\n") + "\n\n"
+    assert "\nrecommendation: " in verdict
 
 
 def test_golden_report_json_figures(capsys):
@@ -65,7 +76,7 @@ def test_golden_report_json_figures(capsys):
     assert doc["knob"]["status"] == "unverified"
     assert doc["regret"] == [
         {"phase": "steady", "best_fixed": "fixed_2", "best_ms": 950.0,
-         "adaptive_ms": 6100 / 7, "regret": 6100 / 7 / 950.0 - 1.0},
+         "adaptive_ms": 6100 / 7, "regret": 6100 / 7 / 950.0 - 1.0, "arm": "adaptive"},
     ]  # fmt: skip
 
 
@@ -83,6 +94,11 @@ def independent_sample(r: StepRecord) -> StepSample:
         predicted_ms=r.predicted_ms,
         reload_ms=r.reload_ms,
         phase=r.phase,
+        round=r.round,
+        settle=r.settle,
+        actuator=r.actuator,
+        timestamp=r.timestamp,
+        prompt_class=r.prompt_class,
     )
 
 

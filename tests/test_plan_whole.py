@@ -34,8 +34,8 @@ def test_classic_plan_as_data():
         max_tokens=64,
     )
     assert classic() == want == named_plan("classic")
-    assert want.total_measured == 8 * 10 + 15
-    assert want.total_requests == 8 * 15 + 20
+    assert sum(m.measured_steps for m in want.modes) == 8 * 10 + 15
+    assert sum(m.measured_steps + m.warmup_steps for m in want.modes) == 8 * 15 + 20
     assert [m.warmup_k for m in want.modes] == [1, 2, 3, 4, 5, 6, 7, 8, 4]
     assert [m.adaptive for m in want.modes] == [False] * 8 + [True]
 
@@ -43,7 +43,8 @@ def test_classic_plan_as_data():
 def test_quick_plan_as_data():
     want = Plan(
         name="quick",
-        modes=tuple(ModeSpec(f"fixed_{k}", k, 2, 4) for k in range(1, 9))
+        modes=(ModeSpec("nospec", 0, 2, 4),)
+        + tuple(ModeSpec(f"fixed_{k}", k, 2, 4) for k in range(1, 9))
         + (ModeSpec("adaptive", None, 2, 8),),
         warmup_sleep_s=0.05,
         cooldown_s=0.1,
@@ -214,7 +215,7 @@ def test_classic_run_without_load_sleeps_exactly_the_plan(tmp_path):
 def test_quick_plan_loads_at_measured_step_three(tmp_path):
     finished, client, load, events, clock = _run(quick(), tmp_path, 0.5, load=True)
     assert finished.reason == "completed"
-    assert [d for _, d in load.starts] == [2.0] * 9
+    assert [d for _, d in load.starts] == [2.0] * 10  # nospec, fixed_1..8, adaptive
     sent = client.sent
     i = 0
     for m in quick().modes:
