@@ -569,17 +569,21 @@ def classic_table(report: Report) -> str:
 
 def extras_table(report: Report) -> str:
     """What the server said about drafting, per mode, and the knob verdict."""
+    w = max([10, *(len(s.mode) for s in report.summaries)])
     lines = [
         "",
-        f"{'mode':<10} {'drafted':>9} {'accepted':>9} {'accept%':>8} {'srv tok/s':>10} "
+        f"{'mode':<{w}} {'drafted':>9} {'accepted':>9} {'accept%':>8} {'srv tok/s':>10} "
         f"{'reloads':>8} {'reload ms':>10}",
     ]
     for s in report.summaries:
         c = summary_cells(s)
         lines.append(
-            f"{c.mode:<10} {c.drafted:>9} {c.accepted:>9} {c.acceptance:>8} "
+            f"{c.mode:<{w}} {c.drafted:>9} {c.accepted:>9} {c.acceptance:>8} "
             f"{c.server_tps:>10} {c.reloads:>8} {c.reload_ms:>10}"
         )
+    adapting = adapting_lines(report)
+    if adapting:
+        lines += ["", *adapting]
     if report.regret or report.class_regret:
         lines.append("")
         lines += regret_lines(report)
@@ -587,6 +591,22 @@ def extras_table(report: Report) -> str:
     lines.append(f"\n[{marker}] {report.knob.message}")
     lines += verdict_section(report)
     return "\n".join(lines)
+
+
+def adapting_lines(report: Report) -> list[str]:
+    """What adapting cost each adaptive arm: its K changes and their reloads, and its
+    tokens/s without and with them (the verdict ranks on the latter)."""
+    out = []
+    for s in report.summaries:
+        if not s.is_adaptive:
+            continue
+        tps = "-" if s.throughput is None else f"{s.throughput:.1f}"
+        incl = "-" if s.throughput_incl is None else f"{s.throughput_incl:.1f}"
+        out.append(
+            f"{s.mode}: {s.k_changes} K changes, {s.adapting_ms} ms reloading for them; "
+            f"{tps} tok/s without, {incl} tok/s with them"
+        )
+    return out
 
 
 def summary_text(report: Report) -> str:
@@ -667,7 +687,11 @@ def summary_markdown(report: Report) -> str:
     for s in report.summaries:
         if s.is_adaptive:
             conv = s.convergence_step if s.convergence_step is not None else "none"
-            lines.append(f"\nAdaptive: {s.k_changes} K changes, converged at step {conv} (k=5).")
+            label = "Adaptive" if s.mode == "adaptive" else md_escape(s.mode)
+            lines.append(f"\n{label}: {s.k_changes} K changes, converged at step {conv} (k=5).")
+    adapting = adapting_lines(report)
+    if adapting:
+        lines += [""] + [f"- {md_escape(line)}" for line in adapting]
     if report.regret or report.class_regret:
         lines += [""] + [f"- {md_escape(line)}" for line in regret_lines(report)]
     lines += ["", f"Knob check: **{report.knob.status}**: {md_escape(report.knob.message)}", ""]
