@@ -11,6 +11,7 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -25,6 +26,8 @@ from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError, summary_p
 if TYPE_CHECKING:
     from halospec_tui.client import ChatClient
     from halospec_tui.load_requests import Load
+    from halospec_tui.runner import RunConfig
+    from halospec_tui.session import Session, SessionOptions
 
 if TYPE_CHECKING:
     from halospec_tui.session import SessionOptions
@@ -389,37 +392,103 @@ def build_load(kind: str, workers: int | None, clients: int, client: ChatClient)
     return loads[0] if len(loads) == 1 else LoadGroup(loads)
 
 
-def cmd_run(argv: Sequence[str]) -> int:
-    from halospec_tui.runner import RunConfig
-    from halospec_tui.session import ServerUnreachable, SetupError, open_session
+@dataclass
+class _RunInput:
+    """A run's command line, checked: what cmd_run needs before anything starts."""
 
+    ns: argparse.Namespace
+    plan: Plan
+    opts: SessionOptions
+    repaired: str | None  # a torn CSV tail moved aside, said in the log
+    redact: Redactor
+
+
+def _validate(argv: Sequence[str]) -> _RunInput:
+    """Parse and check everything that can be checked before a server starts (exit 2)."""
     ns = build_run_parser().parse_args(list(argv))
     check_run_args(ns, argv)
     plan = plan_from_args(ns)
     opts = session_options(ns)
     repaired = _check_csv_target(ns.csv)
     redact = Redactor((opts.api_key,) if opts.api_key else ())
-    load_enabled = bool(ns.load) or _env_flag("HALOSPEC_LOAD")
     if not ns.no_ui and not (sys.stdout.isatty() and sys.stdin.isatty()):
         print("halospec-tui: no terminal: running headless (as --no-ui)", file=sys.stderr)
         ns.no_ui = True
-    level = "debug" if (ns.verbose or opts.debug_json) else "info"
+    return _RunInput(ns, plan, opts, repaired, redact)
+
+
+def _log_sinks(run: _RunInput) -> tuple[LogRouter, list[RedactingSink], Sink | None]:
+    """The log router, the --log-file sink, and (headless) the printer, all redacting."""
+    ns = run.ns
+    level = "debug" if (ns.verbose or run.opts.debug_json) else "info"
     log = LogRouter()
     extra: list[RedactingSink] = []
     if ns.log_file:
         try:
-            extra.append(RedactingSink(LogFile(ns.log_file), redact))
+            extra.append(RedactingSink(LogFile(ns.log_file), run.redact))
         except OSError as e:
             raise UsageError(f"cannot write --log-file {ns.log_file}: {e.strerror}") from None
+    printer: Sink | None = None
     if ns.no_ui:
         from halospec_tui.headless import HeadlessPrinter
 
-        printer: Sink = FanOut(RedactingSink(HeadlessPrinter(level=level), redact), *extra)
+        printer = FanOut(RedactingSink(HeadlessPrinter(level=level), run.redact), *extra)
         log.attach(printer)
-    if repaired:
-        log("warning", repaired)
+    if run.repaired:
+        log("warning", run.repaired)
+    return log, extra, printer
+
+
+def _run_config(run: _RunInput, session: Session) -> RunConfig:
+    from halospec_tui.runner import RunConfig
+
+    ns = run.ns
+    return RunConfig(
+        plan=run.plan,
+        csv_path=ns.csv,
+        load_enabled=bool(ns.load) or _env_flag("HALOSPEC_LOAD"),
+        load_arms=ns.load_arms,
+        controller=ns.controller,
+        backend=session.backend,
+        server_pid=session.server_pid,
+        server_down_after_s=ns.server_down_after,
+        meta={"actuator_reason": session.why, "server_kind": session.server.kind},
+    )
+
+
+def _run_headless(
+    config: RunConfig, session: Session, printer: Sink, load: Load
+) -> tuple[RunFinished | None, BaseException | None]:
+    from halospec_tui.headless import run_in_thread
+    from halospec_tui.runner import Runner
+
+    runner = Runner(config, session.client, session.actuator, printer, load)
     try:
-        session = open_session(opts, log)
+        return run_in_thread(runner), None
+    except Exception as e:  # the CSV and summary are already written
+        return None, e
+
+
+def _run_monitor(
+    config: RunConfig, session: Session, load: Load, log: LogRouter, extra: list[RedactingSink]
+) -> tuple[RunFinished | None, BaseException | None]:
+    from halospec_tui.ui.app import make_app
+
+    app = make_app(config, session, load, log, extra)
+    app.run()
+    if app.finished is not None:
+        print(app.finished.summary_text)
+        print(f"Run {app.finished.reason}. Files:\n  " + "\n  ".join(app.finished.files))
+    return app.finished, app.error
+
+
+def cmd_run(argv: Sequence[str]) -> int:
+    from halospec_tui.session import ServerUnreachable, SetupError, open_session
+
+    run = _validate(argv)
+    log, extra, printer = _log_sinks(run)
+    try:
+        session = open_session(run.opts, log)
     except ServerUnreachable as e:
         for sink in extra:
             sink.close()
@@ -428,40 +497,15 @@ def cmd_run(argv: Sequence[str]) -> int:
     except SetupError as e:
         raise UsageError(str(e)) from None
     with session:
-        from halospec_tui.runner import Runner
-
-        config = RunConfig(
-            plan=plan,
-            csv_path=ns.csv,
-            load_enabled=load_enabled,
-            load_arms=ns.load_arms,
-            controller=ns.controller,
-            backend=session.backend,
-            server_pid=session.server_pid,
-            server_down_after_s=ns.server_down_after,
-            meta={"actuator_reason": session.why, "server_kind": session.server.kind},
-        )
+        config = _run_config(run, session)
         log("info", f"actuator {session.actuator.name}: {session.why}")
+        ns = run.ns
         load = build_load(ns.load_kind, ns.load_workers, ns.load_clients, session.client)
-        error: BaseException | None = None
         try:
-            if ns.no_ui:
-                from halospec_tui.headless import run_in_thread
-
-                runner = Runner(config, session.client, session.actuator, printer, load)
-                try:
-                    finished = run_in_thread(runner)
-                except Exception as e:  # the CSV and summary are already written
-                    finished, error = None, e
+            if printer is not None:
+                finished, error = _run_headless(config, session, printer, load)
             else:
-                from halospec_tui.ui.app import make_app
-
-                app = make_app(config, session, load, log, extra)
-                app.run()
-                finished, error = app.finished, app.error
-                if finished is not None:
-                    print(finished.summary_text)
-                    print(f"Run {finished.reason}. Files:\n  " + "\n  ".join(finished.files))
+                finished, error = _run_monitor(config, session, load, log, extra)
         finally:
             load.stop()
             for sink in extra:
@@ -471,7 +515,7 @@ def cmd_run(argv: Sequence[str]) -> int:
         return EXIT_FAILED
     if finished is None:
         return EXIT_FAILED
-    return exit_code(finished, strict=ns.strict)
+    return exit_code(finished, strict=run.ns.strict)
 
 
 def exit_code(finished: RunFinished, *, strict: bool = False) -> int:

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 
-from halospec_tui.client import ChatClient
+from halospec_tui.client import ChatClient, Reply
 
 # llama-server names (current, then older builds), matched at the end of the metric
 # name so that prefixed re-exports (lemonade_llamacpp_..., llamacpp:...) count too.
@@ -39,7 +41,7 @@ def parse_draft_counters(text: str) -> tuple[int, int] | None:
 
 class MetricsProbe:
     """Reads the server's draft counters; read before and after a request, the
-    difference is its drafting (see `Runner._drafting`)."""
+    difference is its drafting (see `DraftCounter`)."""
 
     def __init__(self, client: ChatClient, path: str = "/metrics") -> None:
         self.client = client
@@ -51,3 +53,43 @@ class MetricsProbe:
         except httpx.HTTPError:
             return None
         return parse_draft_counters(text) if status == 200 else None
+
+
+class DraftCounter:
+    """Where a step's drafting figures come from: the answer's timings, else /metrics
+    deltas read around the step, else nowhere.
+
+    The source is settled at the first successful step that asked for drafting:
+    timings when the answer has them; else /metrics counters, read around every later
+    step (so servers with timings never see an extra request); else none.
+    """
+
+    def __init__(self, probe: MetricsProbe, log: Callable[[str, str], None]) -> None:
+        self.probe = probe
+        self.source = "unknown"  # timings | metrics | none, once known
+        self._log = log
+
+    def before(self) -> tuple[int, int] | None:
+        """Counters to read before a step (only once /metrics is the source)."""
+        return self.probe.read() if self.source == "metrics" else None
+
+    def after(self, reply: Reply, before: tuple[int, int] | None, k: int) -> Reply:
+        """The reply with drafted/accepted filled in from the settled source."""
+        if not reply.success or self.source in ("timings", "none"):
+            return reply
+        if k == 0 and self.source == "unknown":
+            return reply  # no drafting asked for: no timings expected, settle nothing yet
+        if reply.drafted is not None:
+            self.source = "timings"
+            return reply
+        if self.source == "unknown":
+            if self.probe.read() is None:
+                self.source = "none"
+            else:
+                self._log("info", "answers carry no draft timings: reading drafting from /metrics")
+                self.source = "metrics"
+            return reply
+        after = self.probe.read()
+        if before is None or after is None:
+            return reply
+        return replace(reply, drafted=after[0] - before[0], accepted=after[1] - before[1])

@@ -43,7 +43,7 @@ from halospec_tui.events import (
 from halospec_tui.knob import check_knob
 from halospec_tui.load import LoadInjector
 from halospec_tui.load_requests import Load
-from halospec_tui.metrics import MetricsProbe
+from halospec_tui.metrics import DraftCounter, MetricsProbe
 from halospec_tui.plan import ModeSpec, Plan
 from halospec_tui.prompts import workload_prompt
 from halospec_tui.results import (
@@ -127,8 +127,7 @@ class Runner:
         self._load_announced = False
         self._down_since: float | None = None
         self._knob: KnobVerdict | None = None
-        self._metrics = MetricsProbe(client)
-        self._draft_source = "unknown"  # timings | metrics | none, once known
+        self._drafts = DraftCounter(MetricsProbe(client), self._log)
         self._pending = Actuation()  # a reload that started an arm, for its first row
         self._prompt_class = ""  # of the last prompt sent
         self._p_min = 0.0  # of the arm running (pmin:P), for per-request actuators
@@ -258,32 +257,6 @@ class Runner:
             cache_prompt=False if self.plan.prompts == "pool" else None,
         )
         return self.client.chat(body), prompt_id
-
-    def _drafting(self, reply: Reply, before: tuple[int, int] | None, k: int) -> Reply:
-        """Drafted/accepted from the answer's timings, else from /metrics deltas.
-
-        The source is settled at the first successful step: timings when the answer
-        has them; else /metrics counters, read around every later step (so servers
-        with timings never see an extra request); else none.
-        """
-        if not reply.success or self._draft_source in ("timings", "none"):
-            return reply
-        if k == 0 and self._draft_source == "unknown":
-            return reply  # no drafting asked for: no timings expected, settle nothing yet
-        if reply.drafted is not None:
-            self._draft_source = "timings"
-            return reply
-        if self._draft_source == "unknown":
-            if self._metrics.read() is None:
-                self._draft_source = "none"
-            else:
-                self._log("info", "answers carry no draft timings: reading drafting from /metrics")
-                self._draft_source = "metrics"
-            return reply
-        after = self._metrics.read()
-        if before is None or after is None:
-            return reply
-        return replace(reply, drafted=after[0] - before[0], accepted=after[1] - before[1])
 
     def _watch_server(self, reply: Reply) -> None:
         """Stop the run when the server stays unreachable for too long, or keeps
@@ -501,12 +474,12 @@ class Runner:
         if self._pending.reload_ms is not None:  # the reload that started this arm/block
             act = replace(act, reload_ms=(act.reload_ms or 0) + self._pending.reload_ms)
         self._pending = Actuation()
-        counters = self._metrics.read() if self._draft_source == "metrics" else None
+        counters = self._drafts.before()
         self.telemetry.sample()  # start the CPU window at the request
         index = prompt_index if prompt_index is not None else mode.warmup_steps + step - 1
         reply, prompt_id = self._request(index, k)
         cpu = self.telemetry.sample()
-        reply = self._drafting(reply, counters, k)
+        reply = self._drafts.after(reply, counters, k)
         if self._stop.is_set() and not reply.success:
             raise _Stop()  # an abandoned request is not a measurement
         if controller is not None and not settle:

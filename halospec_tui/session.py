@@ -119,11 +119,19 @@ def answers(url: str, timeout_s: float = 1.0) -> bool:
     return probe(url, timeout_s)
 
 
-def open_session(opts: SessionOptions, log: LogFn) -> Session:
-    """Find or start the server, pick the actuator; raise SetupError with a clear line."""
+@dataclass
+class _Server:
+    """Where the run's server is, and what the harness started for it."""
+
+    base_url: str
+    describe: str
     sim: SimProcess | None = None
     llama: LlamaServerActuator | None = None
-    backend = opts.backend
+
+
+def find_server(opts: SessionOptions, log: LogFn) -> _Server:
+    """Start the harness's llama-server or the embedded server, or find the one asked
+    for (or one at the default URLs); SetupError / ServerUnreachable with a clear line."""
     if opts.actuator == "llama-server":
         if opts.llama is None:
             raise SetupError("--actuator llama-server needs --llama-server PATH, -m and -md")
@@ -131,40 +139,57 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
             llama = LlamaServerActuator(opts.llama, log=log)
         except ActuatorError as e:
             raise SetupError(str(e)) from None
-        base_url = llama.base_url
-        backend_desc = f"llama-server {opts.llama.binary} (owned by the harness)"
-    elif backend == "sim" or (backend == "auto" and opts.base_url is None):
-        base_url = None
+        return _Server(
+            llama.base_url, f"llama-server {opts.llama.binary} (owned by the harness)", llama=llama
+        )
+    backend = opts.backend
+    if backend == "sim" or (backend == "auto" and opts.base_url is None):
         if backend == "auto":
-            base_url = next((u for u in DEFAULT_URLS if answers(u)), None)
-            if base_url is None:
-                log(
-                    "info",
-                    f"no server at {' or '.join(DEFAULT_URLS)}: starting the embedded server",
-                )
-        if base_url is None:
-            try:
-                sim = SimProcess.start(opts.sim)
-            except SimStartError as e:
-                raise SetupError(str(e)) from None
-            base_url = sim.base_url
-            backend_desc = f"embedded server (pid {sim.pid}) at {base_url}"
-        else:
-            backend_desc = f"server at {base_url}"
-    else:
-        if opts.base_url is None:
-            raise SetupError("--backend server needs --base-url")
-        base_url = validate_url(opts.base_url, log)
-        if not answers(base_url, timeout_s=3.0):
-            raise ServerUnreachable(
-                f"cannot reach {base_url} (no HTTP answer within 3 s): is the server running?"
-            )
-        backend_desc = f"server at {base_url}"
+            found = next((u for u in DEFAULT_URLS if answers(u)), None)
+            if found is not None:
+                return _Server(found, f"server at {found}")
+            log("info", f"no server at {' or '.join(DEFAULT_URLS)}: starting the embedded server")
+        try:
+            sim = SimProcess.start(opts.sim)
+        except SimStartError as e:
+            raise SetupError(str(e)) from None
+        return _Server(sim.base_url, f"embedded server (pid {sim.pid}) at {sim.base_url}", sim=sim)
+    if opts.base_url is None:
+        raise SetupError("--backend server needs --base-url")
+    base_url = validate_url(opts.base_url, log)
+    if not answers(base_url, timeout_s=3.0):
+        raise ServerUnreachable(
+            f"cannot reach {base_url} (no HTTP answer within 3 s): is the server running?"
+        )
+    return _Server(base_url, f"server at {base_url}")
 
-    model = opts.sim.model if sim is not None else opts.model
-    assert base_url is not None  # every branch above sets it or raises
+
+def choose(
+    opts: SessionOptions, server: _Server, client: ChatClient, model: str, log: LogFn
+) -> tuple[Actuator, ServerInfo, str]:
+    """The actuator asked for (or picked by `auto`), what the server is, and why."""
+    if server.llama is not None:
+        info = ServerInfo("llama-server", "", "started by the harness")
+        return server.llama, info, "asked for: the harness restarts its llama-server with the new K"
+    info = detect_server(client)
+    if opts.actuator == "auto":
+        actuator, why = choose_actuator(info, client, model, log)
+        return actuator, info, why
+    if opts.actuator == "request":
+        return RequestActuator(), info, "asked for"
+    if opts.actuator == "lemonade-load":
+        return LemonadeLoadActuator(client, model, opts.lemonade_args, log=log), info, "asked for"
+    if opts.actuator == "field":
+        return FieldActuator(opts.field_name), info, "asked for (the original's way)"
+    raise SetupError(f"unknown actuator {opts.actuator!r} (choose from {', '.join(ACTUATORS)})")
+
+
+def open_session(opts: SessionOptions, log: LogFn) -> Session:
+    """Find or start the server, pick the actuator; raise SetupError with a clear line."""
+    server = find_server(opts, log)
+    model = opts.sim.model if server.sim is not None else opts.model
     client = ChatClient(
-        base_url,
+        server.base_url,
         model,
         api_key=opts.api_key,
         timeout_s=opts.timeout_s,
@@ -173,32 +198,16 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
         log=log,
     )
     try:
-        if llama is not None:
-            info = ServerInfo("llama-server", "", "started by the harness")
-            actuator: Actuator = llama
-            why = "asked for: the harness restarts its llama-server with the new K"
-        else:
-            info = detect_server(client)
-            if opts.actuator == "auto":
-                actuator, why = choose_actuator(info, client, model, log)
-            elif opts.actuator == "request":
-                actuator, why = RequestActuator(), "asked for"
-            elif opts.actuator == "lemonade-load":
-                actuator = LemonadeLoadActuator(client, model, opts.lemonade_args, log=log)
-                why = "asked for"
-            elif opts.actuator == "field":
-                actuator, why = FieldActuator(opts.field_name), "asked for (the original's way)"
-            else:
-                raise SetupError(
-                    f"unknown actuator {opts.actuator!r} (choose from {', '.join(ACTUATORS)})"
-                )
+        actuator, info, why = choose(opts, server, client, model, log)
         if info.kind in ("llama-server", "openai"):
             client.path = OPENAI_CHAT_PATH  # llama-server has no /api/v1 routes
     except BaseException:
         client.close()
-        if sim is not None:
-            sim.stop()
-        if llama is not None:
-            llama.close()
+        if server.sim is not None:
+            server.sim.stop()
+        if server.llama is not None:
+            server.llama.close()
         raise
-    return Session(client, actuator, backend_desc, info, why, sim=sim, llama=llama)
+    return Session(
+        client, actuator, server.describe, info, why, sim=server.sim, llama=server.llama
+    )
