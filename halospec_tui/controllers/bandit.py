@@ -13,11 +13,9 @@ import math
 from collections.abc import Sequence
 
 from halospec_tui.controllers.base import (
-    DEFAULT_HIGH_MS,
-    DEFAULT_LOW_MS,
     ControllerView,
+    ModelFree,
     Observation,
-    Thresholds,
 )
 
 
@@ -35,7 +33,7 @@ def ucb_scores(
     return out
 
 
-class BanditController:
+class BanditController(ModelFree):
     name = "bandit"
 
     def __init__(
@@ -56,19 +54,7 @@ class BanditController:
         self._s = [0.0] * len(self._ks)
         self._reload_ms = 0.0
         self._step_ms = 0.0
-        self._ema: float | None = None
         self.notes: list[str] = []
-
-    def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None:
-        pass
-
-    @property
-    def ema_ms(self) -> float | None:
-        return self._ema
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(DEFAULT_LOW_MS, DEFAULT_HIGH_MS)
 
     def next_k(self) -> int:
         return self._k
@@ -86,7 +72,7 @@ class BanditController:
             i = self._ks.index(k)
             self._n[i] += 1.0
             self._s[i] += tokens * 1000.0 / latency_ms
-            self._ema = latency_ms if self._ema is None else 0.4 * latency_ms + 0.6 * self._ema
+            self._track(latency_ms)
             self._step_ms = latency_ms if not self._step_ms else 0.8 * self._step_ms + 0.2 * latency_ms
         elif not success and k in self._ks:
             self._n[self._ks.index(k)] += 1.0  # a failure earns nothing

@@ -73,3 +73,24 @@ class Controller(Protocol):
     def thresholds(self) -> Thresholds: ...
 
     def view(self) -> ControllerView | None: ...
+
+
+class ModelFree:
+    """What the controllers that ignore warmup thresholds share: no calibration, the
+    default thresholds, and an EMA of latency kept for the monitor only."""
+
+    _ema: float | None = None
+
+    def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None:
+        pass
+
+    @property
+    def ema_ms(self) -> float | None:
+        return self._ema
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(DEFAULT_LOW_MS, DEFAULT_HIGH_MS)
+
+    def _track(self, latency_ms: int) -> None:
+        self._ema = latency_ms if self._ema is None else 0.4 * latency_ms + 0.6 * self._ema

@@ -19,15 +19,12 @@ the coming steps exceeds the measured reload time; small gains are ignored
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 
 from halospec_tui.controllers.bandit import BanditController
 from halospec_tui.controllers.base import (
-    DEFAULT_HIGH_MS,
-    DEFAULT_LOW_MS,
     ControllerView,
+    ModelFree,
     Observation,
-    Thresholds,
 )
 
 A_MAX = 0.995
@@ -144,7 +141,7 @@ class CostFit:
         return t0, self.ratio() * t0
 
 
-class ModelController:
+class ModelController(ModelFree):
     name = "model"
 
     def __init__(
@@ -170,21 +167,9 @@ class ModelController:
         self._steps = 0
         self._probe: int | None = None
         self._fallback: BanditController | None = None
-        self._ema: float | None = None
         self.notes: list[str] = []  # log lines the runner passes on
 
-    # -- the protocol --------------------------------------------------------------
-    def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None:
-        pass
-
-    @property
-    def ema_ms(self) -> float | None:
-        return self._ema
-
-    @property
-    def thresholds(self) -> Thresholds:
-        return Thresholds(DEFAULT_LOW_MS, DEFAULT_HIGH_MS)
-
+    # -- the protocol (calibrate, ema_ms, thresholds: ModelFree) ---------------------
     def next_k(self) -> int:
         if self._fallback is not None:
             return self._fallback.next_k()
@@ -195,7 +180,7 @@ class ModelController:
     ) -> None:
         if not success:
             return
-        self._ema = latency_ms if self._ema is None else 0.4 * latency_ms + 0.6 * self._ema
+        self._track(latency_ms)
         if obs is not None and obs.reload_ms:
             self._reload_ms = max(self._reload_ms * 0.5, float(obs.reload_ms))
         timed = obs is not None and obs.predicted_ms is not None and obs.tokens > 0
