@@ -9,6 +9,7 @@ import sys
 from collections import defaultdict
 
 import pytest
+from adaptive_replay import replay_model
 from helpers import csv_rows
 
 from halospec_tui.controllers.model import best_k
@@ -190,6 +191,9 @@ def test_model_arm_drafts_longer_on_structured_prompts(shift_run):
     for r in (0.05, 0.1, 0.19, 0.3, 0.5):
         assert best_k(a_s, 1.0, r, 8) >= best_k(a_o, 1.0, r, 8) + 1, r
     rows = by_mode(shift_run["rows"])["adaptive:model"]
+    # every K it ran is the one its model chose from the server's figures of the rows
+    # before (replayed through a fresh controller), so what follows judges the model
+    assert replay_model(rows) == [int(r["draft_length"]) for r in rows]
     settled = defaultdict(list)
     for s, r in enumerate(rows, start=1):
         if (WARMUP + s - 1) % EVERY >= SETTLED:
