@@ -19,18 +19,24 @@ def check_knob(samples: Iterable[StepSample]) -> KnobVerdict:
     drafts plus one target token, so passes = tokens - accepted): about K when K is
     honoured, constant when it is not. Without accepted counts, drafted tokens per
     request stand in. K took effect when the measure grows by at least half of what
-    the ratio of the two K would give.
+    the ratio of the two K would give. pmin:P arms are left out: their K (n_max) is a
+    cap that the server's p_min stops short of by design, not a draft length.
     """
     per_k: dict[int, list[tuple[int, int]]] = defaultdict(list)  # K -> [(drafted, passes)]
-    any_success = False
+    any_success = pmin_seen = False
     for s in samples:
         if not s.success or s.draft_length <= 0:
             continue  # K = 0 (nospec) asks for no drafting: nothing to compare
         any_success = True
+        if s.mode.startswith("pmin:"):
+            pmin_seen = True
+            continue
         if s.drafted is None:
             continue
         passes = s.tokens - s.accepted if s.accepted is not None else 0
         per_k[s.draft_length].append((s.drafted, passes))
+    if not per_k and pmin_seen:
+        return KnobVerdict("unverified", "cannot confirm that K took effect: pmin arms only")
     if not per_k:
         why = "the server reports no drafted tokens" if any_success else "no successful step"
         return KnobVerdict("unverified", f"cannot confirm that K took effect: {why}")
