@@ -219,7 +219,7 @@ class Runner:
         self.load.start(self.plan.load_duration_s)
         self._announce_load(True, reason)
         secs = self.plan.load_duration_s
-        self._log("info", f"load: {self.load.workers} burner(s) for {secs:g} s ({reason})")
+        self._log("info", f"load: {self.load.workers} worker(s) for {secs:g} s ({reason})")
 
     def _apply_manual_load(self) -> None:
         req, self._manual_load = self._manual_load, None
@@ -642,7 +642,7 @@ class Runner:
         if timeline == "load" and not self.load.active:
             self.load.start(self.plan.max_time_s or self.plan.load_duration_s)
             self._announce_load(True, f"round {rnd} (load timeline)")
-            self._log("info", f"load: {self.load.workers} burner(s) from round {rnd}")
+            self._log("info", f"load: {self.load.workers} worker(s) from round {rnd}")
         elif timeline == "recovery" and self.load.active:
             self.load.stop()
             self._announce_load(False, f"round {rnd}: load timeline over")

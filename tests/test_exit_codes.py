@@ -324,6 +324,6 @@ def test_load_defaults_to_one_burner_per_core(tmp_path, no_leftovers):
             cli.kill()
             cli.wait(timeout=10)
     assert cli.returncode == 143, stderr
-    assert f"info: load: {cores} burner(s) for 60 s (fixed_1 step 1)" in stderr
+    assert f"info: load: {cores} worker(s) for 60 s (fixed_1 step 1)" in stderr
     assert "-- load ON: fixed_1 step 1" in stdout
     assert {r["phase"] for r in csv_rows(out)} == {"load"}

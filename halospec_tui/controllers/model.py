@@ -4,7 +4,8 @@ From the server's own figures for each step (drafted and accepted tokens, decode
 it keeps discounted estimates, so it follows a shift within a few steps:
 - per-token acceptance a, solved for each step from its accepted tokens per
   verification pass (a pass with d drafts accepts a (1 - a^d) / (1 - a) of them on
-  average), then averaged with weights that fade by `discount` per step;
+  average), then averaged over steps with weights that fade by `discount` per step
+  (one vote a step: a step of poorly drafted text has more passes but no more say);
 - the cost of a pass with d drafted tokens, t0 + t1 d (target step, plus draft and
   verification work per drafted token): t1 / t0 from pairs of neighbouring steps with
   different drafted counts (so the machine's load of the moment cancels), t0 recent.
@@ -198,10 +199,9 @@ class ModelController(ModelFree):
         g = self._discount
         self._a_sum, self._a_weight = g * self._a_sum, g * self._a_weight
         a_step = acceptance_from(accepted / passes, drafted / passes)
-        if a_step is not None:  # a step that drafted: its own acceptance, weighed by passes
-            w = min(passes, 64) / 64
-            self._a_sum += w * a_step
-            self._a_weight += w
+        if a_step is not None:  # a step that drafted: its own acceptance, one vote a step
+            self._a_sum += a_step
+            self._a_weight += 1.0
         self._cost.add(drafted / passes, obs.predicted_ms / passes, min(passes, 64) / 64)
         self._decide()
 
