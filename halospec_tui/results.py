@@ -28,6 +28,7 @@ from halospec_tui.stats import (
     PhaseRegret,
     StepSample,
     adaptive_regret,
+    is_adaptive_arm,
     summarize,
     winner,
 )
@@ -302,8 +303,10 @@ def check_row(row: dict[str, str]) -> None:
             raise ValueError(f"{c}={n} is below {least}")
     if row.get("success") not in ("0", "1"):
         raise ValueError(f"success={_short(row.get('success') or '')} must be 0 or 1")
-    if row.get("draft_length") == "0" and row.get("mode") != NOSPEC:
-        raise ValueError(f"draft_length=0 belongs to nospec only, not {_short(row.get('mode') or '')}")
+    mode = row.get("mode") or ""
+    if row.get("draft_length") == "0" and not (mode == NOSPEC or is_adaptive_arm(mode)):
+        # K 0 is no speculation: the nospec arm, or an adaptive arm that chose it
+        raise ValueError(f"draft_length=0 belongs to nospec or an adaptive arm, not {_short(mode)}")
     if row.get("settle") not in (None, "", "0", "1"):
         raise ValueError(f"settle={_short(row.get('settle') or '')} must be 0 or 1")
     for c in _OPT_INT_COLUMNS + _OPT_FLOAT_COLUMNS:

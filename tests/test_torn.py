@@ -141,7 +141,7 @@ def _with(p, **cells):
     [
         ({"drafted": "inf"}, "drafted='inf' must be a finite number >= 0"),
         ({"accepted": "nan"}, "accepted='nan' must be a finite number >= 0"),
-        ({"draft_length": 0}, "draft_length=0 belongs to nospec only, not 'fixed_1'"),
+        ({"draft_length": 0}, "draft_length=0 belongs to nospec or an adaptive arm, not 'fixed_1'"),
         ({"draft_length": -1}, "draft_length=-1 is below 0"),
         ({"latency_ms": -5}, "latency_ms=-5 is below 0"),
         ({"tokens": "1e3"}, "tokens='1e3' is not an integer"),
@@ -283,3 +283,14 @@ def test_a_header_without_its_newline_gets_one_before_the_first_row(tmp_path):
     w.close()
     assert w.repaired is None and not torn_path(p).exists()
     assert p.read_text() == ",".join(COLUMNS) + "\n" + line(rec(1)) + "\n"
+
+
+def test_k_zero_is_a_row_of_nospec_or_of_an_adaptive_arm_that_chose_it(tmp_path):
+    # adaptive:model and adaptive:bandit may choose K 0 (no speculation); report reads it
+    p = tmp_path / "k0.csv"
+    rows = [rec(1, mode="nospec", draft_length=0), rec(2, mode="adaptive:model", draft_length=0),
+            rec(3, mode="adaptive:bandit", draft_length=0), rec(4, mode="adaptive", draft_length=0)]  # fmt: skip
+    p.write_text(",".join(COLUMNS) + "\n" + "\n".join(line(r) for r in rows) + "\n")
+    assert [s.draft_length for s in read_runs(p)[0].samples] == [0, 0, 0, 0]
+    r = cli(["report", str(p)])
+    assert r.returncode == 0, r.stderr
