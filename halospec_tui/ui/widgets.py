@@ -147,7 +147,7 @@ def controller_text(mode: str, view: ControllerView, running: bool) -> Text:
         t.append(f"{table[0][0]}", "dim")
         for k, v in table:
             level = round((v - low) / span * (len(BARS) - 1)) if span > 0 else len(BARS) - 1
-            t.append(BARS[level], "bold reverse magenta" if k == view.k else "cyan")
+            t.append(BARS[level], "bold magenta" if k == view.k else "cyan")  # the chosen K
         t.append(f"{table[-1][0]}", "dim")
         chosen = dict(table).get(view.k)
         t.append(f" K={view.k}")
