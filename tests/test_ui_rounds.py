@@ -65,7 +65,7 @@ def test_mid_way_the_table_shows_half_widths_and_standings():
     shown = screen_of(upto(recorded_tune_run(), in_round(4, "adaptive:model", 1)))
     assert shown["verdict_shown"] is True
     assert shown["verdict"] == (
-        "deciding: 3 contenders, at most 24 s left; best so far fixed_3 (after round 3/5)"
+        "deciding: 3 contenders, at most 24 s left; best so far fixed_3"
     )
     assert shown["columns"][:3] == ["mode", "verdict", "tok/s ±95%"]
     rows = shown["rows"]
@@ -77,10 +77,10 @@ def test_mid_way_the_table_shows_half_widths_and_standings():
         "round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY"
     )
     assert shown["status"].splitlines()[1].endswith("left at most 00:24")
-    # the controller's reasoning, beside K: the last ControllerState (acceptance 0.76)
+    # the controller's reasoning, beside K: the last ControllerState (acceptance 0.77)
     lines = shown["controller"].splitlines()
-    assert lines[:3] == ["adaptive:model", "acc 0.76", "pass 4.1+0.9/K ms"]
-    assert lines[3].startswith("0") and lines[3][10:] == "8 K=3 408/s"
+    assert lines[:3] == ["adaptive:model", "acc 0.77", "pass 4.1+0.9/K ms"]
+    assert lines[3].startswith("0") and lines[3][10:] == "8 K=3 415/s"  # expected_tps(0.77, 4.1, 0.9, 3) = 414.6
 
 
 def test_finished_the_verdict_is_decisive():
@@ -138,7 +138,7 @@ def test_every_verdict_wording():
     m.apply(_verdict(round=2, stop=None, decisive=False, left_s=150.0,
                      remaining=("fixed_1", "fixed_3")))  # fmt: skip
     assert str(verdict_text(m)) == (
-        "deciding: 2 contenders, at most 2 min left; best so far nospec (after round 2/5)"
+        "deciding: 2 contenders, at most 2 min left; best so far nospec"
     )
     # quit by the user between rounds: not decisive, said so
     m.apply(RunFinished("stopped", (), None, KnobVerdict("unverified", ""), (), ""))
@@ -162,3 +162,13 @@ def test_the_controller_pane_follows_the_running_adaptive_arm_or_the_last_one():
     lines = controller_text("adaptive:bandit", bandit, running=True).plain.splitlines()
     assert lines[1:3] == ["acc -", "pass -"]
     assert lines[3].endswith("8 K=2 " + f"{dict(bandit.expected_tps)[2]:.0f}/s")
+
+
+def test_an_arm_that_explains_itself_draws_no_threshold_band():
+    import math
+
+    m = model_of(recorded_tune_run())  # adaptive:model's records carry a 9000-22000 band
+    assert len(m.low) == 30 and all(math.isnan(v) for v in m.low + m.high + m.ema)
+    # the original rule (no ControllerState) keeps its EMA and band
+    seq = model_of(recorded_run())
+    assert [v for v in seq.low if not math.isnan(v)] == [350.0] * 10

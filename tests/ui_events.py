@@ -218,14 +218,18 @@ def recorded_tune_run() -> list[Event]:
                     confirmed_k=k, drafted=drafted or None, accepted=(drafted * 3 // 4) or None,
                     acceptance=0.75 if drafted else None, predicted_ms=lat * 0.9,
                     predicted_n=64, round=rnd, block_pos=order.index(arm) + 1,
+                    # as the engine records it: the model controller's uncalibrated band
+                    ema_ms=float(lat) if arm == "adaptive:model" else None,
+                    low_ms=9000 if arm == "adaptive:model" else None,
+                    high_ms=22000 if arm == "adaptive:model" else None,
                 )  # fmt: skip
                 records.append(r)
-                ev.append(StepDone(r, TUNE_BLOCK))
-                if arm == "adaptive:model":
+                if arm == "adaptive:model":  # the engine sends the view before the step
                     acc = round(acc + 0.01, 2)
                     view = controller_view(3, acc, 4.1, 0.9)
                     ks[arm] = view.k
                     ev.append(ControllerState(arm, view))
+                ev.append(StepDone(r, TUNE_BLOCK))
             mine = [sample_from_record(r) for r in records if r.mode == arm]
             ev.append(ModeFinished(summarize_mode(arm, mine)))
         best, decisive, stop, rec_k, left, status, hw = TUNE_VERDICTS[rnd - 1]

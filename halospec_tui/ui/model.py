@@ -173,9 +173,13 @@ class RunModel:
             self.steps.append(r.global_step)
             self.latency.append(lat)
             nan = float("nan")
-            self.ema.append(r.ema_ms if r.ema_ms is not None else nan)
-            self.low.append(float(r.low_ms) if r.low_ms is not None else nan)
-            self.high.append(float(r.high_ms) if r.high_ms is not None else nan)
+            # An arm that explains itself (ControllerState comes before its StepDone) is
+            # not the original threshold rule: its uncalibrated band would only squash
+            # the latency plot, so the EMA and band are the original rule's alone.
+            rule = r.mode not in self.views
+            self.ema.append(r.ema_ms if r.ema_ms is not None and rule else nan)
+            self.low.append(float(r.low_ms) if r.low_ms is not None and rule else nan)
+            self.high.append(float(r.high_ms) if r.high_ms is not None and rule else nan)
             self.ks.append(r.draft_length)
             if r.success:
                 self.mode_latency.append(lat)

@@ -117,10 +117,7 @@ def verdict_text(m: RunModel) -> Text:
             "bold red",
         )
     left = "" if v.left_s is None else f", at most {fmt_seconds(v.left_s)} left"
-    return Text(
-        f"deciding: {len(v.remaining)} contenders{left}; best so far {v.best or '-'} ({after})",
-        "yellow",
-    )
+    return Text(f"deciding: {len(v.remaining)} contenders{left}; best so far {v.best or '-'}", "yellow")
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -245,7 +242,7 @@ class KPanel(Vertical):
                 lines.append(f"drafted {d.drafted} · accepted {d.accepted} ({d.acceptance or '-'})")
             if d.server_tps is not None:
                 lines.append(f"server {d.server_tps} tok/s")
-            if d.ema is not None:
+            if d.ema is not None and r.mode not in m.views:  # the threshold rule's alone
                 lines.append(f"EMA {d.ema} ms  band [{d.low}, {d.high}]")
             if d.reload_ms is not None:
                 lines.append(f"reload {d.reload_ms} ms (not in latency)")
