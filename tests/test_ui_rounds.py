@@ -172,3 +172,23 @@ def test_an_arm_that_explains_itself_draws_no_threshold_band():
     # the original rule (no ControllerState) keeps its EMA and band
     seq = model_of(recorded_run())
     assert [v for v in seq.low if not math.isnan(v)] == [350.0] * 10
+
+
+def test_skip_in_rounds_names_the_block():
+    events = upto(recorded_tune_run(), in_round(4, "adaptive:model", 1))
+    app, replay, clock = replay_app(events)
+    seen: list[str] = []
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, replay, clock)(pilot)
+            await pilot.press("s")
+            await pilot.pause()
+            seen.extend(n.message for n in app._notifications)  # what notify() queued
+
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    assert replay.calls[0] == "skip"
+    assert "skipping the rest of adaptive:model's block in round 4" in seen

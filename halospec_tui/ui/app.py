@@ -296,7 +296,9 @@ class HaloSpecApp(App[None]):
 
     def action_skip(self) -> None:
         self.runner.skip()
-        self.notify(f"skipping the rest of {self.model.mode}")
+        rnd = self.model.round
+        block = f"'s block in round {rnd.round}" if rnd is not None else ""
+        self.notify(f"skipping the rest of {self.model.mode}{block}")
 
     def action_toggle_debug(self) -> None:
         self._debug = self.runner.toggle_debug()
