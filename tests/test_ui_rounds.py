@@ -145,6 +145,9 @@ def test_every_verdict_wording():
     assert str(verdict_text(m)) == (
         "run stopped after round 2/5, not decisive; best so far nospec"
     )
+    # without --until-decisive no round stops the run; its last verdict may be decisive
+    m.apply(_verdict(round=5, stop=None, decisive=True, recommended_k=2, best="fixed_3"))
+    assert str(verdict_text(m)) == "decisive: use K = 2 (fastest fixed_3, after round 5/5)"
 
 
 def test_the_controller_pane_follows_the_running_adaptive_arm_or_the_last_one():

@@ -93,13 +93,12 @@ def verdict_text(m: RunModel) -> Text:
     if rnd is None:
         return Text("")
     if v is None:
-        n = len(rnd.order)
-        text = f"deciding: {n} contenders, first verdict after round 1"
         if m.finished is not None:
             return Text(f"run {m.finished.reason} before the first verdict", "bold red")
-        return Text(text, "yellow")
+        return Text(f"deciding: {len(rnd.order)} contenders, first verdict after round 1", "yellow")
     after = f"after round {v.round}/{v.rounds}"
-    if v.stop == "decisive":
+    # A run without --until-decisive never stops early: its end may still be decisive.
+    if v.stop == "decisive" or (m.finished is not None and v.stop is None and v.decisive):
         if v.recommended_k == 0:
             what = "turn speculation off"
         elif v.recommended_k is not None:
