@@ -23,6 +23,7 @@ from halospec_tui.events import (
     RoundFinished,
     RoundStarted,
     RunFinished,
+    RunStarted,
 )
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import controller_text, verdict_text
@@ -195,3 +196,30 @@ def test_skip_in_rounds_names_the_block():
         replay.stop()
     assert replay.calls[0] == "skip"
     assert "skipping the rest of adaptive:model's block in round 4" in seen
+
+
+def test_on_80_columns_a_long_server_line_leaves_the_round_line_in_sight():
+    events = upto(recorded_tune_run(), in_round(4, "adaptive:model", 1))
+    first = events[0]
+    assert isinstance(first, RunStarted)
+    long_backend = "embedded server (pid 27815) at http://127.0.0.1:43749"
+    events = [replace(first, backend=long_backend), *events[1:]]
+    app, replay, clock = replay_app(events)
+    lines: list[str] = []
+
+    async def go() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, replay, clock)(pilot)
+            status = app.query_one("#status", Static)
+            lines.extend(
+                "".join(seg.text for seg in strip).rstrip() for strip in status.render_lines(
+                    status.region.reset_offset)  # fmt: skip
+            )
+
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    assert lines[0].startswith(" embedded server (pid 27815) at http://127.0.0.1:43749 · mod")
+    assert lines[0].endswith("…")
+    assert lines[1].startswith(" round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY")
