@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from ui_events import at_step, recorded_run, upto
+from ui_events import at_step, in_round, recorded_run, recorded_tune_run, upto
 
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import RunFinished
@@ -117,3 +117,16 @@ def test_keys_go_through_the_control_protocol(key, call):
         asyncio.run(go())
     finally:
         replay.stop()
+
+
+def test_tune_mid_way_with_verdict_and_controller(snap_compare):
+    _check(snap_compare, upto(recorded_tune_run(), in_round(4, "adaptive:model", 1)))
+
+
+def test_tune_finished_decisive(snap_compare):
+    _check(snap_compare, recorded_tune_run())
+
+
+def test_tune_mid_way_80x24(snap_compare):
+    _check(snap_compare, upto(recorded_tune_run(), in_round(4, "adaptive:model", 1)),
+           size=(80, 24))  # fmt: skip

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from halospec_tui.controllers.base import ControllerView
+from halospec_tui.controllers.model import expected_tps
 from halospec_tui.events import (
     Calibrated,
+    ControllerState,
     Event,
     KnobVerdict,
     LoadChanged,
@@ -18,6 +21,8 @@ from halospec_tui.events import (
     ModeInfo,
     ModeStarted,
     PhaseChanged,
+    RoundFinished,
+    RoundStarted,
     RunFinished,
     RunStarted,
     StepDone,
@@ -129,6 +134,140 @@ def at_step(mode: str, step: int) -> Callable[[Event], bool]:
             return True
         if isinstance(e, StepDone) and e.record.mode == mode and e.record.step == step:
             seen["done"] = True
+        return False
+
+    return stop
+
+
+# -- a recorded `tune` run: interleaved rounds, a verdict after each, an adaptive arm --
+TUNE_ARMS = (("nospec", 0), ("fixed_1", 1), ("fixed_3", 3), ("adaptive:model", 3))
+TUNE_ROUNDS = 5
+TUNE_ORDERS = (
+    ("fixed_3", "nospec", "adaptive:model", "fixed_1"),
+    ("nospec", "fixed_1", "fixed_3", "adaptive:model"),
+    ("adaptive:model", "fixed_3", "fixed_1", "nospec"),
+    ("fixed_1", "fixed_3", "adaptive:model"),  # nospec dropped after round 3
+)
+# After each round: (best, decisive, stop, recommended K, left_s, status, (arm, tok/s, ±))
+TUNE_VERDICTS = (
+    ("fixed_3", False, None, None, 40.0,
+     (("fixed_3", "best"), ("adaptive:model", "tied"), ("fixed_1", "tied"), ("nospec", "tied")),
+     (("fixed_3", 405.2, 31.7), ("adaptive:model", 398.0, 35.2), ("fixed_1", 371.9, 28.4),
+      ("nospec", 301.4, 22.6))),
+    ("fixed_3", False, None, None, 30.0,
+     (("fixed_3", "best"), ("adaptive:model", "tied"), ("fixed_1", "tied"), ("nospec", "worse")),
+     (("fixed_3", 410.8, 14.9), ("adaptive:model", 401.3, 17.0), ("fixed_1", 368.5, 12.2),
+      ("nospec", 299.0, 9.8))),
+    ("fixed_3", False, None, None, 24.0,
+     (("fixed_3", "best"), ("adaptive:model", "tied"), ("fixed_1", "tied"),
+      ("nospec", "eliminated")),
+     (("fixed_3", 412.3, 8.1), ("adaptive:model", 404.6, 9.3), ("fixed_1", 366.0, 7.4),
+      ("nospec", 298.7, 6.5))),
+    ("fixed_3", True, "decisive", 3, None,
+     (("fixed_3", "best"), ("adaptive:model", "worse"), ("fixed_1", "worse"),
+      ("nospec", "eliminated")),
+     (("fixed_3", 413.0, 5.2), ("adaptive:model", 399.1, 6.0), ("fixed_1", 365.2, 4.9),
+      ("nospec", 298.7, 6.5))),
+)  # fmt: skip
+TUNE_BLOCK = 2
+
+
+def _tune_latency(arm: str, rnd: int, i: int) -> int:
+    base = {"nospec": 210, "fixed_1": 175, "fixed_3": 155, "adaptive:model": 160}[arm]
+    return base + (rnd * 13 + i * 7) % 20
+
+
+def controller_view(k: int, a: float, t0: float, t1: float) -> ControllerView:
+    """What `adaptive:model` reports: acceptance, pass cost, expected tokens/s per K 0..8."""
+    table = tuple((kk, expected_tps(a, t0, t1, kk)) for kk in range(9))
+    return ControllerView("model", k, a, t0, t1, table)
+
+
+def recorded_tune_run() -> list[Event]:
+    arms = [a for a, _ in TUNE_ARMS]
+    ev: list[Event] = [
+        RunStarted(
+            run_id="20260101T130000-tune", plan="tune",
+            modes=tuple(ModeInfo(a, 0, 4) for a in arms),
+            base_url="http://127.0.0.1:13305", model="Qwen3-0.6B-GGUF",
+            actuator="lemonade-load", backend="embedded server", csv_path="/tmp/tune.csv",
+            load_arms="all", load_enabled=False, cooldown_s=0.0, warmup_sleep_s=0.0,
+        ),  # fmt: skip
+        LogLine("info", "actuator lemonade-load: embedded server emulates Lemonade"),
+    ]
+    ks = dict(TUNE_ARMS)
+    records: list[StepRecord] = []
+    done = {a: 0 for a in arms}
+    dropped: list[tuple[str, int]] = []
+    g = 0
+    acc = 0.70
+    for rnd, order in enumerate(TUNE_ORDERS, start=1):
+        ev.append(RoundStarted(rnd, TUNE_ROUNDS, order, "steady"))
+        for arm in order:
+            ev.append(ModeStarted(arm, arms.index(arm), len(arms), 0, TUNE_BLOCK))
+            k = ks[arm]
+            ev.append(WarmupStep(arm, 1, 1, k, True, _tune_latency(arm, rnd, 0)))  # settle
+            for i in range(1, TUNE_BLOCK + 1):
+                g += 1
+                done[arm] += 1
+                lat = _tune_latency(arm, rnd, i)
+                drafted = 8 * k
+                r = StepRecord(
+                    global_step=g, step=done[arm], mode=arm, phase="steady", draft_length=k,
+                    success=True, latency_ms=lat, tokens=64, actuator="lemonade-load",
+                    confirmed_k=k, drafted=drafted or None, accepted=(drafted * 3 // 4) or None,
+                    acceptance=0.75 if drafted else None, predicted_ms=lat * 0.9,
+                    predicted_n=64, round=rnd, block_pos=order.index(arm) + 1,
+                    # as the engine records it: the model controller's uncalibrated band
+                    ema_ms=float(lat) if arm == "adaptive:model" else None,
+                    low_ms=9000 if arm == "adaptive:model" else None,
+                    high_ms=22000 if arm == "adaptive:model" else None,
+                )  # fmt: skip
+                records.append(r)
+                if arm == "adaptive:model":  # the engine sends the view before the step
+                    acc = round(acc + 0.01, 2)
+                    view = controller_view(3, acc, 4.1, 0.9)
+                    ks[arm] = view.k
+                    ev.append(ControllerState(arm, view))
+                ev.append(StepDone(r, TUNE_BLOCK))
+            mine = [sample_from_record(r) for r in records if r.mode == arm]
+            ev.append(ModeFinished(summarize_mode(arm, mine)))
+        best, decisive, stop, rec_k, left, status, hw = TUNE_VERDICTS[rnd - 1]
+        if rnd == 3:
+            dropped.append(("nospec", 3))
+        remaining = tuple(a for a in arms if a not in dict(dropped))
+        ev.append(
+            RoundFinished(
+                round=rnd, rounds=TUNE_ROUNDS, best=best, decisive=decisive,
+                remaining=remaining, dropped=tuple(dropped), recommended_k=rec_k, stop=stop,
+                elapsed_s=10.0 * rnd, left_s=left, status=status, half_width=hw,
+            )
+        )  # fmt: skip
+        if rnd == 3:
+            ev.append(LogLine("info", "round 3: nospec is clearly slower than fixed_3: dropped"))
+    report = build_report([sample_from_record(r) for r in records])
+    ev.append(
+        RunFinished("completed", report.summaries, report.winner, report.knob,
+                    ("/tmp/tune.csv", "/tmp/tune_summary.txt"), summary_text(report))
+    )  # fmt: skip
+    return ev
+
+
+def in_round(rnd: int, arm: str, step: int) -> Callable[[Event], bool]:
+    """Stop just after `arm`'s block step `step` in round `rnd`."""
+    state = {"round": 0, "arm": "", "n": 0, "done": False}
+
+    def stop(e: Event) -> bool:
+        if state["done"]:
+            return True
+        if isinstance(e, RoundStarted):
+            state["round"] = e.round
+        elif isinstance(e, ModeStarted):
+            state["arm"], state["n"] = e.mode, 0
+        elif isinstance(e, StepDone):
+            state["n"] = int(state["n"]) + 1
+            if (state["round"], state["arm"], state["n"]) == (rnd, arm, step):
+                state["done"] = True
         return False
 
     return stop

@@ -37,7 +37,15 @@ from halospec_tui.session import Session
 from halospec_tui.telemetry import per_core
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.replay import Replay
-from halospec_tui.ui.widgets import KPanel, KPlot, LatencyPlot, ResultsTable, cpu_text, status_text
+from halospec_tui.ui.widgets import (
+    KPanel,
+    KPlot,
+    LatencyPlot,
+    ResultsTable,
+    cpu_text,
+    status_text,
+    verdict_text,
+)
 
 REDRAW_HZ = 4  # status, K, table and log
 SLOW_EVERY = 4  # ticks between redraws of the plots and the CPU pane: once a second
@@ -130,7 +138,7 @@ class HaloSpecApp(App[None]):
         self.error: BaseException | None = None
         self._drawn_version = -1
         self._plotted_steps: tuple[int, int | None] | None = None
-        self._drawn_summaries = -1
+        self._drawn_table = -1
         self._drawn_status: Text | None = None
         self._ticks = 0
         self.sink = sink or UiSink()
@@ -151,7 +159,9 @@ class HaloSpecApp(App[None]):
                 yield KPlot(id="k-plot")
                 yield Static("", id="cpu")
         with Horizontal(id="bottom"):
-            yield ResultsTable(id="results")
+            with Vertical(id="results-pane"):
+                yield Static("", id="verdict")  # interleaved plans only (-rounds)
+                yield ResultsTable(id="results")
             # min_width=1: RichLog renders at least 78 columns by default, which
             # cuts lines at the edge of a narrower pane instead of wrapping them.
             yield RichLog(id="log", max_lines=500, wrap=True, markup=False, min_width=1)
@@ -242,11 +252,13 @@ class HaloSpecApp(App[None]):
         with self.batch_update():
             self.query_one("#spark", Sparkline).data = list(m.mode_latency)
             self.query_one(KPanel).draw(m)
-            if m.started is not None and (
-                len(m.summaries) != self._drawn_summaries or m.finished is not None
-            ):
-                self._drawn_summaries = len(m.summaries)
+            if m.started is not None and m.table_version != self._drawn_table:
+                self._drawn_table = m.table_version
+                if m.interleaved and not self.screen.has_class("-rounds"):
+                    self.screen.add_class("-rounds")
                 self.query_one(ResultsTable).draw(m)
+                if m.interleaved:
+                    self.query_one("#verdict", Static).update(verdict_text(m), layout=False)
             log = self.query_one(RichLog)
             for level, text in m.take_logs():
                 if level == "debug" and not self._debug:
@@ -284,7 +296,9 @@ class HaloSpecApp(App[None]):
 
     def action_skip(self) -> None:
         self.runner.skip()
-        self.notify(f"skipping the rest of {self.model.mode}")
+        rnd = self.model.round
+        block = f"'s block in round {rnd.round}" if rnd is not None else ""
+        self.notify(f"skipping the rest of {self.model.mode}{block}")
 
     def action_toggle_debug(self) -> None:
         self._debug = self.runner.toggle_debug()

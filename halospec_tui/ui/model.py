@@ -11,8 +11,10 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import (
     Calibrated,
+    ControllerState,
     Event,
     KnobVerdict,
     LoadChanged,
@@ -21,6 +23,8 @@ from halospec_tui.events import (
     ModeStarted,
     Paused,
     PhaseChanged,
+    RoundFinished,
+    RoundStarted,
     RunFinished,
     RunStarted,
     StepDone,
@@ -57,7 +61,7 @@ class RunModel:
     ks: list[int] = field(default_factory=list)
     mode_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
     phase_marks: list[tuple[int, str]] = field(default_factory=list)  # (global step, phase)
-    mode_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode)
+    mode_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode; in rounds "rN")
     summaries: dict[str, ModeSummary] = field(default_factory=dict)
     load_reason: str = ""
     paused: bool = False
@@ -66,7 +70,17 @@ class RunModel:
     requests_done: int = 0
     request_time_s: float = 0.0
     logs: list[tuple[str, str]] = field(default_factory=list)  # pending for the log pane
+    # Interleaved schedule: the round running and the verdict after the last round.
+    round: RoundStarted | None = None
+    verdict: RoundFinished | None = None
+    block_step: int = 0  # measured steps of the running block (a StepDone's step counts the arm's)
+    settling: bool = False  # a WarmupStep in rounds after the arm's warmup: a settle request
+    warmups_seen: dict[str, int] = field(default_factory=dict)
+    # Adaptive arms: each one's last view, and the arm the controller pane shows.
+    views: dict[str, ControllerView] = field(default_factory=dict)
+    view_mode: str | None = None
     version: int = 0  # bumped on every change, so the redraw can skip when nothing changed
+    table_version: int = 0  # bumped when the results table has something new
 
     def __post_init__(self) -> None:
         if self.run_started_at is None:
@@ -79,12 +93,24 @@ class RunModel:
         return self.clock() - self.run_started_at
 
     @property
+    def interleaved(self) -> bool:
+        """The plan runs in rounds (a block of every arm per round)."""
+        return self.round is not None
+
+    @property
+    def view(self) -> ControllerView | None:
+        """The controller pane's arm: the adaptive arm running, or the last one seen."""
+        return self.views.get(self.view_mode) if self.view_mode is not None else None
+
+    @property
     def next_step(self) -> int:
         """The global step the next measured step will have."""
         return self.steps[-1] + 1 if self.steps else 1
 
     def remaining_s(self) -> float | None:
         """Requests left times the mean time a request has taken, plus planned sleeps."""
+        if self.interleaved:  # the engine's bound, from the rounds so far
+            return self.verdict.left_s if self.verdict is not None else None
         if self.started is None or self.requests_done == 0:
             return None
         current, *later = self.started.modes[self.mode_index :]
@@ -101,6 +127,8 @@ class RunModel:
 
     @property
     def best_mode(self) -> str | None:
+        if self.verdict is not None:
+            return self.verdict.best
         best = winner(list(self.summaries.values()))
         return best.mode if best else None
 
@@ -114,12 +142,18 @@ class RunModel:
         elif isinstance(e, ModeStarted):
             self.mode, self.mode_index, self.total_modes = e.mode, e.index, e.total_modes
             self.step, self.measured_steps = 0, e.measured_steps
+            self.block_step, self.settling = 0, False
             self.warmup = (0, e.warmup_steps) if e.warmup_steps else None
             self.low_ms = self.high_ms = None
             self.mode_latency.clear()
-            self.mode_marks.append((self.next_step, e.mode))
+            if not self.interleaved:  # in rounds the plot marks rounds, not blocks
+                self.mode_marks.append((self.next_step, e.mode))
+            if e.mode in self.views:
+                self.view_mode = e.mode
         elif isinstance(e, WarmupStep):
             self.warmup = (e.index, e.total)
+            seen = self.warmups_seen[e.mode] = self.warmups_seen.get(e.mode, 0) + 1
+            self.settling = self.interleaved and seen > self._warmup_steps(e.mode)
             self.k = e.k
             self.requests_done += 1
             self.request_time_s += e.latency_ms / 1000.0 + (
@@ -130,16 +164,22 @@ class RunModel:
         elif isinstance(e, StepDone):
             r = e.record
             self.warmup = None
+            self.settling = False
             self.last = r
             self.step = r.step
+            self.block_step += 1
             self.k = r.draft_length
             lat = float(r.latency_ms) if r.success else float("nan")
             self.steps.append(r.global_step)
             self.latency.append(lat)
             nan = float("nan")
-            self.ema.append(r.ema_ms if r.ema_ms is not None else nan)
-            self.low.append(float(r.low_ms) if r.low_ms is not None else nan)
-            self.high.append(float(r.high_ms) if r.high_ms is not None else nan)
+            # An arm that explains itself (ControllerState comes before its StepDone) is
+            # not the original threshold rule: its uncalibrated band would only squash
+            # the latency plot, so the EMA and band are the original rule's alone.
+            rule = r.mode not in self.views
+            self.ema.append(r.ema_ms if r.ema_ms is not None and rule else nan)
+            self.low.append(float(r.low_ms) if r.low_ms is not None and rule else nan)
+            self.high.append(float(r.high_ms) if r.high_ms is not None and rule else nan)
             self.ks.append(r.draft_length)
             if r.success:
                 self.mode_latency.append(lat)
@@ -150,6 +190,17 @@ class RunModel:
             self.phase_marks.append((len(self.steps) + 1, e.phase))
         elif isinstance(e, ModeFinished):
             self.summaries[e.summary.mode] = e.summary
+            self.table_version += 1
+        elif isinstance(e, ControllerState):
+            self.views[e.mode] = e.view
+            self.view_mode = e.mode
+        elif isinstance(e, RoundStarted):
+            self.round = e
+            self.mode_marks.append((self.next_step, f"r{e.round}"))
+            self.table_version += 1
+        elif isinstance(e, RoundFinished):
+            self.verdict = e
+            self.table_version += 1
         elif isinstance(e, LoadChanged):
             self.load_reason = e.reason
         elif isinstance(e, Paused):
@@ -161,6 +212,14 @@ class RunModel:
         elif isinstance(e, RunFinished):
             self.finished = e
             self.knob = e.knob
+            self.table_version += 1
+
+    def _warmup_steps(self, mode: str) -> int:
+        if self.started is not None:
+            for m in self.started.modes:
+                if m.name == mode:
+                    return m.warmup_steps
+        return 0
 
     def take_logs(self) -> list[tuple[str, str]]:
         out, self.logs = self.logs, []

@@ -6,9 +6,11 @@ import math
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Digits, Label, Static
 
+from halospec_tui.controllers.base import ControllerView
+from halospec_tui.events import RoundFinished
 from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
 from halospec_tui.ui.fastplot import FastPlotextPlot
@@ -52,14 +54,24 @@ def status_text(m: RunModel) -> Text:
         return Text("starting…")
     t.append(f"{st.backend}", "bold")
     t.append(f" · model {st.model} · actuator {st.actuator} · plan {st.plan}\n")
-    t.append(f"mode {m.mode or '-'} ({m.mode_index + 1}/{m.total_modes}) ")
+    rnd = m.round
+    if rnd is not None:  # interleaved: a block of every arm per round, modes repeat
+        order = rnd.order
+        pos = order.index(m.mode) + 1 if m.mode in order else 0
+        t.append(f"round {rnd.round}/{rnd.rounds} · {m.mode or '-'} ({pos}/{len(order)}) ")
+    else:
+        t.append(f"mode {m.mode or '-'} ({m.mode_index + 1}/{m.total_modes}) ")
     if m.warmup is not None:
-        t.append(f"warmup {m.warmup[0]}/{m.warmup[1]} ")
+        what = "settle" if m.settling else "warmup"
+        t.append(f"{what} {m.warmup[0]}/{m.warmup[1]} ")
+    elif rnd is not None:
+        t.append(f"block {m.block_step}/{m.measured_steps} ")
     else:
         t.append(f"step {m.step}/{m.measured_steps} ")
     t.append("· phase ")
     t.append(m.phase.upper(), PHASE_STYLE.get(m.phase, ""))
-    t.append(f" · elapsed {fmt_duration(m.elapsed_s)} · left ~{fmt_duration(m.remaining_s())}")
+    left = "at most " if rnd is not None else "~"
+    t.append(f" · elapsed {fmt_duration(m.elapsed_s)} · left {left}{fmt_duration(m.remaining_s())}")
     if m.knob is not None and m.knob.status == "no-effect":
         t.append("  K HAS NO EFFECT", "bold reverse red")
     elif m.knob is not None and m.knob.status == "effective":
@@ -68,6 +80,77 @@ def status_text(m: RunModel) -> Text:
         t.append("  PAUSED", "bold reverse yellow")
     if m.finished is not None:
         t.append(f"  RUN {m.finished.reason.upper()}", "bold reverse green")
+    return t
+
+
+def fmt_seconds(s: float) -> str:
+    return f"{s:.0f} s" if s < 120 else f"{s / 60:.0f} min"
+
+
+def verdict_text(m: RunModel) -> Text:
+    """Where the interleaved plan's verdict stands: deciding, decisive, or not decisive."""
+    rnd, v = m.round, m.verdict
+    if rnd is None:
+        return Text("")
+    if v is None:
+        if m.finished is not None:
+            return Text(f"run {m.finished.reason} before the first verdict", "bold red")
+        return Text(f"deciding: {len(rnd.order)} contenders, first verdict after round 1", "yellow")
+    after = f"after round {v.round}/{v.rounds}"
+    # A run without --until-decisive never stops early: its end may still be decisive.
+    if v.stop == "decisive" or (m.finished is not None and v.stop is None and v.decisive):
+        if v.recommended_k == 0:
+            what = "turn speculation off"
+        elif v.recommended_k is not None:
+            what = f"use K = {v.recommended_k}"
+        else:
+            what = f"use {v.best}"
+        return Text(f"decisive: {what} (fastest {v.best}, {after})", "bold green")
+    if v.stop is not None:
+        return Text(
+            f"stopped ({v.stop} used up), not decisive; best so far {v.best or '-'}", "bold red"
+        )
+    if m.finished is not None:
+        return Text(
+            f"run {m.finished.reason} {after}, not decisive; best so far {v.best or '-'}",
+            "bold red",
+        )
+    left = "" if v.left_s is None else f", at most {fmt_seconds(v.left_s)} left"
+    return Text(f"deciding: {len(v.remaining)} contenders{left}; best so far {v.best or '-'}", "yellow")
+
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def controller_text(mode: str, view: ControllerView, running: bool) -> Text:
+    """An adaptive arm's reasoning in four short lines: which arm, its acceptance, the
+    cost of a pass, and expected tokens/s per K as a bar row with the chosen K marked."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    t.append(mode, "bold magenta" if running else "magenta")
+    t.append(f" {view.note}\n" if view.note else "\n", "dim")
+    acc = "-" if view.acceptance is None else f"{view.acceptance:.2f}"
+    t.append(f"acc {acc}\n")
+    if view.pass_ms is None:
+        t.append("pass -\n")
+    else:
+        draft = "" if view.draft_ms is None else f"+{view.draft_ms:.1f}/K"
+        t.append(f"pass {view.pass_ms:.1f}{draft} ms\n")
+    table = view.expected_tps
+    if table:
+        top = max(v for _, v in table)
+        low = min(v for _, v in table)
+        span = top - low
+        t.append(f"{table[0][0]}", "dim")
+        for k, v in table:
+            level = round((v - low) / span * (len(BARS) - 1)) if span > 0 else len(BARS) - 1
+            t.append(BARS[level], "bold magenta" if k == view.k else "cyan")  # the chosen K
+        t.append(f"{table[-1][0]}", "dim")
+        chosen = dict(table).get(view.k)
+        t.append(f" K={view.k}")
+        if chosen is not None:
+            t.append(f" {chosen:.0f}/s", "dim")
+    else:
+        t.append(f"K={view.k}")
     return t
 
 
@@ -138,8 +221,11 @@ class KPanel(Vertical):
     """The current K in large type, with the server's drafting figures."""
 
     def compose(self) -> ComposeResult:
-        yield Label("K", id="k-label")
-        yield Digits("-", id="k-digits")
+        with Horizontal(id="k-row"):
+            with Vertical(id="k-left"):
+                yield Label("K", id="k-label")
+                yield Digits("-", id="k-digits")
+            yield Static("", id="controller")
         yield Static("", id="k-detail")
 
     def draw(self, m: RunModel) -> None:
@@ -155,11 +241,15 @@ class KPanel(Vertical):
                 lines.append(f"drafted {d.drafted} · accepted {d.accepted} ({d.acceptance or '-'})")
             if d.server_tps is not None:
                 lines.append(f"server {d.server_tps} tok/s")
-            if d.ema is not None:
+            if d.ema is not None and r.mode not in m.views:  # the threshold rule's alone
                 lines.append(f"EMA {d.ema} ms  band [{d.low}, {d.high}]")
             if d.reload_ms is not None:
                 lines.append(f"reload {d.reload_ms} ms (not in latency)")
         self.query_one("#k-detail", Static).update("\n".join(lines), layout=False)
+        view = m.view
+        pane = self.query_one("#controller", Static)
+        if view is not None and m.view_mode is not None:
+            pane.update(controller_text(m.view_mode, view, m.view_mode == m.mode), layout=False)
 
 
 def cpu_text(
@@ -189,36 +279,78 @@ RESULT_COLUMNS = (  # label, key, width (fixed, see ResultsTable)
 PENDING = "·"
 
 
+# Interleaved plans: the verdict's mark and tokens/s with its CI half-width come right
+# after the mode, where a narrow terminal still shows them; tok/s moves there.
+ROUND_COLUMNS = (
+    RESULT_COLUMNS[:1] + (("verdict", "verdict", 7), ("tok/s ±95%", "tps", 12))
+    + tuple(c for c in RESULT_COLUMNS[1:] if c[1] != "tps")
+)  # fmt: skip
+STATUS_STYLE = {"best": "bold green", "tied": "yellow", "worse": "red", "dropped": "dim"}
+
+
 class ResultsTable(DataTable[Text]):
     """One row per mode of the plan, from the start, filled in place as modes finish;
-    the best score highlighted.
+    the best score highlighted. In rounds, each arm's tokens/s with its CI half-width
+    and its standing (best, tied, worse, dropped) from the last round's verdict.
 
     Every row exists from the start and every column has a fixed width, so the
     table's size never changes during the run: a change of size would lay out the
-    whole screen again.
+    whole screen again. (Once only, when the first round starts, the columns are
+    laid anew for the verdict.)
     """
 
     def on_mount(self) -> None:
         self.cursor_type = "none"
+        self._rounds = False
 
     def draw(self, m: RunModel) -> None:
-        if not self.columns and m.started is not None:
+        if m.started is None:
+            return
+        if m.interleaved and not self._rounds:
+            self._rounds = True
+            self.clear(columns=True)
+        columns = ROUND_COLUMNS if self._rounds else RESULT_COLUMNS
+        if not self.columns:
             names = [mode.name for mode in m.started.modes]
-            for label, key, width in RESULT_COLUMNS:
+            for label, key, width in columns:
                 self.add_column(label, key=key, width=width or max(map(len, names + [label])))
             for name in names:
                 if name not in self.rows:
-                    cells = [Text(PENDING, style="dim") for _ in RESULT_COLUMNS[1:]]
+                    cells = [Text(PENDING, style="dim") for _ in columns[1:]]
                     self.add_row(Text(name, style="dim"), *cells, key=name)
         best = m.best_mode
+        v = m.verdict
+        status = dict(v.status) if v is not None else {}
+        tps = {arm: (value, hw) for arm, value, hw in v.half_width} if v is not None else {}
         for s in m.summaries.values():
-            style = "bold green" if s.mode == best else ""
-            values = {key: Text(v, style=style) for key, v in table_cells(s).items()}
+            mark = round_status(s.mode, status, v)
+            style = "bold green" if s.mode == best else "dim" if mark == "dropped" else ""
+            row = table_cells(s)
+            if self._rounds:
+                row["verdict"] = mark
+                if s.mode in tps:
+                    value, hw = tps[s.mode]
+                    row["tps"] = f"{value:.1f} ±{hw:.1f}"
+            values = {
+                key: Text(row[key], style=STATUS_STYLE.get(mark, style) if key == "verdict"
+                          else style)
+                for _, key, _ in columns
+            }  # fmt: skip
             if s.mode in self.rows:
-                for key, v in values.items():
-                    self.update_cell(s.mode, key, v)
+                for key, text in values.items():
+                    self.update_cell(s.mode, key, text)
             else:
                 self.add_row(*values.values(), key=s.mode)
+
+
+def round_status(mode: str, status: dict[str, str], v: RoundFinished | None) -> str:
+    """The verdict's word for an arm: best, tied, worse, dropped (eliminated), or "·"."""
+    if v is not None and any(arm == mode for arm, _ in v.dropped):
+        return "dropped"
+    word = status.get(mode)
+    if word is None:
+        return PENDING
+    return "dropped" if word == "eliminated" else word
 
 
 def table_cells(s: ModeSummary) -> dict[str, str]:
@@ -231,4 +363,7 @@ def table_cells(s: ModeSummary) -> dict[str, str]:
     }  # fmt: skip
 
 
-__all__ = ["LatencyPlot", "KPlot", "KPanel", "ResultsTable", "status_text", "cpu_text"]
+__all__ = [
+    "LatencyPlot", "KPlot", "KPanel", "ResultsTable", "status_text", "cpu_text", "verdict_text",
+    "controller_text",
+]  # fmt: skip

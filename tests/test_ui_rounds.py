@@ -1,0 +1,225 @@
+"""The monitor in an interleaved (`tune`) run, fed recorded events: the verdict line, the
+table's CI half-widths and standings, round progress, the adaptive arm's reasoning."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+
+from test_snapshots import SIZE, replay_app, settle
+from textual.widgets import DataTable, Static
+from ui_events import (
+    TUNE_ROUNDS,
+    controller_view,
+    in_round,
+    recorded_run,
+    recorded_tune_run,
+    upto,
+)
+
+from halospec_tui.events import (
+    ControllerState,
+    KnobVerdict,
+    RoundFinished,
+    RoundStarted,
+    RunFinished,
+    RunStarted,
+)
+from halospec_tui.ui.model import RunModel
+from halospec_tui.ui.widgets import controller_text, verdict_text
+
+
+def screen_of(events, size=SIZE):
+    """Replay `events` into the app; return what the panes show once all are drawn."""
+    app, replay, clock = replay_app(events)
+    shown: dict[str, object] = {}
+
+    async def go() -> None:
+        async with app.run_test(size=size) as pilot:
+            await settle(app, replay, clock)(pilot)
+            table = app.query_one("#results", DataTable)
+            shown["status"] = str(app.query_one("#status", Static).render())
+            shown["verdict"] = str(app.query_one("#verdict", Static).render())
+            shown["verdict_shown"] = app.query_one("#verdict", Static).display
+            shown["controller"] = str(app.query_one("#controller", Static).render())
+            shown["columns"] = [str(c.label) for c in table.columns.values()]
+            shown["rows"] = {
+                str(row.key.value): [str(c) for c in table.get_row(row.key)]
+                for row in table.rows.values()
+            }
+
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    return shown
+
+
+def model_of(events) -> RunModel:
+    m = RunModel(clock=lambda: 0.0)
+    for e in events:
+        m.apply(e)
+    return m
+
+
+def test_mid_way_the_table_shows_half_widths_and_standings():
+    shown = screen_of(upto(recorded_tune_run(), in_round(4, "adaptive:model", 1)))
+    assert shown["verdict_shown"] is True
+    assert shown["verdict"] == (
+        "deciding: 3 contenders, at most 24 s left; best so far fixed_3"
+    )
+    assert shown["columns"][:3] == ["mode", "verdict", "tok/s ±95%"]
+    rows = shown["rows"]
+    assert rows["fixed_3"][:3] == ["fixed_3", "best", "412.3 ±8.1"]
+    assert rows["fixed_1"][:3] == ["fixed_1", "tied", "366.0 ±7.4"]
+    assert rows["adaptive:model"][:3] == ["adaptive:model", "tied", "404.6 ±9.3"]
+    assert rows["nospec"][:3] == ["nospec", "dropped", "298.7 ±6.5"]
+    assert shown["status"].splitlines()[1].startswith(
+        "round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY"
+    )
+    assert shown["status"].splitlines()[1].endswith("left at most 00:24")
+    # the controller's reasoning, beside K: the last ControllerState (acceptance 0.77)
+    lines = shown["controller"].splitlines()
+    assert lines[:3] == ["adaptive:model", "acc 0.77", "pass 4.1+0.9/K ms"]
+    assert lines[3].startswith("0") and lines[3][10:] == "8 K=3 415/s"  # expected_tps(0.77, 4.1, 0.9, 3) = 414.6
+
+
+def test_finished_the_verdict_is_decisive():
+    shown = screen_of(recorded_tune_run())
+    assert shown["verdict"] == "decisive: use K = 3 (fastest fixed_3, after round 4/5)"
+    rows = shown["rows"]
+    assert [rows[a][1] for a in ("nospec", "fixed_1", "fixed_3", "adaptive:model")] == [
+        "dropped", "worse", "best", "worse"
+    ]  # fmt: skip
+    assert rows["fixed_3"][2] == "413.0 ±5.2"
+    assert "RUN COMPLETED" in shown["status"]
+
+
+def test_before_the_first_round_finishes_the_table_is_as_today():
+    events = recorded_tune_run()
+    first = next(i for i, e in enumerate(events) if isinstance(e, RoundFinished))
+    shown = screen_of(events[:first])
+    assert shown["verdict"] == "deciding: 4 contenders, first verdict after round 1"
+    rows = shown["rows"]
+    # no verdict yet: no standing, tokens/s as the summary has it, without a half-width
+    assert rows["fixed_3"][1] == "·" and "±" not in rows["fixed_3"][2]
+    assert rows["fixed_3"][2] == "403.8"  # 2 x 64 tokens in 155 + 162 ms
+    assert shown["status"].splitlines()[1].endswith("left at most --:--")
+
+
+def test_a_sequential_plan_shows_no_verdict_line_and_the_usual_columns():
+    shown = screen_of(recorded_run())
+    assert shown["verdict_shown"] is False and shown["verdict"] == ""
+    assert shown["columns"][:3] == ["mode", "steps", "ok%"]
+    assert shown["controller"] == ""  # the original adaptive rule sends no ControllerState
+
+
+def _verdict(**kw) -> RoundFinished:
+    base = RoundFinished(
+        round=5, rounds=TUNE_ROUNDS, best="nospec", decisive=True, remaining=("nospec",),
+        dropped=(), recommended_k=0, stop="decisive", elapsed_s=50.0, left_s=None,
+        status=(("nospec", "best"),), half_width=(("nospec", 300.0, 3.0),),
+    )  # fmt: skip
+    return replace(base, **kw)
+
+
+def test_every_verdict_wording():
+    start = [e for e in recorded_tune_run() if isinstance(e, RoundStarted)][:1]
+    m = model_of(recorded_tune_run()[:1] + start)
+    m.apply(_verdict())
+    assert str(verdict_text(m)) == "decisive: turn speculation off (fastest nospec, after round 5/5)"
+    m.apply(_verdict(stop="rounds", decisive=False, recommended_k=None, best="fixed_3"))
+    assert str(verdict_text(m)) == "stopped (rounds used up), not decisive; best so far fixed_3"
+    m.apply(_verdict(stop="time", decisive=False, recommended_k=None, best="fixed_3"))
+    assert str(verdict_text(m)) == "stopped (time used up), not decisive; best so far fixed_3"
+    m.apply(_verdict(stop="decisive", recommended_k=None, best="adaptive:model"))
+    assert str(verdict_text(m)) == (
+        "decisive: use adaptive:model (fastest adaptive:model, after round 5/5)"
+    )
+    m.apply(_verdict(round=2, stop=None, decisive=False, left_s=150.0,
+                     remaining=("fixed_1", "fixed_3")))  # fmt: skip
+    assert str(verdict_text(m)) == (
+        "deciding: 2 contenders, at most 2 min left; best so far nospec"
+    )
+    # quit by the user between rounds: not decisive, said so
+    m.apply(RunFinished("stopped", (), None, KnobVerdict("unverified", ""), (), ""))
+    assert str(verdict_text(m)) == (
+        "run stopped after round 2/5, not decisive; best so far nospec"
+    )
+    # without --until-decisive no round stops the run; its last verdict may be decisive
+    m.apply(_verdict(round=5, stop=None, decisive=True, recommended_k=2, best="fixed_3"))
+    assert str(verdict_text(m)) == "decisive: use K = 2 (fastest fixed_3, after round 5/5)"
+
+
+def test_the_controller_pane_follows_the_running_adaptive_arm_or_the_last_one():
+    m = model_of(upto(recorded_tune_run(), in_round(4, "fixed_3", 1)))
+    # fixed_3 runs; the pane keeps the last adaptive arm seen, not bold (not running)
+    assert m.mode == "fixed_3" and m.view_mode == "adaptive:model"
+    assert m.view is not None and m.view.acceptance == 0.76  # 3 rounds x 2 steps: 0.70 + 0.06
+    text = controller_text("adaptive:model", m.view, running=False)
+    assert text.plain.splitlines()[1] == "acc 0.76"
+    # a bandit view: no acceptance nor pass cost, scores per K
+    bandit = replace(controller_view(2, 0.5, 4.0, 1.0), acceptance=None, pass_ms=None,
+                     draft_ms=None, name="bandit")  # fmt: skip
+    m.apply(ControllerState("adaptive:bandit", bandit))
+    assert m.view_mode == "adaptive:bandit"
+    lines = controller_text("adaptive:bandit", bandit, running=True).plain.splitlines()
+    assert lines[1:3] == ["acc -", "pass -"]
+    assert lines[3].endswith("8 K=2 " + f"{dict(bandit.expected_tps)[2]:.0f}/s")
+
+
+def test_an_arm_that_explains_itself_draws_no_threshold_band():
+    import math
+
+    m = model_of(recorded_tune_run())  # adaptive:model's records carry a 9000-22000 band
+    assert len(m.low) == 30 and all(math.isnan(v) for v in m.low + m.high + m.ema)
+    # the original rule (no ControllerState) keeps its EMA and band
+    seq = model_of(recorded_run())
+    assert [v for v in seq.low if not math.isnan(v)] == [350.0] * 10
+
+
+def test_skip_in_rounds_names_the_block():
+    events = upto(recorded_tune_run(), in_round(4, "adaptive:model", 1))
+    app, replay, clock = replay_app(events)
+    seen: list[str] = []
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, replay, clock)(pilot)
+            await pilot.press("s")
+            await pilot.pause()
+            seen.extend(n.message for n in app._notifications)  # what notify() queued
+
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    assert replay.calls[0] == "skip"
+    assert "skipping the rest of adaptive:model's block in round 4" in seen
+
+
+def test_on_80_columns_a_long_server_line_leaves_the_round_line_in_sight():
+    events = upto(recorded_tune_run(), in_round(4, "adaptive:model", 1))
+    first = events[0]
+    assert isinstance(first, RunStarted)
+    long_backend = "embedded server (pid 27815) at http://127.0.0.1:43749"
+    events = [replace(first, backend=long_backend), *events[1:]]
+    app, replay, clock = replay_app(events)
+    lines: list[str] = []
+
+    async def go() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(app, replay, clock)(pilot)
+            status = app.query_one("#status", Static)
+            lines.extend(
+                "".join(seg.text for seg in strip).rstrip() for strip in status.render_lines(
+                    status.region.reset_offset)  # fmt: skip
+            )
+
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    assert lines[0].startswith(" embedded server (pid 27815) at http://127.0.0.1:43749 · mod")
+    assert lines[0].endswith("…")
+    assert lines[1].startswith(" round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY")
