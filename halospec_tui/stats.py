@@ -74,7 +74,7 @@ def convergence_step(ks: Sequence[int], window: int = CONVERGENCE_WINDOW) -> int
     return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a long report holds one per row
 class StepSample:
     """What the summary needs of one measured step (a CSV row reduces to this)."""
 

@@ -86,10 +86,7 @@ def cluster_weights(
     for key in sorted(set(strata)):
         pos = np.flatnonzero(keys == key)
         m = len(pos)
-        draws = rng.integers(0, m, size=(n_boot, m))
-        counts = np.zeros((n_boot, m))
-        np.add.at(counts, (np.repeat(np.arange(n_boot), m), draws.ravel()), 1.0)
-        w[:, pos] = counts
+        w[:, pos] = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot)
     return w
 
 
@@ -119,21 +116,27 @@ class Rows:
         return np.bincount(self.cluster, weights=values, minlength=len(self.keys))
 
 
+MAX_CLUSTERS = 400  # a long sequential run is cut into this many runs of steps
+
+
 def rows_of(
     samples: Sequence[StepSample],
     tokens: str = "tokens",
     ms: str = "latency_ms",
     with_reloads: bool = False,
 ) -> Rows:
-    """Clusters are rounds when every step has one (interleaved); else single steps.
+    """Clusters are rounds when every step has one (interleaved); else single steps, or
+    for a long run consecutive runs of steps (a block bootstrap: at most MAX_CLUSTERS,
+    which bounds memory and respects that neighbouring steps share the machine).
     `with_reloads`: tokens/s also pays the reloads of the arm's own changes of K."""
     rounds = all(s.round for s in samples)
+    n = len(samples)
     keys: list[object] = []
     strata: list[str] = []
     where: dict[object, int] = {}
     cluster = []
     for i, s in enumerate(samples):
-        key: object = s.round if rounds else i
+        key: object = s.round if rounds else (i if n <= MAX_CLUSTERS else i * MAX_CLUSTERS // n)
         if key not in where:
             where[key] = len(keys)
             keys.append(key)
@@ -173,13 +176,18 @@ def _std(r: Rows, w: np.ndarray) -> np.ndarray:
 
 
 def _nearest_rank(r: Rows, w: np.ndarray, pct: float) -> np.ndarray:
-    """Nearest-rank percentile of the steps each replicate holds (weights per step)."""
+    """Nearest-rank percentile of the steps each replicate holds (weights per step),
+    a slice of replicates at a time so memory stays bounded on long runs."""
     order = np.argsort(r.latency, kind="stable")
-    cum = np.cumsum(w[:, r.cluster[order]], axis=1)
-    total = cum[:, -1]
-    rank = np.maximum(np.ceil(pct / 100.0 * total - 1e-9), 1.0)
-    idx = np.minimum((cum < rank[:, None]).sum(axis=1), r.n - 1)
-    out: np.ndarray = r.latency[order][idx]
+    sorted_lat = r.latency[order]
+    by_step = r.cluster[order]
+    chunk = max(1, 500_000 // max(r.n, 1))
+    out = np.empty(w.shape[0])
+    for lo in range(0, w.shape[0], chunk):
+        cum = np.cumsum(w[lo : lo + chunk, by_step], axis=1)
+        rank = np.maximum(np.ceil(pct / 100.0 * cum[:, -1] - 1e-9), 1.0)
+        idx = np.minimum((cum < rank[:, None]).sum(axis=1), r.n - 1)
+        out[lo : lo + chunk] = sorted_lat[idx]
     return out
 
 
@@ -428,7 +436,11 @@ def decide(
         vs_nospec_arm=vs_arm,
         tolerance=tolerance,
         eliminated=tuple(eliminated),
-        phases=tuple(phase_stats(samples, seed)) if with_phases else (),
+        phases=(
+            tuple(phase_stats(samples, seed))
+            if with_phases and len({s.phase for s in samples}) > 1
+            else ()
+        ),
         classes=(
             tuple(phase_stats(samples, seed, key="prompt_class"))
             if with_phases and len({s.prompt_class for s in samples if s.prompt_class}) > 1
