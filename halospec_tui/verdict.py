@@ -223,6 +223,14 @@ def bootstrap(
 
 
 # -- per arm --------------------------------------------------------------------
+def resamples(stat: str, n: int) -> int:
+    """Replicates for a statistic: all for tokens/s and means; for the percentile-based
+    ones (median, p95, score) on a long run fewer, as each costs a pass over every step."""
+    if stat in ("tps", "mean_ms") or n <= 2000:
+        return RESAMPLES
+    return max(200, RESAMPLES * 2000 // n)
+
+
 @dataclass(frozen=True)
 class ArmStats:
     arm: str
@@ -256,7 +264,7 @@ def arm_stats(
         ("p95_ms", p95_ms),
         ("score", score),
     ):
-        figures[name] = bootstrap(rows, fn, _rng(seed, arm, phase, name))
+        figures[name] = bootstrap(rows, fn, _rng(seed, arm, phase, name), resamples(name, rows.n))
     timed = [s for s in ok if s.predicted_n is not None and s.predicted_ms]
     server = bootstrap(
         rows_of(timed, "predicted_n", "predicted_ms"), tps, _rng(seed, arm, phase, "server_tps")

@@ -242,3 +242,12 @@ def test_round_phase_and_prompts():
 def test_blocks_grow_as_arms_are_dropped():
     assert [grown_block(4, 9, n) for n in (9, 5, 4, 3, 2, 1)] == [4, 4, 8, 12, 16, 16]
     assert grown_block(2, 3, 0) == 2
+
+
+def test_long_runs_take_fewer_replicates_for_percentiles_only():
+    from halospec_tui.verdict import resamples
+
+    assert resamples("tps", 10**6) == resamples("mean_ms", 10**6) == 2000
+    assert resamples("p95_ms", 2000) == 2000
+    assert [resamples(s, 4000) for s in ("median_ms", "p95_ms", "score")] == [1000] * 3
+    assert resamples("p95_ms", 22_000) == 200  # never fewer than 200
