@@ -143,8 +143,8 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument("--until-decisive", action=argparse.BooleanOptionalAction, default=None,
                    help="drop clearly slower arms after each round and stop once the verdict "
                    "is decisive (default in the tune plan)")  # fmt: skip
-    g.add_argument("--max-time", type=float, help="cap on the run's wall time when deciding, s")
-    g.add_argument("--tolerance", type=float,
+    g.add_argument("--max-time", type=finite_float, help="cap on the run's wall time when deciding, s")
+    g.add_argument("--tolerance", type=finite_float,
                    help="arms within this share of the best are tied (default 0.02)")  # fmt: skip
     g.add_argument("--workload", choices=("steady", "shift"),
                    help="steady: the prompt set as it is; shift: structured prompts (drafted "
@@ -556,7 +556,7 @@ def cmd_report(argv: Sequence[str]) -> int:
     p.add_argument("csv", help="results CSV (this tool's, or the original's 8 columns)")
     p.add_argument("--run", type=int, help="which run of the file (1-based); default: every run")
     p.add_argument("--format", choices=("text", "json", "md"), default="text")
-    p.add_argument("--tolerance", type=float, default=0.02,
+    p.add_argument("--tolerance", type=finite_float, default=0.02,
                    help="arms within this share of the best are tied (default %(default)s)")  # fmt: skip
     p.add_argument("--plot", action="store_true",
                    help="draw tokens/s per arm with CIs and latency by step in the terminal")  # fmt: skip

@@ -129,8 +129,6 @@ class Runner:
         self._knob: KnobVerdict | None = None
         self._drafts = DraftCounter(MetricsProbe(client), self._log)
         self._pending = Actuation()  # a reload that started an arm, for its first row
-        self._prompt_class = ""  # of the last prompt sent
-        self._p_min = 0.0  # of the arm running (pmin:P), for per-request actuators
 
     # -- control (any thread) ---------------------------------------------
     def stop(self, reason: str = "stopped") -> None:
@@ -245,18 +243,19 @@ class Runner:
                 raise _Stop() from None
             raise
 
-    def _request(self, step_index: int, k: int) -> tuple[Reply, int]:
+    def _request(self, step_index: int, k: int, p_min: float) -> tuple[Reply, int, str]:
+        """Send the run's n-th prompt at (K, p_min): (reply, prompt id, prompt class)."""
         plan = self.plan
-        prompt_id, prompt, self._prompt_class = workload_prompt(
+        prompt_id, prompt, prompt_class = workload_prompt(
             step_index, plan.prompts, plan.workload, plan.shift_every
         )
         body = self.client.build_body(
             prompt,
-            self.actuator.body_fields(k, self._p_min),
-            max_tokens=self.plan.max_tokens,
-            cache_prompt=False if self.plan.prompts == "pool" else None,
+            self.actuator.body_fields(k, p_min),
+            max_tokens=plan.max_tokens,
+            cache_prompt=False if plan.prompts == "pool" else None,
         )
-        return self.client.chat(body), prompt_id
+        return self.client.chat(body), prompt_id, prompt_class
 
     def _watch_server(self, reply: Reply) -> None:
         """Stop the run when the server stays unreachable for too long, or keeps
@@ -398,7 +397,7 @@ class Runner:
         for w in range(1, mode.warmup_steps + 1):
             self._wait_if_paused()
             self._apply_manual_load()
-            reply, _ = self._request(w - 1, mode.warmup_k)
+            reply, _, _ = self._request(w - 1, mode.warmup_k, mode.p_min)
             self._watch_server(reply)
             if reply.success:
                 warm_lat.append(reply.latency_ms)
@@ -427,7 +426,6 @@ class Runner:
         self._load_seen = False
         self._set_phase(mode.name, 0, "load" if self.load.active else "steady")
         controller = self._controller_for(mode)
-        self._p_min = mode.p_min
         self._pending = self._actuate(mode.warmup_k, mode.p_min)
         self._warmup(mode, controller)
         load_here = cfg.load_enabled and (cfg.load_arms == "all" or mode.adaptive)
@@ -469,7 +467,6 @@ class Runner:
         and written (flagged) but is no measurement: it feeds no controller.
         """
         k = controller.next_k() if controller is not None else mode.warmup_k
-        self._p_min = mode.p_min
         act = self._actuate(k, mode.p_min)
         if self._pending.reload_ms is not None:  # the reload that started this arm/block
             act = replace(act, reload_ms=(act.reload_ms or 0) + self._pending.reload_ms)
@@ -477,7 +474,7 @@ class Runner:
         counters = self._drafts.before()
         self.telemetry.sample()  # start the CPU window at the request
         index = prompt_index if prompt_index is not None else mode.warmup_steps + step - 1
-        reply, prompt_id = self._request(index, k)
+        reply, prompt_id, prompt_class = self._request(index, k, mode.p_min)
         cpu = self.telemetry.sample()
         reply = self._drafts.after(reply, counters, k)
         if self._stop.is_set() and not reply.success:
@@ -509,7 +506,8 @@ class Runner:
         if not settle:
             self._set_phase(mode.name, step, phase)
         self._global_step += 1
-        record = self._record(mode, step, phase, k, reply, prompt_id, act, controller, cpu)
+        record = self._record(mode, step, phase, k, reply, (prompt_id, prompt_class), act,
+                              controller, cpu)  # fmt: skip
         if round_no is not None:
             record = replace(record, round=round_no, block_pos=block_pos, settle=settle)
         writer.write(record)
@@ -539,6 +537,9 @@ class Runner:
         dropped: list[tuple[str, int]] = []
         started = time.monotonic()
         load_round = plan.load_round if cfg.load_enabled else None
+        # A decisive verdict may stop the run from min_rounds, and not before every arm
+        # has seen the whole load timeline (steady, load and recovery).
+        first_stop = max(plan.min_rounds, load_round + plan.load_rounds if load_round else 0)
         first_prompt = 0
         for rnd in range(1, plan.rounds + 1):
             timeline = round_phase(rnd, load_round, plan.load_rounds)
@@ -557,7 +558,6 @@ class Runner:
                 try:
                     warm = controller is None or mode.name not in warmed
                     k0 = mode.warmup_k if warm or controller is None else controller.next_k()
-                    self._p_min = mode.p_min
                     self._pending = self._actuate(k0, mode.p_min)
                     if mode.name not in warmed:
                         warmed.add(mode.name)
@@ -593,8 +593,6 @@ class Runner:
                 eliminated=dropped,
                 with_phases=False,
             )
-            last_timeline_round = (load_round or 0) + plan.load_rounds - 1 if load_round else 0
-            may_stop = plan.until_decisive and rnd >= max(plan.min_rounds, last_timeline_round + 1)
             if plan.until_decisive and rnd >= plan.drop_from_round:
                 for arm in newly_worse(verdict):
                     if arm in remaining and len(remaining) > 1:
@@ -606,7 +604,7 @@ class Runner:
             reason = None
             if plan.until_decisive:
                 reason = stop_reason(
-                    verdict, rnd, min_rounds=plan.min_rounds if may_stop else plan.rounds + 1,
+                    verdict, rnd, min_rounds=first_stop,
                     max_rounds=plan.rounds, elapsed_s=elapsed, max_time_s=plan.max_time_s,
                 )  # fmt: skip
             round_s = elapsed / rnd
@@ -654,7 +652,7 @@ class Runner:
         phase: str,
         k: int,
         reply: Reply,
-        prompt_id: int,
+        prompt: tuple[int, str],  # (id, class)
         act: Actuation,
         controller: Controller | None,
         cpu: tuple[float | None, float | None],
@@ -686,8 +684,8 @@ class Runner:
             predicted_n=reply.predicted_n,
             cpu_percent=cpu[0],
             server_cpu_percent=cpu[1],
-            prompt_id=prompt_id,
-            prompt_class=self._prompt_class,
+            prompt_id=prompt[0],
+            prompt_class=prompt[1],
             attempts=reply.attempts,
             error=reply.error,
         )

@@ -52,7 +52,6 @@ class BanditController(ModelFree):
         self._horizon = horizon
         self._n = [0.0] * len(self._ks)
         self._s = [0.0] * len(self._ks)
-        self._reload_ms = 0.0
         self._step_ms = 0.0
         self.notes: list[str] = []
 
@@ -65,8 +64,7 @@ class BanditController(ModelFree):
         g = self._discount
         self._n = [g * c for c in self._n]
         self._s = [g * s for s in self._s]
-        if obs is not None and obs.reload_ms:
-            self._reload_ms = max(self._reload_ms * 0.5, float(obs.reload_ms))
+        self._note_reload(obs)
         if success and latency_ms > 0 and k in self._ks:
             tokens = obs.tokens if obs is not None and obs.tokens else 64
             i = self._ks.index(k)

@@ -80,6 +80,7 @@ class ModelFree:
     default thresholds, and an EMA of latency kept for the monitor only."""
 
     _ema: float | None = None
+    _reload_ms: float = 0.0  # what a change of K costs, from the latest reloads seen
 
     def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None:
         pass
@@ -94,3 +95,8 @@ class ModelFree:
 
     def _track(self, latency_ms: int) -> None:
         self._ema = latency_ms if self._ema is None else 0.4 * latency_ms + 0.6 * self._ema
+
+    def _note_reload(self, obs: Observation | None) -> None:
+        """Remember a reload's cost; an old dear one fades by half at each new one."""
+        if obs is not None and obs.reload_ms:
+            self._reload_ms = max(self._reload_ms * 0.5, float(obs.reload_ms))

@@ -163,7 +163,6 @@ class ModelController(ModelFree):
         self._probe_every = probe_every
         self._a_sum = self._a_weight = 0.0  # discounted, per-step acceptance by passes
         self._cost = CostFit(discount, prior_ratio)
-        self._reload_ms = 0.0
         self._tokens = 64.0
         self._steps = 0
         self._probe: int | None = None
@@ -182,8 +181,7 @@ class ModelController(ModelFree):
         if not success:
             return
         self._track(latency_ms)
-        if obs is not None and obs.reload_ms:
-            self._reload_ms = max(self._reload_ms * 0.5, float(obs.reload_ms))
+        self._note_reload(obs)
         timed = obs is not None and obs.predicted_ms is not None and obs.tokens > 0
         if k > 0 and timed and obs is not None and obs.drafted is None:
             timed = False
