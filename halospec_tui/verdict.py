@@ -24,6 +24,7 @@ settled (an arm dropped earlier was settled as worse when it was dropped).
 
 from __future__ import annotations
 
+import datetime as _dt
 import math
 import re
 import zlib
@@ -597,8 +598,6 @@ class Decision:
 
 
 def _epoch(stamp: str) -> float | None:
-    import datetime as _dt
-
     try:
         return _dt.datetime.fromisoformat(stamp).timestamp()
     except ValueError:
@@ -612,11 +611,14 @@ def decision_of(samples: Sequence[StepSample]) -> Decision:
         if s.round:
             last[s.mode] = max(last.get(s.mode, 0), s.round)
     dropped = tuple((a, r) for a, r in last.items() if r < rounds)
-    times = [t for t in (_epoch(s.timestamp) for s in samples if s.timestamp) if t is not None]
+    # Rows are written in time order, each stamped as it ends: the first and the last
+    # stamped rows bound the run (the first one's latency back to its start).
+    stamped = [s for s in (samples[0], samples[-1]) if s.timestamp] if samples else []
     seconds = None
-    if len(times) >= 2:
-        first = samples[0]
-        seconds = max(times) - min(times) + first.latency_ms / 1000.0
+    if len(stamped) == 2:
+        start, end = _epoch(stamped[0].timestamp), _epoch(stamped[1].timestamp)
+        if start is not None and end is not None:
+            seconds = end - start + stamped[0].latency_ms / 1000.0
     n_settle = sum(1 for s in samples if s.settle)
     return Decision(rounds, len(samples), len(samples) - n_settle, n_settle, seconds, dropped)
 
