@@ -243,19 +243,21 @@ class Runner:
                 raise _Stop() from None
             raise
 
-    def _request(self, step_index: int, k: int, p_min: float) -> tuple[Reply, int, str]:
-        """Send the run's n-th prompt at (K, p_min): (reply, prompt id, prompt class)."""
+    def _prompt(self, step_index: int) -> tuple[int, str, str]:
+        """The run's n-th prompt: (id, text, class)."""
         plan = self.plan
-        prompt_id, prompt, prompt_class = workload_prompt(
-            step_index, plan.prompts, plan.workload, plan.shift_every
-        )
+        return workload_prompt(step_index, plan.prompts, plan.workload, plan.shift_every)
+
+    def _request(self, prompt: str, k: int, p_min: float) -> Reply:
+        """Send one prompt at (K, p_min)."""
+        plan = self.plan
         body = self.client.build_body(
             prompt,
             self.actuator.body_fields(k, p_min),
             max_tokens=plan.max_tokens,
             cache_prompt=False if plan.prompts == "pool" else None,
         )
-        return self.client.chat(body), prompt_id, prompt_class
+        return self.client.chat(body)
 
     def _watch_server(self, reply: Reply) -> None:
         """Stop the run when the server stays unreachable for too long, or keeps
@@ -397,7 +399,7 @@ class Runner:
         for w in range(1, mode.warmup_steps + 1):
             self._wait_if_paused()
             self._apply_manual_load()
-            reply, _, _ = self._request(w - 1, mode.warmup_k, mode.p_min)
+            reply = self._request(self._prompt(w - 1)[1], mode.warmup_k, mode.p_min)
             self._watch_server(reply)
             if reply.success:
                 warm_lat.append(reply.latency_ms)
@@ -466,15 +468,16 @@ class Runner:
         None: the phase follows the burners as in the original. A settle step is run
         and written (flagged) but is no measurement: it feeds no controller.
         """
-        k = controller.next_k() if controller is not None else mode.warmup_k
+        index = prompt_index if prompt_index is not None else mode.warmup_steps + step - 1
+        prompt_id, prompt, prompt_class = self._prompt(index)
+        k = controller.next_k(prompt_class) if controller is not None else mode.warmup_k
         act = self._actuate(k, mode.p_min)
         if self._pending.reload_ms is not None:  # the reload that started this arm/block
             act = replace(act, reload_ms=(act.reload_ms or 0) + self._pending.reload_ms)
         self._pending = Actuation()
         counters = self._drafts.before()
         self.telemetry.sample()  # start the CPU window at the request
-        index = prompt_index if prompt_index is not None else mode.warmup_steps + step - 1
-        reply, prompt_id, prompt_class = self._request(index, k, mode.p_min)
+        reply = self._request(prompt, k, mode.p_min)
         cpu = self.telemetry.sample()
         reply = self._drafts.after(reply, counters, k)
         if self._stop.is_set() and not reply.success:
@@ -487,6 +490,7 @@ class Runner:
                 Observation(
                     k, reply.success, reply.latency_ms, reply.tokens if reply.success else 0,
                     reply.drafted, reply.accepted, reply.predicted_ms, act.reload_ms,
+                    prompt_class,
                 ),  # fmt: skip
             )
             for note in getattr(controller, "notes", ()):
@@ -557,7 +561,11 @@ class Runner:
                 controller = controllers.get(mode.name)
                 try:
                     warm = controller is None or mode.name not in warmed
-                    k0 = mode.warmup_k if warm or controller is None else controller.next_k()
+                    if warm or controller is None:
+                        k0 = mode.warmup_k
+                    else:  # the K the block's first request will ask for
+                        first = 10_000 + rnd * plan.settle + 1 if plan.settle else prompt_index(first_prompt, 1)
+                        k0 = controller.next_k(self._prompt(first)[2])
                     self._pending = self._actuate(k0, mode.p_min)
                     if mode.name not in warmed:
                         warmed.add(mode.name)

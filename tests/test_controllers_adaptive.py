@@ -1,5 +1,7 @@
 """The model and bandit controllers on synthetic observation sequences, exact K."""
 
+from dataclasses import replace
+
 import pytest
 
 from halospec_tui.controllers import (
@@ -143,3 +145,37 @@ def test_make_controller_by_name():
     ]  # fmt: skip
     with pytest.raises(ValueError, match="unknown controller 'magic'"):
         make_controller("magic")
+
+
+def feed_class(c, n, a, cls, **kw):
+    """n steps of one request class whose acceptance is a: the K chosen for each."""
+    ks = []
+    for _ in range(n):
+        k = c.next_k(cls)
+        o = step(k, a, **kw)
+        c.observe(k, True, o.latency_ms, replace(o, context=cls))
+        ks.append(k)
+    return ks
+
+
+def test_model_keeps_a_k_per_request_class_when_k_is_free():
+    c = ModelController(k_start=4)
+    feed_class(c, 10, 0.9, "structured")
+    feed_class(c, 10, 0.3, "open")
+    # classes alternate: each gets its own K on its first request back, no catching up
+    assert c.next_k("structured") == 7 and c.next_k("open") == 1
+    assert feed_class(c, 3, 0.9, "structured")[0] == 7
+    assert feed_class(c, 3, 0.3, "open")[0] == 1
+    # a class never seen takes the K of every class pooled
+    assert c.next_k("neutral") == c.next_k() == c._k
+    v = c.view()
+    assert v is not None and v.note == "K by class: open 1, structured 7"
+
+
+def test_model_keeps_one_k_for_every_class_when_a_change_costs_a_reload():
+    c = ModelController(k_start=4)
+    feed_class(c, 10, 0.9, "structured", reload_ms=5_000)
+    k = c.next_k("structured")
+    assert c.next_k("open") == k == c.next_k()  # switching per class would reload each time
+    v = c.view()
+    assert v is not None and v.note == ""

@@ -55,7 +55,7 @@ class BanditController(ModelFree):
         self._step_ms = 0.0
         self.notes: list[str] = []
 
-    def next_k(self) -> int:
+    def next_k(self, context: str = "") -> int:  # one K for every request class
         return self._k
 
     def observe(

@@ -40,6 +40,7 @@ class Observation:
     accepted: int | None = None
     predicted_ms: float | None = None  # server decode time
     reload_ms: int | None = None  # time this step's change of K cost, outside latency
+    context: str = ""  # the request's class (the workload's prompt class), known before it is sent
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,9 @@ class Controller(Protocol):
 
     def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None: ...
 
-    def next_k(self) -> int: ...
+    def next_k(self, context: str = "") -> int:
+        """K for the next request; `context` is its class (a controller may ignore it)."""
+        ...
 
     def observe(
         self, k: int, success: bool, latency_ms: int, obs: Observation | None = None

@@ -15,6 +15,14 @@ uniform slow-down of the machine scales t0 and t1 alike and leaves that K where 
 was. When a change of K costs a reload, it changes only when the expected saving over
 the coming steps exceeds the measured reload time; small gains are ignored
 (hysteresis). Without server timings it falls back to a bandit on latency.
+
+Requests of different classes (the workload's prompt classes: structured text is
+drafted well, open prose poorly) get their own acceptance estimate and their own K
+when changing K is free (per-request K): the class of a request is known before it
+is sent, so a class that comes back gets its K at once instead of after a few steps
+of catching up. The cost of a pass is the machine's, shared by all classes. Where a
+change of K costs a reload, one K serves every class (switching per request would
+reload on every class change).
 """
 
 from __future__ import annotations
@@ -162,18 +170,23 @@ class ModelController(ModelFree):
         self._hysteresis = hysteresis
         self._probe_every = probe_every
         self._a_sum = self._a_weight = 0.0  # discounted, per-step acceptance by passes
+        self._by_class: dict[str, list[float]] = {}  # class -> [acceptance sum, weight]
+        self._k_by_class: dict[str, int] = {}
         self._cost = CostFit(discount, prior_ratio)
         self._tokens = 64.0
         self._steps = 0
-        self._probe: int | None = None
+        self._probe: int | None = None  # a step -1 / +1 from the K chosen, or None
         self._fallback: BanditController | None = None
         self.notes: list[str] = []  # log lines the runner passes on
 
     # -- the protocol (calibrate, ema_ms, thresholds: ModelFree) ---------------------
-    def next_k(self) -> int:
+    def next_k(self, context: str = "") -> int:
         if self._fallback is not None:
-            return self._fallback.next_k()
-        return self._probe if self._probe is not None else self._k
+            return self._fallback.next_k(context)
+        k = self._k_by_class.get(context, self._k) if self._per_class() else self._k
+        if self._probe is not None:
+            return min(max(k + self._probe, 0), self._k_max)
+        return k
 
     def observe(
         self, k: int, success: bool, latency_ms: int, obs: Observation | None = None
@@ -200,6 +213,9 @@ class ModelController(ModelFree):
         if a_step is not None:  # a step that drafted: its own acceptance, one vote a step
             self._a_sum += a_step
             self._a_weight += 1.0
+            if obs.context:
+                acc = self._by_class.setdefault(obs.context, [0.0, 0.0])
+                acc[0], acc[1] = g * acc[0] + a_step, g * acc[1] + 1.0
         self._cost.add(drafted / passes, obs.predicted_ms / passes, min(passes, 64) / 64)
         self._decide()
 
@@ -221,27 +237,44 @@ class ModelController(ModelFree):
             return None
         return a, fit[0], fit[1]
 
+    def _per_class(self) -> bool:
+        """A K per request class only where changing K is free."""
+        return self._reload_ms == 0
+
+    def _better_k(self, a: float, t0: float, t1: float, k: int) -> int:
+        """The best K for acceptance a, or k itself when the gain is too small to pay
+        (hysteresis) or would not repay a reload over the coming steps."""
+        cand = best_k(a, t0, t1, self._k_max)
+        if cand == k:
+            return k
+        now, new = expected_tps(a, t0, t1, k), expected_tps(a, t0, t1, cand)
+        gain = new / now - 1.0 if now > 0 else 1.0
+        saving_ms = self._tokens * 1000.0 * (1.0 / now - 1.0 / new) if now > 0 else 0.0
+        if gain >= self._hysteresis and saving_ms * self._horizon > self._reload_ms:
+            return cand
+        return k
+
     def _decide(self) -> None:
         self._probe = None
         est = self.estimates()
         if est is None:
             return
         a, t0, t1 = est
-        cand = best_k(a, t0, t1, self._k_max)
-        if cand != self._k:
-            now, new = expected_tps(a, t0, t1, self._k), expected_tps(a, t0, t1, cand)
-            gain = new / now - 1.0 if now > 0 else 1.0
-            saving_ms = self._tokens * 1000.0 * (1.0 / now - 1.0 / new) if now > 0 else 0.0
-            if gain >= self._hysteresis and saving_ms * self._horizon > self._reload_ms:
-                self._k = cand
-                return
+        for cls, (a_sum, weight) in self._by_class.items():
+            if weight > 1e-9:
+                k = self._k_by_class.get(cls, self._k)
+                self._k_by_class[cls] = self._better_k(a_sum / weight, t0, t1, k)
+        new_k = self._better_k(a, t0, t1, self._k)
+        if new_k != self._k:
+            self._k = new_k
+            return
         # Probe a neighbour now and then while the cost line is not yet identified,
         # but only where a change of K is free.
         unidentified = self._cost.spread() < 0.25
         if unidentified and self._reload_ms == 0 and self._steps % self._probe_every == 0:
             step = 1 if (self._steps // self._probe_every) % 2 else -1
             probe = min(max(self._k + step, 0), self._k_max)
-            self._probe = probe if probe != self._k else None
+            self._probe = step if probe != self._k else None
 
     def view(self) -> ControllerView | None:
         if self._fallback is not None:
@@ -254,4 +287,9 @@ class ModelController(ModelFree):
             return ControllerView("model", self._k, None, None, None, (), "no drafting seen yet")
         a, t0, t1 = est
         table = tuple((k, expected_tps(a, t0, t1, k)) for k in range(self._k_max + 1))
-        return ControllerView("model", self._k, a, t0, t1, table)
+        note = ""
+        if self._per_class() and self._k_by_class:
+            note = "K by class: " + ", ".join(
+                f"{cls} {k}" for cls, k in sorted(self._k_by_class.items())
+            )
+        return ControllerView("model", self._k, a, t0, t1, table, note)

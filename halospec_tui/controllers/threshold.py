@@ -77,7 +77,7 @@ class ThresholdController:
     def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None:
         self._thr = thresholds_from_warmup(warmup_latencies_ms)
 
-    def next_k(self) -> int:
+    def next_k(self, context: str = "") -> int:  # one K for every request class
         ema = None if self._ema is None else int(self._ema)
         return threshold_rule(ema, self._k, self._thr.low_ms, self._thr.high_ms, self._k_max)
 
