@@ -182,7 +182,7 @@ class ModelController(ModelFree):
     # -- the protocol (calibrate, ema_ms, thresholds: ModelFree) ---------------------
     def next_k(self, context: str = "") -> int:
         if self._fallback is not None:
-            return self._fallback.next_k(context)
+            return self._fallback.next_k()  # one K for every class
         k = self._k_by_class.get(context, self._k) if self._per_class() else self._k
         if self._probe is not None:
             return min(max(k + self._probe, 0), self._k_max)
@@ -195,13 +195,15 @@ class ModelController(ModelFree):
             return
         self._track(latency_ms)
         self._note_reload(obs)
-        timed = obs is not None and obs.predicted_ms is not None and obs.tokens > 0
-        if k > 0 and timed and obs is not None and obs.drafted is None:
-            timed = False
-        if not timed or self._fallback is not None:
-            self._to_fallback(k, success, latency_ms, obs)
+        if (
+            self._fallback is not None
+            or obs is None
+            or obs.predicted_ms is None
+            or obs.tokens <= 0
+            or (k > 0 and obs.drafted is None)
+        ):  # no timings (or no drafting counts where it drafted): the bandit decides
+            self._to_fallback(k, latency_ms, obs)
             return
-        assert obs is not None and obs.predicted_ms is not None
         self._steps += 1
         self._tokens = float(obs.tokens)
         drafted = obs.drafted or 0
@@ -216,17 +218,17 @@ class ModelController(ModelFree):
             if obs.context:
                 acc = self._by_class.setdefault(obs.context, [0.0, 0.0])
                 acc[0], acc[1] = g * acc[0] + a_step, g * acc[1] + 1.0
-        self._cost.add(drafted / passes, obs.predicted_ms / passes, min(passes, 64) / 64)
+        self._cost.add(drafted / passes, obs.predicted_ms / passes, min(passes, 64))
         self._decide()
 
-    def _to_fallback(self, k: int, success: bool, latency_ms: int, obs: Observation | None) -> None:
+    def _to_fallback(self, k: int, latency_ms: int, obs: Observation | None) -> None:
         if self._fallback is None:
             self.notes.append(
                 "model controller: the server reports no drafting timings: "
                 "choosing K by measured tokens/s instead (bandit)"
             )
             self._fallback = BanditController(k_start=self._k, k_max=self._k_max)
-        self._fallback.observe(k, success, latency_ms, obs)
+        self._fallback.observe(k, True, latency_ms, obs)
 
     # -- the model ------------------------------------------------------------------
     def estimates(self) -> tuple[float, float, float] | None:
@@ -247,9 +249,9 @@ class ModelController(ModelFree):
         cand = best_k(a, t0, t1, self._k_max)
         if cand == k:
             return k
-        now, new = expected_tps(a, t0, t1, k), expected_tps(a, t0, t1, cand)
-        gain = new / now - 1.0 if now > 0 else 1.0
-        saving_ms = self._tokens * 1000.0 * (1.0 / now - 1.0 / new) if now > 0 else 0.0
+        now, new = expected_tps(a, t0, t1, k), expected_tps(a, t0, t1, cand)  # both > 0
+        gain = new / now - 1.0
+        saving_ms = self._tokens * 1000.0 * (1.0 / now - 1.0 / new)  # per request
         if gain >= self._hysteresis and saving_ms * self._horizon > self._reload_ms:
             return cand
         return k
@@ -260,10 +262,9 @@ class ModelController(ModelFree):
         if est is None:
             return
         a, t0, t1 = est
-        for cls, (a_sum, weight) in self._by_class.items():
-            if weight > 1e-9:
-                k = self._k_by_class.get(cls, self._k)
-                self._k_by_class[cls] = self._better_k(a_sum / weight, t0, t1, k)
+        for cls, (a_sum, weight) in self._by_class.items():  # weight >= 1: one vote at least
+            k = self._k_by_class.get(cls, self._k)
+            self._k_by_class[cls] = self._better_k(a_sum / weight, t0, t1, k)
         new_k = self._better_k(a, t0, t1, self._k)
         if new_k != self._k:
             self._k = new_k
@@ -273,8 +274,8 @@ class ModelController(ModelFree):
         unidentified = self._cost.spread() < 0.25
         if unidentified and self._reload_ms == 0 and self._steps % self._probe_every == 0:
             step = 1 if (self._steps // self._probe_every) % 2 else -1
-            probe = min(max(self._k + step, 0), self._k_max)
-            self._probe = step if probe != self._k else None
+            if 0 <= self._k + step <= self._k_max:
+                self._probe = step
 
     def view(self) -> ControllerView | None:
         if self._fallback is not None:
