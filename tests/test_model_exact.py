@@ -274,3 +274,30 @@ def test_fallback_bandit_starts_from_the_model_k_within_its_bounds():
         c.observe(k, True, 1000, Observation(k, True, 1000, 32))
         seen.append(k)
     assert sorted(set(seen)) == [0, 1, 2, 3, 4]
+
+
+def test_a_probe_may_go_up_to_k_max():
+    # a 0.9: K 7 is best; the probe after 6 steps goes to 8 = k_max
+    assert run(ModelController(k_start=7), 7, 0.9) == [7] * 6 + [8]
+
+
+def test_no_probe_once_the_drafted_counts_have_varied_enough():
+    c = ModelController(k_start=7)
+    for k in (7, 8, 7, 8, 7, 8):  # drafted per pass 7 and 8, three each: spread 0.25
+        o = step(k, 0.9)
+        c.observe(k, True, o.latency_ms, o)
+    assert c._cost.spread() == 0.25
+    assert c.next_k() == 7  # identified: no probe at the 6th step
+
+
+def test_one_pass_steps_and_cost_weights_by_passes():
+    c = ModelController()
+    c.observe(4, True, 10, Observation(4, True, 10, 5, 4, 4, 10.0))  # 5 tokens in 1 pass
+    # all 4 drafts accepted: a at its cap; 10 ms for a pass with 4 drafts: t0 10 / 1.8
+    assert c.estimates() == (A_MAX, pytest.approx(10 / 1.8), pytest.approx(0.2 * 10 / 1.8))
+    d = ModelController(discount=0.5)
+    d.observe(0, True, 640, Observation(0, True, 640, 64, None, None, 640.0))  # 10 ms/pass
+    d.observe(0, True, 2000, Observation(0, True, 2000, 100, None, None, 2000.0))  # 20
+    # weights min(passes, 64): 64 and 64, the first faded by 0.5
+    fit = d._cost.fit()
+    assert fit is not None and fit[0] == pytest.approx((0.5 * 64 * 10 + 64 * 20) / (0.5 * 64 + 64))
