@@ -1,0 +1,307 @@
+"""The plan's arm names, refusals and overrides pinned at every boundary.
+
+Each expectation is written from the README's promises (arm names, K 1..16, p_min strictly
+between 0 and 1, tune's rounds) and the exact messages the CLI prints; found by mutation
+testing (scripts/mutation.sh) where a one-line change to plan.py went unnoticed.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from halospec_tui.plan import (
+    ADAPTIVE_KINDS,
+    K_LIMIT,
+    PMIN_N_MAX,
+    TUNE_MODES,
+    ModeSpec,
+    Plan,
+    PlanError,
+    classic,
+    customise,
+    named_plan,
+    parse_mode,
+    quick,
+    tune,
+)
+
+FIXED = [f"fixed_{k}" for k in range(1, 9)]
+
+
+def _refused(fn, *args, **kw) -> str:
+    with pytest.raises(PlanError) as e:
+        fn(*args, **kw)
+    return str(e.value)
+
+
+# -- arm names ------------------------------------------------------------------------
+def test_the_limits_the_readme_promises():
+    assert K_LIMIT == 16 and PMIN_N_MAX == 16
+    assert ADAPTIVE_KINDS == ("model", "bandit")
+
+
+def test_nospec_and_fixed_arms():
+    # warmup 1, fixed steps 2, adaptive steps 3: each number lands in its own field
+    assert parse_mode("nospec", 1, 2, 3) == ModeSpec("nospec", 0, 1, 2)
+    assert parse_mode("fixed_1", 1, 2, 3) == ModeSpec("fixed_1", 1, 1, 2)
+    assert parse_mode("fixed_16", 5, 6, 7) == ModeSpec("fixed_16", 16, 5, 6)
+    assert parse_mode("fixed_007", 1, 2, 3) == ModeSpec("fixed_007", 7, 1, 2)
+    assert _refused(parse_mode, "fixed_0", 1, 2, 3) == "draft length 0 in 'fixed_0' is outside 1..16"
+    for bad in ("fixed_", "fixed_x", "fixed_-1", "fixed_4 ", "Fixed_4", "NOSPEC", "adaptive "):
+        assert _refused(parse_mode, bad, 1, 2, 3) == (
+            f"unknown mode {bad!r}: use nospec, fixed_K (K in 1..16), pmin:P, adaptive, "
+            "adaptive:model or adaptive:bandit"
+        )
+
+
+def test_adaptive_arms_name_their_controller():
+    assert parse_mode("adaptive", 1, 2, 3) == ModeSpec("adaptive", None, 1, 3, controller=None)
+    model = parse_mode("adaptive:model", 4, 5, 6)
+    assert model == ModeSpec("adaptive:model", None, 4, 6, controller="model")
+    assert (model.adaptive, model.warmup_k, model.p_min) == (True, 4, 0.0)
+    bandit = parse_mode("adaptive:bandit", 7, 8, 9)
+    assert bandit == ModeSpec("adaptive:bandit", None, 7, 9, controller="bandit")
+    assert bandit.name == "adaptive:bandit" and bandit.controller == "bandit"
+
+
+@pytest.mark.parametrize(
+    "name", ["adaptive:", "adaptive:threshold", "adaptive:Model", "adaptive:x:model",
+             "adaptive:model:x", "adaptive:bandit "],
+)  # fmt: skip
+def test_unknown_adaptive_arm(name):
+    # only the text after the first colon names the controller
+    assert _refused(parse_mode, name, 1, 2, 3) == (
+        f"unknown adaptive arm {name!r}: use adaptive, adaptive:model, adaptive:bandit"
+    )
+
+
+@pytest.mark.parametrize(
+    "name,p", [("pmin:0.75", 0.75), ("pmin:0.001", 0.001), ("pmin:0.999", 0.999), ("pmin:.5", 0.5)]
+)
+def test_pmin_arms_draft_up_to_16_and_stop_below_p(name, p):
+    spec = parse_mode(name, 2, 3, 4)
+    assert spec == ModeSpec(name, 16, 2, 3, controller=None, p_min=p)
+    assert (spec.adaptive, spec.warmup_k) == (False, 16)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pmin:0", "pmin:0.0", "pmin:1", "pmin:1.0", "pmin:1.5", "pmin:-0.5", "pmin:nan",
+     "pmin:inf", "pmin:", "pmin:abc", "pmin:0.5:0.25", "pmin:0.5:x"],
+)  # fmt: skip
+def test_pmin_outside_the_open_interval_is_refused(name):
+    assert _refused(parse_mode, name, 1, 2, 3) == (
+        f"{name!r}: p_min must be a number between 0 and 1, e.g. pmin:0.75"
+    )
+
+
+def test_pmin_prefix_is_lower_case():
+    assert _refused(parse_mode, "PMIN:0.5", 1, 2, 3).startswith("unknown mode 'PMIN:0.5': ")
+
+
+# -- the tune plan as data -----------------------------------------------------------
+def test_tune_plan_as_data():
+    assert [m.name for m in tune().modes] == TUNE_MODES == ["nospec", *FIXED]
+    want = Plan(
+        name="tune",
+        modes=(ModeSpec("nospec", 0, 0, 4),) + tuple(ModeSpec(f"fixed_{k}", k, 0, 4) for k in range(1, 9)),
+        warmup_sleep_s=0.0,
+        cooldown_s=0.0,
+        load_step=6,
+        load_duration_s=30.0,
+        prompts="pool",
+        max_tokens=64,
+        schedule="interleaved",
+        rounds=12,
+        block=4,
+        settle=1,
+        seed=0,
+        until_decisive=True,
+        min_rounds=4,  # README: from round 4 the run stops as soon as it is decisive
+        drop_from_round=3,  # README: from round 3 clearly slower arms are dropped
+        max_time_s=600.0,
+        tolerance=0.02,  # README: within 2% counts as tied
+        load_round=2,
+        load_rounds=2,
+        workload="steady",
+        shift_every=8,
+    )
+    assert tune() == want == named_plan("tune")
+    assert tune().interleaved and not classic().interleaved and not quick().interleaved
+
+
+def test_plan_defaults_are_sequential_and_steady():
+    p = Plan("p", (ModeSpec("fixed_1", 1, 0, 1),))
+    assert (p.schedule, p.rounds, p.block, p.settle, p.seed, p.until_decisive) == (
+        "sequential", 4, 2, 0, 0, False,
+    )  # fmt: skip
+    assert (p.min_rounds, p.drop_from_round, p.max_time_s, p.tolerance) == (4, 3, None, 0.02)
+    assert (p.load_round, p.load_rounds, p.workload, p.shift_every) == (2, 2, "steady", 8)
+
+
+# -- customise: refusals, each with its message --------------------------------------
+@pytest.mark.parametrize(
+    "kw,message",
+    [
+        ({"warmup_sleep_s": math.inf}, "--warmup-sleep must be a finite number (got inf)"),
+        ({"cooldown_s": math.nan}, "--cooldown must be a finite number (got nan)"),
+        ({"load_duration_s": -math.inf}, "--load-duration must be a finite number (got -inf)"),
+        ({"max_time_s": math.inf}, "--max-time must be a finite number (got inf)"),
+        ({"tolerance": math.nan}, "--tolerance must be a finite number (got nan)"),
+        ({"rounds": 0}, "--rounds must be at least 1 (got 0)"),
+        ({"block": 0}, "--block must be at least 1 (got 0)"),
+        ({"settle": -1}, "--settle must be at least 0 (got -1)"),
+        ({"load_round": 0}, "--load-round must be at least 1 (got 0)"),
+        ({"load_rounds": -1}, "--load-rounds must be at least 0 (got -1)"),
+        ({"shift_every": 0}, "--shift-every must be at least 1 (got 0)"),
+        ({"tolerance": -0.01}, "--tolerance must be from 0 to 1 (got -0.01)"),
+        ({"tolerance": 1.0}, "--tolerance must be from 0 to 1 (got 1.0)"),
+        ({"max_time_s": 0.0}, "--max-time must be positive (got 0.0)"),
+        ({"max_time_s": -5.0}, "--max-time must be positive (got -5.0)"),
+        ({"schedule": "random"}, "unknown schedule 'random' (choose sequential or interleaved)"),
+        ({"workload": "bursty"}, "unknown workload 'bursty' (choose steady or shift)"),
+        (
+            {"workload": "shift", "prompts": "original"},
+            "--workload shift draws prompts by class: drop --prompts original",
+        ),
+        ({"until_decisive": True}, "--until-decisive needs --schedule interleaved"),
+        (
+            {"until_decisive": True, "schedule": "sequential"},
+            "--until-decisive needs --schedule interleaved",
+        ),
+    ],
+)
+def test_customise_quick_refuses(kw, message):
+    assert _refused(customise, quick(), **kw) == message
+
+
+CLASSIC_SEQUENTIAL = (
+    "the classic plan keeps the original's sequential schedule: "
+    "use --plan tune (or quick) for interleaved rounds and --until-decisive"
+)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"until_decisive": True}, {"schedule": "interleaved"},
+           {"schedule": "interleaved", "until_decisive": False}],
+)  # fmt: skip
+def test_classic_keeps_its_sequential_schedule(kw):
+    assert _refused(customise, classic(), **kw) == CLASSIC_SEQUENTIAL
+
+
+def test_classic_accepts_what_keeps_it_sequential():
+    assert customise(classic(), schedule="sequential", until_decisive=False) == classic()
+    # a block on a sequential plan is stored but changes no mode's steps
+    p = customise(classic(), block=3, rounds=5)
+    assert p == Plan(
+        "classic",
+        tuple(ModeSpec(f"fixed_{k}", k, 5, 10) for k in range(1, 9))
+        + (ModeSpec("adaptive", None, 5, 15),),
+        rounds=5,
+        block=3,
+    )
+
+
+def test_customise_accepts_every_lower_edge():
+    p = customise(
+        quick(),
+        rounds=1,
+        block=1,
+        settle=0,
+        load_round=1,
+        load_rounds=0,
+        shift_every=1,
+        tolerance=0.0,
+        max_time_s=0.5,
+    )
+    assert (p.rounds, p.block, p.settle, p.load_round, p.load_rounds, p.shift_every) == (
+        1, 1, 0, 1, 0, 1,
+    )  # fmt: skip
+    assert (p.tolerance, p.max_time_s) == (0.0, 0.5)
+    assert customise(quick(), tolerance=0.99).tolerance == 0.99
+
+
+# -- customise: what it sets ---------------------------------------------------------
+def test_quick_made_interleaved_takes_every_number():
+    p = customise(
+        quick(),
+        modes=["nospec", "fixed_2", "adaptive:bandit"],
+        schedule="interleaved",
+        rounds=6,
+        block=3,
+        settle=2,
+        seed=11,
+        until_decisive=True,
+        max_time_s=90.0,
+        tolerance=0.05,
+        load_round=3,
+        load_rounds=1,
+        workload="shift",
+        shift_every=5,
+    )
+    # in rounds, every mode's measured steps are one block (3), whatever the plan had
+    assert p == Plan(
+        "quick",
+        (
+            ModeSpec("nospec", 0, 2, 3),
+            ModeSpec("fixed_2", 2, 2, 3),
+            ModeSpec("adaptive:bandit", None, 2, 3, controller="bandit"),
+        ),
+        warmup_sleep_s=0.05,
+        cooldown_s=0.1,
+        load_step=3,
+        load_duration_s=2.0,
+        prompts="pool",
+        schedule="interleaved",
+        rounds=6,
+        block=3,
+        settle=2,
+        seed=11,
+        until_decisive=True,
+        max_time_s=90.0,
+        tolerance=0.05,
+        load_round=3,
+        load_rounds=1,
+        workload="shift",
+        shift_every=5,
+    )
+
+
+def test_interleaved_without_a_block_uses_the_plans_block():
+    p = customise(quick(), schedule="interleaved")
+    assert p.schedule == "interleaved" and p.block == 2 and not p.until_decisive
+    # quick's 4 fixed / 8 adaptive steps become one block of 2 each
+    assert [m.measured_steps for m in p.modes] == [2] * 10
+    assert [m.warmup_steps for m in p.modes] == [2] * 10
+    q = customise(tune(), block=6)
+    assert q.block == 6 and [m.measured_steps for m in q.modes] == [6] * 9
+    assert customise(tune()) == tune()
+
+
+def test_tune_made_sequential_is_no_longer_until_decisive():
+    p = customise(tune(), schedule="sequential")
+    assert (p.schedule, p.until_decisive) == ("sequential", False)
+    # sequential keeps the per-mode steps (tune's 4), not a block
+    assert [m.measured_steps for m in p.modes] == [4] * 9
+    assert customise(tune(), schedule="sequential", until_decisive=False).until_decisive is False
+    assert _refused(customise, tune(), schedule="sequential", until_decisive=True) == (
+        "--until-decisive needs --schedule interleaved"
+    )
+    # interleaved given again keeps it; nothing given keeps it
+    assert customise(tune(), schedule="interleaved").until_decisive is True
+    assert customise(tune(), until_decisive=False).until_decisive is False
+    assert customise(tune(), seed=3).until_decisive is True
+    assert customise(quick(), schedule="sequential").until_decisive is False
+
+
+def test_a_shifting_workload_draws_from_the_pool():
+    # classic's prompts are the original one: shift switches them to the pool
+    p = customise(classic(), workload="shift")
+    assert (p.workload, p.prompts, p.shift_every) == ("shift", "pool", 8)
+    q = customise(quick(), workload="shift", prompts="pool", shift_every=3)
+    assert (q.workload, q.prompts, q.shift_every) == ("shift", "pool", 3)
+    # steady leaves the prompt set alone
+    assert customise(classic(), workload="steady").prompts == "original"
+    assert customise(quick(), workload="steady", prompts="original").prompts == "original"
