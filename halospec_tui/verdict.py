@@ -624,8 +624,10 @@ def decision_of(samples: Sequence[StepSample]) -> Decision:
 
 
 def main_actuator(samples: Sequence[StepSample]) -> str:
+    """The actuator most rows name; a tie goes to the one seen first (not to the order
+    of a set, which changes with the interpreter's string hashing)."""
     names = [s.actuator for s in samples if s.actuator]
-    return max(set(names), key=names.count) if names else ""
+    return max(dict.fromkeys(names), key=names.count) if names else ""
 
 
 # -- rendering ----------------------------------------------------------------------
