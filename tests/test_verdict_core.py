@@ -456,3 +456,162 @@ def test_round_order_is_the_documented_shuffle():
 def test_one_load_round():
     assert [round_phase(r, 2, 1) for r in (1, 2, 3)] == ["steady", "load", "recovery"]
     assert [round_phase(r, 1, -1) for r in (1, 2)] == ["steady", "steady"]
+
+
+# -- more edges: one step more or less, one ms more or less ----------------------------
+def test_short_sequential_clusters_are_the_step_positions():
+    assert rows_of([s("fixed_1", x, None) for x in (5, 6, 7)]).keys == (0, 1, 2)
+
+
+def test_equal_latencies_have_no_spread_in_the_score():
+    rows = rows_of([s("fixed_1", 100, None)] * 3)
+    assert score(rows, np.ones((1, 3)))[0] == 150.0  # 100 + 0.5 * 100 + 0.2 * 0
+
+
+def test_median_of_two_steps_is_the_lower():
+    rows = rows_of([s("fixed_1", x, None) for x in (300, 100)])
+    assert median_ms(rows, np.ones((1, 2)))[0] == 100.0  # rank ceil(0.5 * 2) = 1
+    assert p95_ms(rows, np.ones((1, 2)))[0] == 300.0
+    assert median_ms(rows, np.array([[1.0, 0.0]]))[0] == 300.0
+
+
+def test_nearest_rank_with_more_replicates_than_two_slices():
+    lat = [(i * 37) % 1000 + 1 for i in range(1000)]
+    rows = rows_of([s("fixed_1", x, None) for x in lat])
+    w = cluster_weights(rows.strata, 1200, np.random.default_rng(8))  # slices of 500
+    got = median_ms(rows, w)
+    for i in (0, 499, 500, 999, 1000, 1199):
+        counts = w[i][rows.cluster]
+        expanded = sorted(x for x, c in zip(lat, counts, strict=True) for _ in range(int(c)))
+        assert got[i] == expanded[math.ceil(0.5 * len(expanded)) - 1]
+
+
+def test_no_replicate_with_a_value_leaves_the_interval_undefined():
+    def stat(r, w):
+        return np.array([3.0]) if w.shape[0] == 1 else np.full(w.shape[0], np.nan)
+
+    e = bootstrap(rows_of([s("fixed_1", 100, None)] * 2), stat, np.random.default_rng(0), 10)
+    assert e.value == 3.0 and math.isnan(e.lo) and math.isnan(e.hi)
+
+
+def test_resamples_just_over_2000_steps():
+    from halospec_tui.verdict import resamples
+
+    n = resamples("median_ms", 2001)
+    assert n == 1999 and isinstance(n, int)  # 2000 * 2000 // 2001
+
+
+def test_arm_stats_defaults_reloads_and_cv_edges():
+    a = arm_stats("fixed_1", [s("fixed_1", 100, None), s("fixed_1", 300, None)])
+    assert a.phase == "" and a.cv == 0.5  # two steps: sd 100 over mean 200
+    assert arm_stats("fixed_1", [s("fixed_1", x, None) for x in (0, 1)]).cv == 1.0
+    own = [
+        StepSample("adaptive", 2, True, 100, 64, round=1),
+        StepSample("adaptive", 3, True, 100, 64, reload_ms=50, round=2),
+    ]
+    assert arm_stats("adaptive", own).tps.value == pytest.approx(128_000 / 250)
+
+
+def test_arm_stats_server_throughput_reads_predicted_tokens_over_predicted_time():
+    rows = [
+        s("fixed_2", 100, None, predicted_n=40, predicted_ms=70.0),
+        s("fixed_2", 300, None, predicted_n=60, predicted_ms=150.0),
+    ]
+    assert arm_stats("fixed_2", rows).server_tps.value == pytest.approx(100 / 0.22)
+
+
+def test_arm_stats_seeds_and_replicates_per_figure():
+    """Each figure is a bootstrap seeded by (seed, arm, phase, figure); on a long run the
+    percentile figures take fewer replicates."""
+    rows = [s("fixed_2", 100 + (i * 37) % 101, None, predicted_n=50, predicted_ms=40.0 + i % 7)
+            for i in range(2001)]  # fmt: skip
+    a = arm_stats("fixed_2", rows, seed=5, phase="load")
+    r = rows_of(rows, with_reloads=True)
+    for name, fn, n_boot in (("tps", tps, 2000), ("mean_ms", mean_ms, 2000),
+                             ("median_ms", median_ms, 1999), ("p95_ms", p95_ms, 1999),
+                             ("score", score, 1999)):  # fmt: skip
+        assert getattr(a, name) == bootstrap(r, fn, _seeded(5, "fixed_2", "load", name), n_boot)
+    timed = rows_of(rows, "predicted_n", "predicted_ms")
+    assert a.server_tps == bootstrap(timed, tps, _seeded(5, "fixed_2", "load", "server_tps"))
+    # Another seed, arm name or phase draws other replicates.
+    assert bootstrap(r, mean_ms, _seeded(5, "fixed_2", "", "mean_ms")) != a.mean_ms
+    assert bootstrap(r, mean_ms, _seeded(5, "fixed_3", "load", "mean_ms")) != a.mean_ms
+    assert bootstrap(r, mean_ms, _seeded(6, "fixed_2", "load", "mean_ms")) != a.mean_ms
+
+
+def test_ratio_pays_the_reloads_of_den_changes_too():
+    num = [s("fixed_4", 100, r) for r in (1, 2)]
+    den = [
+        StepSample("adaptive", 2, True, 200, 64, round=1),
+        StepSample("adaptive", 3, True, 200, 64, reload_ms=100, round=2),
+    ]
+    # num 128 tokens / 0.2 s = 640; den 128 / 0.5 s = 256
+    assert ratio(num, den, 0, "x").value == pytest.approx(2.5)
+
+
+def test_paired_ratio_over_many_rounds_equals_the_reference_bootstrap():
+    rounds = range(1, 21)
+    a = [100 + (r * 29) % 41 for r in rounds]
+    b = [150 + (r * 17) % 53 for r in rounds]
+    num = [s("fixed_4", x, r) for x, r in zip(a, rounds, strict=True)]
+    den = [s("fixed_1", x, r) for x, r in zip(b, rounds, strict=True)]
+    e = ratio(num, den, 1, "fixed_4/fixed_1")
+    w = _ref_weights(["steady"] * 20, 2000, _seeded(1, "pair", "fixed_4/fixed_1"))
+    reps = _ref_tps([64] * 20, a, w) / _ref_tps([64] * 20, b, w)
+    lo, hi = np.percentile(reps, [2.5, 97.5])
+    assert e.value == pytest.approx(sum(b) / sum(a), rel=1e-12)
+    assert e.lo == pytest.approx(lo, rel=1e-12) and e.hi == pytest.approx(hi, rel=1e-12)
+
+
+def test_status_of_an_arm_the_verdict_does_not_know():
+    assert decide([]).status("fixed_1") == "-"
+    v = decide([StepSample("fixed_1", 1, False, 0, 0)])
+    assert v.status("fixed_1") == "-"
+
+
+def _long_race():
+    """16 rounds (9..16 under load) of 4 steps, each arm's latency varying by round."""
+    rows = []
+    for rnd in range(1, 17):
+        for arm, base in (("nospec", 300), ("fixed_2", 202), ("fixed_3", 200)):
+            rows += [s(arm, base + (rnd * 7 + j * 13) % 17, rnd, phase="load" if rnd > 8 else "steady")
+                     for j in range(4)]  # fmt: skip
+    return rows
+
+
+def test_decide_passes_its_seed_to_every_figure():
+    rows = _long_race()
+    v = decide(rows, seed=3)
+    mine = [r for r in rows if r.mode == "fixed_2"]
+    assert v.arms[1] == arm_stats("fixed_2", mine, 3)
+    assert v.arms[1] != arm_stats("fixed_2", mine, 0)  # the seed matters for these rows
+    load = [r for r in mine if r.phase == "load"]
+    assert v.phases[3] == arm_stats("fixed_2", load, 3, phase="load")
+    assert v.phases[3] != arm_stats("fixed_2", load, 0, phase="load")
+    classed = [StepSample(r.mode, 0, True, r.latency_ms, 64, round=r.round,
+                          prompt_class="open" if r.round % 2 else "structured") for r in rows]  # fmt: skip
+    c = decide(classed, seed=3).classes
+    mine = [r for r in classed if r.mode == "fixed_2" and r.prompt_class == "open"]
+    assert (c[3].arm, c[3].phase) == ("fixed_2", "open")
+    assert c[3] == arm_stats("fixed_2", mine, 3, phase="open")
+    assert c[3] != arm_stats("fixed_2", mine, 0, phase="open")
+
+
+def test_decide_recommends_with_its_tolerance():
+    # nospec is 300.5 / 200.5 = 1.499x slower: within 60% it ties and, K 0, is recommended.
+    v = decide(_race(), tolerance=0.6)
+    assert v.status("nospec") == "tied"
+    assert (v.recommended, v.recommended_k, v.smallest_of_tie) == ("nospec", 0, True)
+
+
+def test_recommend_k_zero_beats_k_one():
+    stats = _stats("nospec", "fixed_1")
+    tied = [Comparison("nospec", Estimate(1.0, 0.99, 1.01), "tied", True)]
+    assert recommend("fixed_1", tied, stats) == ("nospec", 0, True)
+
+
+def test_pmin_threshold_is_everything_after_the_first_colon():
+    from halospec_tui.verdict import arm_p_min
+
+    assert arm_p_min("pmin:0.25") == 0.25
+    assert arm_p_min("pmin:x:0.25") == 0.0  # not a number

@@ -314,6 +314,32 @@ def test_verdict_dict_exact():
     }
 
 
+def test_verdict_dict_median_score_and_prompt_classes():
+    a = ArmStats("fixed_1", 1, 4, None, None, Estimate(150.0, 140.0, 160.0), None,
+                 Estimate(300.0, 280.0, 320.0), None, None)  # fmt: skip
+    c = _arm("fixed_1", 1, 2, Estimate(9.0, 8.0, 10.0), phase="open")
+    out = verdict_dict(_verdict(arms=(a,), classes=(c,)), Decision(0, 4, 4, 0, None, ()), "")
+    assert out["arms"][0]["median_ms"] == {"value": 150.0, "lo": 140.0, "hi": 160.0}
+    assert out["arms"][0]["score"] == {"value": 300.0, "lo": 280.0, "hi": 320.0}
+    assert out["arms"][0]["status"] == "-"  # no best: nothing to compare with
+    assert out["prompt_classes"] == [{
+        "arm": "fixed_1", "k": 1, "phase": "open", "n": 2,
+        "tps": {"value": 9.0, "lo": 8.0, "hi": 10.0}, "mean_ms": None, "median_ms": None,
+        "p95_ms": None, "score": None, "server_tps": None, "cv": None,
+    }]  # fmt: skip
+
+
+def test_a_dropped_arm_that_is_fastest_on_the_rows_reads_best():
+    # Recomputed from the CSV, an arm dropped early can still come out fastest.
+    v = _verdict(arms=(_arm("fixed_1", 1, 2), _arm("fixed_2", 2, 8)), best="fixed_1",
+                 comparisons=(Comparison("fixed_2", Estimate(1.1, 1.05, 1.15), "worse", True),),
+                 eliminated=(("fixed_1", 1),))  # fmt: skip
+    d = Decision(3, 10, 10, 0, None, (("fixed_1", 1),))
+    assert verdict_lines(v, d, "", None)[3].endswith("  best")
+    assert verdict_dict(v, d, "")["arms"][0]["status"] == "best"
+    assert verdict_dict(v, d, "")["arms"][0]["dropped_after_round"] == 1
+
+
 def test_verdict_dict_of_an_empty_verdict():
     out = verdict_dict(_verdict(), Decision(0, 0, 0, 0, None, ()), "")
     assert out["best"] is None and out["arms"] == [] and out["speculation_vs_nospec"] is None
