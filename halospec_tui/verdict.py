@@ -92,8 +92,10 @@ def cluster_weights(
 
 
 def _interval(point: float, reps: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
+    """The percentile interval of the replicates that have a value (NaN ends when none has)."""
+    finite = reps[np.isfinite(reps)]
     tail = (1.0 - confidence) / 2.0 * 100.0
-    lo, hi = np.percentile(reps, [tail, 100.0 - tail])
+    lo, hi = np.percentile(finite if finite.size else reps, [tail, 100.0 - tail])
     return Estimate(float(point), float(lo), float(hi))
 
 
@@ -219,8 +221,7 @@ def bootstrap(
         return None
     if len(r.keys) < 2:
         return Estimate(point, -math.inf, math.inf)  # one cluster: no spread to measure
-    reps = stat(r, cluster_weights(r.strata, n_boot, rng))
-    return _interval(point, reps[np.isfinite(reps)] if np.isfinite(reps).any() else reps)
+    return _interval(point, stat(r, cluster_weights(r.strata, n_boot, rng)))
 
 
 # -- per arm --------------------------------------------------------------------
@@ -337,8 +338,7 @@ def ratio(
     else:
         wa = cluster_weights(ra.strata, RESAMPLES, _rng(seed, "num", label))
         wb = cluster_weights(rb.strata, RESAMPLES, _rng(seed, "den", label))
-    reps = _safe_div(tps(ra, wa), tps(rb, wb))
-    return _interval(float(pa / pb), reps[np.isfinite(reps)] if np.isfinite(reps).any() else reps)
+    return _interval(float(pa / pb), _safe_div(tps(ra, wa), tps(rb, wb)))
 
 
 def _by_round(r: Rows) -> Rows:
@@ -418,8 +418,8 @@ def decide(
 ) -> Verdict:
     groups = by_arm(samples)
     arms = tuple(arm_stats(a, rows, seed) for a, rows in groups.items())
-    ranked = [a for a in arms if a.tps is not None and not math.isnan(a.tps.value)]
-    best = max(ranked, key=lambda a: a.tps.value if a.tps else 0.0).arm if ranked else None
+    ranked = {a.arm: a.tps.value for a in arms if a.tps is not None and not math.isnan(a.tps.value)}
+    best = max(ranked, key=ranked.__getitem__) if ranked else None
     comparisons: list[Comparison] = []
     if best is not None:
         for a in arms:
@@ -486,10 +486,10 @@ def _against_nospec(
 ) -> tuple[Estimate | None, str | None]:
     if NOSPEC not in groups:
         return None, None
-    spec = [a for a in arms if a.arm != NOSPEC and a.tps is not None]
+    spec = {a.arm: a.tps.value for a in arms if a.arm != NOSPEC and a.tps is not None}
     if not spec:
         return None, None
-    fastest = max(spec, key=lambda a: a.tps.value if a.tps else 0.0).arm
+    fastest = max(spec, key=spec.__getitem__)
     return ratio(groups[fastest], groups[NOSPEC], seed, f"{fastest}/{NOSPEC}"), fastest
 
 
@@ -624,8 +624,10 @@ def decision_of(samples: Sequence[StepSample]) -> Decision:
 
 
 def main_actuator(samples: Sequence[StepSample]) -> str:
+    """The actuator most rows name; a tie goes to the one seen first (not to the order
+    of a set, which changes with the interpreter's string hashing)."""
     names = [s.actuator for s in samples if s.actuator]
-    return max(set(names), key=names.count) if names else ""
+    return max(dict.fromkeys(names), key=names.count) if names else ""
 
 
 # -- rendering ----------------------------------------------------------------------
