@@ -252,3 +252,119 @@ def test_regret_against_a_zero_ms_best_arm_is_not_a_number():
     line = "adaptive vs best fixed in steady: 0.0 ms vs 0.0 ms (fixed_1), regret n/a"
     assert line in extras_table(report).split("\n")
     assert json.loads(summary_json(report))["regret"][0]["regret"] is None
+
+
+# -- a run kept column by column ------------------------------------------------------
+def _varied_samples() -> list[StepSample]:
+    """Every kind of value a column can hold: None, 0, big, huge, negatives, names."""
+    return [
+        StepSample("fixed_1", 1, True, 812, 64, 10, 5, 64, 700.25, None, "steady", 1, False,
+                   "request", "2026-01-01T00:00:00.900+00:00", "open"),
+        StepSample("adaptive", 0, False, 0, 0, None, None, None, None, 120, "load", None, True,
+                   "", "", ""),
+        StepSample("fixed_1", 1, True, 70_000, 300, 2**40, 0, 300, 0.0, 0, "steady", 2, False,
+                   "request", "2026-01-01T00:00:01.900+00:00", "structured"),
+        StepSample("nospec", 0, True, 2**70, 1, 0, 2**63, 1, -0.0, 2**31, "recovery", 0, False,
+                   "llama-server", "é ✓", "open"),
+        StepSample("adaptive", 3, True, 5, 64, -4, 7, 64, 1e300, None, "steady", 3, False,
+                   "request", "x", "neutral"),
+    ]  # fmt: skip
+
+
+def test_sample_columns_give_back_the_samples_they_were_given():
+    from halospec_tui.results import SampleColumns
+
+    samples = _varied_samples()
+    cols = SampleColumns()
+    for s in samples:
+        cols.append(s)
+    assert len(cols) == 5
+    assert list(cols) == samples
+    assert [cols[i] for i in range(5)] == samples
+    assert cols[-1] == samples[-1] and cols[-5] == samples[0]
+    with pytest.raises(IndexError):
+        cols[5]
+    with pytest.raises(TypeError):
+        cols[0:2]  # type: ignore[call-overload]
+    # Numbers keep their exact value and type (-0.0 stays -0.0; ints stay ints).
+    assert str(cols[3].predicted_ms) == "-0.0" and cols[3].latency_ms == 2**70
+    assert type(cols[2].drafted) is int and cols[1].drafted is None
+
+
+def test_sample_columns_views_split_by_mode_in_order_of_appearance():
+    from halospec_tui.results import SampleColumns
+
+    samples = _varied_samples()
+    cols = SampleColumns()
+    for s in samples:
+        cols.append(s)
+    measured = cols.measured()
+    assert list(measured) == [s for s in samples if not s.settle]
+    groups = measured.by_mode()
+    assert list(groups) == ["fixed_1", "nospec", "adaptive"]
+    assert {m: list(v) for m, v in groups.items()} == {
+        "fixed_1": [samples[0], samples[2]],
+        "nospec": [samples[3]],
+        "adaptive": [samples[4]],
+    }
+    assert measured.by_mode() is groups  # asked again: the same views
+    assert groups["fixed_1"][-1] == samples[2] and len(groups["fixed_1"]) == 2
+    with pytest.raises(TypeError, match="read-only"):
+        groups["nospec"].append(samples[0])
+
+
+def test_sample_columns_keep_at_most_keep_built_samples_of_their_views(monkeypatch):
+    import halospec_tui.results as results
+
+    monkeypatch.setattr(results, "KEEP_BUILT", 4)
+    cols = results.SampleColumns()
+    for i in range(9):
+        cols.append(StepSample(("a", "b", "c")[i % 3], 1, True, 100 + i, 64))
+    a, b, c = cols.by_mode().values()  # 3 samples each
+    assert list(a) == list(a) and a._built is not None  # kept: 3 of at most 4
+    first = a._built
+    assert next(iter(a)) is first[0]  # read again from what was kept
+    assert [s.latency_ms for s in b] == [101, 104, 107]
+    assert a._built is None and b._built is not None  # a let go to keep b
+    assert cols._built is None  # the whole store is never kept, only read a chunk at a time
+    assert [s.latency_ms for s in cols] == list(range(100, 109))
+
+
+def test_iter_runs_reads_each_run_into_columns_equal_to_read_runs(tmp_path):
+    from halospec_tui.results import iter_runs
+
+    p = tmp_path / "r.csv"
+    w = CsvWriter(p)
+    w.open()
+    for g, (mode, rid) in enumerate([("fixed_1", "A"), ("fixed_2", "A"), ("fixed_1", "B")], 1):
+        w.write(StepRecord(g, g, mode, "steady", int(mode[-1]), True, 800 + g, 64,
+                           timestamp=f"2026-01-01T00:00:0{g}.000+00:00", run_id=rid,
+                           drafted=9, accepted=4, predicted_ms=512.5, round=g, settle=g == 2))  # fmt: skip
+    w.close()
+    runs = list(iter_runs(p))
+    assert [(r.index, r.run_id, r.rows) for r in runs] == [(1, "A", 2), (2, "B", 1)]
+    assert [list(r.samples) for r in runs] == [r.samples for r in read_runs(p)]
+    assert runs[0].samples[1].settle is True and runs[0].samples[1].timestamp.endswith("02.000+00:00")
+
+
+def test_build_report_is_the_same_from_columns_and_from_a_list():
+    from halospec_tui.results import SampleColumns, summary_text
+
+    samples = []
+    for rnd in range(1, 5):
+        for mode, k in (("nospec", 0), ("fixed_2", 2), ("adaptive", 3)):
+            for j in range(4):
+                samples.append(StepSample(
+                    mode, k, j != 3 or rnd != 2, 900 - 50 * k + 7 * j + rnd, 64, 16 * k if k else 0,
+                    8 * k, 64, 600.5 + j, 40 if mode == "adaptive" and j == 0 else None,
+                    "load" if rnd == 3 else "steady", rnd, j == 0, "request",
+                    f"2026-01-01T00:00:{rnd:02d}.{j}00+00:00", ("open", "structured")[j % 2],
+                ))  # fmt: skip
+    cols = SampleColumns()
+    for s in samples:
+        cols.append(s)
+    from_list, from_cols = build_report(samples), build_report(cols)
+    assert from_cols == from_list
+    assert summary_text(from_cols) == summary_text(from_list)
+    assert summary_json(from_cols) == summary_json(from_list)
+    assert summary_markdown(from_cols) == summary_markdown(from_list)
