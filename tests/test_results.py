@@ -368,3 +368,247 @@ def test_build_report_is_the_same_from_columns_and_from_a_list():
     assert summary_text(from_cols) == summary_text(from_list)
     assert summary_json(from_cols) == summary_json(from_list)
     assert summary_markdown(from_cols) == summary_markdown(from_list)
+
+
+def test_column_storage_is_as_narrow_as_the_values_and_exact_beyond():
+    from array import array
+
+    from halospec_tui.results import _append_index, _append_int, _next, _pick
+
+    col = _append_int(array("b"), None)
+    col = _append_int(col, 0)
+    col = _append_int(col, 127)
+    assert isinstance(col, array) and col.typecode == "b" and list(col) == [-1, 0, 127]
+    col = _append_int(col, 128)
+    assert isinstance(col, array) and col.typecode == "h" and list(col) == [-1, 0, 127, 128]
+    col = _append_int(_append_int(col, 2**31), 2**63 - 1)
+    assert isinstance(col, array) and col.typecode == "q"
+    col = _append_int(col, 2**63)  # no array holds it: the values as they are
+    assert col == [None, 0, 127, 128, 2**31, 2**63 - 1, 2**63]
+    assert _append_int(array("b", [5]), -3) == [5, -3]  # a negative one is kept as it is
+    assert _append_int([1], None) == [1, None]
+    idx = _append_index(array("b"), 0)
+    for v in (127, 128, 40_000, 2**40):
+        idx = _append_index(idx, v)
+    assert idx.typecode == "q" and list(idx) == [0, 127, 128, 40_000, 2**40]
+    assert list(_pick([10, 11, 12, 13, 14], range(1, 5, 2))) == [11, 13]
+    assert list(_pick(array("h", [10, 11, 12]), array("b", [2, 0, 2]))) == [12, 10, 12]
+    assert list(_pick([7], [0])) == [7] and list(_pick([7], [])) == []
+    assert _next(range(0, 6, 2)) == range(1, 7, 2) and _next(array("b", [0, 4])) == [1, 5]
+
+
+def test_sample_columns_store_and_rebuild_every_field_exactly():
+    from halospec_tui.results import SampleColumns
+
+    assert "__slots__" in vars(StepSample) and not hasattr(StepSample, "__post_init__")
+    cols = SampleColumns()
+    cols.append(StepSample("fixed_1", 1, True, 5, 6, timestamp="\udc80 lone surrogate"))
+    assert cols[0] == StepSample("fixed_1", 1, True, 5, 6, timestamp="\udc80 lone surrogate")
+    assert cols[0].predicted_ms is None and cols[0].drafted is None  # every row None: not NaN/-1
+    assert cols._ints["drafted"].typecode == "b"  # None costs one byte, not a list
+    assert cols._codes["mode"].typecode == "b" and cols._stamp_at.typecode == "b"
+    many = SampleColumns()
+    for i in range(300):  # 300 names, 300 rows: codes and positions outgrow one byte
+        many.append(StepSample(f"m{i}", 1, i % 2 == 0, i, 1, settle=i % 3 == 0))
+    assert [s.mode for s in many] == [f"m{i}" for i in range(300)]
+    assert [s.success for s in many][:4] == [True, False, True, False]
+    measured = many.measured()
+    assert [s.latency_ms for s in measured] == [i for i in range(300) if i % 3]
+    assert list(measured.by_mode())[-1] == "m299" and len(measured.by_mode()) == 200
+
+
+def test_sample_columns_refuse_with_exact_messages():
+    from halospec_tui.results import SampleColumns
+
+    cols = SampleColumns()
+    cols.append(StepSample("a", 1, True, 5, 6))
+    with pytest.raises(TypeError, match=r"^a view of a SampleColumns is read-only$"):
+        cols.measured().append(StepSample("a", 1, True, 5, 6))
+    with pytest.raises(TypeError, match=r"^SampleColumns takes one whole-number index$"):
+        cols["0"]  # type: ignore[call-overload]
+
+
+def test_views_are_kept_up_to_keep_built_samples_exactly(monkeypatch):
+    import halospec_tui.results as results
+
+    monkeypatch.setattr(results, "KEEP_BUILT", 6)
+    cols = results.SampleColumns()
+    for i in range(12):
+        cols.append(StepSample(("a", "b", "c", "d")[i // 3], 1, True, i, 1))
+    a, b, c, d = cols.by_mode().values()  # 3 each
+    list(a)
+    list(b)
+    assert a._built is not None and b._built is not None  # 3 + 3 = 6: both kept
+    list(c)
+    assert a._built is None and b._built is not None and c._built is not None
+    monkeypatch.setattr(results, "KEEP_BUILT", 3)
+    list(d)  # exactly KEEP_BUILT: kept alone
+    assert d._built is not None and b._built is None and c._built is None
+
+
+# -- torn tails, exact bytes ----------------------------------------------------------------
+HEADER = ",".join(COLUMNS) + "\n"
+
+
+def _row_line(g: int) -> str:
+    return ",".join(str(c) for c in [g, g, "fixed_1", "steady", 1, 1, 100 + g, 64]
+                    + [""] * (len(COLUMNS) - 8)) + "\n"  # fmt: skip
+
+
+def test_tail_start_finds_the_last_newline_before_end(tmp_path):
+    from halospec_tui.results import _tail_start
+
+    p = tmp_path / "b"
+    p.write_bytes(b"\nab\ncd")
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 6) == 4
+        assert _tail_start(fh, 3) == 1
+        assert _tail_start(fh, 1) == 1  # the newline at offset 0
+        assert _tail_start(fh, 0) == 0
+    p.write_bytes(b"abc")
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 3) == 0
+    p.write_bytes(b"x\n" + b"y" * 70_000)  # the last line spans two blocks of 65,536
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 70_002) == 2
+
+
+def test_repair_leaves_whole_files_and_bare_headers_alone(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    p.write_bytes(b"")
+    assert repair_torn_tail(p) is None and p.read_bytes() == b""
+    p.write_text(HEADER)
+    assert repair_torn_tail(p) is None and p.read_text() == HEADER
+    p.write_text(HEADER[:-1])  # a header cut before its newline gets one
+    assert repair_torn_tail(p) is None and p.read_text() == HEADER
+    p.write_text(HEADER + _row_line(1) + _row_line(2))
+    assert repair_torn_tail(p) is None and p.read_text() == HEADER + _row_line(1) + _row_line(2)
+    assert not torn_path(p).exists()
+    assert torn_path(p) == tmp_path / "r.csv.torn"
+
+
+def test_repair_moves_a_fragment_aside_with_an_exact_message(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    torn_path(p).write_bytes(b"earlier\n")  # appended to, never replaced
+    p.write_text(HEADER + _row_line(1) + "2,2,fix")
+    msg = repair_torn_tail(p)
+    assert msg == (
+        f"{p}: its last row was torn (cut short by a crash or a full disk); "
+        f"moved its 7 bytes to {p}.torn and appending after the last whole row"
+    )
+    assert p.read_text() == HEADER + _row_line(1)
+    assert torn_path(p).read_bytes() == b"earlier\n2,2,fix\n"
+
+
+def test_repair_moves_a_whole_line_with_the_wrong_cells_or_bytes(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    p.write_text(HEADER + _row_line(1) + "1,2,3\n")
+    assert "moved its 6 bytes" in (repair_torn_tail(p) or "")
+    assert p.read_text() == HEADER + _row_line(1) and torn_path(p).read_text() == "1,2,3\n"
+    torn_path(p).unlink()
+    bad = _row_line(2).encode().replace(b"fixed_1", b"fixed_\xff")
+    p.write_bytes(HEADER.encode() + bad)
+    assert f"moved its {len(bad)} bytes" in (repair_torn_tail(p) or "")
+    assert p.read_text() == HEADER and torn_path(p).read_bytes() == bad
+    torn_path(p).unlink()
+    p.write_text(HEADER + _row_line(1)[:-1].replace(",,", ',"\n",', 1) + "\n")  # quoted newline
+    assert repair_torn_tail(p) is not None  # its last physical line is not a whole row
+
+
+def test_repair_counts_fields_against_the_columns_given(tmp_path):
+    from halospec_tui.results import repair_torn_tail
+
+    p = tmp_path / "r.csv"
+    p.write_text("a,b\n1,2\n")
+    assert repair_torn_tail(p, columns=2) is None and p.read_text() == "a,b\n1,2\n"
+    assert repair_torn_tail(p, columns=3) is not None and p.read_text() == "a,b\n"
+
+
+# -- exact messages -------------------------------------------------------------------------
+def test_check_row_names_the_column_and_the_value_exactly():
+    from halospec_tui.results import _short, check_row
+
+    row = dict(zip(COLUMNS, _row_line(1)[:-1].split(","), strict=True))
+    check_row(row)
+    cases = [
+        ({"step": None}, "step is missing"),
+        ({"tokens": "6x"}, "tokens='6x' is not an integer"),
+        ({"latency_ms": "-1"}, "latency_ms=-1 is below 0"),
+        ({"success": ""}, "success='' must be 0 or 1"),
+        ({"draft_length": "0", "mode": ""}, "draft_length=0 belongs to nospec or an adaptive arm, not ''"),
+    ]  # fmt: skip
+    for change, message in cases:
+        bad = {k: v for k, v in {**row, **change}.items() if v is not None}
+        with pytest.raises(ValueError) as e:
+            check_row(bad)
+        assert str(e.value) == message
+    assert _short("x" * 40) == repr("x" * 40)
+    assert _short("x" * 41) == repr("x" * 40 + "...")
+
+
+def test_read_runs_and_iter_runs_warn_of_a_torn_last_row(tmp_path):
+    from halospec_tui.results import iter_runs
+
+    p = tmp_path / "o.csv"
+    p.write_text(",".join(ORIGINAL_COLUMNS) + "\n1,1,fixed_1,steady,1,1,100,64\n2,2,fix")
+    said: list[str] = []
+    assert [r.run_id for r in read_runs(p, said.append)] == [""]
+    assert [(r.run_id, r.rows) for r in iter_runs(p, said.append)] == [("", 1)]
+    assert said == [f"{p}:3: skipped a torn last row (cut short by a crash or a full disk)"] * 2
+
+
+def test_summary_write_errors_list_what_failed_and_what_was_written(tmp_path, monkeypatch):
+    import halospec_tui.results as results
+    from halospec_tui.results import SummaryWriteError, summary_paths
+
+    report = build_report([StepSample("fixed_1", 1, True, 100, 64)])
+    csv_path = tmp_path / "s.csv"
+    paths = summary_paths(csv_path)
+    paths["json"].mkdir()  # a folder where the json summary goes
+    with pytest.raises(SummaryWriteError) as e:
+        write_summaries(csv_path, report)
+    assert e.value.written == [paths["txt"], paths["md"]]
+    assert e.value.failed == [(paths["json"], "Is a directory")]
+    assert str(e.value) == f"{paths['json']}: Is a directory"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s_summary.json", "s_summary.md", "s_summary.txt"]
+
+    def refuse(path, text):
+        raise OSError("no room")
+
+    monkeypatch.setattr(results, "_write_whole", refuse)
+    with pytest.raises(SummaryWriteError) as e:
+        write_summaries(csv_path, report)
+    assert e.value.written == [] and [why for _, why in e.value.failed] == ["no room"] * 3
+    assert str(e.value) == "; ".join(f"{p}: no room" for p in paths.values())
+
+
+def test_write_whole_raises_the_first_error_and_leaves_no_temporary(tmp_path):
+    from halospec_tui.results import _write_whole
+
+    target = tmp_path / "x.txt"
+    (tmp_path / ".x.txt.tmp").mkdir()  # the temporary cannot be opened, nor unlinked
+    with pytest.raises(IsADirectoryError) as e:
+        _write_whole(target, "é")
+    assert e.value.__context__ is None  # the open's own error, not the cleanup's
+    (tmp_path / ".x.txt.tmp").rmdir()
+    _write_whole(target, "é\n")
+    assert target.read_bytes() == "é\n".encode() and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_a_failed_row_write_cuts_the_file_back_and_closes(tmp_path):
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
+    before = p.read_bytes()
+    assert w._fh is not None
+    w._fh.write("1,2,partial")  # buffered, as a row cut short by a full disk would be
+    w._drop_partial(len(before))
+    assert w._fh is None and p.read_bytes() == before
+    w.close()  # nothing left open: no error
