@@ -125,10 +125,10 @@ def repair_torn_tail(path: str | os.PathLike[str], columns: int = len(COLUMNS)) 
                 fh.write(b"\n")  # so the first row does not glue onto it
             return None
         fh.seek(start)
-        last = fh.read(size - start)
+        last = fh.read()
         if whole:
             try:
-                cells = next(csv.reader([last.decode("utf-8").rstrip("\n")]), [])
+                cells = next(csv.reader([last.decode()]))
             except (UnicodeDecodeError, csv.Error):
                 cells = []
             if len(cells) == columns:

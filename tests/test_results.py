@@ -612,3 +612,181 @@ def test_a_failed_row_write_cuts_the_file_back_and_closes(tmp_path):
     w._drop_partial(len(before))
     assert w._fh is None and p.read_bytes() == before
     w.close()  # nothing left open: no error
+
+
+def test_repair_moves_a_trailing_empty_line_alone(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    p.write_text(HEADER + _row_line(1) + "\n")
+    assert "moved its 1 bytes" in (repair_torn_tail(p) or "")
+    assert p.read_text() == HEADER + _row_line(1) and torn_path(p).read_text() == "\n"
+
+
+def test_csv_writer_says_what_it_repaired_or_why_it_could_not(tmp_path, monkeypatch):
+    import errno
+
+    import halospec_tui.results as results
+
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    assert w.repaired is None
+    p.write_text(HEADER + _row_line(1) + "2,2")
+    w.open()
+    w.close()
+    assert w.repaired == (
+        f"{p}: its last row was torn (cut short by a crash or a full disk); "
+        f"moved its 3 bytes to {p}.torn and appending after the last whole row"
+    )
+    w = CsvWriter(p)
+    w.open()
+    w.close()
+    assert w.repaired is None
+
+    def broken(path, columns=0):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(results, "repair_torn_tail", broken)
+    with pytest.raises(ResultsError, match=r"^cannot repair .*w\.csv: Input/output error$"):
+        CsvWriter(p).open()
+
+    def bare(path, columns=0):
+        raise OSError("no reason")
+
+    monkeypatch.setattr(results, "repair_torn_tail", bare)
+    with pytest.raises(ResultsError, match=r"^cannot repair .*w\.csv: no reason$"):
+        CsvWriter(p).open()
+
+
+def test_a_row_that_cannot_be_written_is_cut_back_to_where_it_began(tmp_path, monkeypatch):
+    import halospec_tui.results as results
+
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
+    before = p.read_bytes()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        w.write(StepRecord(2, 2, "fixed_1", "steady", 1, True, 102, 64))
+    assert p.read_bytes() == before and w._fh is None
+
+
+def test_dropping_a_partial_row_survives_a_failing_close_and_a_missing_file(tmp_path):
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
+    size = p.stat().st_size
+    p.write_bytes(p.read_bytes() + b"1,2,cut")
+
+    class FailingClose:
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    real = w._fh
+    w._fh = FailingClose()  # type: ignore[assignment]
+    w._drop_partial(size)
+    real.close()
+    assert w._fh is None and p.stat().st_size == size
+    w._fh = FailingClose()  # type: ignore[assignment]
+    p.unlink()
+    w._drop_partial(0)  # the file is gone: nothing to cut, no error
+    assert w._fh is None and not p.exists()
+
+
+def test_check_row_accepts_k_0_only_for_nospec_and_adaptive_arms():
+    from halospec_tui.results import check_row
+
+    row = dict(zip(COLUMNS, _row_line(1)[:-1].split(","), strict=True))
+    for mode in ("nospec", "adaptive", "adaptive:model"):
+        check_row({**row, "draft_length": "0", "mode": mode})
+    no_mode = {k: v for k, v in row.items() if k != "mode"}
+    with pytest.raises(ValueError, match=r"^draft_length=0 belongs to nospec or an adaptive arm, not ''$"):
+        check_row({**no_mode, "draft_length": "0"})
+    for settle in ("", "0", "1"):
+        check_row({**row, "settle": settle})
+    check_row({k: v for k, v in row.items() if k != "settle"})
+    with pytest.raises(ValueError, match=r"^settle='2' must be 0 or 1$"):
+        check_row({**row, "settle": "2"})
+    cases = [
+        ({"drafted": "x"}, "drafted='x' is not a number"),
+        ({"drafted": "", "accepted": "1e400"}, "accepted='1e400' must be a finite number >= 0"),
+        ({"round": "-1"}, "round='-1' must be a finite number >= 0"),
+        ({"predicted_ms": "nan"}, "predicted_ms='nan' must be a finite number >= 0"),
+        ({"block_pos": "2.5e1x"}, "block_pos='2.5e1x' is not a number"),
+    ]  # fmt: skip
+    for change, message in cases:
+        with pytest.raises(ValueError) as e:
+            check_row({**row, **change})
+        assert str(e.value) == message
+    check_row({**row, "drafted": "0", "predicted_ms": "0.5", "round": "3"})
+
+
+def test_iter_rows_reads_every_sound_row_and_names_each_fault(tmp_path):
+    from halospec_tui.results import iter_rows
+
+    head = ",".join(ORIGINAL_COLUMNS) + "\n"
+    ok1, ok2 = "1,1,fixed_1,steady,1,1,100,64\n", "2,2,fixed_1,steady,1,1,101,64\n"
+    p = tmp_path / "a.csv"
+    p.write_text(head + ok1 + "\n" + ok2)  # a blank line is skipped, not an end
+    assert [n for n, _ in iter_rows(p)] == [2, 4]
+    said: list[str] = []
+    p.write_text(head + ok1 + ok2[:-1])  # a full-width last row without its newline
+    assert [n for n, _ in iter_rows(p, said.append)] == [2]
+    assert said == [f"{p}:3: skipped a torn last row (cut short by a crash or a full disk)"]
+    p.write_text(head + ok1 + "3,3\n")  # the last row, whole but short: torn too
+    assert [n for n, _ in iter_rows(p, said.append)] == [2] and len(said) == 2
+    p.write_text(head + "1,1,fixed_1,steady,1,1,100,6x\n" + ok2)
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(p))
+    assert str(e.value) == f"{p}:2: not a results row (tokens='6x' is not an integer)"
+    p.write_text(head + "3,3\n" + ok2)
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(p))
+    assert str(e.value) == f"{p}:2: not a results row (2 fields, the header has 8)"
+    p.write_text(head + ok1 + "1," + "x" * 140_000 + "\n" + ok2)
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(p))
+    assert str(e.value) == f"{p}:3: not a results row (field larger than field limit (131072))"
+    p.write_text("")
+    with pytest.raises(ResultsError, match=r"is not a results CSV: its header must start with global_step,"):
+        list(iter_rows(p))
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(tmp_path))
+    assert str(e.value) == f"{tmp_path}: cannot read (Is a directory)"
+
+
+def test_sample_from_row_reads_the_round_and_the_settle_flag():
+    from halospec_tui.results import sample_from_row
+
+    row = dict(zip(ORIGINAL_COLUMNS, ["1", "1", "fixed_1", "steady", "1", "1", "100", "64"],
+                   strict=True))  # fmt: skip
+    assert sample_from_row(row).round is None and sample_from_row(row).settle is False
+    assert sample_from_row({**row, "round": "3", "settle": "1"}).round == 3
+    assert sample_from_row({**row, "round": "", "settle": "0"}).round is None
+    assert sample_from_row({**row, "settle": " 1 "}).settle is True
+
+
+def test_summary_json_and_text_carry_the_class_regret_exactly():
+    from halospec_tui.results import summary_text
+
+    samples = [
+        StepSample(m, k, True, ms, 64, prompt_class=c)
+        for m, k, ms, c in [
+            ("fixed_1", 1, 100, "open"), ("fixed_1", 1, 300, "structured"),
+            ("adaptive", 2, 150, "open"), ("adaptive", 2, 240, "structured"),
+        ]
+    ]  # fmt: skip
+    r = build_report(samples)
+    assert json.loads(summary_json(r))["class_regret"] == [
+        {"prompt_class": "structured", "best_fixed": "fixed_1", "best_ms": 300.0,
+         "arm_ms": 240.0, "regret": 240.0 / 300.0 - 1.0, "arm": "adaptive"},
+        {"prompt_class": "open", "best_fixed": "fixed_1", "best_ms": 100.0,
+         "arm_ms": 150.0, "regret": 0.5, "arm": "adaptive"},
+    ]  # fmt: skip
+    assert summary_text(r) == classic_table(r) + "\n" + extras_table(r) + "\n"
