@@ -471,6 +471,9 @@ def test_tail_start_finds_the_last_newline_before_end(tmp_path):
     p.write_bytes(b"x\n" + b"y" * 70_000)  # the last line spans two blocks of 65,536
     with p.open("rb") as fh:
         assert _tail_start(fh, 70_002) == 2
+    p.write_bytes(b"x\n" + b"y" * 70_000 + b"\n")  # nothing at or after `end` is read
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 70_002) == 2
 
 
 def test_repair_leaves_whole_files_and_bare_headers_alone(tmp_path):
