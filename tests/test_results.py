@@ -793,3 +793,51 @@ def test_summary_json_and_text_carry_the_class_regret_exactly():
          "arm_ms": 150.0, "regret": 0.5, "arm": "adaptive"},
     ]  # fmt: skip
     assert summary_text(r) == classic_table(r) + "\n" + extras_table(r) + "\n"
+
+
+def test_report_carries_actuator_nospec_drafting_tolerance_and_drops_into_every_format():
+    from halospec_tui.results import Report, adapting_lines, regret_lines, verdict_section
+    from halospec_tui.verdict import verdict_dict, verdict_lines
+
+    samples = []
+    for rnd in (1, 2, 3):
+        for mode, k, ms in (("nospec", 0, 200), ("fixed_2", 2, 150), ("adaptive:model", 3, 400)):
+            if mode == "adaptive:model" and rnd == 3:
+                continue  # dropped after round 2
+            for j in range(3):
+                samples.append(StepSample(
+                    mode, k, True, ms + j + rnd, 64, 4 if mode == "nospec" else None,
+                    round=rnd, actuator="llama-server", settle=j == 0 and rnd == 1,
+                    prompt_class="open",
+                ))  # fmt: skip
+    r = build_report(samples, tolerance=0.3)
+    assert r.actuator == "llama-server" and r.nospec_drafted == 4 * 8
+    assert r.class_regret == () and r.verdict is not None and r.decision is not None
+    assert r.verdict.tolerance == 0.3 and r.verdict.eliminated == (("adaptive:model", 2),)
+    assert verdict_section(r) == verdict_lines(r.verdict, r.decision, "llama-server", 32)
+    assert "WARNING: nospec drafted 32 tokens: speculation was not switched off" in verdict_section(r)
+    assert json.loads(summary_json(r))["verdict"] == json.loads(
+        json.dumps(verdict_dict(r.verdict, r.decision, "llama-server"))
+    )
+    md = summary_markdown(r)
+    assert md.endswith("## Verdict\n\n```text\n" + "\n".join(verdict_section(r)[1:]) + "\n```\n")
+    assert "\n\nadaptive:model: 0 K changes, converged at step 5 (k=5).\n" in md
+    assert adapting_lines(r)[0].startswith("adaptive:model: 0 K changes, 0 ms reloading for them; ")
+    failing = build_report([StepSample("adaptive", 3, False, 0, 0)])
+    assert adapting_lines(failing) == [
+        "adaptive: 0 K changes, 0 ms reloading for them; - tok/s without, - tok/s with them"
+    ]
+    only_settle = build_report([StepSample("fixed_1", 1, True, 100, 64, settle=True)])
+    assert only_settle.verdict is None and json.loads(summary_json(only_settle))["verdict"] is None
+    assert verdict_section(Report(r.summaries, None, None, r.knob, verdict=r.verdict)) == []
+    assert json.loads(summary_json(Report(r.summaries, None, None, r.knob, verdict=r.verdict)))[
+        "verdict"
+    ] is None
+    two = build_report([
+        StepSample(m, k, True, ms, 64, prompt_class=c)
+        for m, k, ms, c in [("fixed_1", 1, 100, "open"), ("adaptive", 2, 150, "open"),
+                            ("fixed_1", 1, 300, "structured"), ("adaptive", 2, 240, "structured")]
+    ])  # fmt: skip
+    assert regret_lines(two)[-1] == (
+        "adaptive vs best fixed on open prompts: 150.0 ms vs 100.0 ms (fixed_1), regret +50.0%"
+    )
