@@ -841,3 +841,13 @@ def test_report_carries_actuator_nospec_drafting_tolerance_and_drops_into_every_
     assert regret_lines(two)[-1] == (
         "adaptive vs best fixed on open prompts: 150.0 ms vs 100.0 ms (fixed_1), regret +50.0%"
     )
+
+
+def test_nospec_drafted_counts_only_successful_nospec_steps():
+    def rep(*rows):
+        return build_report([StepSample(m, k, ok, 100, 64, drafted=d) for m, k, ok, d in rows])
+
+    assert rep(("nospec", 0, True, 3), ("nospec", 0, False, 5), ("fixed_2", 2, True, 8),
+               ("nospec", 0, True, None)).nospec_drafted == 3  # fmt: skip
+    assert rep(("fixed_2", 2, True, 8)).nospec_drafted is None
+    assert rep(("nospec", 0, True, 0)).nospec_drafted is None
