@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, NoReturn
 from halospec_tui import __version__
 from halospec_tui.errors import HalospecError
 from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
-from halospec_tui.llama_server import LlamaServerConfig
 from halospec_tui.plan import PLANS, Plan, customise, named_plan
 from halospec_tui.redact import Redactor
 from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError, summary_paths
@@ -273,6 +272,7 @@ def api_key_from(ns: argparse.Namespace) -> str | None:
 
 
 def session_options(ns: argparse.Namespace) -> SessionOptions:
+    from halospec_tui.llama_server import LlamaServerConfig
     from halospec_tui.session import ACTUATORS, SessionOptions, SetupError
     from halospec_tui.sim.process import params_from_args
 

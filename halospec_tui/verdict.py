@@ -87,7 +87,12 @@ def cluster_weights(
     for key in sorted(set(strata)):
         pos = np.flatnonzero(keys == key)
         m = len(pos)
-        w[:, pos] = rng.multinomial(m, np.full(m, 1.0 / m), size=n_boot)
+        p = np.full(m, 1.0 / m)
+        # A slice of replicates at a time (the generator draws them one after another,
+        # so the weights are the same): no second n_boot x m array of counts.
+        for lo in range(0, n_boot, 256):
+            hi = min(n_boot, lo + 256)
+            w[lo:hi, pos] = rng.multinomial(m, p, size=hi - lo)
     return w
 
 
@@ -284,12 +289,19 @@ def arm_stats(
     )
 
 
-def by_arm(samples: Sequence[StepSample]) -> dict[str, list[StepSample]]:
-    """Samples grouped by arm, arms in order of first appearance."""
+def by_arm(samples: Sequence[StepSample]) -> dict[str, Sequence[StepSample]]:
+    """Samples grouped by arm, arms in order of first appearance.
+
+    A store that keeps a long run column by column (`results.SampleColumns`) splits
+    itself into per-arm views, so every sample of the run is never built at once."""
+    split = getattr(samples, "by_mode", None)
+    if split is not None:
+        views: dict[str, Sequence[StepSample]] = split()
+        return views
     out: dict[str, list[StepSample]] = {}
     for s in samples:
         out.setdefault(s.mode, []).append(s)
-    return out
+    return dict(out)
 
 
 def phase_stats(
@@ -325,6 +337,7 @@ def ratio(
         if not a:
             return None
     ra, rb = rows_of(a, with_reloads=True), rows_of(b, with_reloads=True)
+    del a, b  # only the Rows from here on: a long run's samples can go before resampling
     pa, pb = tps(ra, np.ones((1, len(ra.keys))))[0], tps(rb, np.ones((1, len(rb.keys))))[0]
     if not (math.isfinite(pa) and math.isfinite(pb) and pb > 0):
         return None
@@ -334,11 +347,12 @@ def ratio(
         # Same round order in both (sorted), so one weight matrix serves both arms.
         ra, rb = _by_round(ra), _by_round(rb)
         w = cluster_weights(ra.strata, RESAMPLES, _rng(seed, "pair", label))
-        wa = wb = w
-    else:
-        wa = cluster_weights(ra.strata, RESAMPLES, _rng(seed, "num", label))
-        wb = cluster_weights(rb.strata, RESAMPLES, _rng(seed, "den", label))
-    return _interval(float(pa / pb), _safe_div(tps(ra, wa), tps(rb, wb)))
+        reps = _safe_div(tps(ra, w), tps(rb, w))
+    else:  # one weight matrix at a time (each arm has its own generator)
+        num_tps = tps(ra, cluster_weights(ra.strata, RESAMPLES, _rng(seed, "num", label)))
+        den_tps = tps(rb, cluster_weights(rb.strata, RESAMPLES, _rng(seed, "den", label)))
+        reps = _safe_div(num_tps, den_tps)
+    return _interval(float(pa / pb), reps)
 
 
 def _by_round(r: Rows) -> Rows:
@@ -482,7 +496,7 @@ def recommend(
 
 
 def _against_nospec(
-    groups: dict[str, list[StepSample]], arms: Sequence[ArmStats], seed: int
+    groups: dict[str, Sequence[StepSample]], arms: Sequence[ArmStats], seed: int
 ) -> tuple[Estimate | None, str | None]:
     if NOSPEC not in groups:
         return None, None

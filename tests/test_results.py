@@ -252,3 +252,602 @@ def test_regret_against_a_zero_ms_best_arm_is_not_a_number():
     line = "adaptive vs best fixed in steady: 0.0 ms vs 0.0 ms (fixed_1), regret n/a"
     assert line in extras_table(report).split("\n")
     assert json.loads(summary_json(report))["regret"][0]["regret"] is None
+
+
+# -- a run kept column by column ------------------------------------------------------
+def _varied_samples() -> list[StepSample]:
+    """Every kind of value a column can hold: None, 0, big, huge, negatives, names."""
+    return [
+        StepSample("fixed_1", 1, True, 812, 64, 10, 5, 64, 700.25, None, "steady", 1, False,
+                   "request", "2026-01-01T00:00:00.900+00:00", "open"),
+        StepSample("adaptive", 0, False, 0, 0, None, None, None, None, 120, "load", None, True,
+                   "", "", ""),
+        StepSample("fixed_1", 1, True, 70_000, 300, 2**40, 0, 300, 0.0, 0, "steady", 2, False,
+                   "request", "2026-01-01T00:00:01.900+00:00", "structured"),
+        StepSample("nospec", 0, True, 2**70, 1, 0, 2**63, 1, -0.0, 2**31, "recovery", 0, False,
+                   "llama-server", "é ✓", "open"),
+        StepSample("adaptive", 3, True, 5, 64, -4, 7, 64, 1e300, None, "steady", 3, False,
+                   "request", "x", "neutral"),
+    ]  # fmt: skip
+
+
+def test_sample_columns_give_back_the_samples_they_were_given():
+    from halospec_tui.results import SampleColumns
+
+    samples = _varied_samples()
+    cols = SampleColumns()
+    for s in samples:
+        cols.append(s)
+    assert len(cols) == 5
+    assert list(cols) == samples
+    assert [cols[i] for i in range(5)] == samples
+    assert cols[-1] == samples[-1] and cols[-5] == samples[0]
+    with pytest.raises(IndexError):
+        cols[5]
+    with pytest.raises(TypeError):
+        cols[0:2]  # type: ignore[call-overload]
+    # Numbers keep their exact value and type (-0.0 stays -0.0; ints stay ints).
+    assert str(cols[3].predicted_ms) == "-0.0" and cols[3].latency_ms == 2**70
+    assert type(cols[2].drafted) is int and cols[1].drafted is None
+
+
+def test_sample_columns_views_split_by_mode_in_order_of_appearance():
+    from halospec_tui.results import SampleColumns
+
+    samples = _varied_samples()
+    cols = SampleColumns()
+    for s in samples:
+        cols.append(s)
+    measured = cols.measured()
+    assert list(measured) == [s for s in samples if not s.settle]
+    groups = measured.by_mode()
+    assert list(groups) == ["fixed_1", "nospec", "adaptive"]
+    assert {m: list(v) for m, v in groups.items()} == {
+        "fixed_1": [samples[0], samples[2]],
+        "nospec": [samples[3]],
+        "adaptive": [samples[4]],
+    }
+    assert measured.by_mode() is groups  # asked again: the same views
+    assert groups["fixed_1"][-1] == samples[2] and len(groups["fixed_1"]) == 2
+    with pytest.raises(TypeError, match="read-only"):
+        groups["nospec"].append(samples[0])
+
+
+def test_sample_columns_keep_at_most_keep_built_samples_of_their_views(monkeypatch):
+    import halospec_tui.results as results
+
+    monkeypatch.setattr(results, "KEEP_BUILT", 4)
+    cols = results.SampleColumns()
+    for i in range(9):
+        cols.append(StepSample(("a", "b", "c")[i % 3], 1, True, 100 + i, 64))
+    a, b, c = cols.by_mode().values()  # 3 samples each
+    assert list(a) == list(a) and a._built is not None  # kept: 3 of at most 4
+    first = a._built
+    assert next(iter(a)) is first[0]  # read again from what was kept
+    assert [s.latency_ms for s in b] == [101, 104, 107]
+    assert a._built is None and b._built is not None  # a let go to keep b
+    assert cols._built is None  # the whole store is never kept, only read a chunk at a time
+    assert [s.latency_ms for s in cols] == list(range(100, 109))
+
+
+def test_iter_runs_reads_each_run_into_columns_equal_to_read_runs(tmp_path):
+    from halospec_tui.results import iter_runs
+
+    p = tmp_path / "r.csv"
+    w = CsvWriter(p)
+    w.open()
+    for g, (mode, rid) in enumerate([("fixed_1", "A"), ("fixed_2", "A"), ("fixed_1", "B")], 1):
+        w.write(StepRecord(g, g, mode, "steady", int(mode[-1]), True, 800 + g, 64,
+                           timestamp=f"2026-01-01T00:00:0{g}.000+00:00", run_id=rid,
+                           drafted=9, accepted=4, predicted_ms=512.5, round=g, settle=g == 2))  # fmt: skip
+    w.close()
+    runs = list(iter_runs(p))
+    assert [(r.index, r.run_id, r.rows) for r in runs] == [(1, "A", 2), (2, "B", 1)]
+    assert [list(r.samples) for r in runs] == [r.samples for r in read_runs(p)]
+    assert runs[0].samples[1].settle is True and runs[0].samples[1].timestamp.endswith("02.000+00:00")
+
+
+def test_build_report_is_the_same_from_columns_and_from_a_list():
+    from halospec_tui.results import SampleColumns, summary_text
+
+    samples = []
+    for rnd in range(1, 5):
+        for mode, k in (("nospec", 0), ("fixed_2", 2), ("adaptive", 3)):
+            for j in range(4):
+                samples.append(StepSample(
+                    mode, k, j != 3 or rnd != 2, 900 - 50 * k + 7 * j + rnd, 64, 16 * k if k else 0,
+                    8 * k, 64, 600.5 + j, 40 if mode == "adaptive" and j == 0 else None,
+                    "load" if rnd == 3 else "steady", rnd, j == 0, "request",
+                    f"2026-01-01T00:00:{rnd:02d}.{j}00+00:00", ("open", "structured")[j % 2],
+                ))  # fmt: skip
+    cols = SampleColumns()
+    for s in samples:
+        cols.append(s)
+    from_list, from_cols = build_report(samples), build_report(cols)
+    assert from_cols == from_list
+    assert summary_text(from_cols) == summary_text(from_list)
+    assert summary_json(from_cols) == summary_json(from_list)
+    assert summary_markdown(from_cols) == summary_markdown(from_list)
+
+
+def test_column_storage_is_as_narrow_as_the_values_and_exact_beyond():
+    from array import array
+
+    from halospec_tui.results import _append_index, _append_int, _next, _pick
+
+    col = _append_int(array("b"), None)
+    col = _append_int(col, 0)
+    col = _append_int(col, 127)
+    assert isinstance(col, array) and col.typecode == "b" and list(col) == [-1, 0, 127]
+    col = _append_int(col, 128)
+    assert isinstance(col, array) and col.typecode == "h" and list(col) == [-1, 0, 127, 128]
+    col = _append_int(_append_int(col, 2**31), 2**63 - 1)
+    assert isinstance(col, array) and col.typecode == "q"
+    col = _append_int(col, 2**63)  # no array holds it: the values as they are
+    assert col == [None, 0, 127, 128, 2**31, 2**63 - 1, 2**63]
+    assert _append_int(array("b", [5]), -3) == [5, -3]  # a negative one is kept as it is
+    assert _append_int([1], None) == [1, None]
+    idx = _append_index(array("b"), 0)
+    for v in (127, 128, 40_000, 2**40):
+        idx = _append_index(idx, v)
+    assert idx.typecode == "q" and list(idx) == [0, 127, 128, 40_000, 2**40]
+    assert list(_pick([10, 11, 12, 13, 14], range(1, 5, 2))) == [11, 13]
+    assert list(_pick(array("h", [10, 11, 12]), array("b", [2, 0, 2]))) == [12, 10, 12]
+    assert list(_pick([7], [0])) == [7] and list(_pick([7], [])) == []
+    assert _next(range(0, 6, 2)) == range(1, 7, 2) and _next(array("b", [0, 4])) == [1, 5]
+
+
+def test_sample_columns_store_and_rebuild_every_field_exactly():
+    from halospec_tui.results import SampleColumns
+
+    assert "__slots__" in vars(StepSample) and not hasattr(StepSample, "__post_init__")
+    cols = SampleColumns()
+    cols.append(StepSample("fixed_1", 1, True, 5, 6, timestamp="\udc80 lone surrogate"))
+    assert cols[0] == StepSample("fixed_1", 1, True, 5, 6, timestamp="\udc80 lone surrogate")
+    assert cols[0].predicted_ms is None and cols[0].drafted is None  # every row None: not NaN/-1
+    assert cols._ints["drafted"].typecode == "b"  # None costs one byte, not a list
+    assert cols._codes["mode"].typecode == "b" and cols._stamp_at.typecode == "b"
+    many = SampleColumns()
+    for i in range(300):  # 300 names, 300 rows: codes and positions outgrow one byte
+        many.append(StepSample(f"m{i}", 1, i % 2 == 0, i, 1, settle=i % 3 == 0))
+    assert [s.mode for s in many] == [f"m{i}" for i in range(300)]
+    assert [s.success for s in many][:4] == [True, False, True, False]
+    measured = many.measured()
+    assert [s.latency_ms for s in measured] == [i for i in range(300) if i % 3]
+    assert list(measured.by_mode())[-1] == "m299" and len(measured.by_mode()) == 200
+
+
+def test_sample_columns_refuse_with_exact_messages():
+    from halospec_tui.results import SampleColumns
+
+    cols = SampleColumns()
+    cols.append(StepSample("a", 1, True, 5, 6))
+    with pytest.raises(TypeError, match=r"^a view of a SampleColumns is read-only$"):
+        cols.measured().append(StepSample("a", 1, True, 5, 6))
+    with pytest.raises(TypeError, match=r"^SampleColumns takes one whole-number index$"):
+        cols["0"]  # type: ignore[call-overload]
+
+
+def test_views_are_kept_up_to_keep_built_samples_exactly(monkeypatch):
+    import halospec_tui.results as results
+
+    monkeypatch.setattr(results, "KEEP_BUILT", 6)
+    cols = results.SampleColumns()
+    for i in range(12):
+        cols.append(StepSample(("a", "b", "c", "d")[i // 3], 1, True, i, 1))
+    a, b, c, d = cols.by_mode().values()  # 3 each
+    list(a)
+    list(b)
+    assert a._built is not None and b._built is not None  # 3 + 3 = 6: both kept
+    list(c)
+    assert a._built is None and b._built is not None and c._built is not None
+    monkeypatch.setattr(results, "KEEP_BUILT", 3)
+    list(d)  # exactly KEEP_BUILT: kept alone
+    assert d._built is not None and b._built is None and c._built is None
+
+
+# -- torn tails, exact bytes ----------------------------------------------------------------
+HEADER = ",".join(COLUMNS) + "\n"
+
+
+def _row_line(g: int) -> str:
+    return ",".join(str(c) for c in [g, g, "fixed_1", "steady", 1, 1, 100 + g, 64]
+                    + [""] * (len(COLUMNS) - 8)) + "\n"  # fmt: skip
+
+
+def test_tail_start_finds_the_last_newline_before_end(tmp_path):
+    from halospec_tui.results import _tail_start
+
+    p = tmp_path / "b"
+    p.write_bytes(b"\nab\ncd")
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 6) == 4
+        assert _tail_start(fh, 3) == 1
+        assert _tail_start(fh, 1) == 1  # the newline at offset 0
+        assert _tail_start(fh, 0) == 0
+    p.write_bytes(b"abc")
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 3) == 0
+    p.write_bytes(b"x\n" + b"y" * 70_000)  # the last line spans two blocks of 65,536
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 70_002) == 2
+    p.write_bytes(b"x\n" + b"y" * 70_000 + b"\n")  # nothing at or after `end` is read
+    with p.open("rb") as fh:
+        assert _tail_start(fh, 70_002) == 2
+
+
+def test_repair_leaves_whole_files_and_bare_headers_alone(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    p.write_bytes(b"")
+    assert repair_torn_tail(p) is None and p.read_bytes() == b""
+    p.write_text(HEADER)
+    assert repair_torn_tail(p) is None and p.read_text() == HEADER
+    p.write_text(HEADER[:-1])  # a header cut before its newline gets one
+    assert repair_torn_tail(p) is None and p.read_text() == HEADER
+    p.write_text(HEADER + _row_line(1) + _row_line(2))
+    assert repair_torn_tail(p) is None and p.read_text() == HEADER + _row_line(1) + _row_line(2)
+    assert not torn_path(p).exists()
+    assert torn_path(p) == tmp_path / "r.csv.torn"
+
+
+def test_repair_moves_a_fragment_aside_with_an_exact_message(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    torn_path(p).write_bytes(b"earlier\n")  # appended to, never replaced
+    p.write_text(HEADER + _row_line(1) + "2,2,fix")
+    msg = repair_torn_tail(p)
+    assert msg == (
+        f"{p}: its last row was torn (cut short by a crash or a full disk); "
+        f"moved its 7 bytes to {p}.torn and appending after the last whole row"
+    )
+    assert p.read_text() == HEADER + _row_line(1)
+    assert torn_path(p).read_bytes() == b"earlier\n2,2,fix\n"
+
+
+def test_repair_moves_a_whole_line_with_the_wrong_cells_or_bytes(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    p.write_text(HEADER + _row_line(1) + "1,2,3\n")
+    assert "moved its 6 bytes" in (repair_torn_tail(p) or "")
+    assert p.read_text() == HEADER + _row_line(1) and torn_path(p).read_text() == "1,2,3\n"
+    torn_path(p).unlink()
+    bad = _row_line(2).encode().replace(b"fixed_1", b"fixed_\xff")
+    p.write_bytes(HEADER.encode() + bad)
+    assert f"moved its {len(bad)} bytes" in (repair_torn_tail(p) or "")
+    assert p.read_text() == HEADER and torn_path(p).read_bytes() == bad
+    torn_path(p).unlink()
+    p.write_text(HEADER + _row_line(1)[:-1].replace(",,", ',"\n",', 1) + "\n")  # quoted newline
+    assert repair_torn_tail(p) is not None  # its last physical line is not a whole row
+
+
+def test_repair_counts_fields_against_the_columns_given(tmp_path):
+    from halospec_tui.results import repair_torn_tail
+
+    p = tmp_path / "r.csv"
+    p.write_text("a,b\n1,2\n")
+    assert repair_torn_tail(p, columns=2) is None and p.read_text() == "a,b\n1,2\n"
+    assert repair_torn_tail(p, columns=3) is not None and p.read_text() == "a,b\n"
+
+
+# -- exact messages -------------------------------------------------------------------------
+def test_check_row_names_the_column_and_the_value_exactly():
+    from halospec_tui.results import _short, check_row
+
+    row = dict(zip(COLUMNS, _row_line(1)[:-1].split(","), strict=True))
+    check_row(row)
+    cases = [
+        ({"step": None}, "step is missing"),
+        ({"tokens": "6x"}, "tokens='6x' is not an integer"),
+        ({"latency_ms": "-1"}, "latency_ms=-1 is below 0"),
+        ({"success": ""}, "success='' must be 0 or 1"),
+        ({"draft_length": "0", "mode": ""}, "draft_length=0 belongs to nospec or an adaptive arm, not ''"),
+    ]  # fmt: skip
+    for change, message in cases:
+        bad = {k: v for k, v in {**row, **change}.items() if v is not None}
+        with pytest.raises(ValueError) as e:
+            check_row(bad)
+        assert str(e.value) == message
+    assert _short("x" * 40) == repr("x" * 40)
+    assert _short("x" * 41) == repr("x" * 40 + "...")
+
+
+def test_read_runs_and_iter_runs_warn_of_a_torn_last_row(tmp_path):
+    from halospec_tui.results import iter_runs
+
+    p = tmp_path / "o.csv"
+    p.write_text(",".join(ORIGINAL_COLUMNS) + "\n1,1,fixed_1,steady,1,1,100,64\n2,2,fix")
+    said: list[str] = []
+    assert [r.run_id for r in read_runs(p, said.append)] == [""]
+    assert [(r.run_id, r.rows) for r in iter_runs(p, said.append)] == [("", 1)]
+    assert said == [f"{p}:3: skipped a torn last row (cut short by a crash or a full disk)"] * 2
+
+
+def test_summary_write_errors_list_what_failed_and_what_was_written(tmp_path, monkeypatch):
+    import halospec_tui.results as results
+    from halospec_tui.results import SummaryWriteError, summary_paths
+
+    report = build_report([StepSample("fixed_1", 1, True, 100, 64)])
+    csv_path = tmp_path / "s.csv"
+    paths = summary_paths(csv_path)
+    paths["json"].mkdir()  # a folder where the json summary goes
+    with pytest.raises(SummaryWriteError) as e:
+        write_summaries(csv_path, report)
+    assert e.value.written == [paths["txt"], paths["md"]]
+    assert e.value.failed == [(paths["json"], "Is a directory")]
+    assert str(e.value) == f"{paths['json']}: Is a directory"
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["s_summary.json", "s_summary.md", "s_summary.txt"]
+
+    def refuse(path, text):
+        raise OSError("no room")
+
+    monkeypatch.setattr(results, "_write_whole", refuse)
+    with pytest.raises(SummaryWriteError) as e:
+        write_summaries(csv_path, report)
+    assert e.value.written == [] and [why for _, why in e.value.failed] == ["no room"] * 3
+    assert str(e.value) == "; ".join(f"{p}: no room" for p in paths.values())
+
+
+def test_write_whole_raises_the_first_error_and_leaves_no_temporary(tmp_path):
+    from halospec_tui.results import _write_whole
+
+    target = tmp_path / "x.txt"
+    (tmp_path / ".x.txt.tmp").mkdir()  # the temporary cannot be opened, nor unlinked
+    with pytest.raises(IsADirectoryError) as e:
+        _write_whole(target, "é")
+    assert e.value.__context__ is None  # the open's own error, not the cleanup's
+    (tmp_path / ".x.txt.tmp").rmdir()
+    _write_whole(target, "é\n")
+    assert target.read_bytes() == "é\n".encode() and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_a_failed_row_write_cuts_the_file_back_and_closes(tmp_path):
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
+    before = p.read_bytes()
+    assert w._fh is not None
+    w._fh.write("1,2,partial")  # buffered, as a row cut short by a full disk would be
+    w._drop_partial(len(before))
+    assert w._fh is None and p.read_bytes() == before
+    w.close()  # nothing left open: no error
+
+
+def test_repair_moves_a_trailing_empty_line_alone(tmp_path):
+    from halospec_tui.results import repair_torn_tail, torn_path
+
+    p = tmp_path / "r.csv"
+    p.write_text(HEADER + _row_line(1) + "\n")
+    assert "moved its 1 bytes" in (repair_torn_tail(p) or "")
+    assert p.read_text() == HEADER + _row_line(1) and torn_path(p).read_text() == "\n"
+
+
+def test_csv_writer_says_what_it_repaired_or_why_it_could_not(tmp_path, monkeypatch):
+    import errno
+
+    import halospec_tui.results as results
+
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    assert w.repaired is None
+    p.write_text(HEADER + _row_line(1) + "2,2")
+    w.open()
+    w.close()
+    assert w.repaired == (
+        f"{p}: its last row was torn (cut short by a crash or a full disk); "
+        f"moved its 3 bytes to {p}.torn and appending after the last whole row"
+    )
+    w = CsvWriter(p)
+    w.open()
+    w.close()
+    assert w.repaired is None
+
+    def broken(path, columns=0):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(results, "repair_torn_tail", broken)
+    with pytest.raises(ResultsError, match=r"^cannot repair .*w\.csv: Input/output error$"):
+        CsvWriter(p).open()
+
+    def bare(path, columns=0):
+        raise OSError("no reason")
+
+    monkeypatch.setattr(results, "repair_torn_tail", bare)
+    with pytest.raises(ResultsError, match=r"^cannot repair .*w\.csv: no reason$"):
+        CsvWriter(p).open()
+
+
+def test_a_row_that_cannot_be_written_is_cut_back_to_where_it_began(tmp_path, monkeypatch):
+    import halospec_tui.results as results
+
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
+    before = p.read_bytes()
+
+    def full(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(results.os, "fsync", full)
+    with pytest.raises(OSError, match="No space left"):
+        w.write(StepRecord(2, 2, "fixed_1", "steady", 1, True, 102, 64))
+    assert p.read_bytes() == before and w._fh is None
+
+
+def test_dropping_a_partial_row_survives_a_failing_close_and_a_missing_file(tmp_path):
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
+    size = p.stat().st_size
+    p.write_bytes(p.read_bytes() + b"1,2,cut")
+
+    class FailingClose:
+        def close(self):
+            raise OSError(28, "No space left on device")
+
+    real = w._fh
+    w._fh = FailingClose()  # type: ignore[assignment]
+    w._drop_partial(size)
+    real.close()
+    assert w._fh is None and p.stat().st_size == size
+    w._fh = FailingClose()  # type: ignore[assignment]
+    p.unlink()
+    w._drop_partial(0)  # the file is gone: nothing to cut, no error
+    assert w._fh is None and not p.exists()
+
+
+def test_check_row_accepts_k_0_only_for_nospec_and_adaptive_arms():
+    from halospec_tui.results import check_row
+
+    row = dict(zip(COLUMNS, _row_line(1)[:-1].split(","), strict=True))
+    for mode in ("nospec", "adaptive", "adaptive:model"):
+        check_row({**row, "draft_length": "0", "mode": mode})
+    no_mode = {k: v for k, v in row.items() if k != "mode"}
+    with pytest.raises(ValueError, match=r"^draft_length=0 belongs to nospec or an adaptive arm, not ''$"):
+        check_row({**no_mode, "draft_length": "0"})
+    for settle in ("", "0", "1"):
+        check_row({**row, "settle": settle})
+    check_row({k: v for k, v in row.items() if k != "settle"})
+    with pytest.raises(ValueError, match=r"^settle='2' must be 0 or 1$"):
+        check_row({**row, "settle": "2"})
+    cases = [
+        ({"drafted": "x"}, "drafted='x' is not a number"),
+        ({"drafted": "", "accepted": "1e400"}, "accepted='1e400' must be a finite number >= 0"),
+        ({"round": "-1"}, "round='-1' must be a finite number >= 0"),
+        ({"predicted_ms": "nan"}, "predicted_ms='nan' must be a finite number >= 0"),
+        ({"block_pos": "2.5e1x"}, "block_pos='2.5e1x' is not a number"),
+    ]  # fmt: skip
+    for change, message in cases:
+        with pytest.raises(ValueError) as e:
+            check_row({**row, **change})
+        assert str(e.value) == message
+    check_row({**row, "drafted": "0", "predicted_ms": "0.5", "round": "3"})
+
+
+def test_iter_rows_reads_every_sound_row_and_names_each_fault(tmp_path):
+    from halospec_tui.results import iter_rows
+
+    head = ",".join(ORIGINAL_COLUMNS) + "\n"
+    ok1, ok2 = "1,1,fixed_1,steady,1,1,100,64\n", "2,2,fixed_1,steady,1,1,101,64\n"
+    p = tmp_path / "a.csv"
+    p.write_text(head + ok1 + "\n" + ok2)  # a blank line is skipped, not an end
+    assert [n for n, _ in iter_rows(p)] == [2, 4]
+    said: list[str] = []
+    p.write_text(head + ok1 + ok2[:-1])  # a full-width last row without its newline
+    assert [n for n, _ in iter_rows(p, said.append)] == [2]
+    assert said == [f"{p}:3: skipped a torn last row (cut short by a crash or a full disk)"]
+    p.write_text(head + ok1 + "3,3\n")  # the last row, whole but short: torn too
+    assert [n for n, _ in iter_rows(p, said.append)] == [2] and len(said) == 2
+    p.write_text(head + "1,1,fixed_1,steady,1,1,100,6x\n" + ok2)
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(p))
+    assert str(e.value) == f"{p}:2: not a results row (tokens='6x' is not an integer)"
+    p.write_text(head + "3,3\n" + ok2)
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(p))
+    assert str(e.value) == f"{p}:2: not a results row (2 fields, the header has 8)"
+    p.write_text(head + ok1 + "1," + "x" * 140_000 + "\n" + ok2)
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(p))
+    assert str(e.value) == f"{p}:3: not a results row (field larger than field limit (131072))"
+    p.write_text("")
+    with pytest.raises(ResultsError, match=r"is not a results CSV: its header must start with global_step,"):
+        list(iter_rows(p))
+    with pytest.raises(ResultsError) as e:
+        list(iter_rows(tmp_path))
+    assert str(e.value) == f"{tmp_path}: cannot read (Is a directory)"
+
+
+def test_sample_from_row_reads_the_round_and_the_settle_flag():
+    from halospec_tui.results import sample_from_row
+
+    row = dict(zip(ORIGINAL_COLUMNS, ["1", "1", "fixed_1", "steady", "1", "1", "100", "64"],
+                   strict=True))  # fmt: skip
+    assert sample_from_row(row).round is None and sample_from_row(row).settle is False
+    assert sample_from_row({**row, "round": "3", "settle": "1"}).round == 3
+    assert sample_from_row({**row, "round": "", "settle": "0"}).round is None
+    assert sample_from_row({**row, "settle": " 1 "}).settle is True
+
+
+def test_summary_json_and_text_carry_the_class_regret_exactly():
+    from halospec_tui.results import summary_text
+
+    samples = [
+        StepSample(m, k, True, ms, 64, prompt_class=c)
+        for m, k, ms, c in [
+            ("fixed_1", 1, 100, "open"), ("fixed_1", 1, 300, "structured"),
+            ("adaptive", 2, 150, "open"), ("adaptive", 2, 240, "structured"),
+        ]
+    ]  # fmt: skip
+    r = build_report(samples)
+    assert json.loads(summary_json(r))["class_regret"] == [
+        {"prompt_class": "structured", "best_fixed": "fixed_1", "best_ms": 300.0,
+         "arm_ms": 240.0, "regret": 240.0 / 300.0 - 1.0, "arm": "adaptive"},
+        {"prompt_class": "open", "best_fixed": "fixed_1", "best_ms": 100.0,
+         "arm_ms": 150.0, "regret": 0.5, "arm": "adaptive"},
+    ]  # fmt: skip
+    assert summary_text(r) == classic_table(r) + "\n" + extras_table(r) + "\n"
+
+
+def test_report_carries_actuator_nospec_drafting_tolerance_and_drops_into_every_format():
+    from halospec_tui.results import Report, adapting_lines, regret_lines, verdict_section
+    from halospec_tui.verdict import verdict_dict, verdict_lines
+
+    samples = []
+    for rnd in (1, 2, 3):
+        for mode, k, ms in (("nospec", 0, 200), ("fixed_2", 2, 150), ("adaptive:model", 3, 400)):
+            if mode == "adaptive:model" and rnd == 3:
+                continue  # dropped after round 2
+            for j in range(3):
+                samples.append(StepSample(
+                    mode, k, True, ms + j + rnd, 64, 4 if mode == "nospec" else None,
+                    round=rnd, actuator="llama-server", settle=j == 0 and rnd == 1,
+                    prompt_class="open",
+                ))  # fmt: skip
+    r = build_report(samples, tolerance=0.3)
+    assert r.actuator == "llama-server" and r.nospec_drafted == 4 * 8
+    assert r.class_regret == () and r.verdict is not None and r.decision is not None
+    assert r.verdict.tolerance == 0.3 and r.verdict.eliminated == (("adaptive:model", 2),)
+    assert verdict_section(r) == verdict_lines(r.verdict, r.decision, "llama-server", 32)
+    assert "WARNING: nospec drafted 32 tokens: speculation was not switched off" in verdict_section(r)
+    assert json.loads(summary_json(r))["verdict"] == json.loads(
+        json.dumps(verdict_dict(r.verdict, r.decision, "llama-server"))
+    )
+    md = summary_markdown(r)
+    assert md.endswith("## Verdict\n\n```text\n" + "\n".join(verdict_section(r)[1:]) + "\n```\n")
+    assert "\n\nadaptive:model: 0 K changes, converged at step 5 (k=5).\n" in md
+    assert adapting_lines(r)[0].startswith("adaptive:model: 0 K changes, 0 ms reloading for them; ")
+    failing = build_report([StepSample("adaptive", 3, False, 0, 0)])
+    assert adapting_lines(failing) == [
+        "adaptive: 0 K changes, 0 ms reloading for them; - tok/s without, - tok/s with them"
+    ]
+    only_settle = build_report([StepSample("fixed_1", 1, True, 100, 64, settle=True)])
+    assert only_settle.verdict is None and json.loads(summary_json(only_settle))["verdict"] is None
+    assert verdict_section(Report(r.summaries, None, None, r.knob, verdict=r.verdict)) == []
+    assert json.loads(summary_json(Report(r.summaries, None, None, r.knob, verdict=r.verdict)))[
+        "verdict"
+    ] is None
+    two = build_report([
+        StepSample(m, k, True, ms, 64, prompt_class=c)
+        for m, k, ms, c in [("fixed_1", 1, 100, "open"), ("adaptive", 2, 150, "open"),
+                            ("fixed_1", 1, 300, "structured"), ("adaptive", 2, 240, "structured")]
+    ])  # fmt: skip
+    assert regret_lines(two)[-1] == (
+        "adaptive vs best fixed on open prompts: 150.0 ms vs 100.0 ms (fixed_1), regret +50.0%"
+    )
+
+
+def test_nospec_drafted_counts_only_successful_nospec_steps():
+    def rep(*rows):
+        return build_report([StepSample(m, k, ok, 100, 64, drafted=d) for m, k, ok, d in rows])
+
+    assert rep(("nospec", 0, True, 3), ("nospec", 0, False, 5), ("fixed_2", 2, True, 8),
+               ("nospec", 0, True, None)).nospec_drafted == 3  # fmt: skip
+    assert rep(("fixed_2", 2, True, 8)).nospec_drafted is None
+    assert rep(("nospec", 0, True, 0)).nospec_drafted is None
