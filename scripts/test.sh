@@ -2,6 +2,7 @@
 # Install everything the tests need, from scratch where missing, then run them.
 #   ./scripts/test.sh              # lint + the whole suite
 #   ./scripts/test.sh -k sim       # extra arguments go to pytest
+#   HALOSPEC_TEST_WORKERS=1 ./scripts/test.sh   # one process (default: 3 xdist workers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,4 +31,9 @@ echo "llama-server: $LLAMA_SERVER"
 
 .venv/bin/ruff check .
 .venv/bin/mypy halospec_tui
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+# Most tests wait on subprocesses and servers, so more workers than cores pay.
+# loadgroup: a module whose tests share one expensive run keeps them on one worker.
+workers="${HALOSPEC_TEST_WORKERS:-3}"
+xdist=()
+[ "$workers" -le 1 ] || xdist=(-n "$workers" --dist loadgroup)
+.venv/bin/python -m pytest -p no:cacheprovider "${xdist[@]}" "$@"

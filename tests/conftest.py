@@ -88,6 +88,12 @@ def _describe(procs: list[psutil.Process]) -> list[tuple[int, str]]:
     return out
 
 
+# Under pytest-xdist (scripts/test.sh) every worker is its own process: `descendants`
+# are that worker's, owner tags carry its PID and a random part, servers bind port 0
+# or a port just found free, and files go to tmp_path. A module whose tests share
+# one expensive module fixture marks itself `xdist_group` so it runs once.
+
+
 @pytest.fixture
 def owner_tag(monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh owner tag for this test: every process the app starts from now on (in

@@ -23,6 +23,8 @@ FAST = ["--sim-target-ms", "1.5", "--sim-reload-ms", "20"]
 MODES = ("fixed_2", "fixed_6", "adaptive:model", "pmin:0.75")
 WARMUP, STEPS, EVERY = 2, 64, 16  # 66 prompts per arm: classes s, o, s, o (+2 s) in blocks of 16
 SETTLED = 6  # model arm: steps of a class block after which its K is judged
+# One run feeds every test here: under xdist they share a worker, so it runs once.
+pytestmark = pytest.mark.xdist_group("shift_run")
 
 
 def passes(r: dict[str, str]) -> int:

@@ -91,7 +91,7 @@ def test_request_load_in_a_run_queues_on_the_server(tmp_path, no_leftovers):
     out = tmp_path / "r.csv"
     p = subprocess.run(CLI + ["--no-ui", "--plan", "quick", "--modes", "fixed_2", "--warmup", "0", "--steps", "8",
                               "--cooldown", "0", "--load", "--load-kind", "requests", "--load-clients", "3",
-                              "--load-step", "3", "--load-duration", "1.5", "--backend", "sim", "--csv", str(out),
+                              "--load-step", "3", "--load-duration", "4", "--backend", "sim", "--csv", str(out),
                               *FAST], capture_output=True, text=True, timeout=120)  # fmt: skip
     assert p.returncode == 0, p.stderr
     rows = csv_rows(out)

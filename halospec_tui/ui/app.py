@@ -140,6 +140,8 @@ class HaloSpecApp(App[None]):
         self._plotted_steps: tuple[int, int | None] | None = None
         self._drawn_table = -1
         self._drawn_status: Text | None = None
+        self._spark: list[float] | None = None
+        self._cpu: Text | None = None
         self._ticks = 0
         self.sink = sink or UiSink()
         self.sink.app = self
@@ -250,7 +252,10 @@ class HaloSpecApp(App[None]):
             return
         self._drawn_version = m.version
         with self.batch_update():
-            self.query_one("#spark", Sparkline).data = list(m.mode_latency)
+            spark = list(m.mode_latency)
+            if spark != self._spark:  # setting the same data repaints all the same
+                self._spark = spark
+                self.query_one("#spark", Sparkline).data = spark
             self.query_one(KPanel).draw(m)
             if m.started is not None and m.table_version != self._drawn_table:
                 self._drawn_table = m.table_version
@@ -280,10 +285,10 @@ class HaloSpecApp(App[None]):
         if not self.is_running:
             return
         load = self.runner.load_status()
-        self.query_one("#cpu", Static).update(
-            cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers),
-            layout=False,
-        )
+        text = cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers)
+        if text != self._cpu:  # text and styles (Text compares both)
+            self._cpu = text
+            self.query_one("#cpu", Static).update(text, layout=False)
 
     # -- keys ---------------------------------------------------------------
     def action_toggle_load(self) -> None:

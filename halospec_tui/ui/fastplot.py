@@ -21,13 +21,18 @@ from textual.strip import Strip
 from textual_plotext import PlotextPlot
 from typing_extensions import Self
 
-_STYLES: dict[tuple[str, str, str], Style] = {}
+_STYLES: dict[tuple[Any, Any, Any], Style] = {}
 _DECODER = AnsiDecoder()
 
 
 def _style(fg: Any, style: Any, bg: Any) -> Style:
-    key = (repr(fg), repr(style), repr(bg))
-    found = _STYLES.get(key)
+    # plotext's colours are names, numbers or RGB tuples: hashable as they are
+    key: tuple[Any, Any, Any] = (fg, style, bg)
+    try:
+        found = _STYLES.get(key)
+    except TypeError:  # a list somewhere: key by its text
+        key = (repr(fg), repr(style), repr(bg))
+        found = _STYLES.get(key)
     if found is None:
         ansi = plotext_utility.colors_to_ansi(fg, style, bg)
         sample = _DECODER.decode_line(ansi + "x")

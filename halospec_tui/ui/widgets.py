@@ -228,7 +228,12 @@ class KPanel(Vertical):
             yield Static("", id="controller")
         yield Static("", id="k-detail")
 
+    _detail: str | None = None
+    _controller: tuple[str, ControllerView, bool] | None = None
+
     def draw(self, m: RunModel) -> None:
+        """Updates only the parts whose content changed: an update repaints even when
+        the content is the same."""
         digits = self.query_one("#k-digits", Digits)
         k = "-" if m.k is None else str(m.k)
         if digits.value != k:  # an update repaints (or lays out) even when K is the same
@@ -245,11 +250,18 @@ class KPanel(Vertical):
                 lines.append(f"EMA {d.ema} ms  band [{d.low}, {d.high}]")
             if d.reload_ms is not None:
                 lines.append(f"reload {d.reload_ms} ms (not in latency)")
-        self.query_one("#k-detail", Static).update("\n".join(lines), layout=False)
+        detail = "\n".join(lines)
+        if detail != self._detail:
+            self._detail = detail
+            self.query_one("#k-detail", Static).update(detail, layout=False)
         view = m.view
-        pane = self.query_one("#controller", Static)
         if view is not None and m.view_mode is not None:
-            pane.update(controller_text(m.view_mode, view, m.view_mode == m.mode), layout=False)
+            shown = (m.view_mode, view, m.view_mode == m.mode)
+            if shown != self._controller:
+                self._controller = shown
+                self.query_one("#controller", Static).update(
+                    controller_text(*shown), layout=False
+                )
 
 
 def cpu_text(
@@ -302,6 +314,9 @@ class ResultsTable(DataTable[Text]):
     def on_mount(self) -> None:
         self.cursor_type = "none"
         self._rounds = False
+        # (row, column) -> (text, style) shown: an update re-renders every cell of the
+        # table, so only cells whose content changed are updated
+        self._shown: dict[tuple[str, str], tuple[str, str]] = {}
 
     def draw(self, m: RunModel) -> None:
         if m.started is None:
@@ -309,6 +324,7 @@ class ResultsTable(DataTable[Text]):
         if m.interleaved and not self._rounds:
             self._rounds = True
             self.clear(columns=True)
+            self._shown.clear()
         columns = ROUND_COLUMNS if self._rounds else RESULT_COLUMNS
         if not self.columns:
             names = [mode.name for mode in m.started.modes]
@@ -332,15 +348,17 @@ class ResultsTable(DataTable[Text]):
                     value, hw = tps[s.mode]
                     row["tps"] = f"{value:.1f} ±{hw:.1f}"
             values = {
-                key: Text(row[key], style=STATUS_STYLE.get(mark, style) if key == "verdict"
-                          else style)
+                key: (row[key], STATUS_STYLE.get(mark, style) if key == "verdict" else style)
                 for _, key, _ in columns
             }  # fmt: skip
             if s.mode in self.rows:
-                for key, text in values.items():
-                    self.update_cell(s.mode, key, text)
+                for key, shown in values.items():
+                    if self._shown.get((s.mode, key)) != shown:
+                        self.update_cell(s.mode, key, Text(shown[0], style=shown[1]))
             else:
-                self.add_row(*values.values(), key=s.mode)
+                self.add_row(*(Text(c, style=st) for c, st in values.values()), key=s.mode)
+            for key, shown in values.items():
+                self._shown[(s.mode, key)] = shown
 
 
 def round_status(mode: str, status: dict[str, str], v: RoundFinished | None) -> str:
