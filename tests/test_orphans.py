@@ -87,6 +87,17 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _alive_after(pids: tuple[int, ...], deadline_s: float) -> list[int]:
+    """The pids still alive after `deadline_s`. A process in the middle of exiting has
+    already lost its environment (so no tag) but is not yet a zombie: give it time."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        alive = [pid for pid in pids if _alive(pid)]
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.05)
+
+
 def _sigkill_harness_and_check(binary: str, target: str, draft: str, tag: str) -> None:
     harness = subprocess.Popen(
         [sys.executable, "-c", HARNESS, binary, target, draft],
@@ -108,7 +119,7 @@ def _sigkill_harness_and_check(binary: str, target: str, draft: str, tag: str) -
         # the watcher polls every 0.25 s; 10 s is far beyond it even on a loaded machine
         left = wait_until_gone(tag, deadline_s=10.0)
         assert not left, [(p.pid, p.name()) for p in left]
-        assert not _alive(server_pid) and not _alive(watcher_pid)
+        assert _alive_after((server_pid, watcher_pid), deadline_s=5.0) == []
     finally:
         if harness.poll() is None:
             harness.kill()
