@@ -54,7 +54,13 @@ from halospec_tui.results import (
     summary_text,
     write_summaries,
 )
-from halospec_tui.schedule import grown_block, prompt_index, round_blocks, round_phase
+from halospec_tui.schedule import (
+    grown_block,
+    prompt_index,
+    round_blocks,
+    round_phase,
+    settle_prompt_index,
+)
 from halospec_tui.stats import summarize_mode
 from halospec_tui.telemetry import Telemetry
 from halospec_tui.verdict import decide, newly_worse, stop_reason
@@ -564,7 +570,11 @@ class Runner:
                     if warm or controller is None:
                         k0 = mode.warmup_k
                     else:  # the K the block's first request will ask for
-                        first = 10_000 + rnd * plan.settle + 1 if plan.settle else prompt_index(first_prompt, 1)
+                        first = (
+                            settle_prompt_index(rnd, plan.settle, 1)
+                            if plan.settle
+                            else prompt_index(first_prompt, 1)
+                        )
                         k0 = controller.next_k(self._prompt(first)[2])
                     self._pending = self._actuate(k0, mode.p_min)
                     if mode.name not in warmed:
@@ -575,7 +585,7 @@ class Runner:
                         self._apply_manual_load()
                         self._measure_step(
                             mode, i, controller, writer, timeline=timeline,
-                            prompt_index=10_000 + rnd * plan.settle + i, round_no=rnd,
+                            prompt_index=settle_prompt_index(rnd, plan.settle, i), round_no=rnd,
                             block_pos=blk.position, settle=True, planned=plan.settle,
                         )  # fmt: skip
                     for i in range(1, blk.steps + 1):

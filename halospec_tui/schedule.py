@@ -52,6 +52,12 @@ def prompt_index(first: int, step_in_block: int) -> int:
     return first + step_in_block - 1
 
 
+def settle_prompt_index(round_no: int, settle: int, step_in_settle: int) -> int:
+    """The prompt of a block's settle step (1-based): out of the measured prompts' way
+    (from 10,000 on), one per round and settle step."""
+    return 10_000 + round_no * settle + step_in_settle
+
+
 def round_phase(round_no: int, load_round: int | None, load_rounds: int) -> str:
     """steady before the load rounds, load during them, recovery after (no load: steady)."""
     if load_round is None or load_rounds <= 0 or round_no < load_round:
