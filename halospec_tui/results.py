@@ -685,13 +685,11 @@ def build_report(
 ) -> Report:
     """Everything the summaries say, from rows alone (settle rows are not measurements)."""
     rows: Sequence[StepSample]
-    groups: dict[str, Sequence[StepSample]]
     if isinstance(samples, SampleColumns):  # a long run read back: views, not copies
         rows = samples.measured()
-        groups = dict(rows.by_mode())
     else:
         rows = [s for s in samples if not s.settle]
-        groups = dict(by_arm(rows))
+    groups = by_arm(rows)  # a SampleColumns splits itself into per-mode views
     # As stats.summarize (modes in order of appearance), one mode's samples at a time.
     summaries = tuple(summarize_mode(m, list(g)) for m, g in groups.items())
     best = winner(summaries)
