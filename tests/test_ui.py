@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 from helpers import csv_rows
-from textual.widgets import DataTable, Digits, Static
+from textual.widgets import Digits, Static
 
 from halospec_tui.events import LogRouter, ModeInfo, RunStarted
 from halospec_tui.load import LoadInjector
@@ -18,7 +18,7 @@ from halospec_tui.session import SessionOptions, open_session
 from halospec_tui.stats import StepSample, summarize_mode
 from halospec_tui.ui.app import ConfirmQuit, make_app
 from halospec_tui.ui.model import RunModel
-from halospec_tui.ui.widgets import int_ticks
+from halospec_tui.ui.widgets import ResultsTable, int_ticks
 
 
 async def wait_for(pilot, cond, timeout=60.0):
@@ -52,7 +52,7 @@ def test_quick_run_shows_k_and_results(sim, tmp_path):
         async with app.run_test(size=(140, 44)) as pilot:
             await wait_for(pilot, lambda: app.finished is not None)
             last = rows(tmp_path)[-1]
-            table = app.query_one("#results", DataTable)
+            table = app.query_one("#results", ResultsTable)
             # drawn on the next redraw tick after the last event
             await wait_for(
                 pilot,
@@ -60,7 +60,7 @@ def test_quick_run_shows_k_and_results(sim, tmp_path):
                 and table.row_count == 3
                 and "RUN COMPLETED" in str(app.query_one("#status", Static).render()),
             )
-            assert [str(table.get_cell(m, "mode")) for m in ("fixed_2", "fixed_5", "adaptive")] == [
+            assert [table.cell(m, "mode") for m in ("fixed_2", "fixed_5", "adaptive")] == [
                 "fixed_2",
                 "fixed_5",
                 "adaptive",
@@ -124,7 +124,7 @@ def test_small_and_large_terminals(sim, tmp_path, size):
         async with app.run_test(size=size) as pilot:
             await wait_for(pilot, lambda: app.finished is not None)
             assert app.screen.has_class("-small") == (size == (80, 24))
-            await wait_for(pilot, lambda: app.query_one("#results", DataTable).row_count == 2)
+            await wait_for(pilot, lambda: app.query_one("#results", ResultsTable).row_count == 2)
 
     with session:
         asyncio.run(go())

@@ -7,7 +7,7 @@ import asyncio
 from dataclasses import replace
 
 from test_snapshots import SIZE, replay_app, settle
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 from ui_events import (
     TUNE_ROUNDS,
     controller_view,
@@ -26,7 +26,7 @@ from halospec_tui.events import (
     RunStarted,
 )
 from halospec_tui.ui.model import RunModel
-from halospec_tui.ui.widgets import controller_text, verdict_text
+from halospec_tui.ui.widgets import ResultsTable, controller_text, verdict_text
 
 
 def screen_of(events, size=SIZE):
@@ -37,16 +37,13 @@ def screen_of(events, size=SIZE):
     async def go() -> None:
         async with app.run_test(size=size) as pilot:
             await settle(app, replay, clock)(pilot)
-            table = app.query_one("#results", DataTable)
+            table = app.query_one("#results", ResultsTable)
             shown["status"] = str(app.query_one("#status", Static).render())
             shown["verdict"] = str(app.query_one("#verdict", Static).render())
             shown["verdict_shown"] = app.query_one("#verdict", Static).display
             shown["controller"] = str(app.query_one("#controller", Static).render())
-            shown["columns"] = [str(c.label) for c in table.columns.values()]
-            shown["rows"] = {
-                str(row.key.value): [str(c) for c in table.get_row(row.key)]
-                for row in table.rows.values()
-            }
+            shown["columns"] = [c.label for c in table.columns]
+            shown["rows"] = {key: table.row(key) for key in table.row_keys}
 
     try:
         asyncio.run(go())

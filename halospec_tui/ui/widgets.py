@@ -7,7 +7,7 @@ import math
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Digits, Label, Static
+from textual.widgets import Digits, Label, Static
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
@@ -15,6 +15,7 @@ from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
 from halospec_tui.ui.fastplot import FastPlotextPlot
 from halospec_tui.ui.model import RunModel
+from halospec_tui.ui.table import Column, LightTable
 
 PHASE_STYLE = {"steady": "green", "load": "bold red", "recovery": "yellow"}
 
@@ -300,7 +301,7 @@ ROUND_COLUMNS = (
 STATUS_STYLE = {"best": "bold green", "tied": "yellow", "worse": "red", "dropped": "dim"}
 
 
-class ResultsTable(DataTable[Text]):
+class ResultsTable(LightTable):
     """One row per mode of the plan, from the start, filled in place as modes finish;
     the best score highlighted. In rounds, each arm's tokens/s with its CI half-width
     and its standing (best, tied, worse, dropped) from the last round's verdict.
@@ -308,32 +309,28 @@ class ResultsTable(DataTable[Text]):
     Every row exists from the start and every column has a fixed width, so the
     table's size never changes during the run: a change of size would lay out the
     whole screen again. (Once only, when the first round starts, the columns are
-    laid anew for the verdict.)
+    laid anew for the verdict.) A cell whose text and style are unchanged costs
+    nothing; a changed one repaints its row's line only.
     """
 
-    def on_mount(self) -> None:
-        self.cursor_type = "none"
-        self._rounds = False
-        # (row, column) -> (text, style) shown: an update re-renders every cell of the
-        # table, so only cells whose content changed are updated
-        self._shown: dict[tuple[str, str], tuple[str, str]] = {}
+    _rounds = False
 
     def draw(self, m: RunModel) -> None:
         if m.started is None:
             return
         if m.interleaved and not self._rounds:
             self._rounds = True
-            self.clear(columns=True)
-            self._shown.clear()
+            self.set_columns(())
         columns = ROUND_COLUMNS if self._rounds else RESULT_COLUMNS
         if not self.columns:
             names = [mode.name for mode in m.started.modes]
-            for label, key, width in columns:
-                self.add_column(label, key=key, width=width or max(map(len, names + [label])))
+            self.set_columns(
+                [Column(label, key, width or max(map(len, names + [label])))
+                 for label, key, width in columns]
+            )  # fmt: skip
+            pending = {key: (PENDING, "dim") for _, key, _ in columns[1:]}
             for name in names:
-                if name not in self.rows:
-                    cells = [Text(PENDING, style="dim") for _ in columns[1:]]
-                    self.add_row(Text(name, style="dim"), *cells, key=name)
+                self.set_row(name, {"mode": (name, "dim"), **pending})
         best = m.best_mode
         v = m.verdict
         status = dict(v.status) if v is not None else {}
@@ -347,18 +344,11 @@ class ResultsTable(DataTable[Text]):
                 if s.mode in tps:
                     value, hw = tps[s.mode]
                     row["tps"] = f"{value:.1f} ±{hw:.1f}"
-            values = {
-                key: (row[key], STATUS_STYLE.get(mark, style) if key == "verdict" else style)
-                for _, key, _ in columns
-            }  # fmt: skip
-            if s.mode in self.rows:
-                for key, shown in values.items():
-                    if self._shown.get((s.mode, key)) != shown:
-                        self.update_cell(s.mode, key, Text(shown[0], style=shown[1]))
-            else:
-                self.add_row(*(Text(c, style=st) for c, st in values.values()), key=s.mode)
-            for key, shown in values.items():
-                self._shown[(s.mode, key)] = shown
+            self.set_row(
+                s.mode,
+                {key: (row[key], STATUS_STYLE.get(mark, style) if key == "verdict" else style)
+                 for _, key, _ in columns},
+            )  # fmt: skip
 
 
 def round_status(mode: str, status: dict[str, str], v: RoundFinished | None) -> str:
