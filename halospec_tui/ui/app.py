@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, RichLog, Sparkline, Static
+from textual.widgets import Button, Footer, Label, RichLog, Static
 from textual.worker import Worker, WorkerState
 
 from halospec_tui.controls import RunControls
@@ -37,6 +37,7 @@ from halospec_tui.session import Session
 from halospec_tui.telemetry import per_core
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.replay import Replay
+from halospec_tui.ui.spark import FastSparkline
 from halospec_tui.ui.widgets import (
     KPanel,
     KPlot,
@@ -154,7 +155,7 @@ class HaloSpecApp(App[None]):
         with Horizontal(id="top"):
             with Vertical(id="left"):
                 yield Label("recent latency, this mode", id="spark-label")
-                yield Sparkline([], id="spark")
+                yield FastSparkline([], id="spark")
                 yield LatencyPlot(id="latency-plot")
             with Vertical(id="right"):
                 yield KPanel()
@@ -255,7 +256,7 @@ class HaloSpecApp(App[None]):
             spark = list(m.mode_latency)
             if spark != self._spark:  # setting the same data repaints all the same
                 self._spark = spark
-                self.query_one("#spark", Sparkline).data = spark
+                self.query_one("#spark", FastSparkline).data = spark
             self.query_one(KPanel).draw(m)
             if m.started is not None and m.table_version != self._drawn_table:
                 self._drawn_table = m.table_version
