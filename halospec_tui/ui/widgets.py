@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Literal
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,7 +15,13 @@ from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
 from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
-from halospec_tui.ui.fastplot import FastPlotextPlot
+from halospec_tui.ui.fastplot import (
+    FastPlotextPlot,
+    canvas_pixels,
+    data_lim,
+    decimate,
+    pixel_columns,
+)
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.table import Column, LightTable
 
@@ -155,67 +163,108 @@ def controller_text(mode: str, view: ControllerView, running: bool) -> Text:
     return t
 
 
+def _series(xs: list[int], ys: list[float]) -> Series:
+    """The points of a series with a value (nan: none), in order."""
+    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+Series = tuple[Sequence[float], Sequence[float]]  # xs, ys
+
+
+def fit(series: list[Series], xlim: tuple[float, float], pixels: int) -> list[Series]:
+    """Each series cut down to what `pixels` columns across `xlim` can show."""
+    lo, hi = xlim
+    if pixels < 2 or hi <= lo:
+        return series
+    return [decimate(xs, ys, pixel_columns(xs, lo, hi, pixels)) for xs, ys in series]
+
+
+Align = Literal["center"] | None  # a plot label's alignment (None: plotext's own)
+
+
 class LatencyPlot(FastPlotextPlot):
     """Latency per step with the EMA, the threshold band, and phase/mode markers."""
 
+    _model: RunModel | None = None
+
     def draw(self, m: RunModel) -> None:
-        plt = self.plt
-        plt.clear_figure()
+        self._model = m
+        self.refresh()
+
+    def figure(self, width: int) -> None:
+        plt, m = self.plt, self._model
         plt.title("latency per step (ms)")
-        if not m.steps:
-            self.refresh()
+        if m is None or not m.steps:
             return
         xs = m.steps
         # The series are named in the title, not in a legend: a legend would sit in
         # the top-left corner, over the first mode's name.
-        shown = []
-        for ys, label, color in (
-            (m.latency, "latency", None),
-            (m.ema, "EMA (cyan)", "cyan"),
-            (m.low, "low (green)", "green"),
-            (m.high, "high (red)", "red"),
-        ):
-            pts = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
-            if pts:
-                shown.append(label)
-                kw = {"color": color} if color else {}
-                plt.plot([p[0] for p in pts], [p[1] for p in pts], marker="braille", **kw)
-        plt.title(" · ".join(["latency per step (ms)", *shown[1:]]))
+        series = [
+            (_series(xs, ys), label, color)
+            for ys, label, color in (
+                (m.latency, "latency", None),
+                (m.ema, "EMA (cyan)", "cyan"),
+                (m.low, "low (green)", "green"),
+                (m.high, "high (red)", "red"),
+            )
+        ]
+        series = [s for s in series if s[0][0]]
         # modes: a line where each begins, its name centred along the top of its
         # section (clear of the legend in the top-left corner unless very narrow)
         valid = [y for y in m.latency if not math.isnan(y)]
         bottom = min(valid, default=0.0)
         top = max(valid + [y for y in m.high if not math.isnan(y)], default=0.0)
+        vlines: list[tuple[float, str]] = []
+        texts: list[tuple[str, float, float, str, Align]] = []  # text, x, y, colour, alignment
         marks = [(x, mode) for x, mode in m.mode_marks if x <= xs[-1]]
         for i, (x, mode) in enumerate(marks):
             end = marks[i + 1][0] - 1 if i + 1 < len(marks) else xs[-1]
             if x > xs[0]:
-                plt.vline(x - 0.5, "gray")
-            plt.text(mode, x=(max(x, xs[0]) + end) / 2, y=top, color="gray", alignment="center")
+                vlines.append((x - 0.5, "gray"))
+            texts.append((mode, (max(x, xs[0]) + end) / 2, top, "gray", "center"))
         # phase changes: red where load starts, yellow where recovery starts, labelled
         # labels along the bottom, clear of the legend in the top-left corner
         for x, phase in m.phase_marks:
             if phase != "steady" and x <= xs[-1]:
                 color = "red" if phase == "load" else "yellow"
-                plt.vline(x, color)
-                plt.text(phase, x=x, y=bottom, color=color)
+                vlines.append((x, color))
+                texts.append((phase, x, bottom, color, None))
+        # The limits plotext will take from all of it, to fit the series to its canvas.
+        xlim = data_lim([*xs, *(v for v, _ in vlines), *(t[1] for t in texts)])
+        ylim = data_lim([y for (_, ys), _, _ in series for y in ys] + [t[2] for t in texts])
+        fitted = fit([s[0] for s in series], xlim, canvas_pixels(width, ylim, None))
+        for (sx, sy), (_, _, shade) in zip(fitted, series, strict=True):
+            kw = {"color": shade} if shade else {}
+            plt.plot(sx, sy, marker="braille", **kw)
+        plt.title(" · ".join(["latency per step (ms)", *(label for _, label, _ in series[1:])]))
+        for at, shade in vlines:
+            plt.vline(at, shade)
+        for text, tx, ty, shade, align in texts:
+            plt.text(text, x=tx, y=ty, color=shade, alignment=align)
         plt.xticks(_ticks(int_ticks(xs[0], xs[-1])))
         plt.xlabel("global step")
-        self.refresh()
 
 
 class KPlot(FastPlotextPlot):
+    _model: RunModel | None = None
+
     def draw(self, m: RunModel) -> None:
-        plt = self.plt
-        plt.clear_figure()
-        plt.title("draft length K")
-        if m.steps:
-            plt.plot(m.steps, m.ks, marker="braille", color="magenta")
-            top = max(max(m.ks), 8)
-            plt.ylim(0, top + 1)
-            plt.yticks(_ticks(int_ticks(0, top, most=5)))
-            plt.xticks(_ticks(int_ticks(m.steps[0], m.steps[-1], most=4)))
+        self._model = m
         self.refresh()
+
+    def figure(self, width: int) -> None:
+        plt, m = self.plt, self._model
+        plt.title("draft length K")
+        if m is not None and m.steps:
+            top = max(max(m.ks), 8)
+            yticks = int_ticks(0, top, most=5)
+            pixels = canvas_pixels(width, (0, top + 1), yticks)
+            ((xs, ks),) = fit([(m.steps, [float(k) for k in m.ks])], data_lim(m.steps), pixels)
+            plt.plot(xs, ks, marker="braille", color="magenta")
+            plt.ylim(0, top + 1)
+            plt.yticks(_ticks(yticks))
+            plt.xticks(_ticks(int_ticks(m.steps[0], m.steps[-1], most=4)))
 
 
 class KPanel(Vertical):
