@@ -3,13 +3,14 @@
 import asyncio
 
 import numpy as np
+import pytest
 from rich.console import Console
 from rich.segment import Segment
 from rich.text import Text
 from textual.app import App
-from ui_events import recorded_run
+from ui_events import recorded_run, recorded_tune_run
 
-from halospec_tui.ui.fastplot import decimate, matrix_text, pixel_columns
+from halospec_tui.ui.fastplot import matrix_text
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import KPlot, LatencyPlot
 
@@ -53,7 +54,9 @@ def test_matrix_text_equals_plotext_ansi_cell_for_cell():
                 await pilot.pause()
                 strips = plot._build()  # the path the screen uses
                 fast = matrix_text(plot._plot.monitor.matrix)
-                slow = Text.from_ansi(plot._plot.build())
+                matrix = plot._plot.monitor.matrix
+                matrix.set_canvas()  # plotext's own ANSI text of the same matrix
+                slow = Text.from_ansi(matrix.get_canvas())
                 width = plot.size.width
                 assert len(strips) == plot.size.height
                 assert fast.plain.rstrip("\n") == slow.plain.rstrip("\n")
@@ -63,31 +66,7 @@ def test_matrix_text_equals_plotext_ansi_cell_for_cell():
     asyncio.run(go())
 
 
-# -- fitting long series to the canvas -------------------------------------------
-
-
-def test_decimate_keeps_first_lowest_highest_last_of_each_column_in_order():
-    xs = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
-    ys = [5.0, 9.0, 1.0, 4.0, 4.0, 4.0, 2.0, 2.0, 8.0, 3.0, 6.0, 7.0]
-    cols = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
-    # column 0: first 5 (x1), high 9 (x2), low 1 (x3), last 4 (x6); column 1: first 2
-    # (x7, also the lowest: the first of equal lows), high 8 (x9), last 7 (x12)
-    assert decimate(xs, ys, cols) == ([1, 2, 3, 6, 7, 9, 12], [5.0, 9.0, 1.0, 4.0, 2.0, 8.0, 7.0])
-
-
-def test_decimate_leaves_series_it_cannot_shorten():
-    assert decimate([1, 2, 3], [3.0, 1.0, 2.0], np.array([0, 0, 0])) == ([1, 2, 3], [3.0, 1.0, 2.0])
-    xs, ys = list(range(10)), [float(i % 3) for i in range(10)]
-    # 4 points a column or fewer on average: nothing to gain, given back whole
-    assert decimate(xs, ys, np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3])) == (xs, ys)
-
-
-def test_pixel_columns_are_plotexts_own():
-    from plotext import _utility as ut
-
-    xs = [i / 4 for i in range(-40, 4001)] + [0.1 + 0.2, 1 / 3, 2 / 3, 999.9999999999]
-    for lo, hi, pixels in ((0.5, 1000.0, 241), (-10.0, 1000.0, 100), (1.0, 7.0, 296)):
-        assert pixel_columns(xs, lo, hi, pixels).tolist() == ut.get_matrix_data(xs, [lo, hi], pixels)
+# -- the series drawn by numpy into plotext's frame -------------------------------
 
 
 def long_model(n: int, seed: int) -> RunModel:
@@ -109,49 +88,51 @@ def long_model(n: int, seed: int) -> RunModel:
     return m
 
 
-def test_a_long_run_is_drawn_from_few_points_and_looks_the_same(monkeypatch):
-    """3,000 steps: each plot, at several sizes, is given a few points a pixel column,
-    and its picture is the picture of every point, cell for cell."""
-    import halospec_tui.ui.widgets as widgets
+def plotext_draws_the_lines(self, xs, ys, color=None):
+    """The reference: the series handed to plotext, which draws them itself."""
+    self.plt.plot(xs, ys, marker="braille", **({"color": color} if color else {}))
+
+
+def cells_of_strip(strip):
+    return [(ch, seg.style) for seg in strip for ch in seg.text]
+
+
+@pytest.mark.parametrize(
+    ("steps", "size", "seed"),
+    [(3000, (120, 40), 1), (3000, (97, 31), 2), (400, (150, 45), 3), (1, (120, 40), 4),
+     (2, (80, 24), 5), (37, (100, 30), 6)],
+)  # fmt: skip
+def test_plots_look_as_plotext_drawing_every_point(monkeypatch, steps, size, seed):
+    """Each plot, for short and long runs at several sizes, cell for cell as plotext
+    draws it from every point of every series; the recorded runs too."""
+    from halospec_tui.ui.fastplot import FastPlotextPlot
 
     class Plots(App[None]):
         def compose(self):
             yield LatencyPlot(id="lat")
             yield KPlot(id="k")
 
-    given: list[int] = []
-
-    def counting(plot):
-        real = plot.plt.plot
-
-        def plot_and_count(xs, ys, **kw):
-            given.append(len(xs))
-            return real(xs, ys, **kw)
-
-        monkeypatch.setattr(plot.plt, "plot", plot_and_count)
+    models = [long_model(steps, seed)]
+    if seed == 6:
+        for events in (recorded_run(), recorded_tune_run()):
+            models.append(RunModel(clock=lambda: 0.0))
+            for e in events:
+                models[-1].apply(e)
 
     async def go() -> None:
-        for size, seed in (((120, 40), 1), ((97, 31), 2), ((150, 45), 3)):
-            m = long_model(3000, seed)
-            app = Plots()
-            async with app.run_test(size=size) as pilot:
+        app = Plots()
+        async with app.run_test(size=size) as pilot:
+            for m in models:
                 for plot in (app.query_one(LatencyPlot), app.query_one(KPlot)):
                     plot.draw(m)
                     await pilot.pause()
-                    counting(plot)
-                    given.clear()
-                    fitted = plot._build()
-                    assert given and max(given) <= 4 * 2 * plot.size.width
+                    fast = plot._build()
                     with monkeypatch.context() as mp:
-                        mp.setattr(widgets, "fit", lambda series, xlim, pixels: series)
-                        given.clear()
+                        mp.setattr(FastPlotextPlot, "line", plotext_draws_the_lines)
                         whole = plot._build()
-                        assert max(given) > 2000  # every point, this time
-                    assert len(fitted) == plot.size.height
-                    assert [cells_of_strip(s) for s in fitted] == [cells_of_strip(s) for s in whole]
+                    assert len(fast) == plot.size.height
+                    assert [cells_of_strip(s) for s in fast] == [cells_of_strip(s) for s in whole]
+                    # the series are there: braille dots in the picture
+                    assert any("\u2800" < ch <= "\u28ff" for s in fast for ch, _ in cells_of_strip(s))
 
     asyncio.run(go())
-
-
-def cells_of_strip(strip):
-    return [(ch, seg.style) for seg in strip for ch in seg.text]

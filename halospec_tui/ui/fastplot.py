@@ -6,21 +6,20 @@ the monitor's CPU. Here each run of cells with the same colours becomes one piec
 of a `Text`, and each colour combination is parsed once. The result is the same
 Text, cell for cell (tests/test_fastplot.py checks it against the slow path).
 
-Plotext's time grows with the points it is given (about 0.1 ms a point for a line
-plot): a whole run's series of thousands of steps would cost the monitor a large
-share of a core once a second. A braille canvas has only so many pixel columns, so
-`decimate` keeps, of the points falling in each column, the first, the lowest, the
-highest and the last: the lines drawn through them light the same pixels as the lines
-through every point (tests/test_fastplot.py checks the picture cell for cell).
+Plotext's time grows with the pixels its line series light, one Python call per
+pixel: 5-10 ms a plot for a short run, hundreds of milliseconds for a long noisy
+one, once a second. Here plotext draws only the frame and the series are drawn into
+its canvas by `braille` (numpy), pixel for pixel the same (tests/test_fastplot.py
+checks whole pictures cell for cell against plotext drawing everything).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from plotext import _utility as ut
 from rich.ansi import AnsiDecoder
 from rich.segment import Segment
@@ -31,6 +30,8 @@ from textual.geometry import Size
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
 from typing_extensions import Self
+
+from halospec_tui.ui import braille
 
 _STYLES: dict[tuple[Any, Any, Any], Style] = {}
 _DECODER = AnsiDecoder()
@@ -93,63 +94,74 @@ def matrix_text(matrix: Any) -> Text:
     return text
 
 
-BRAILLE_COLUMNS = 2  # pixel columns per cell of a braille canvas
-FRAME_COLUMNS = 2  # plotext's left and right y axes, one cell each
-Y_TICKS = 7  # plotext's number of y ticks when none are given
+@dataclass(frozen=True)
+class Line:
+    """A series drawn as braille lines: its points, and plotext's colour and style."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    color: Any
+    style: Any
 
 
-def pixel_columns(xs: Sequence[float], lo: float, hi: float, pixels: int) -> np.ndarray:
-    """The canvas pixel column of each x, as plotext places it (`get_matrix_data`):
-    floor(round(0.5 + (pixels - 1) (x - lo) / (hi - lo), 8))."""
-    x = np.asarray(xs, dtype=float)
-    change = 0.5 + (pixels - 1) * (x - lo) / (hi - lo)
-    cols = np.floor(np.round(change, 8))
-    # numpy rounds by scaling, Python's round exactly: they can part within a hair
-    # of a whole number, where the floor decides the column. Those few go Python's way.
-    near = np.flatnonzero(np.abs(change - np.rint(change)) < 1e-6)
-    for i in near:
-        cols[i] = math.floor(round(float(change[i]), 8))
-    return cols.astype(np.int64)
+def _build_with_lines(plot: Any, lines: list[Line]) -> None:
+    """Plotext builds the frame; the lines go into its canvas before its first text.
 
+    Plotext takes an axis' limits, and whether the axis is used at all, from its
+    series and texts; it has no series here, so the limits it would take are set
+    explicitly (unless the plot set them) and an empty text keeps the axes in use.
+    """
+    monitor = plot.monitor
+    lower = monitor.default.xside[0]
+    if None in monitor.xlim[0]:  # get_lim needs only each series' least and most
+        xs = [float(f(ln.xs)) for ln in lines for f in (np.min, np.max)]
+        tx = [x for x, side in zip(monitor.tx, monitor.txside, strict=True) if side == lower]
+        monitor.set_xlim(*ut.get_lim(xs + monitor.vcoord[0] + tx))
+    if None in monitor.ylim[0]:
+        ys = [float(f(ln.ys)) for ln in lines for f in (np.min, np.max)]
+        left = monitor.default.yside[0]
+        ty = [y for y, side in zip(monitor.ty, monitor.tyside, strict=True) if side == left]
+        monitor.set_ylim(*ut.get_lim(ys + monitor.hcoord[0] + ty))
+    (x0, x1), (y0, y1) = monitor.xlim[0], monitor.ylim[0]
+    monitor.draw_text("", x0, y0, color="default")
+    matrix = monitor.matrix
+    drawn = False
 
-def decimate(
-    xs: Sequence[float], ys: Sequence[float], columns: np.ndarray
-) -> tuple[list[float], list[float]]:
-    """Of each run of points in the same pixel column (`columns`, ascending), the
-    first, the lowest, the highest and the last, in their order: the lines through
-    them cover, in every column, the pixels the lines through all the points cover."""
-    n = len(xs)
-    if n <= 4:
-        return list(xs), list(ys)
-    y = np.asarray(ys, dtype=float)
-    starts = np.flatnonzero(np.r_[True, columns[1:] != columns[:-1]])
-    if len(starts) * 4 >= n:  # too few points per column to gain anything
-        return list(xs), list(ys)
-    ends = np.r_[starts[1:], n] - 1
-    lengths = np.diff(np.r_[starts, n])
-    run = np.repeat(np.arange(len(starts)), lengths)
-    index = np.arange(n)
-    low = np.minimum.reduceat(y, starts)
-    high = np.maximum.reduceat(y, starts)
-    first_low = np.minimum.reduceat(np.where(y == low[run], index, n), starts)
-    first_high = np.minimum.reduceat(np.where(y == high[run], index, n), starts)
-    keep = np.unique(np.concatenate([starts, ends, first_low, first_high]))
-    return [xs[i] for i in keep], [ys[i] for i in keep]
+    def draw_lines() -> None:
+        nonlocal drawn
+        drawn = True
+        cols, rows = len(matrix.Cols_canvas), len(matrix.Rows_canvas)
+        left, bottom = matrix.Cols_canvas.start, matrix.Rows_canvas.start
+        width, height = cols * braille.DOTS_X, rows * braille.DOTS_Y
+        if width <= 0 or height <= 0:
+            return
+        for ln in lines:
+            px = braille.matrix_data(ln.xs, x0, x1, width)
+            py = braille.matrix_data(ln.ys, y0, y1, height)
+            px, py = braille.line_pixels(*braille.decimate(px, py))
+            for col, row, dots in braille.braille_cells(px, py, cols, rows):
+                marker = ut.get_hd_marker(dots)
+                matrix.insert_element(col + left, row + bottom, marker, ln.color, ln.style)
 
+    def before(name: str) -> Any:
+        plotext_draws = getattr(matrix, name)
 
-def canvas_pixels(width: int, ylim: tuple[float, float], yticks: Sequence[float] | None) -> int:
-    """Pixel columns of a one-plot braille canvas `width` cells wide: the width less
-    the two y axes and the widest y label (plotext's labels for `yticks`, or for its
-    own seven ticks across `ylim`)."""
-    ticks = list(yticks) if yticks is not None else ut.linspace(*ylim, Y_TICKS)
-    label_width = ut.max_length(ut.get_labels(ticks)) if ticks else 0
-    return (width - FRAME_COLUMNS - label_width) * BRAILLE_COLUMNS
+        def first_draw_lines(*args: Any, **kwargs: Any) -> Any:
+            if not drawn:
+                draw_lines()
+            return plotext_draws(*args, **kwargs)
 
+        return first_draw_lines
 
-def data_lim(values: Sequence[float]) -> tuple[float, float]:
-    """An axis' limits as plotext takes them from its data (`get_lim`)."""
-    lo, hi = ut.get_lim(list(values))
-    return float(lo), float(hi)
+    # The texts are plotext's last step: each goes through one of these two.
+    matrix.add_multiple_horizontal_strings = before("add_multiple_horizontal_strings")
+    matrix.add_multiple_vertical_strings = before("add_multiple_vertical_strings")
+    try:
+        plot._build_matrix()
+    finally:
+        del matrix.add_multiple_horizontal_strings, matrix.add_multiple_vertical_strings
+    if not drawn:
+        draw_lines()
 
 
 class FastPlotextPlot(PlotextPlot):
@@ -157,12 +169,16 @@ class FastPlotextPlot(PlotextPlot):
 
     Going through `render()` would make Textual convert a many-span Text to its own
     content on every paint; strips of Rich segments skip that. Subclasses give the
-    figure in `figure(width)`, called at each build with the width it is built at, so
-    that they can fit their data to the canvas.
+    figure in `figure(width)`, called at each build, and their series with `line()`
+    rather than `plt.plot()`: plotext draws the frame (axes, ticks, labels, vertical
+    lines, texts) and the series are drawn into its canvas from `braille`, at the
+    point where plotext would draw them (after the vertical lines, before the texts),
+    within the limits plotext would take from them.
     """
 
     _strips: list[Strip] | None = None
     _built_size: Size | None = None
+    _lines: list[Line]
 
     def refresh(self, *args: Any, **kwargs: Any) -> Self:
         self._strips = None  # whatever asked for a repaint may have changed the plot
@@ -171,10 +187,21 @@ class FastPlotextPlot(PlotextPlot):
     def figure(self, width: int) -> None:
         """Issue the plot's commands to `self.plt` (cleared before) for `width` cells."""
 
+    def line(self, xs: ArrayLike, ys: ArrayLike, color: Any = None) -> None:
+        """A braille line series, as `plt.plot(xs, ys, marker="braille", color=color)`."""
+        plot: Any = self._plot  # plotext's figure: its monitor is not in the stubs
+        monitor = plot.monitor
+        color = monitor.check_color(color)  # as plotext's add_colors: now, not at build
+        if color not in monitor.past_colors:
+            monitor.past_colors = [*monitor.past_colors, color]
+        x, y = np.asarray(xs, dtype=float), np.asarray(ys, dtype=float)
+        self._lines.append(Line(x, y, color, monitor.check_style(None)))
+
     def _build(self) -> list[Strip]:
-        plot: Any = self._plot  # plotext's figure: its build steps are not in the stubs
         width, height = self.size.width, self.size.height
         self.plt.clear_figure()
+        plot: Any = self._plot  # plotext's figure: its build steps are not in the stubs
+        self._lines = []
         self.figure(width)
         # As PlotextPlot.render: size twice (see textual-plotext issue 5), theme.
         plot.plotsize(width, height)
@@ -182,7 +209,11 @@ class FastPlotextPlot(PlotextPlot):
         plot.theme(self._get_plotext_theme_name(self.app.theme))
         # As plot.build(), without writing the matrix out as ANSI text.
         plot._set_sizes()
-        plot._build_matrix()
+        lines = [ln for ln in self._lines if len(ln.xs)]
+        if lines:
+            _build_with_lines(plot, lines)
+        else:
+            plot._build_matrix()
         base = self.rich_style
         strips = []
         for runs in _runs(plot.monitor.matrix):

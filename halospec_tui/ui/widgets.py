@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -15,13 +14,7 @@ from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
 from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
-from halospec_tui.ui.fastplot import (
-    FastPlotextPlot,
-    canvas_pixels,
-    data_lim,
-    decimate,
-    pixel_columns,
-)
+from halospec_tui.ui.fastplot import FastPlotextPlot
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.table import Column, LightTable
 
@@ -163,21 +156,11 @@ def controller_text(mode: str, view: ControllerView, running: bool) -> Text:
     return t
 
 
-def _series(xs: list[int], ys: list[float]) -> Series:
+def _series(xs: np.ndarray, ys: list[float]) -> tuple[np.ndarray, np.ndarray]:
     """The points of a series with a value (nan: none), in order."""
-    pts = [(x, y) for x, y in zip(xs, ys, strict=True) if not math.isnan(y)]
-    return [p[0] for p in pts], [p[1] for p in pts]
-
-
-Series = tuple[Sequence[float], Sequence[float]]  # xs, ys
-
-
-def fit(series: list[Series], xlim: tuple[float, float], pixels: int) -> list[Series]:
-    """Each series cut down to what `pixels` columns across `xlim` can show."""
-    lo, hi = xlim
-    if pixels < 2 or hi <= lo:
-        return series
-    return [decimate(xs, ys, pixel_columns(xs, lo, hi, pixels)) for xs, ys in series]
+    y = np.asarray(ys, dtype=float)
+    has = ~np.isnan(y)
+    return xs[has], y[has]
 
 
 Align = Literal["center"] | None  # a plot label's alignment (None: plotext's own)
@@ -198,10 +181,11 @@ class LatencyPlot(FastPlotextPlot):
         if m is None or not m.steps:
             return
         xs = m.steps
+        steps = np.asarray(xs)
         # The series are named in the title, not in a legend: a legend would sit in
         # the top-left corner, over the first mode's name.
         series = [
-            (_series(xs, ys), label, color)
+            (_series(steps, ys), label, color)
             for ys, label, color in (
                 (m.latency, "latency", None),
                 (m.ema, "EMA (cyan)", "cyan"),
@@ -209,12 +193,13 @@ class LatencyPlot(FastPlotextPlot):
                 (m.high, "high (red)", "red"),
             )
         ]
-        series = [s for s in series if s[0][0]]
+        series = [s for s in series if len(s[0][0])]
         # modes: a line where each begins, its name centred along the top of its
         # section (clear of the legend in the top-left corner unless very narrow)
-        valid = [y for y in m.latency if not math.isnan(y)]
-        bottom = min(valid, default=0.0)
-        top = max(valid + [y for y in m.high if not math.isnan(y)], default=0.0)
+        lat, high = _series(steps, m.latency)[1], _series(steps, m.high)[1]
+        bottom = float(lat.min()) if len(lat) else 0.0
+        both = np.concatenate([lat, high])
+        top = float(both.max()) if len(both) else 0.0
         vlines: list[tuple[float, str]] = []
         texts: list[tuple[str, float, float, str, Align]] = []  # text, x, y, colour, alignment
         marks = [(x, mode) for x, mode in m.mode_marks if x <= xs[-1]]
@@ -230,13 +215,8 @@ class LatencyPlot(FastPlotextPlot):
                 color = "red" if phase == "load" else "yellow"
                 vlines.append((x, color))
                 texts.append((phase, x, bottom, color, None))
-        # The limits plotext will take from all of it, to fit the series to its canvas.
-        xlim = data_lim([*xs, *(v for v, _ in vlines), *(t[1] for t in texts)])
-        ylim = data_lim([y for (_, ys), _, _ in series for y in ys] + [t[2] for t in texts])
-        fitted = fit([s[0] for s in series], xlim, canvas_pixels(width, ylim, None))
-        for (sx, sy), (_, _, shade) in zip(fitted, series, strict=True):
-            kw = {"color": shade} if shade else {}
-            plt.plot(sx, sy, marker="braille", **kw)
+        for (sx, sy), _, shade in series:
+            self.line(sx, sy, shade)
         plt.title(" · ".join(["latency per step (ms)", *(label for _, label, _ in series[1:])]))
         for at, shade in vlines:
             plt.vline(at, shade)
@@ -258,12 +238,9 @@ class KPlot(FastPlotextPlot):
         plt.title("draft length K")
         if m is not None and m.steps:
             top = max(max(m.ks), 8)
-            yticks = int_ticks(0, top, most=5)
-            pixels = canvas_pixels(width, (0, top + 1), yticks)
-            ((xs, ks),) = fit([(m.steps, [float(k) for k in m.ks])], data_lim(m.steps), pixels)
-            plt.plot(xs, ks, marker="braille", color="magenta")
+            self.line(m.steps, m.ks, "magenta")
             plt.ylim(0, top + 1)
-            plt.yticks(_ticks(yticks))
+            plt.yticks(_ticks(int_ticks(0, top, most=5)))
             plt.xticks(_ticks(int_ticks(m.steps[0], m.steps[-1], most=4)))
 
 
