@@ -220,3 +220,26 @@ def test_on_80_columns_a_long_server_line_leaves_the_round_line_in_sight():
     assert lines[0].startswith(" embedded server (pid 27815) at http://127.0.0.1:43749 · mod")
     assert lines[0].endswith("…")
     assert lines[1].startswith(" round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY")
+
+
+def test_the_app_freezes_its_startup_objects_for_the_collector_and_thaws_on_exit():
+    """Frozen, the objects made before the first frame are not scanned at each full
+    collection while the monitor draws; the process gets its collector back on exit."""
+    import gc
+
+    events = upto(recorded_tune_run(), in_round(2, "adaptive:model", 1))
+    app, replay, clock = replay_app(events)
+    frozen: list[int] = []
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, replay, clock)(pilot)
+            frozen.append(gc.get_freeze_count())
+
+    before = gc.get_freeze_count()
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    assert frozen[0] > before + 10_000  # the modules, widgets, styles of a running monitor
+    assert gc.get_freeze_count() == 0

@@ -16,6 +16,7 @@ checks whole pictures cell for cell against plotext drawing everything).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Any
 
 import numpy as np
@@ -68,16 +69,15 @@ _CONSOLE: Any = None
 def _runs(matrix: Any) -> list[list[tuple[str, Style]]]:
     """Each row of a plotext matrix, top row first, as runs of (characters, style)."""
     out = []
-    cols = matrix.cols
     for row in list(matrix.Rows)[::-1]:
         markers = matrix.marker[row]
-        fg, st, bg = matrix.fullground[row], matrix.style[row], matrix.background[row]
+        colours = zip(matrix.fullground[row], matrix.style[row], matrix.background[row], strict=True)
         runs = []
         start = 0
-        for col in range(1, cols + 1):
-            if col == cols or fg[col] != fg[start] or st[col] != st[start] or bg[col] != bg[start]:
-                runs.append(("".join(markers[start:col]), _style(fg[start], st[start], bg[start])))
-                start = col
+        for (fg, st, bg), cells in groupby(colours):
+            end = start + sum(1 for _ in cells)
+            runs.append(("".join(markers[start:end]), _style(fg, st, bg)))
+            start = end
         out.append(runs)
     return out
 
@@ -139,9 +139,14 @@ def _build_with_lines(plot: Any, lines: list[Line]) -> None:
             px = braille.matrix_data(ln.xs, x0, x1, width)
             py = braille.matrix_data(ln.ys, y0, y1, height)
             px, py = braille.line_pixels(*braille.decimate(px, py))
+            # as matrix.insert_element, whose checks the cells pass (inside the canvas)
+            marker, colour, style = matrix.marker, matrix.fullground, matrix.style
             for col, row, dots in braille.braille_cells(px, py, cols, rows):
-                marker = ut.get_hd_marker(dots)
-                matrix.insert_element(col + left, row + bottom, marker, ln.color, ln.style)
+                x, y = col + left, row + bottom
+                marker[y][x] = ut.get_hd_marker(dots)
+                colour[y][x] = ln.color
+                if ln.style is not None:
+                    style[y][x] = ln.style
 
     def before(name: str) -> Any:
         plotext_draws = getattr(matrix, name)
@@ -215,9 +220,15 @@ class FastPlotextPlot(PlotextPlot):
         else:
             plot._build_matrix()
         base = self.rich_style
+        on_base: dict[Style, Style] = {}  # the few styles of a plot, each on the base once
         strips = []
         for runs in _runs(plot.monitor.matrix):
-            segments = [Segment(chars, base + style) for chars, style in runs]
+            segments = []
+            for chars, style in runs:
+                styled = on_base.get(style)
+                if styled is None:
+                    styled = on_base[style] = base + style
+                segments.append(Segment(chars, styled))
             strips.append(Strip(segments).adjust_cell_length(width, base))
         return strips
 

@@ -11,7 +11,6 @@ until the data or the size changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from fractions import Fraction
 from typing import Any
 
 from rich.color import Color
@@ -31,13 +30,25 @@ def blend(low: Color, high: Color, ratio: float) -> Color:
     if low.triplet is None or high.triplet is None:
         return high
     (r1, g1, b1), (r2, g2, b2) = low.triplet, high.triplet
-    return Color.from_rgb(r1 + (r2 - r1) * ratio, g1 + (g2 - g1) * ratio, b1 + (b2 - b1) * ratio)
+    # Color.from_rgb truncates each channel to an int; the colours of one gradient are
+    # few, so each is made once (making one costs more than the rest of a bar).
+    rgb = (int(r1 + (r2 - r1) * ratio), int(g1 + (g2 - g1) * ratio), int(b1 + (b2 - b1) * ratio))
+    found = _BLENDS.get(rgb)
+    if found is None:
+        if len(_BLENDS) > 4096:
+            _BLENDS.clear()
+        found = _BLENDS[rgb] = Color.from_rgb(*rgb)
+    return found
+
+
+_BLENDS: dict[tuple[int, int, int], Color] = {}
 
 
 def _buckets(data: Sequence[float], width: int) -> list[Sequence[float]]:
-    """`data` cut into `width` consecutive parts (empty parts left out), as Textual does."""
-    step = Fraction(len(data), width)
-    parts = (data[int(step * i) : int(step * (i + 1))] for i in range(width))
+    """`data` cut into `width` consecutive parts (empty parts left out), as Textual does
+    with `Fraction(len(data), width)`: part i starts at floor(i n / width)."""
+    n = len(data)
+    parts = (data[i * n // width : (i + 1) * n // width] for i in range(width))
     return [p for p in parts if p]
 
 
@@ -102,15 +113,18 @@ class FastSparkline(Sparkline):
         low = background + self.get_component_styles("sparkline--min-color").color
         high = background + self.get_component_styles("sparkline--max-color").color
         rows = spark_rows(self.data or (), width, height, low.rich_color, high.rich_color)
+        styles: dict[Color | None, Style] = {None: base}  # rows share their colours
+
+        def style(c: Color | None) -> Style:
+            found = styles.get(c)
+            if found is None:
+                found = styles[c] = base + Style(color=c)
+            return found
+
         return [
-            Strip(
-                [
-                    Segment(text, base if c is None else base + Style(color=c))
-                    for text, c in runs
-                ]
-            ).adjust_cell_length(width, base)
+            Strip([Segment(text, style(c)) for text, c in runs]).adjust_cell_length(width, base)
             for runs in rows
-        ]  # fmt: skip
+        ]
 
     def render_line(self, y: int) -> Strip:
         if self._strips is None or self._built_size != self.size:
