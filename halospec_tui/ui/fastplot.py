@@ -16,7 +16,6 @@ checks whole pictures cell for cell against plotext drawing everything).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import groupby
 from typing import Any
 
 import numpy as np
@@ -71,12 +70,11 @@ def _runs(matrix: Any) -> list[list[tuple[str, Style]]]:
     out = []
     for row in list(matrix.Rows)[::-1]:
         markers = matrix.marker[row]
-        colours = zip(matrix.fullground[row], matrix.style[row], matrix.background[row], strict=True)
-        runs = []
-        start = 0
-        for (fg, st, bg), cells in groupby(colours):
-            end = start + sum(1 for _ in cells)
-            runs.append(("".join(markers[start:end]), _style(fg, st, bg)))
+        keys = list(zip(matrix.fullground[row], matrix.style[row], matrix.background[row], strict=True))
+        ends = [i for i in range(1, len(keys)) if keys[i] != keys[i - 1]] + [len(keys)] * bool(keys)
+        runs, start = [], 0
+        for end in ends:
+            runs.append(("".join(markers[start:end]), _style(*keys[start])))
             start = end
         out.append(runs)
     return out
