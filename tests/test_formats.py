@@ -4,6 +4,7 @@ from halospec_tui.events import StepDone, StepRecord
 from halospec_tui.formats import server_tps, step_details, summary_cells
 from halospec_tui.headless import step_line
 from halospec_tui.stats import StepSample, summarize_mode
+from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import table_cells
 
@@ -31,7 +32,6 @@ def test_kpanel_draws_a_reply_with_predicted_ms_but_no_predicted_n():
     import asyncio
 
     from textual.app import App
-    from textual.widgets import Static
 
     from halospec_tui.ui.widgets import KPanel
 
@@ -48,7 +48,7 @@ def test_kpanel_draws_a_reply_with_predicted_ms_but_no_predicted_n():
         async with app.run_test(size=(60, 12)) as pilot:
             app.query_one(KPanel).draw(m)
             await pilot.pause()
-            text = str(app.query_one("#k-detail", Static).render())
+            text = str(app.query_one("#k-detail", TextLines).text)
             assert text == "EMA 431 ms  band [380, 520]\nreload 214 ms (not in latency)"
 
     asyncio.run(go())

@@ -8,7 +8,7 @@ from pathlib import Path
 import psutil
 import pytest
 from helpers import csv_rows
-from textual.widgets import Digits, Static
+from textual.widgets import Digits
 
 from halospec_tui.events import LogRouter, ModeInfo, RunStarted
 from halospec_tui.load import LoadInjector
@@ -17,6 +17,7 @@ from halospec_tui.runner import RunConfig
 from halospec_tui.session import SessionOptions, open_session
 from halospec_tui.stats import StepSample, summarize_mode
 from halospec_tui.ui.app import ConfirmQuit, make_app
+from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import ResultsTable, int_ticks
 
@@ -58,14 +59,14 @@ def test_quick_run_shows_k_and_results(sim, tmp_path):
                 pilot,
                 lambda: app.query_one("#k-digits", Digits).value == last["draft_length"]
                 and table.row_count == 3
-                and "RUN COMPLETED" in str(app.query_one("#status", Static).render()),
+                and "RUN COMPLETED" in str(app.query_one("#status", TextLines).text),
             )
             assert [table.cell(m, "mode") for m in ("fixed_2", "fixed_5", "adaptive")] == [
                 "fixed_2",
                 "fixed_5",
                 "adaptive",
             ]
-            status = str(app.query_one("#status", Static).render())
+            status = str(app.query_one("#status", TextLines).text)
             assert "RUN COMPLETED" in status and "plan quick" in status
             await pilot.press("q")  # finished: quits without asking
         return app.return_code
@@ -88,7 +89,7 @@ def test_load_key_quit_key_and_no_leftovers(sim, tmp_path, no_leftovers):
             await pilot.press("l")
             await wait_for(pilot, lambda: app.model.phase == "load")
             seen_pids.extend(load.pids())
-            await wait_for(pilot, lambda: "LOAD" in str(app.query_one("#status", Static).render()))
+            await wait_for(pilot, lambda: "LOAD" in str(app.query_one("#status", TextLines).text))
             await wait_for(pilot, lambda: app.model.phase == "recovery")
             await pilot.press("p")
             await wait_for(pilot, lambda: app.model.paused)
@@ -170,7 +171,7 @@ def test_a_knob_without_effect_is_shown_loudly(sim, tmp_path):
             await wait_for(pilot, lambda: len(app.model.summaries) == 2)
             assert app.model.knob.status == "no-effect"
             await wait_for(
-                pilot, lambda: "K HAS NO EFFECT" in str(app.query_one("#status", Static).render())
+                pilot, lambda: "K HAS NO EFFECT" in str(app.query_one("#status", TextLines).text)
             )
             await wait_for(pilot, lambda: app.finished is not None)
 

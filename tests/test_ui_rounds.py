@@ -7,7 +7,6 @@ import asyncio
 from dataclasses import replace
 
 from test_snapshots import SIZE, replay_app, settle
-from textual.widgets import Static
 from ui_events import (
     TUNE_ROUNDS,
     controller_view,
@@ -25,6 +24,7 @@ from halospec_tui.events import (
     RunFinished,
     RunStarted,
 )
+from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import ResultsTable, controller_text, verdict_text
 
@@ -38,10 +38,10 @@ def screen_of(events, size=SIZE):
         async with app.run_test(size=size) as pilot:
             await settle(app, replay, clock)(pilot)
             table = app.query_one("#results", ResultsTable)
-            shown["status"] = str(app.query_one("#status", Static).render())
-            shown["verdict"] = str(app.query_one("#verdict", Static).render())
-            shown["verdict_shown"] = app.query_one("#verdict", Static).display
-            shown["controller"] = str(app.query_one("#controller", Static).render())
+            shown["status"] = str(app.query_one("#status", TextLines).text)
+            shown["verdict"] = str(app.query_one("#verdict", TextLines).text)
+            shown["verdict_shown"] = app.query_one("#verdict", TextLines).display
+            shown["controller"] = str(app.query_one("#controller", TextLines).text)
             shown["columns"] = [c.label for c in table.columns]
             shown["rows"] = {key: table.row(key) for key in table.row_keys}
 
@@ -207,7 +207,7 @@ def test_on_80_columns_a_long_server_line_leaves_the_round_line_in_sight():
     async def go() -> None:
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(app, replay, clock)(pilot)
-            status = app.query_one("#status", Static)
+            status = app.query_one("#status", TextLines)
             lines.extend(
                 "".join(seg.text for seg in strip).rstrip() for strip in status.render_lines(
                     status.region.reset_offset)  # fmt: skip

@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Label, RichLog, Static
+from textual.widgets import Button, Footer, Label, RichLog
 from textual.worker import Worker, WorkerState
 
 from halospec_tui.controls import RunControls
@@ -36,6 +36,7 @@ from halospec_tui.load_requests import Load
 from halospec_tui.runner import RunConfig, Runner
 from halospec_tui.session import Session
 from halospec_tui.telemetry import per_core
+from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.replay import Replay
 from halospec_tui.ui.spark import FastSparkline
@@ -152,7 +153,7 @@ class HaloSpecApp(App[None]):
 
     # -- layout -------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static("starting…", id="status")
+        yield TextLines("starting…", id="status")
         with Horizontal(id="top"):
             with Vertical(id="left"):
                 yield Label("recent latency, this mode", id="spark-label")
@@ -161,10 +162,10 @@ class HaloSpecApp(App[None]):
             with Vertical(id="right"):
                 yield KPanel()
                 yield KPlot(id="k-plot")
-                yield Static("", id="cpu")
+                yield TextLines("", id="cpu")
         with Horizontal(id="bottom"):
             with Vertical(id="results-pane"):
-                yield Static("", id="verdict")  # interleaved plans only (-rounds)
+                yield TextLines("", id="verdict")  # interleaved plans only (-rounds)
                 yield ResultsTable(id="results")
             # min_width=1: RichLog renders at least 78 columns by default, which
             # cuts lines at the edge of a narrower pane instead of wrapping them.
@@ -184,7 +185,7 @@ class HaloSpecApp(App[None]):
         # One clock for every pane, so a tick paints one frame, not one per pane.
         self.set_interval(1 / REDRAW_HZ, self.tick)
         # one line per core, one for the load state, two for the border
-        self.query_one("#cpu", Static).styles.height = len(self.cpu_sampler()) + 3
+        self.query_one("#cpu", TextLines).styles.height = len(self.cpu_sampler()) + 3
         self.redraw_cpu()
         self.on_resize()
         # Not in the main thread (tests) or no signals on this platform: nothing to add.
@@ -254,7 +255,7 @@ class HaloSpecApp(App[None]):
         status = status_text(m)
         if status != self._drawn_status:  # the clock in it moves once a second
             self._drawn_status = status
-            self.query_one("#status", Static).update(status, layout=False)
+            self.query_one("#status", TextLines).update(status)
         if m.version == self._drawn_version:
             return
         self._drawn_version = m.version
@@ -270,7 +271,7 @@ class HaloSpecApp(App[None]):
                     self.screen.add_class("-rounds")
                 self.query_one(ResultsTable).draw(m)
                 if m.interleaved:
-                    self.query_one("#verdict", Static).update(verdict_text(m), layout=False)
+                    self.query_one("#verdict", TextLines).update(verdict_text(m))
             log = self.query_one(RichLog)
             for level, text in m.take_logs():
                 if level == "debug" and not self._debug:
@@ -295,7 +296,7 @@ class HaloSpecApp(App[None]):
         text = cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers)
         if text != self._cpu:  # text and styles (Text compares both)
             self._cpu = text
-            self.query_one("#cpu", Static).update(text, layout=False)
+            self.query_one("#cpu", TextLines).update(text)
 
     # -- keys ---------------------------------------------------------------
     def action_toggle_load(self) -> None:

@@ -8,13 +8,14 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Digits, Label, Static
+from textual.widgets import Digits, Label
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
 from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
 from halospec_tui.ui.fastplot import FastPlotextPlot
+from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.table import Column, LightTable
 
@@ -252,8 +253,8 @@ class KPanel(Vertical):
             with Vertical(id="k-left"):
                 yield Label("K", id="k-label")
                 yield Digits("-", id="k-digits")
-            yield Static("", id="controller")
-        yield Static("", id="k-detail")
+            yield TextLines("", id="controller")
+        yield TextLines("", id="k-detail")
 
     _detail: str | None = None
     _controller: tuple[str, ControllerView, bool] | None = None
@@ -280,15 +281,13 @@ class KPanel(Vertical):
         detail = "\n".join(lines)
         if detail != self._detail:
             self._detail = detail
-            self.query_one("#k-detail", Static).update(detail, layout=False)
+            self.query_one("#k-detail", TextLines).update(detail)
         view = m.view
         if view is not None and m.view_mode is not None:
             shown = (m.view_mode, view, m.view_mode == m.mode)
             if shown != self._controller:
                 self._controller = shown
-                self.query_one("#controller", Static).update(
-                    controller_text(*shown), layout=False
-                )
+                self.query_one("#controller", TextLines).update(controller_text(*shown))
 
 
 def cpu_text(
