@@ -8,12 +8,13 @@ import numpy as np
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Digits, Label
+from textual.widgets import Label
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
 from halospec_tui.formats import step_details, summary_cells
 from halospec_tui.stats import ModeSummary
+from halospec_tui.ui.digits import FastDigits
 from halospec_tui.ui.fastplot import FastPlotextPlot
 from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
@@ -252,7 +253,7 @@ class KPanel(Vertical):
         with Horizontal(id="k-row"):
             with Vertical(id="k-left"):
                 yield Label("K", id="k-label")
-                yield Digits("-", id="k-digits")
+                yield FastDigits("-", id="k-digits")
             yield TextLines("", id="controller")
         yield TextLines("", id="k-detail")
 
@@ -262,7 +263,7 @@ class KPanel(Vertical):
     def draw(self, m: RunModel) -> None:
         """Updates only the parts whose content changed: an update repaints even when
         the content is the same."""
-        digits = self.query_one("#k-digits", Digits)
+        digits = self.query_one("#k-digits", FastDigits)
         k = "-" if m.k is None else str(m.k)
         if digits.value != k:  # an update repaints (or lays out) even when K is the same
             digits.update(k)
