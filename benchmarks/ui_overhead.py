@@ -9,7 +9,7 @@ of the run, so without the app's start, which a run of a few seconds would other
 weigh far more than a real run of minutes does). The app's start is shown on its own.
 Targets: latency ratio below 1.03; CPU share while running at most 4% of a core.
 
-    python benchmarks/ui_overhead.py [--rounds 3]
+    python benchmarks/ui_overhead.py [--rounds 3] [--target-ms 1.5]
 """
 
 from __future__ import annotations
@@ -102,13 +102,18 @@ async def with_ui(app) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--target-ms", type=float, default=1.5,
+        help="the embedded server's ms a token (1.5: about 12 steps a second, the monitor's "
+        "worst case; 15: about 2 a second, as a small model on a CPU)",
+    )  # fmt: skip
     a = ap.parse_args()
     me = psutil.Process()
     lat: dict[str, list[float]] = {"headless": [], "ui": []}
     cpu: dict[str, list[float]] = {"headless": [], "ui": []}
     running: dict[str, list[float]] = {"headless": [], "ui": []}
     start_ms: list[float] = []
-    opts = SessionOptions(backend="sim", sim=SimParams(target_ms=1.5, reload_ms=50))
+    opts = SessionOptions(backend="sim", sim=SimParams(target_ms=a.target_ms, reload_ms=50))
     with tempfile.TemporaryDirectory() as d, open_session(opts, LogRouter()) as session:
         plan = customise(named_plan("quick"), cooldown_s=0.05, warmup_sleep_s=0.05)
         for r in range(a.rounds):

@@ -49,9 +49,12 @@ def round_line(e: RoundFinished) -> str:
     return f"{head}; deciding: {len(e.remaining)} contenders{left}"
 
 
-def step_line(e: StepDone) -> str:
+def step_line(e: StepDone, block_step: int | None = None) -> str:
+    """One measured step. In rounds, `block_step` is the step's place in the arm's block
+    (the record's step counts the arm's steps over every round so far)."""
     r = e.record
-    head = f"[{r.mode} {r.step}/{e.measured_steps}] {r.phase:<8} K={r.draft_length}"
+    where = f"{r.step}" if r.round is None or block_step is None else f"r{r.round} {block_step}"
+    head = f"[{r.mode} {where}/{e.measured_steps}] {r.phase:<8} K={r.draft_length}"
     if not r.success:
         return f"{head} FAILED after {r.attempts} attempts: {r.error}"
     d = step_details(r)
@@ -79,6 +82,7 @@ class HeadlessPrinter:
         self.err = err
         self.level = LEVELS[level]
         self._lock = threading.Lock()
+        self._block_step = 0  # measured steps since the mode (in rounds: the block) began
 
     def _print(self, text: str, stream: TextIO | None = None) -> None:
         with self._lock:
@@ -91,6 +95,7 @@ class HeadlessPrinter:
                 f"actuator {event.actuator}\n  backend: {event.backend}\n  csv: {event.csv_path}"
             )
         elif isinstance(event, ModeStarted):
+            self._block_step = 0
             self._print(
                 f"\n== MODE {event.mode} ({event.index + 1}/{event.total_modes}): "
                 f"{event.warmup_steps} warmup, {event.measured_steps} measured"
@@ -104,7 +109,8 @@ class HeadlessPrinter:
                 f"(warmup p50={event.p50_ms} p95={event.p95_ms})"
             )
         elif isinstance(event, StepDone):
-            self._print(step_line(event))
+            self._block_step += 1
+            self._print(step_line(event, self._block_step))
         elif isinstance(event, PhaseChanged):
             self._print(f"-- phase: {event.phase} ({event.mode} step {event.step})")
         elif isinstance(event, RoundStarted):

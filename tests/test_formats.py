@@ -78,3 +78,22 @@ def test_summary_cells_with_and_without_units():
     assert (row["ok"], row["acc"], row["kchg"]) == ("67", "50", "1")
     empty = summary_cells(summarize_mode("fixed_1", []))
     assert (empty.avg, empty.median, empty.acceptance, empty.k_changes) == ("-", "-", "-", "")
+
+
+def test_headless_steps_in_rounds_count_within_the_block():
+    """In rounds a record's step counts the arm's steps over every round: printed
+    against the block's size it read "[fixed_3 5/4]" in round 2."""
+    import io
+
+    from ui_events import recorded_tune_run
+
+    from halospec_tui.headless import HeadlessPrinter
+
+    out = io.StringIO()
+    printer = HeadlessPrinter(out=out, err=io.StringIO())
+    for e in recorded_tune_run():
+        printer.emit(e)
+    steps = [line.split("]")[0] + "]" for line in out.getvalue().splitlines()
+             if line.startswith("[fixed_3 ") and "warmup" not in line]  # fmt: skip
+    assert steps[:4] == ["[fixed_3 r1 1/2]", "[fixed_3 r1 2/2]", "[fixed_3 r2 1/2]", "[fixed_3 r2 2/2]"]
+    assert all(int(s.split()[-1][:-1].split("/")[0]) <= 2 for s in steps)
