@@ -243,3 +243,15 @@ def test_the_app_freezes_its_startup_objects_for_the_collector_and_thaws_on_exit
         replay.stop()
     assert frozen[0] > before + 10_000  # the modules, widgets, styles of a running monitor
     assert gc.get_freeze_count() == 0
+
+
+def test_a_half_width_not_yet_measurable_reads_as_the_summary_writes_it():
+    """After one round a CI has no spread to measure: the table showed "±inf"."""
+    events = recorded_tune_run()
+    first = next(i for i, e in enumerate(events) if isinstance(e, RoundFinished))
+    v = events[first]
+    hw = tuple((arm, tps, float("inf") if arm == "fixed_3" else w) for arm, tps, w in v.half_width)
+    rows = screen_of([*events[:first], replace(v, half_width=hw)])["rows"]
+    tps = dict((arm, t) for arm, t, _ in v.half_width)["fixed_3"]
+    assert rows["fixed_3"][2] == f"{tps:.1f} ±?"
+    assert all("inf" not in cell for row in rows.values() for cell in row)

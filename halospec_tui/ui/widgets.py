@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import numpy as np
@@ -369,7 +370,8 @@ class ResultsTable(LightTable):
                 row["verdict"] = mark
                 if s.mode in tps:
                     value, hw = tps[s.mode]
-                    row["tps"] = f"{value:.1f} ±{hw:.1f}"
+                    # one round: no spread to measure yet (as the summary writes it)
+                    row["tps"] = f"{value:.1f} ±{hw:.1f}" if math.isfinite(hw) else f"{value:.1f} ±?"
             self.set_row(
                 s.mode,
                 {key: (row[key], STATUS_STYLE.get(mark, style) if key == "verdict" else style)
