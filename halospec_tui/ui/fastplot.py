@@ -26,12 +26,11 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import RenderResult
-from textual.geometry import Size
 from textual.strip import Strip
 from textual_plotext import PlotextPlot
-from typing_extensions import Self
 
 from halospec_tui.ui import braille
+from halospec_tui.ui.strips import KeptStrips
 
 _STYLES: dict[tuple[Any, Any, Any], Style] = {}
 _DECODER = AnsiDecoder()
@@ -167,7 +166,7 @@ def _build_with_lines(plot: Any, lines: list[Line]) -> None:
         draw_lines()
 
 
-class FastPlotextPlot(PlotextPlot):
+class FastPlotextPlot(KeptStrips, PlotextPlot):
     """A PlotextPlot drawn line by line from a cache of strips, rebuilt on refresh.
 
     Going through `render()` would make Textual convert a many-span Text to its own
@@ -179,13 +178,7 @@ class FastPlotextPlot(PlotextPlot):
     within the limits plotext would take from them.
     """
 
-    _strips: list[Strip] | None = None
-    _built_size: Size | None = None
     _lines: list[Line]
-
-    def refresh(self, *args: Any, **kwargs: Any) -> Self:
-        self._strips = None  # whatever asked for a repaint may have changed the plot
-        return super().refresh(*args, **kwargs)
 
     def figure(self, width: int) -> None:
         """Issue the plot's commands to `self.plt` (cleared before) for `width` cells."""
@@ -235,11 +228,3 @@ class FastPlotextPlot(PlotextPlot):
         self._build()
         plot: Any = self._plot
         return matrix_text(plot.monitor.matrix)
-
-    def render_line(self, y: int) -> Strip:
-        if self._strips is None or self._built_size != self.size:
-            self._built_size = self.size
-            self._strips = self._build()
-        if 0 <= y < len(self._strips):
-            return self._strips[y]
-        return Strip.blank(self.size.width, self.rich_style)

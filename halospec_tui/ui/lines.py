@@ -11,8 +11,6 @@ kept until the text, the width or the styles change.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
@@ -20,7 +18,8 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
-from typing_extensions import Self
+
+from halospec_tui.ui.strips import KeptStrips
 
 ELLIPSIS = "…"
 
@@ -38,7 +37,7 @@ def cut(line: list[Segment], width: int, ellipsis: bool, base: Style) -> list[Se
     return [*kept, Segment(ELLIPSIS, last)]
 
 
-class TextLines(Widget):
+class TextLines(KeptStrips, Widget):
     """Rich text in lines, as a `Static` shows it; `update` changes it (the same text
     again costs nothing)."""
 
@@ -51,8 +50,6 @@ class TextLines(Widget):
     def __init__(self, text: Text | str = "", *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._text = text if isinstance(text, Text) else Text(text)
-        self._strips: list[Strip] | None = None
-        self._built: Size | None = None
 
     @property
     def text(self) -> Text:
@@ -65,14 +62,11 @@ class TextLines(Widget):
         self._text = new
         self.refresh()
 
-    def refresh(self, *args: Any, **kwargs: Any) -> Self:
-        self._strips = None  # a new text, or a style or theme change
-        return super().refresh(*args, **kwargs)
-
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         return self._text.plain.count("\n") + 1
 
-    def _build(self, width: int) -> list[Strip]:
+    def _build(self) -> list[Strip]:
+        width = self.content_size.width
         console = self.app.console
         base = self.rich_style
         text = self._text
@@ -85,12 +79,3 @@ class TextLines(Widget):
         options = console.options.update(width=width, height=None, highlight=False)
         rendered = console.render_lines(text, options, style=base, pad=True)
         return [Strip(line, width) for line in rendered]
-
-    def render_line(self, y: int) -> Strip:
-        size = self.content_size
-        if self._strips is None or self._built != size:
-            self._built = size
-            self._strips = self._build(size.width)
-        if 0 <= y < len(self._strips):
-            return self._strips[y]
-        return Strip.blank(size.width, self.rich_style)

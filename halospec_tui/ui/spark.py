@@ -11,15 +11,14 @@ until the data or the size changes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from textual.geometry import Size
 from textual.strip import Strip
 from textual.widgets import Sparkline
-from typing_extensions import Self
+
+from halospec_tui.ui.strips import KeptStrips
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -95,16 +94,9 @@ def spark_rows(
     return rows
 
 
-class FastSparkline(Sparkline):
+class FastSparkline(KeptStrips, Sparkline):
     """Textual's `Sparkline` (same data, colours and component classes), painted from
     cached strips. The summary of each part is always its maximum."""
-
-    _strips: list[Strip] | None = None
-    _built_size: Size | None = None
-
-    def refresh(self, *args: Any, **kwargs: Any) -> Self:
-        self._strips = None  # new data, or a style or theme change
-        return super().refresh(*args, **kwargs)
 
     def _build(self) -> list[Strip]:
         width, height = self.size.width, self.size.height
@@ -125,11 +117,3 @@ class FastSparkline(Sparkline):
             Strip([Segment(text, style(c)) for text, c in runs]).adjust_cell_length(width, base)
             for runs in rows
         ]
-
-    def render_line(self, y: int) -> Strip:
-        if self._strips is None or self._built_size != self.size:
-            self._built_size = self.size
-            self._strips = self._build()
-        if 0 <= y < len(self._strips):
-            return self._strips[y]
-        return Strip.blank(self.size.width, self.rich_style)
