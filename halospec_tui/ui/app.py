@@ -17,7 +17,6 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Label, RichLog
 from textual.worker import Worker, WorkerState
@@ -56,33 +55,23 @@ GIL_SWITCH_S = 0.0005
 LOG_STYLE = {"debug": "dim", "info": "", "warning": "yellow", "error": "bold red"}
 
 
-class EngineEvents(Message):
-    """Engine events are waiting in the sink (they are immutable: no copy needed)."""
-
-
 class UiSink:
-    """The engine's sink in the TUI. From the runner thread it only queues the event
-    and, when none is pending yet, posts one `EngineEvents` message: a burst of events
-    costs one message, and the app takes them all at once (`drain`)."""
+    """The engine's sink in the TUI. From the runner thread it only queues the event;
+    the app takes them all at its next clock tick (`drain`), just before it draws.
+    Events are drawn at the tick anyway: waking the app for each one (a message from
+    another thread) only cost CPU."""
 
     def __init__(self) -> None:
-        self.app: App[None] | None = None
         self._events: deque[Event] = deque()
         self._lock = threading.Lock()
-        self._posted = False
 
     def emit(self, event: Event) -> None:
         with self._lock:
             self._events.append(event)
-            if self._posted or self.app is None:
-                return
-            self._posted = True
-        self.app.post_message(EngineEvents())
 
     def drain(self) -> list[Event]:
         """Every queued event, oldest first (UI thread)."""
         with self._lock:
-            self._posted = False
             out = list(self._events)
             self._events.clear()
         return out
@@ -147,7 +136,6 @@ class HaloSpecApp(App[None]):
         self._cpu: Text | None = None
         self._ticks = 0
         self.sink = sink or UiSink()
-        self.sink.app = self
         self._quitting = False
         self._debug = runner.debug
 
@@ -228,8 +216,8 @@ class HaloSpecApp(App[None]):
             else:
                 self.notify(f"runner failed: {self.error}", severity="error", timeout=30)
 
-    @on(EngineEvents)
-    def engine_events(self, message: EngineEvents) -> None:
+    def take_events(self) -> None:
+        """Fold the engine's queued events into the model."""
         for event in self.sink.drain():
             prev = self.model.knob
             self.model.apply(event)
@@ -239,6 +227,7 @@ class HaloSpecApp(App[None]):
     # -- drawing on a clock -------------------------------------------------
     def tick(self) -> None:
         self._ticks += 1
+        self.take_events()
         self.redraw()
         if self._ticks % SLOW_EVERY == 0:
             self.redraw_plots()
