@@ -49,7 +49,7 @@ def test_kpanel_draws_a_reply_with_predicted_ms_but_no_predicted_n():
             app.query_one(KPanel).draw(m)
             await pilot.pause()
             text = str(app.query_one("#k-detail", TextLines).text)
-            assert text == "EMA 431 ms  band [380, 520]\nreload 214 ms (not in latency)"
+            assert text == "EMA 431 ms, band 380-520\nreload 214 ms (not in latency)"
 
     asyncio.run(go())
 

@@ -68,3 +68,55 @@ def test_a_changed_cell_rebuilds_its_row_alone_and_an_unchanged_one_nothing():
             ).color
 
     asyncio.run(go())
+
+
+def test_focused_the_table_scrolls_with_the_keys():
+    """DataTable, which it replaced, scrolled with the keys when focused: so does it."""
+
+    async def go() -> None:
+        app = OneTable()
+        async with app.run_test(size=(30, 8)) as pilot:
+            t = app.query_one(LightTable)
+            t.set_columns(COLUMNS)
+            for i in range(10):
+                t.set_row(f"m{i}", {"mode": (f"fixed_{i}", ""), "p50": (str(i), "")})
+            await pilot.pause()
+            t.focus()
+            await pilot.press("down", "down")
+            await pilot.pause()
+            assert t.scroll_offset.y == 2
+            assert text(t.render_line(1)).startswith(" fixed_2 ")
+            await pilot.press("end")
+            await pilot.pause()
+            assert t.scroll_offset.y == 10 + 1 - 4  # the last row on the last line
+            assert text(t.render_line(3)).startswith(" fixed_9 ")
+
+    asyncio.run(go())
+
+
+def test_the_mode_column_is_as_wide_as_the_widest_name_in_cells():
+    from halospec_tui.events import ModeInfo, RunStarted
+    from halospec_tui.ui.model import RunModel
+    from halospec_tui.ui.widgets import ResultsTable
+
+    class One(App[None]):
+        def compose(self):
+            yield ResultsTable()
+
+    m = RunModel(clock=lambda: 0.0)
+    m.apply(RunStarted(
+        run_id="r", plan="p", modes=(ModeInfo("速度模式", 0, 4), ModeInfo("fixed_1", 0, 4)),
+        base_url="", model="m", actuator="a", backend="b", csv_path="", load_arms="",
+        load_enabled=False, cooldown_s=0.0, warmup_sleep_s=0.0,
+    ))  # fmt: skip
+
+    async def go() -> None:
+        app = One()
+        async with app.run_test(size=(100, 8)) as pilot:
+            t = app.query_one(ResultsTable)
+            t.draw(m)
+            await pilot.pause()
+            assert t.columns[0].width == 8  # four wide characters: 8 cells, not 4
+            assert text(t.render_line(1)).startswith(" 速度模式 ")
+
+    asyncio.run(go())

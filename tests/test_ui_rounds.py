@@ -255,3 +255,24 @@ def test_a_half_width_not_yet_measurable_reads_as_the_summary_writes_it():
     tps = dict((arm, t) for arm, t, _ in v.half_width)["fixed_3"]
     assert rows["fixed_3"][2] == f"{tps:.1f} ±?"
     assert all("inf" not in cell for row in rows.values() for cell in row)
+
+
+def test_the_small_layout_follows_each_resize_at_once():
+    """It took the app's size before Textual had stored the new one: one resize late."""
+    events = upto(recorded_tune_run(), in_round(2, "adaptive:model", 1))
+    app, replay, clock = replay_app(events)
+    seen: list[bool] = []
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, replay, clock)(pilot)
+            for size in ((80, 24), SIZE, (99, 40), (120, 29), SIZE):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                seen.append(app.screen.has_class("-small"))
+
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    assert seen == [True, False, True, True, False]

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -189,8 +189,10 @@ class HaloSpecApp(App[None]):
         if not self.run_over:  # leaving with the run still going: do not leave it behind
             self.runner.abandon()
 
-    def on_resize(self, event: object = None) -> None:
-        small = self.size.width < 100 or self.size.height < 30
+    def on_resize(self, event: events.Resize | None = None) -> None:
+        # The event's size: the app's own is stored only after this handler has run.
+        size = self.size if event is None else event.size
+        small = size.width < 100 or size.height < 30
         self.screen.set_class(small, "-small")
 
     # -- the worker ---------------------------------------------------------

@@ -29,8 +29,9 @@ class Column:
     width: int  # cells of content, without the padding
 
 
-class LightTable(ScrollView, can_focus=False):
-    """Rows of (text, style) cells under a fixed header; fixed column widths."""
+class LightTable(ScrollView):
+    """Rows of (text, style) cells under a fixed header; fixed column widths. Focused,
+    it scrolls with the arrow, page, home and end keys (as any scroll view)."""
 
     COMPONENT_CLASSES = {"light-table--header"}
 

@@ -6,6 +6,7 @@ import math
 from typing import Literal
 
 import numpy as np
+from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -273,11 +274,12 @@ class KPanel(Vertical):
         if r is not None:
             d = step_details(r)
             if d.drafted is not None:
-                lines.append(f"drafted {d.drafted} · accepted {d.accepted} ({d.acceptance or '-'})")
+                # short enough for the narrowest pane (26 cells): each line is cut, not wrapped
+                lines.append(f"accepted {d.accepted} of {d.drafted} ({d.acceptance or '-'})")
             if d.server_tps is not None:
                 lines.append(f"server {d.server_tps} tok/s")
             if d.ema is not None and r.mode not in m.views:  # the threshold rule's alone
-                lines.append(f"EMA {d.ema} ms  band [{d.low}, {d.high}]")
+                lines.append(f"EMA {d.ema} ms, band {d.low}-{d.high}")
             if d.reload_ms is not None:
                 lines.append(f"reload {d.reload_ms} ms (not in latency)")
         detail = "\n".join(lines)
@@ -352,7 +354,7 @@ class ResultsTable(LightTable):
         if not self.columns:
             names = [mode.name for mode in m.started.modes]
             self.set_columns(
-                [Column(label, key, width or max(map(len, names + [label])))
+                [Column(label, key, width or max(map(cell_len, names + [label])))
                  for label, key, width in columns]
             )  # fmt: skip
             pending = {key: (PENDING, "dim") for _, key, _ in columns[1:]}
