@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from test_snapshots import SIZE, replay_app, settle
+from test_snapshots import CPU, SIZE, replay_app, settle
 from ui_events import (
     TUNE_ROUNDS,
     controller_view,
@@ -276,3 +276,32 @@ def test_the_small_layout_follows_each_resize_at_once():
     finally:
         replay.stop()
     assert seen == [True, False, True, True, False]
+
+
+def test_on_a_short_terminal_the_k_plot_gives_way_to_the_cpu_pane():
+    """At 100x30 to 100x34 the right column had 15 to 19 rows for 20: the CPU pane
+    was pushed out of sight under the results."""
+    events = upto(recorded_tune_run(), in_round(2, "adaptive:model", 1))
+    app, replay, clock = replay_app(events)
+    seen: list[tuple[int, int, int, bool]] = []
+
+    async def go() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, replay, clock)(pilot)
+            for size in ((100, 31), (100, 34), SIZE):
+                await pilot.resize_terminal(*size)
+                await pilot.pause()
+                cpu, bottom = app.query_one("#cpu").region, app.query_one("#bottom").region
+                plot = app.query_one("#k-plot")
+                drawn = "".join(seg.text for y in range(plot.size.height) for seg in plot.render_line(y))
+                seen.append((cpu.height, cpu.bottom - bottom.y, plot.size.height, bool(drawn.strip())))
+
+    try:
+        asyncio.run(go())
+    finally:
+        replay.stop()
+    cores = len(CPU)  # the replay's CPU sampler
+    for height, overlap, _, _ in seen:
+        assert height == cores + 3 and overlap <= 0  # whole, and above the bottom panes
+    # the plot's rows left, and whether it draws in them (not in fewer than 5)
+    assert [(s[2], s[3]) for s in seen] == [(1, False), (4, False), (15, True)]

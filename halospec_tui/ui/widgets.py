@@ -10,6 +10,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.strip import Strip
 from textual.widgets import Label
 
 from halospec_tui.controllers.base import ControllerView
@@ -231,7 +232,15 @@ class LatencyPlot(FastPlotextPlot):
 
 
 class KPlot(FastPlotextPlot):
+    MIN_ROWS = 5  # fewer rows would show axes without a plot: the pane is left blank
+
     _model: RunModel | None = None
+
+    def _build(self) -> list[Strip]:
+        width, height = self.size.width, self.size.height
+        if height < self.MIN_ROWS:
+            return [Strip.blank(width, self.rich_style) for _ in range(height)]
+        return super()._build()
 
     def draw(self, m: RunModel) -> None:
         self._model = m
