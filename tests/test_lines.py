@@ -57,6 +57,12 @@ def test_panes_cut_or_wrap_as_a_static_and_repaint_only_on_change():
             cut_pane.update(Text("mode fixed_2 (2/9) step 3/4 · phase LOAD\nsecond"))
             again = [cut_pane.render_line(y) for y in range(2)]
             assert all(a is b for a, b in zip(strips, again, strict=True))  # not rebuilt
+            # Text.__eq__ ignores the base style: a change of colour alone must repaint
+            cut_pane.update(Text("mode fixed_2 (2/9) step 3/4 · phase LOAD\nsecond", "red"))
+            recoloured = cut_pane.render_line(0)
+            assert recoloured is not strips[0]
+            first = list(recoloured)[0]
+            assert first.style is not None and first.style.color == RED.color
             wrap.update("short\nlines")  # every line fits: no wrapping needed, same look
             static.update("short\nlines")
             await pilot.pause()

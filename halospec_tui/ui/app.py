@@ -131,9 +131,6 @@ class HaloSpecApp(App[None]):
         self._drawn_version = -1
         self._plotted_steps: tuple[int, int | None] | None = None
         self._drawn_table = -1
-        self._drawn_status: Text | None = None
-        self._spark: list[float] | None = None
-        self._cpu: Text | None = None
         self._ticks = 0
         self.sink = sink or UiSink()
         self._quitting = False
@@ -242,19 +239,14 @@ class HaloSpecApp(App[None]):
             return
         m = self.model
         # Fixed-size panes: no layout pass on update (a layout per tick cost most of
-        # the UI's CPU, see benchmarks/ui_overhead.py).
-        status = status_text(m)
-        if status != self._drawn_status:  # the clock in it moves once a second
-            self._drawn_status = status
-            self.query_one("#status", TextLines).update(status)
+        # the UI's CPU, see benchmarks/ui_overhead.py). The same text again, or the
+        # same data, repaints nothing: the status line changes each second (its clock).
+        self.query_one("#status", TextLines).update(status_text(m))
         if m.version == self._drawn_version:
             return
         self._drawn_version = m.version
         with self.batch_update():
-            spark = list(m.mode_latency)
-            if spark != self._spark:  # setting the same data repaints all the same
-                self._spark = spark
-                self.query_one("#spark", FastSparkline).data = spark
+            self.query_one("#spark", FastSparkline).data = list(m.mode_latency)
             self.query_one(KPanel).draw(m)
             if m.started is not None and m.table_version != self._drawn_table:
                 self._drawn_table = m.table_version
@@ -285,9 +277,7 @@ class HaloSpecApp(App[None]):
             return
         load = self.runner.load_status()
         text = cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers)
-        if text != self._cpu:  # text and styles (Text compares both)
-            self._cpu = text
-            self.query_one("#cpu", TextLines).update(text)
+        self.query_one("#cpu", TextLines).update(text)
 
     # -- keys ---------------------------------------------------------------
     def action_toggle_load(self) -> None:

@@ -37,6 +37,12 @@ def cut(line: list[Segment], width: int, ellipsis: bool, base: Style) -> list[Se
     return [*kept, Segment(ELLIPSIS, last)]
 
 
+def _drawn_as(text: Text) -> tuple[object, ...]:
+    """What of a Text shows: `Text.__eq__` compares only the characters and spans,
+    not the base style, wrapping or overflow."""
+    return (text.plain, text.spans, text.style, text.no_wrap, text.overflow)
+
+
 class TextLines(KeptStrips, Widget):
     """Rich text in lines, as a `Static` shows it; `update` changes it (the same text
     again costs nothing)."""
@@ -57,7 +63,7 @@ class TextLines(KeptStrips, Widget):
 
     def update(self, text: Text | str) -> None:
         new = text if isinstance(text, Text) else Text(text)
-        if new == self._text and new.no_wrap == self._text.no_wrap:
+        if _drawn_as(new) == _drawn_as(self._text):
             return
         self._text = new
         self.refresh()
@@ -73,7 +79,9 @@ class TextLines(KeptStrips, Widget):
         fits = all(cell_len(line) <= width for line in text.plain.split("\n"))
         if fits or text.no_wrap or self.styles.text_wrap == "nowrap":  # no line wraps
             ellipsis = text.overflow == "ellipsis" or self.styles.text_overflow == "ellipsis"
-            segments = Segment.apply_style(text.render(console), base)
+            # Text.render leaves out the base style of a text without spans
+            under = base + console.get_style(text.style) if text.style else base
+            segments = Segment.apply_style(text.render(console), under)
             lines = Segment.split_lines(segments)
             return [Strip(cut(line, width, ellipsis, base), width) for line in lines]
         options = console.options.update(width=width, height=None, highlight=False)

@@ -268,12 +268,11 @@ class KPanel(Vertical):
             yield TextLines("", id="controller")
         yield TextLines("", id="k-detail")
 
-    _detail: str | None = None
     _controller: tuple[str, ControllerView, bool] | None = None
 
     def draw(self, m: RunModel) -> None:
-        """Updates only the parts whose content changed: an update repaints even when
-        the content is the same."""
+        """Updates only the parts whose content changed (the text panes skip an
+        unchanged text themselves; the controller's text is not even built)."""
         digits = self.query_one("#k-digits", FastDigits)
         k = "-" if m.k is None else str(m.k)
         if digits.value != k:  # an update repaints (or lays out) even when K is the same
@@ -291,10 +290,7 @@ class KPanel(Vertical):
                 lines.append(f"EMA {d.ema} ms, band {d.low}-{d.high}")
             if d.reload_ms is not None:
                 lines.append(f"reload {d.reload_ms} ms (not in latency)")
-        detail = "\n".join(lines)
-        if detail != self._detail:
-            self._detail = detail
-            self.query_one("#k-detail", TextLines).update(detail)
+        self.query_one("#k-detail", TextLines).update("\n".join(lines))
         view = m.view
         if view is not None and m.view_mode is not None:
             shown = (m.view_mode, view, m.view_mode == m.mode)
