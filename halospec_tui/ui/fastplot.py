@@ -171,7 +171,7 @@ class FastPlotextPlot(KeptStrips, PlotextPlot):
 
     Going through `render()` would make Textual convert a many-span Text to its own
     content on every paint; strips of Rich segments skip that. Subclasses give the
-    figure in `figure(width)`, called at each build, and their series with `line()`
+    figure in `figure()`, called at each build, and their series with `line()`
     rather than `plt.plot()`: plotext draws the frame (axes, ticks, labels, vertical
     lines, texts) and the series are drawn into its canvas from `braille`, at the
     point where plotext would draw them (after the vertical lines, before the texts),
@@ -180,8 +180,8 @@ class FastPlotextPlot(KeptStrips, PlotextPlot):
 
     _lines: list[Line]
 
-    def figure(self, width: int) -> None:
-        """Issue the plot's commands to `self.plt` (cleared before) for `width` cells."""
+    def figure(self) -> None:
+        """Issue the plot's commands to `self.plt` (cleared before)."""
 
     def line(self, xs: ArrayLike, ys: ArrayLike, color: Any = None) -> None:
         """A braille line series, as `plt.plot(xs, ys, marker="braille", color=color)`."""
@@ -198,7 +198,7 @@ class FastPlotextPlot(KeptStrips, PlotextPlot):
         self.plt.clear_figure()
         plot: Any = self._plot  # plotext's figure: its build steps are not in the stubs
         self._lines = []
-        self.figure(width)
+        self.figure()
         # As PlotextPlot.render: size twice (see textual-plotext issue 5), theme.
         plot.plotsize(width, height)
         plot._set_size(width, height)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
 
 import numpy as np
 from rich.cells import cell_len
@@ -168,11 +167,8 @@ def _series(xs: np.ndarray, ys: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return xs[has], y[has]
 
 
-Align = Literal["center"] | None  # a plot label's alignment (None: plotext's own)
-
-
-class LatencyPlot(FastPlotextPlot):
-    """Latency per step with the EMA, the threshold band, and phase/mode markers."""
+class RunPlot(FastPlotextPlot):
+    """A plot of the run model, drawn from it at the next build."""
 
     _model: RunModel | None = None
 
@@ -180,61 +176,59 @@ class LatencyPlot(FastPlotextPlot):
         self._model = m
         self.refresh()
 
-    def figure(self, width: int) -> None:
+
+class LatencyPlot(RunPlot):
+    """Latency per step with the EMA, the threshold band, and phase/mode markers."""
+
+    def figure(self) -> None:
         plt, m = self.plt, self._model
         plt.title("latency per step (ms)")
         if m is None or not m.steps:
             return
         xs = m.steps
         steps = np.asarray(xs)
+        lat, ema, low, high = (_series(steps, ys) for ys in (m.latency, m.ema, m.low, m.high))
         # The series are named in the title, not in a legend: a legend would sit in
         # the top-left corner, over the first mode's name.
         series = [
-            (_series(steps, ys), label, color)
-            for ys, label, color in (
-                (m.latency, "latency", None),
-                (m.ema, "EMA (cyan)", "cyan"),
-                (m.low, "low (green)", "green"),
-                (m.high, "high (red)", "red"),
+            (points, label, color)
+            for points, label, color in (
+                (lat, "latency", None),
+                (ema, "EMA (cyan)", "cyan"),
+                (low, "low (green)", "green"),
+                (high, "high (red)", "red"),
             )
+            if len(points[0])
         ]
-        series = [s for s in series if len(s[0][0])]
+        # The series first: a colour plotext does not know ("yellow") takes the next one
+        # the series have not taken, as when they were plotted with plt.plot.
+        for (sx, sy), _, shade in series:
+            self.line(sx, sy, shade)
         # modes: a line where each begins, its name centred along the top of its
         # section (clear of the legend in the top-left corner unless very narrow)
-        lat, high = _series(steps, m.latency)[1], _series(steps, m.high)[1]
-        bottom = float(lat.min()) if len(lat) else 0.0
-        both = np.concatenate([lat, high])
+        bottom = float(lat[1].min()) if len(lat[1]) else 0.0
+        both = np.concatenate([lat[1], high[1]])
         top = float(both.max()) if len(both) else 0.0
-        vlines: list[tuple[float, str]] = []
-        texts: list[tuple[str, float, float, str, Align]] = []  # text, x, y, colour, alignment
         marks = [(x, mode) for x, mode in m.mode_marks if x <= xs[-1]]
         for i, (x, mode) in enumerate(marks):
             end = marks[i + 1][0] - 1 if i + 1 < len(marks) else xs[-1]
             if x > xs[0]:
-                vlines.append((x - 0.5, "gray"))
-            texts.append((mode, (max(x, xs[0]) + end) / 2, top, "gray", "center"))
+                plt.vline(x - 0.5, "gray")
+            plt.text(mode, x=(max(x, xs[0]) + end) / 2, y=top, color="gray", alignment="center")
         # phase changes: red where load starts, yellow where recovery starts, labelled
         # labels along the bottom, clear of the legend in the top-left corner
         for x, phase in m.phase_marks:
             if phase != "steady" and x <= xs[-1]:
                 color = "red" if phase == "load" else "yellow"
-                vlines.append((x, color))
-                texts.append((phase, x, bottom, color, None))
-        for (sx, sy), _, shade in series:
-            self.line(sx, sy, shade)
+                plt.vline(x, color)
+                plt.text(phase, x=x, y=bottom, color=color)
         plt.title(" · ".join(["latency per step (ms)", *(label for _, label, _ in series[1:])]))
-        for at, shade in vlines:
-            plt.vline(at, shade)
-        for text, tx, ty, shade, align in texts:
-            plt.text(text, x=tx, y=ty, color=shade, alignment=align)
         plt.xticks(_ticks(int_ticks(xs[0], xs[-1])))
         plt.xlabel("global step")
 
 
-class KPlot(FastPlotextPlot):
+class KPlot(RunPlot):
     MIN_ROWS = 5  # fewer rows would show axes without a plot: the pane is left blank
-
-    _model: RunModel | None = None
 
     def _build(self) -> list[Strip]:
         width, height = self.size.width, self.size.height
@@ -242,11 +236,7 @@ class KPlot(FastPlotextPlot):
             return [Strip.blank(width, self.rich_style) for _ in range(height)]
         return super()._build()
 
-    def draw(self, m: RunModel) -> None:
-        self._model = m
-        self.refresh()
-
-    def figure(self, width: int) -> None:
+    def figure(self) -> None:
         plt, m = self.plt, self._model
         plt.title("draft length K")
         if m is not None and m.steps:
