@@ -22,7 +22,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 from plotext import _utility as ut
 from rich.ansi import AnsiDecoder
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import RenderResult
@@ -30,7 +29,7 @@ from textual.strip import Strip
 from textual_plotext import PlotextPlot
 
 from halospec_tui.ui import braille
-from halospec_tui.ui.strips import KeptStrips
+from halospec_tui.ui.strips import KeptStrips, strips_on
 
 _STYLES: dict[tuple[Any, Any, Any], Style] = {}
 _DECODER = AnsiDecoder()
@@ -210,18 +209,7 @@ class FastPlotextPlot(KeptStrips, PlotextPlot):
             _build_with_lines(plot, lines)
         else:
             plot._build_matrix()
-        base = self.rich_style
-        on_base: dict[Style, Style] = {}  # the few styles of a plot, each on the base once
-        strips = []
-        for runs in _runs(plot.monitor.matrix):
-            segments = []
-            for chars, style in runs:
-                styled = on_base.get(style)
-                if styled is None:
-                    styled = on_base[style] = base + style
-                segments.append(Segment(chars, styled))
-            strips.append(Strip(segments).adjust_cell_length(width, base))
-        return strips
+        return strips_on(_runs(plot.monitor.matrix), width, self.rich_style, lambda s: s)
 
     def render(self) -> RenderResult:
         """The slow path, kept for comparison: the same picture as one Text."""

@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.color import Color
-from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
 from textual.widgets import Sparkline
 
-from halospec_tui.ui.strips import KeptStrips
+from halospec_tui.ui.strips import KeptStrips, strips_on
 
 BARS = "▁▂▃▄▅▆▇█"
 
@@ -105,15 +104,4 @@ class FastSparkline(KeptStrips, Sparkline):
         low = background + self.get_component_styles("sparkline--min-color").color
         high = background + self.get_component_styles("sparkline--max-color").color
         rows = spark_rows(self.data or (), width, height, low.rich_color, high.rich_color)
-        styles: dict[Color | None, Style] = {None: base}  # rows share their colours
-
-        def style(c: Color | None) -> Style:
-            found = styles.get(c)
-            if found is None:
-                found = styles[c] = base + Style(color=c)
-            return found
-
-        return [
-            Strip([Segment(text, style(c)) for text, c in runs]).adjust_cell_length(width, base)
-            for runs in rows
-        ]
+        return strips_on(rows, width, base, lambda c: Style(color=c))

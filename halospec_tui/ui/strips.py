@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Hashable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from rich.segment import Segment
+from rich.style import Style
 from textual.geometry import Size
 from textual.strip import Strip
 from typing_extensions import Self
@@ -14,6 +17,27 @@ if TYPE_CHECKING:
     _Mixin = Widget
 else:  # a plain mixin: as a Widget it would hide the widget's own CSS and components
     _Mixin = object
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def strips_on(
+    rows: Iterable[Iterable[tuple[str, K]]], width: int, base: Style, style_of: Callable[[K], Style]
+) -> list[Strip]:
+    """Rows of (text, key) runs as strips `width` cells long, each run in `style_of(key)`
+    over `base`: a picture has few styles, so each is made and put on the base once."""
+    on_base: dict[K, Style] = {}
+    strips = []
+    for runs in rows:
+        segments = []
+        for text, key in runs:
+            styled = on_base.get(key)
+            if styled is None:
+                styled = on_base[key] = base + style_of(key)
+            segments.append(Segment(text, styled))
+        strips.append(Strip(segments).adjust_cell_length(width, base))
+    return strips
 
 
 class KeptStrips(_Mixin):
