@@ -7,6 +7,7 @@ functions of frozen records; no Textual.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from halospec_tui.events import StepRecord
@@ -18,6 +19,14 @@ DASH = "-"  # a figure the run does not have
 def f1(v: float | None, unit: str = "") -> str:
     """One decimal, with an optional unit ("12.3 ms"); a dash when there is no figure."""
     return DASH if v is None else f"{v:.1f}{unit}"
+
+
+def plus_minus(value: float, half_width: float, digits: int = 1) -> str:
+    """A figure and its CI half-width, "412.3 ±8.1"; "±?" while the spread cannot be
+    measured yet (one round: an infinite half-width)."""
+    if not math.isfinite(half_width):
+        return f"{value:.{digits}f} ±?"
+    return f"{value:.{digits}f} ±{half_width:.{digits}f}"
 
 
 def whole(v: int | None, unit: str = "") -> str:

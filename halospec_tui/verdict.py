@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from halospec_tui.formats import plus_minus
 from halospec_tui.plan import PMIN_N_MAX
 from halospec_tui.specflags import spec_text
 from halospec_tui.stats import StepSample, adapting_reload_ms
@@ -558,11 +559,7 @@ def paste_setting(k: int, actuator: str, p_min: float = 0.0) -> str:
 
 # -- text -------------------------------------------------------------------------
 def fmt_est(e: Estimate | None, digits: int = 1) -> str:
-    if e is None:
-        return "-"
-    if not math.isfinite(e.half_width):
-        return f"{e.value:.{digits}f} ±?"
-    return f"{e.value:.{digits}f} ±{e.half_width:.{digits}f}"
+    return "-" if e is None else plus_minus(e.value, e.half_width, digits)
 
 
 def fmt_ratio(e: Estimate | None) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from rich.cells import cell_len
 from rich.text import Text
@@ -14,7 +12,7 @@ from textual.widgets import Label
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
-from halospec_tui.formats import step_details, summary_cells
+from halospec_tui.formats import plus_minus, step_details, summary_cells
 from halospec_tui.stats import ModeSummary
 from halospec_tui.ui.digits import FastDigits
 from halospec_tui.ui.fastplot import FastPlotextPlot
@@ -367,8 +365,7 @@ class ResultsTable(LightTable):
                 row["verdict"] = mark
                 if s.mode in tps:
                     value, hw = tps[s.mode]
-                    # one round: no spread to measure yet (as the summary writes it)
-                    row["tps"] = f"{value:.1f} ±{hw:.1f}" if math.isfinite(hw) else f"{value:.1f} ±?"
+                    row["tps"] = plus_minus(value, hw)  # as the summary writes it
             self.set_row(
                 s.mode,
                 {key: (row[key], STATUS_STYLE.get(mark, style) if key == "verdict" else style)
