@@ -18,31 +18,11 @@ import statistics
 import sys
 import time
 
-import numpy as np
 from textual.app import App
 
 from halospec_tui.ui.fastplot import FastPlotextPlot
-from halospec_tui.ui.model import RunModel
+from halospec_tui.ui.replay import long_run_model
 from halospec_tui.ui.widgets import KPlot, LatencyPlot
-
-
-def noisy_run(n: int, seed: int = 1) -> RunModel:
-    """`n` steps over ten modes: noisy latency, 2% failed steps, load in the middle."""
-    rng = np.random.default_rng(seed)
-    m = RunModel(clock=lambda: 0.0)
-    m.steps = list(range(1, n + 1))
-    lat = 60 + 40 * rng.random(n) + 300 * (rng.random(n) < 0.01)
-    lat[rng.random(n) < 0.02] = np.nan
-    m.latency = lat.tolist()
-    m.ema = m.low = m.high = [float("nan")] * n
-    m.ks = rng.integers(1, 9, n).tolist()
-    m.mode_marks = [(1 + i * n // 10, f"fixed_{i + 1}") for i in range(10)]
-    m.phase_marks = [(n // 3, "load"), (2 * n // 3, "recovery")]
-    return m
-
-
-def plotext_draws_the_lines(self, xs, ys, color=None) -> None:
-    self.plt.plot(list(xs), list(ys), marker="braille", **({"color": color} if color else {}))
 
 
 def build_ms(plots: list[FastPlotextPlot], repeats: int) -> float:
@@ -75,18 +55,17 @@ def main() -> int:
         async with app.run_test(size=(width, height)) as pilot:
             plots: list[FastPlotextPlot] = [app.query_one(LatencyPlot), app.query_one(KPlot)]
             for n in a.steps:
-                m = noisy_run(n)
+                m = long_run_model(n, seed=1)
                 for p in plots:
                     p.draw(m)
                 await pilot.pause()
                 repeats = 7 if n <= 5000 else 3
                 now = build_ms(plots, repeats)
-                line = FastPlotextPlot.line
-                FastPlotextPlot.line = plotext_draws_the_lines
+                FastPlotextPlot.plotext_lines = True
                 try:
                     before = build_ms(plots, repeats)
                 finally:
-                    FastPlotextPlot.line = line
+                    FastPlotextPlot.plotext_lines = False
                 rows.append((n, now, before))
 
     asyncio.run(go())

@@ -2,7 +2,6 @@
 
 import asyncio
 
-import numpy as np
 import pytest
 from rich.console import Console
 from rich.segment import Segment
@@ -12,6 +11,7 @@ from ui_events import recorded_run, recorded_tune_run
 
 from halospec_tui.ui.fastplot import matrix_text
 from halospec_tui.ui.model import RunModel
+from halospec_tui.ui.replay import long_run_model
 from halospec_tui.ui.widgets import KPlot, LatencyPlot
 
 
@@ -69,30 +69,6 @@ def test_matrix_text_equals_plotext_ansi_cell_for_cell():
 # -- the series drawn by numpy into plotext's frame -------------------------------
 
 
-def long_model(n: int, seed: int) -> RunModel:
-    """A run of `n` steps over ten modes: noisy latency with failed steps (nan), the
-    threshold rule's EMA and band in the last mode, load in the middle third."""
-    rng = np.random.default_rng(seed)
-    m = RunModel(clock=lambda: 0.0)
-    m.steps = list(range(1, n + 1))
-    lat = 60 + 40 * rng.random(n) + 300 * (rng.random(n) < 0.01)
-    lat[rng.random(n) < 0.02] = np.nan
-    m.latency = lat.tolist()
-    rule = np.arange(n) >= 9 * n // 10
-    m.ema = np.where(rule, 75 + 5 * np.sin(np.arange(n) / 9), np.nan).tolist()
-    m.low = np.where(rule, 65.0, np.nan).tolist()
-    m.high = np.where(rule, 90.0, np.nan).tolist()
-    m.ks = rng.integers(1, 9, n).tolist()
-    m.mode_marks = [(1 + i * n // 10, f"fixed_{i + 1}") for i in range(10)]
-    m.phase_marks = [(n // 3, "load"), (2 * n // 3, "recovery")]
-    return m
-
-
-def plotext_draws_the_lines(self, xs, ys, color=None):
-    """The reference: the series handed to plotext, which draws them itself."""
-    self.plt.plot(xs, ys, marker="braille", **({"color": color} if color else {}))
-
-
 def cells_of_strip(strip):
     return [(ch, seg.style) for seg in strip for ch in seg.text]
 
@@ -112,7 +88,7 @@ def test_plots_look_as_plotext_drawing_every_point(monkeypatch, steps, size, see
             yield LatencyPlot(id="lat")
             yield KPlot(id="k")
 
-    models = [long_model(steps, seed)]
+    models = [long_run_model(steps, seed)]
     if seed == 6:
         for events in (recorded_run(), recorded_tune_run()):
             models.append(RunModel(clock=lambda: 0.0))
@@ -128,7 +104,7 @@ def test_plots_look_as_plotext_drawing_every_point(monkeypatch, steps, size, see
                     await pilot.pause()
                     fast = plot._build()
                     with monkeypatch.context() as mp:
-                        mp.setattr(FastPlotextPlot, "line", plotext_draws_the_lines)
+                        mp.setattr(FastPlotextPlot, "plotext_lines", True)
                         whole = plot._build()
                     assert len(fast) == plot.size.height
                     assert [cells_of_strip(s) for s in fast] == [cells_of_strip(s) for s in whole]

@@ -177,6 +177,9 @@ class FastPlotextPlot(KeptStrips, PlotextPlot):
     within the limits plotext would take from them.
     """
 
+    # True: series go to plotext itself (plt.plot), the slow reference the fast path
+    # is checked against (tests/test_fastplot.py) and timed against (plot_cost.py).
+    plotext_lines = False
     _lines: list[Line]
 
     def figure(self) -> None:
@@ -184,6 +187,10 @@ class FastPlotextPlot(KeptStrips, PlotextPlot):
 
     def line(self, xs: ArrayLike, ys: ArrayLike, color: Any = None) -> None:
         """A braille line series, as `plt.plot(xs, ys, marker="braille", color=color)`."""
+        if self.plotext_lines:
+            kw: dict[str, Any] = {"color": color} if color else {}
+            self.plt.plot(np.asarray(xs).tolist(), np.asarray(ys).tolist(), marker="braille", **kw)
+            return
         plot: Any = self._plot  # plotext's figure: its monitor is not in the stubs
         monitor = plot.monitor
         color = monitor.check_color(color)  # as plotext's add_colors: now, not at build

@@ -3,6 +3,8 @@
 `Replay(events).run()` emits the events to its sink, in order, then returns the
 recorded `RunFinished`; without one it holds the run open (as a live run between
 two steps) until asked to stop. Every control call is recorded in `calls`.
+`long_run_model` makes the monitor's model of a long noisy run, for the plots'
+tests and benchmark.
 """
 
 from __future__ import annotations
@@ -10,10 +12,32 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+import numpy as np
+
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import Event, KnobVerdict, ModeFinished, RunFinished, Sink
+from halospec_tui.ui.model import RunModel
 
 NO_LOAD = LoadStatus(False, None, 2)
+
+
+def long_run_model(n: int, seed: int) -> RunModel:
+    """A run of `n` steps over ten modes: noisy latency with failed steps (nan), the
+    threshold rule's EMA and band in the last mode, load in the middle third."""
+    rng = np.random.default_rng(seed)
+    m = RunModel(clock=lambda: 0.0)
+    m.steps = list(range(1, n + 1))
+    lat = 60 + 40 * rng.random(n) + 300 * (rng.random(n) < 0.01)
+    lat[rng.random(n) < 0.02] = np.nan
+    m.latency = lat.tolist()
+    rule = np.arange(n) >= 9 * n // 10
+    m.ema = np.where(rule, 75 + 5 * np.sin(np.arange(n) / 9), np.nan).tolist()
+    m.low = np.where(rule, 65.0, np.nan).tolist()
+    m.high = np.where(rule, 90.0, np.nan).tolist()
+    m.ks = rng.integers(1, 9, n).tolist()
+    m.mode_marks = [(1 + i * n // 10, f"fixed_{i + 1}") for i in range(10)]
+    m.phase_marks = [(n // 3, "load"), (2 * n // 3, "recovery")]
+    return m
 
 
 class Replay:
