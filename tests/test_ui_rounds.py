@@ -29,26 +29,37 @@ from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import ResultsTable, controller_text, verdict_text
 
 
-def screen_of(events, size=SIZE):
-    """Replay `events` into the app; return what the panes show once all are drawn."""
+def drive(events, body, size=SIZE):
+    """Replay `events` into the app at `size`, let every pane draw them, then run
+    `await body(app, pilot)`; the replay is stopped either way. Returns the replay."""
     app, replay, clock = replay_app(events)
-    shown: dict[str, object] = {}
 
     async def go() -> None:
         async with app.run_test(size=size) as pilot:
             await settle(app, replay, clock)(pilot)
-            table = app.query_one("#results", ResultsTable)
-            shown["status"] = str(app.query_one("#status", TextLines).text)
-            shown["verdict"] = str(app.query_one("#verdict", TextLines).text)
-            shown["verdict_shown"] = app.query_one("#verdict", TextLines).display
-            shown["controller"] = str(app.query_one("#controller", TextLines).text)
-            shown["columns"] = [c.label for c in table.columns]
-            shown["rows"] = {key: table.row(key) for key in table.row_keys}
+            await body(app, pilot)
 
     try:
         asyncio.run(go())
     finally:
         replay.stop()
+    return replay
+
+
+def screen_of(events, size=SIZE):
+    """Replay `events` into the app; return what the panes show once all are drawn."""
+    shown: dict[str, object] = {}
+
+    async def look(app, pilot) -> None:
+        table = app.query_one("#results", ResultsTable)
+        shown["status"] = str(app.query_one("#status", TextLines).text)
+        shown["verdict"] = str(app.query_one("#verdict", TextLines).text)
+        shown["verdict_shown"] = app.query_one("#verdict", TextLines).display
+        shown["controller"] = str(app.query_one("#controller", TextLines).text)
+        shown["columns"] = [c.label for c in table.columns]
+        shown["rows"] = {key: table.row(key) for key in table.row_keys}
+
+    drive(events, look, size)
     return shown
 
 
@@ -177,20 +188,14 @@ def test_an_arm_that_explains_itself_draws_no_threshold_band():
 
 def test_skip_in_rounds_names_the_block():
     events = upto(recorded_tune_run(), in_round(4, "adaptive:model", 1))
-    app, replay, clock = replay_app(events)
     seen: list[str] = []
 
-    async def go() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(app, replay, clock)(pilot)
-            await pilot.press("s")
-            await pilot.pause()
-            seen.extend(n.message for n in app._notifications)  # what notify() queued
+    async def skip(app, pilot) -> None:
+        await pilot.press("s")
+        await pilot.pause()
+        seen.extend(n.message for n in app._notifications)  # what notify() queued
 
-    try:
-        asyncio.run(go())
-    finally:
-        replay.stop()
+    replay = drive(events, skip)
     assert replay.calls[0] == "skip"
     assert "skipping the rest of adaptive:model's block in round 4" in seen
 
@@ -201,22 +206,16 @@ def test_on_80_columns_a_long_server_line_leaves_the_round_line_in_sight():
     assert isinstance(first, RunStarted)
     long_backend = "embedded server (pid 27815) at http://127.0.0.1:43749"
     events = [replace(first, backend=long_backend), *events[1:]]
-    app, replay, clock = replay_app(events)
     lines: list[str] = []
 
-    async def go() -> None:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await settle(app, replay, clock)(pilot)
-            status = app.query_one("#status", TextLines)
-            lines.extend(
-                "".join(seg.text for seg in strip).rstrip() for strip in status.render_lines(
-                    status.region.reset_offset)  # fmt: skip
-            )
+    async def read_status(app, pilot) -> None:
+        status = app.query_one("#status", TextLines)
+        lines.extend(
+            "".join(seg.text for seg in strip).rstrip()
+            for strip in status.render_lines(status.region.reset_offset)
+        )
 
-    try:
-        asyncio.run(go())
-    finally:
-        replay.stop()
+    drive(events, read_status, (80, 24))
     assert lines[0].startswith(" embedded server (pid 27815) at http://127.0.0.1:43749 · mod")
     assert lines[0].endswith("…")
     assert lines[1].startswith(" round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY")
@@ -228,19 +227,13 @@ def test_the_app_freezes_its_startup_objects_for_the_collector_and_thaws_on_exit
     import gc
 
     events = upto(recorded_tune_run(), in_round(2, "adaptive:model", 1))
-    app, replay, clock = replay_app(events)
     frozen: list[int] = []
 
-    async def go() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(app, replay, clock)(pilot)
-            frozen.append(gc.get_freeze_count())
+    async def count(app, pilot) -> None:
+        frozen.append(gc.get_freeze_count())
 
     before = gc.get_freeze_count()
-    try:
-        asyncio.run(go())
-    finally:
-        replay.stop()
+    drive(events, count)
     assert frozen[0] > before + 10_000  # the modules, widgets, styles of a running monitor
     assert gc.get_freeze_count() == 0
 
@@ -260,21 +253,15 @@ def test_a_half_width_not_yet_measurable_reads_as_the_summary_writes_it():
 def test_the_small_layout_follows_each_resize_at_once():
     """It took the app's size before Textual had stored the new one: one resize late."""
     events = upto(recorded_tune_run(), in_round(2, "adaptive:model", 1))
-    app, replay, clock = replay_app(events)
     seen: list[bool] = []
 
-    async def go() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(app, replay, clock)(pilot)
-            for size in ((80, 24), SIZE, (99, 40), (120, 29), SIZE):
-                await pilot.resize_terminal(*size)
-                await pilot.pause()
-                seen.append(app.screen.has_class("-small"))
+    async def resize(app, pilot) -> None:
+        for size in ((80, 24), SIZE, (99, 40), (120, 29), SIZE):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            seen.append(app.screen.has_class("-small"))
 
-    try:
-        asyncio.run(go())
-    finally:
-        replay.stop()
+    drive(events, resize)
     assert seen == [True, False, True, True, False]
 
 
@@ -282,24 +269,18 @@ def test_on_a_short_terminal_the_k_plot_gives_way_to_the_cpu_pane():
     """At 100x30 to 100x34 the right column had 15 to 19 rows for 20: the CPU pane
     was pushed out of sight under the results."""
     events = upto(recorded_tune_run(), in_round(2, "adaptive:model", 1))
-    app, replay, clock = replay_app(events)
     seen: list[tuple[int, int, int, bool]] = []
 
-    async def go() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(app, replay, clock)(pilot)
-            for size in ((100, 31), (100, 34), SIZE):
-                await pilot.resize_terminal(*size)
-                await pilot.pause()
-                cpu, bottom = app.query_one("#cpu").region, app.query_one("#bottom").region
-                plot = app.query_one("#k-plot")
-                drawn = "".join(seg.text for y in range(plot.size.height) for seg in plot.render_line(y))
-                seen.append((cpu.height, cpu.bottom - bottom.y, plot.size.height, bool(drawn.strip())))
+    async def resize(app, pilot) -> None:
+        for size in ((100, 31), (100, 34), SIZE):
+            await pilot.resize_terminal(*size)
+            await pilot.pause()
+            cpu, bottom = app.query_one("#cpu").region, app.query_one("#bottom").region
+            plot = app.query_one("#k-plot")
+            drawn = "".join(seg.text for y in range(plot.size.height) for seg in plot.render_line(y))
+            seen.append((cpu.height, cpu.bottom - bottom.y, plot.size.height, bool(drawn.strip())))
 
-    try:
-        asyncio.run(go())
-    finally:
-        replay.stop()
+    drive(events, resize)
     cores = len(CPU)  # the replay's CPU sampler
     for height, overlap, _, _ in seen:
         assert height == cores + 3 and overlap <= 0  # whole, and above the bottom panes
