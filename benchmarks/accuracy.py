@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from halospec_tui.arms import fixed_k  # noqa: E402
 from halospec_tui.prompts import POOL  # noqa: E402
 from halospec_tui.sim.physics import SimParams, expected_decode_ms  # noqa: E402
 from halospec_tui.sim.process import SimProcess  # noqa: E402
-from halospec_tui.verdict import arm_k  # noqa: E402
 
 MAX_TOKENS = 64
 SETTINGS = {
@@ -80,7 +80,7 @@ def run_setting(name: str, params: SimParams, arms: str | None, seed: int) -> di
     finally:
         sim.stop()
     v = doc["verdict"]
-    offered = [arm_k(a) for a in (arms or DEFAULT_ARMS).split(",")]
+    offered = [fixed_k(a) for a in (arms or DEFAULT_ARMS).split(",")]
     model = {k: expected_ms(params, k) for k in offered if k is not None}
     best_k = min(model, key=lambda k: model[k])
     rec = v["recommended_k"]

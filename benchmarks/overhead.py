@@ -55,7 +55,7 @@ def main() -> int:
                 bare.append((time.perf_counter() - t) * 1000 / a.n)
 
                 client = ChatClient(sim.base_url, "Qwen3-0.6B-GGUF")
-                plan = customise(named_plan("quick"), modes=["fixed_3"], warmup=0, steps=a.n,
+                plan = customise(named_plan("quick"), arms=["fixed_3"], warmup=0, steps=a.n,
                                  cooldown_s=0, prompts="pool")  # fmt: skip
                 runner = Runner(RunConfig(plan, str(Path(d) / f"o{r}.csv"), write_summary_files=False),
                                 client, LemonadeLoadActuator(client, "Qwen3-0.6B-GGUF"), ListSink())  # fmt: skip

@@ -50,7 +50,7 @@ def _record(
     return StepRecord(
         global_step=g,
         step=step,
-        mode=arm,
+        arm=arm,
         phase=phase,
         draft_length=k,
         success=ok,

@@ -26,10 +26,10 @@ import psutil
 from _common import describe
 
 from halospec_tui.events import (
+    ArmInfo,
     FanOut,
     ListSink,
     LogRouter,
-    ModeInfo,
     RunFinished,
     RunStarted,
     StepDone,
@@ -71,7 +71,7 @@ def app_start_ms() -> float:
     replayed run that has only begun."""
     me = psutil.Process()
     started = RunStarted(
-        run_id="start", plan="quick", modes=(ModeInfo("fixed_1", 1, 4),), base_url="",
+        run_id="start", plan="quick", arms=(ArmInfo("fixed_1", 1, 4),), base_url="",
         model="m", actuator="a", backend="sim", csv_path="", load_arms="", load_enabled=False,
         cooldown_s=0.0, warmup_sleep_s=0.0,
     )  # fmt: skip

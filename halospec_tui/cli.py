@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from halospec_tui import __version__
+from halospec_tui.arms import HELP as ARM_HELP
 from halospec_tui.errors import HalospecError
 from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
 from halospec_tui.plan import PLANS, Plan, customise, named_plan
@@ -121,7 +122,8 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--plan", default="classic", choices=sorted(PLANS), help="named plan (default %(default)s)"
     )
-    g.add_argument("--modes", type=_k_list, help="comma list, e.g. fixed_1,fixed_4,adaptive")
+    g.add_argument("--modes", "--arms", dest="arms", type=_k_list,
+                   help="arms, a comma list, e.g. nospec,fixed_4,adaptive (" + ARM_HELP + ")")  # fmt: skip
     g.add_argument("--warmup", type=int, help="warmup requests per mode")
     g.add_argument("--steps", type=int, help="measured steps per fixed mode")
     g.add_argument("--adaptive-steps", type=int, help="measured steps of the adaptive mode")
@@ -230,7 +232,7 @@ def plan_from_args(ns: argparse.Namespace) -> Plan:
     plan = named_plan(ns.plan)
     return customise(
         plan,
-        modes=ns.modes,
+        arms=ns.arms,
         warmup=ns.warmup,
         steps=ns.steps,
         adaptive_steps=ns.adaptive_steps,
@@ -562,7 +564,7 @@ def cmd_report(argv: Sequence[str]) -> int:
                    help="draw tokens/s per arm with CIs and latency by step in the terminal")  # fmt: skip
     ns = p.parse_args(list(argv))
     if not (0 <= ns.tolerance < 1):
-        raise UsageError(f"--tolerance must be from 0 to 1 (got {ns.tolerance})")
+        raise UsageError(f"--tolerance must be at least 0 and below 1 (got {ns.tolerance})")
     render = {"text": summary_text, "md": summary_markdown, "json": summary_json}[ns.format]
 
     def warn(text: str) -> None:

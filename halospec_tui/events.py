@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from halospec_tui.controllers.base import ControllerView
-from halospec_tui.stats import ModeSummary
+from halospec_tui.stats import ArmSummary
 
 
 @dataclass(frozen=True)
@@ -20,7 +20,7 @@ class StepRecord:
 
     global_step: int
     step: int
-    mode: str
+    arm: str
     phase: str
     draft_length: int
     success: bool
@@ -53,7 +53,7 @@ class StepRecord:
 
 
 @dataclass(frozen=True)
-class ModeInfo:
+class ArmInfo:
     name: str
     warmup_steps: int
     measured_steps: int
@@ -63,7 +63,7 @@ class ModeInfo:
 class RunStarted:
     run_id: str
     plan: str
-    modes: tuple[ModeInfo, ...]
+    arms: tuple[ArmInfo, ...]
     base_url: str
     model: str
     actuator: str
@@ -76,17 +76,17 @@ class RunStarted:
 
 
 @dataclass(frozen=True)
-class ModeStarted:
-    mode: str
+class ArmStarted:
+    arm: str
     index: int  # 0-based position in the plan
-    total_modes: int
+    total_arms: int
     warmup_steps: int
     measured_steps: int
 
 
 @dataclass(frozen=True)
 class WarmupStep:
-    mode: str
+    arm: str
     index: int  # 1-based
     total: int
     k: int
@@ -96,7 +96,7 @@ class WarmupStep:
 
 @dataclass(frozen=True)
 class Calibrated:
-    mode: str
+    arm: str
     low_ms: int
     high_ms: int
     p50_ms: int | None
@@ -105,7 +105,7 @@ class Calibrated:
 
 @dataclass(frozen=True)
 class PhaseChanged:
-    mode: str
+    arm: str
     step: int
     phase: str  # steady | load | recovery
 
@@ -117,8 +117,8 @@ class StepDone:
 
 
 @dataclass(frozen=True)
-class ModeFinished:
-    summary: ModeSummary
+class ArmFinished:
+    summary: ArmSummary
     skipped: bool = False
 
 
@@ -126,7 +126,7 @@ class ModeFinished:
 class ControllerState:
     """Why an adaptive arm chose its K: the controller's estimates after a step."""
 
-    mode: str
+    arm: str
     view: ControllerView
 
 
@@ -188,7 +188,7 @@ class KnobVerdict:
 class RunFinished:
     # completed | stopped | interrupted | terminated | failed | server-down | auth-refused
     reason: str
-    summaries: tuple[ModeSummary, ...]
+    summaries: tuple[ArmSummary, ...]
     winner: str | None
     knob: KnobVerdict
     files: tuple[str, ...]
@@ -198,12 +198,12 @@ class RunFinished:
 
 Event = (
     RunStarted
-    | ModeStarted
+    | ArmStarted
     | WarmupStep
     | Calibrated
     | PhaseChanged
     | StepDone
-    | ModeFinished
+    | ArmFinished
     | ControllerState
     | RoundStarted
     | RoundFinished

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from halospec_tui.events import StepRecord
-from halospec_tui.stats import ModeSummary
+from halospec_tui.stats import ArmSummary
 
 DASH = "-"  # a figure the run does not have
 
@@ -42,7 +42,7 @@ def percent(fraction: float | None, decimals: int = 1) -> str:
 class SummaryCells:
     """Every per-mode figure as text. `units`: "123 ms", "45.0 tok/s" (the classic table)."""
 
-    mode: str
+    arm: str
     steps: str
     success: str  # percent of steps that succeeded
     failures: str
@@ -63,10 +63,10 @@ class SummaryCells:
     reload_ms: str
 
 
-def summary_cells(s: ModeSummary, *, units: bool = False, pct_decimals: int = 1) -> SummaryCells:
+def summary_cells(s: ArmSummary, *, units: bool = False, pct_decimals: int = 1) -> SummaryCells:
     ms = " ms" if units else ""
     return SummaryCells(
-        mode=s.mode,
+        arm=s.arm,
         steps=str(s.steps),
         success=percent(s.success_rate, pct_decimals),
         failures=str(s.failures),

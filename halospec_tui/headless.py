@@ -9,13 +9,13 @@ from dataclasses import replace
 from typing import TextIO
 
 from halospec_tui.events import (
+    ArmFinished,
+    ArmStarted,
     Calibrated,
     Event,
     KnobVerdict,
     LoadChanged,
     LogLine,
-    ModeFinished,
-    ModeStarted,
     PhaseChanged,
     RoundFinished,
     RoundStarted,
@@ -54,7 +54,7 @@ def step_line(e: StepDone, block_step: int | None = None) -> str:
     (the record's step counts the arm's steps over every round so far)."""
     r = e.record
     where = f"{r.step}" if r.round is None or block_step is None else f"r{r.round} {block_step}"
-    head = f"[{r.mode} {where}/{e.measured_steps}] {r.phase:<8} K={r.draft_length}"
+    head = f"[{r.arm} {where}/{e.measured_steps}] {r.phase:<8} K={r.draft_length}"
     if not r.success:
         return f"{head} FAILED after {r.attempts} attempts: {r.error}"
     d = step_details(r)
@@ -94,25 +94,25 @@ class HeadlessPrinter:
                 f"halospec-tui run {event.run_id}: plan {event.plan}, model {event.model}, "
                 f"actuator {event.actuator}\n  backend: {event.backend}\n  csv: {event.csv_path}"
             )
-        elif isinstance(event, ModeStarted):
+        elif isinstance(event, ArmStarted):
             self._block_step = 0
             self._print(
-                f"\n== MODE {event.mode} ({event.index + 1}/{event.total_modes}): "
+                f"\n== MODE {event.arm} ({event.index + 1}/{event.total_arms}): "
                 f"{event.warmup_steps} warmup, {event.measured_steps} measured"
             )
         elif isinstance(event, WarmupStep):
             status = f"{event.latency_ms} ms" if event.success else "failed"
-            self._print(f"[{event.mode} warmup {event.index}/{event.total}] K={event.k} {status}")
+            self._print(f"[{event.arm} warmup {event.index}/{event.total}] K={event.k} {status}")
         elif isinstance(event, Calibrated):
             self._print(
-                f"[{event.mode}] thresholds: low={event.low_ms} ms high={event.high_ms} ms "
+                f"[{event.arm}] thresholds: low={event.low_ms} ms high={event.high_ms} ms "
                 f"(warmup p50={event.p50_ms} p95={event.p95_ms})"
             )
         elif isinstance(event, StepDone):
             self._block_step += 1
             self._print(step_line(event, self._block_step))
         elif isinstance(event, PhaseChanged):
-            self._print(f"-- phase: {event.phase} ({event.mode} step {event.step})")
+            self._print(f"-- phase: {event.phase} ({event.arm} step {event.step})")
         elif isinstance(event, RoundStarted):
             self._print(
                 f"\n=== ROUND {event.round}/{event.rounds} ({event.phase}): "
@@ -122,10 +122,10 @@ class HeadlessPrinter:
             self._print(round_line(event))
         elif isinstance(event, LoadChanged):
             self._print(f"-- load {'ON' if event.active else 'off'}: {event.reason}")
-        elif isinstance(event, ModeFinished):
+        elif isinstance(event, ArmFinished):
             s = event.summary
             score = "-" if s.score is None else f"{s.score:.1f}"
-            self._print(f"== {s.mode} done{' (skipped)' if event.skipped else ''}: score {score}")
+            self._print(f"== {s.arm} done{' (skipped)' if event.skipped else ''}: score {score}")
         elif isinstance(event, LogLine):
             if LEVELS.get(event.level, 20) >= self.level:
                 self._print(f"{event.level}: {event.text}", self.err)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
+from halospec_tui.arms import p_min_of
 from halospec_tui.events import KnobVerdict
 from halospec_tui.stats import StepSample
 
@@ -28,7 +29,7 @@ def check_knob(samples: Iterable[StepSample]) -> KnobVerdict:
         if not s.success or s.draft_length <= 0:
             continue  # K = 0 (nospec) asks for no drafting: nothing to compare
         any_success = True
-        if s.mode.startswith("pmin:"):
+        if p_min_of(s.arm) > 0:
             pmin_seen = True
             continue
         if s.drafted is None:

@@ -46,8 +46,8 @@ def report_plots(samples: Sequence[StepSample], report: Report, width: int = 100
             if phase in PHASE_COLORS:
                 plt.plot([first, last], [top, top], color=PHASE_COLORS[phase], marker="hd",
                          label=phase)  # fmt: skip
-        for arm in dict.fromkeys(s.mode for s in rows):
-            pts = [(i, s.latency_ms) for i, s in zip(steps, rows, strict=True) if s.mode == arm]
+        for arm in dict.fromkeys(s.arm for s in rows):
+            pts = [(i, s.latency_ms) for i, s in zip(steps, rows, strict=True) if s.arm == arm]
             plt.scatter([p[0] for p in pts], [p[1] for p in pts], label=arm, marker="dot")
         plt.title("latency by step (ms), coloured by arm; phase bands on top")
         plt.theme("clear")

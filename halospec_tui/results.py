@@ -19,18 +19,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeAlias
 
+from halospec_tui.arms import NOSPEC, canonical, is_adaptive
 from halospec_tui.errors import HalospecError
 from halospec_tui.events import KnobVerdict, StepRecord
 from halospec_tui.formats import summary_cells
 from halospec_tui.knob import check_knob
-from halospec_tui.plan import NOSPEC
 from halospec_tui.stats import (
-    ModeSummary,
+    ArmSummary,
     PhaseRegret,
     StepSample,
     adaptive_regret,
-    is_adaptive_arm,
-    summarize_mode,
+    summarize_arm,
     winner,
 )
 from halospec_tui.verdict import (
@@ -55,8 +54,13 @@ ORIGINAL_COLUMNS = (
     "latency_ms",
     "tokens",
 )
-EXTRA_COLUMNS = tuple(f.name for f in fields(StepRecord) if f.name not in ORIGINAL_COLUMNS)
+# The CSV keeps the original's word for an arm: column `mode` holds StepRecord.arm.
+FIELD_OF_COLUMN = {"mode": "arm"}
+EXTRA_COLUMNS = tuple(
+    f.name for f in fields(StepRecord) if f.name not in (*ORIGINAL_COLUMNS, *FIELD_OF_COLUMN.values())
+)
 COLUMNS = ORIGINAL_COLUMNS + EXTRA_COLUMNS
+_FIELDS = tuple(FIELD_OF_COLUMN.get(c, c) for c in COLUMNS)  # StepRecord's field per column
 DEFAULT_CSV = "results_phase0.csv"
 
 
@@ -82,7 +86,7 @@ def _cell(v: Any) -> str:
 
 
 def record_cells(r: StepRecord) -> list[str]:
-    return [_cell(getattr(r, c)) for c in COLUMNS]
+    return [_cell(getattr(r, f)) for f in _FIELDS]
 
 
 def torn_path(csv_path: str | os.PathLike[str]) -> Path:
@@ -232,7 +236,7 @@ def _opt_float(s: str) -> float | None:
 
 def sample_from_row(row: dict[str, str]) -> StepSample:
     return StepSample(
-        mode=sys.intern(row["mode"]),
+        arm=sys.intern(canonical(row["mode"])),
         draft_length=int(row["draft_length"]),
         success=row["success"].strip() == "1",
         latency_ms=int(row["latency_ms"]),
@@ -333,7 +337,7 @@ class SampleColumns(Sequence[StepSample]):
     """A run's samples kept column by column: numbers in arrays as narrow as their
     values allow, names as codes, time stamps in one byte string. A 200,000-row run
     takes about 14 MB instead of the 90 MB of one `StepSample` object per row.
-    Iterating builds the samples a chunk at a time, and `by_mode` splits the store into
+    Iterating builds the samples a chunk at a time, and `by_arm_views` splits the store into
     per-mode views that share its columns, so a summary never builds every sample at once.
 
     A read-only sequence like a list of the same samples, in the same order; `append`
@@ -342,12 +346,12 @@ class SampleColumns(Sequence[StepSample]):
 
     _INTS = ("draft_length", "latency_ms", "tokens", "drafted", "accepted", "predicted_n",
              "reload_ms", "round")  # fmt: skip
-    _NAMES = ("mode", "phase", "actuator", "prompt_class")  # stored as codes into _names
+    _NAMES = ("arm", "phase", "actuator", "prompt_class")  # stored as codes into _names
 
     def __init__(self, base: SampleColumns | None = None, at: array[int] | None = None) -> None:
         self._base = base
         self._at = at  # a view: its positions in `base`
-        self._groups: dict[str, SampleColumns] | None = None  # by_mode, once asked
+        self._groups: dict[str, SampleColumns] | None = None  # by_arm_views, once asked
         self._built: list[StepSample] | None = None  # a small view's samples, kept a while
         if base is not None:
             return
@@ -480,13 +484,13 @@ class SampleColumns(Sequence[StepSample]):
                 at = _append_index(at, i)
         return SampleColumns(self._store(), at)
 
-    def by_mode(self) -> dict[str, SampleColumns]:
+    def by_arm_views(self) -> dict[str, SampleColumns]:
         """One view per mode, modes in the order they first appear (the same views
         each time it is asked)."""
         if self._groups is not None:
             return self._groups
         st = self._store()
-        codes = st._codes["mode"]
+        codes = st._codes["arm"]
         at: dict[int, array[int]] = {}
         for i in self._positions():
             c = codes[i]
@@ -533,7 +537,7 @@ def check_row(row: dict[str, str]) -> None:
     if row.get("success") not in ("0", "1"):
         raise ValueError(f"success={_short(row.get('success') or '')} must be 0 or 1")
     mode = row.get("mode") or ""
-    if row.get("draft_length") == "0" and not (mode == NOSPEC or is_adaptive_arm(mode)):
+    if row.get("draft_length") == "0" and not (canonical(mode) == NOSPEC or is_adaptive(mode)):
         # K 0 is no speculation: the nospec arm, or an adaptive arm that chose it
         raise ValueError(f"draft_length=0 belongs to nospec or an adaptive arm, not {_short(mode)}")
     if row.get("settle") not in (None, "", "0", "1"):
@@ -666,7 +670,7 @@ def iter_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> Itera
 # -- summaries ----------------------------------------------------------------
 @dataclass(frozen=True)
 class Report:
-    summaries: tuple[ModeSummary, ...]
+    summaries: tuple[ArmSummary, ...]
     winner: str | None
     winner_score: float | None
     knob: KnobVerdict
@@ -691,13 +695,13 @@ def build_report(
         rows = [s for s in samples if not s.settle]
     groups = by_arm(rows)  # a SampleColumns splits itself into per-mode views
     # As stats.summarize (modes in order of appearance), one mode's samples at a time.
-    summaries = tuple(summarize_mode(m, list(g)) for m, g in groups.items())
+    summaries = tuple(summarize_arm(m, list(g)) for m, g in groups.items())
     best = winner(summaries)
-    nospec = [s.drafted for s in rows if s.mode == NOSPEC and s.success and s.drafted]
+    nospec = [s.drafted for s in rows if s.arm == NOSPEC and s.success and s.drafted]
     decision = decision_of(samples)
     return Report(
         summaries=summaries,
-        winner=best.mode if best else None,
+        winner=best.arm if best else None,
         winner_score=best.score if best else None,
         knob=check_knob(rows),
         regret=tuple(adaptive_regret(rows)),
@@ -781,7 +785,7 @@ def classic_table(report: Report) -> str:
         lines.append(
             _row(
                 [
-                    c.mode, c.steps, c.success, c.failures, c.avg, c.median, c.p95, c.min,
+                    c.arm, c.steps, c.success, c.failures, c.avg, c.median, c.p95, c.min,
                     c.max, c.stddev, c.throughput, c.score,
                 ]  # fmt: skip
             )
@@ -807,7 +811,7 @@ def classic_table(report: Report) -> str:
 
 def extras_table(report: Report) -> str:
     """What the server said about drafting, per mode, and the knob verdict."""
-    w = max([10, *(len(s.mode) for s in report.summaries)])
+    w = max([10, *(len(s.arm) for s in report.summaries)])
     lines = [
         "",
         f"{'mode':<{w}} {'drafted':>9} {'accepted':>9} {'accept%':>8} {'srv tok/s':>10} "
@@ -816,7 +820,7 @@ def extras_table(report: Report) -> str:
     for s in report.summaries:
         c = summary_cells(s)
         lines.append(
-            f"{c.mode:<{w}} {c.drafted:>9} {c.accepted:>9} {c.acceptance:>8} "
+            f"{c.arm:<{w}} {c.drafted:>9} {c.accepted:>9} {c.acceptance:>8} "
             f"{c.server_tps:>10} {c.reloads:>8} {c.reload_ms:>10}"
         )
     adapting = adapting_lines(report)
@@ -841,7 +845,7 @@ def adapting_lines(report: Report) -> list[str]:
         tps = "-" if s.throughput is None else f"{s.throughput:.1f}"
         incl = "-" if s.throughput_incl is None else f"{s.throughput_incl:.1f}"
         out.append(
-            f"{s.mode}: {s.k_changes} K changes, {s.adapting_ms} ms reloading for them; "
+            f"{s.arm}: {s.k_changes} K changes, {s.adapting_ms} ms reloading for them; "
             f"{tps} tok/s without, {incl} tok/s with them"
         )
     return out
@@ -912,8 +916,8 @@ def summary_markdown(report: Report) -> str:
     lines.append("|" + "---|" * len(head))
     for s in report.summaries:
         c = summary_cells(s)
-        name = md_escape(s.mode)
-        if s.mode == report.winner:
+        name = md_escape(s.arm)
+        if s.arm == report.winner:
             name = f"**{name}**"
         cells = [
             name, c.steps, c.success, c.failures, c.avg, c.median, c.p95, c.min, c.max,
@@ -925,7 +929,7 @@ def summary_markdown(report: Report) -> str:
     for s in report.summaries:
         if s.is_adaptive:
             conv = s.convergence_step if s.convergence_step is not None else "none"
-            label = "Adaptive" if s.mode == "adaptive" else md_escape(s.mode)
+            label = "Adaptive" if s.arm == "adaptive" else md_escape(s.arm)
             lines.append(f"\n{label}: {s.k_changes} K changes, converged at step {conv} (k=5).")
     adapting = adapting_lines(report)
     if adapting:

@@ -21,14 +21,14 @@ from halospec_tui.client import ChatClient, Reply, preview
 from halospec_tui.controllers import Controller, Observation, make_controller
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import (
+    ArmFinished,
+    ArmInfo,
+    ArmStarted,
     Calibrated,
     ControllerState,
     KnobVerdict,
     LoadChanged,
     LogLine,
-    ModeFinished,
-    ModeInfo,
-    ModeStarted,
     Paused,
     PhaseChanged,
     RoundFinished,
@@ -44,7 +44,7 @@ from halospec_tui.knob import check_knob
 from halospec_tui.load import LoadInjector
 from halospec_tui.load_requests import Load
 from halospec_tui.metrics import DraftCounter, MetricsProbe
-from halospec_tui.plan import ModeSpec, Plan
+from halospec_tui.plan import ArmSpec, Plan
 from halospec_tui.prompts import workload_prompt
 from halospec_tui.results import (
     CsvWriter,
@@ -61,7 +61,7 @@ from halospec_tui.schedule import (
     round_phase,
     settle_prompt_index,
 )
-from halospec_tui.stats import summarize_mode
+from halospec_tui.stats import summarize_arm
 from halospec_tui.telemetry import Telemetry
 from halospec_tui.verdict import decide, newly_worse, stop_reason
 
@@ -302,7 +302,7 @@ class Runner:
             RunStarted(
                 run_id=cfg.run_id,
                 plan=plan.name,
-                modes=tuple(ModeInfo(m.name, m.warmup_steps, m.measured_steps) for m in plan.modes),
+                arms=tuple(ArmInfo(m.name, m.warmup_steps, m.measured_steps) for m in plan.arms),
                 base_url=self.client.base_url,
                 model=self.client.model,
                 actuator=self.actuator.name,
@@ -318,12 +318,12 @@ class Runner:
         try:
             if plan.interleaved:
                 self._run_rounds(writer)
-            for index, mode in enumerate(() if plan.interleaved else plan.modes):
+            for index, mode in enumerate(() if plan.interleaved else plan.arms):
                 try:
-                    self._run_mode(index, mode, writer)
+                    self._run_arm(index, mode, writer)
                 except _Skip:
                     self._log("info", f"skipped the rest of {mode.name}")
-                    self._finish_mode(mode, skipped=True)
+                    self._finish_arm(mode, skipped=True)
                 finally:
                     self._skip.clear()
                 if self._stop.is_set():
@@ -384,22 +384,22 @@ class Runner:
         self.sink.emit(done)
         return done
 
-    def _finish_mode(self, mode: ModeSpec, skipped: bool = False) -> None:
+    def _finish_arm(self, mode: ArmSpec, skipped: bool = False) -> None:
         samples = [sample_from_record(r) for r in self.records if not r.settle]
-        mine = [s for s in samples if s.mode == mode.name]
-        self.sink.emit(ModeFinished(summarize_mode(mode.name, mine), skipped=skipped))
+        mine = [s for s in samples if s.arm == mode.name]
+        self.sink.emit(ArmFinished(summarize_arm(mode.name, mine), skipped=skipped))
         # Say as early as possible whether K takes effect, not only at the end.
         verdict = check_knob(samples)
         if verdict != self._knob:
             self._knob = verdict
             self.sink.emit(verdict)
 
-    def _controller_for(self, mode: ModeSpec) -> Controller | None:
+    def _controller_for(self, mode: ArmSpec) -> Controller | None:
         if not mode.adaptive:
             return None
         return make_controller(mode.controller or self.config.controller)
 
-    def _warmup(self, mode: ModeSpec, controller: Controller | None) -> None:
+    def _warmup(self, mode: ArmSpec, controller: Controller | None) -> None:
         """Warmup requests: not logged, not counted; they calibrate the controller."""
         warm_lat: list[int] = []
         for w in range(1, mode.warmup_steps + 1):
@@ -425,11 +425,11 @@ class Runner:
                 f"=> low={thr.low_ms} ms high={thr.high_ms} ms",
             )
 
-    def _run_mode(self, index: int, mode: ModeSpec, writer: CsvWriter) -> None:
+    def _run_arm(self, index: int, mode: ArmSpec, writer: CsvWriter) -> None:
         """The original's sequential schedule: warmup, then every measured step of one mode."""
         cfg, plan = self.config, self.plan
         self.sink.emit(
-            ModeStarted(mode.name, index, len(plan.modes), mode.warmup_steps, mode.measured_steps)
+            ArmStarted(mode.name, index, len(plan.arms), mode.warmup_steps, mode.measured_steps)
         )
         self._load_seen = False
         self._set_phase(mode.name, 0, "load" if self.load.active else "steady")
@@ -452,11 +452,11 @@ class Runner:
             self._sleep(0.1)
         if not self.load.active:
             self._announce_load(False, "burners finished")
-        self._finish_mode(mode)
+        self._finish_arm(mode)
 
     def _measure_step(
         self,
-        mode: ModeSpec,
+        mode: ArmSpec,
         step: int,
         controller: Controller | None,
         writer: CsvWriter,
@@ -536,14 +536,14 @@ class Runner:
         with until_decisive, arms clearly worse than the best are dropped after each round
         and the run stops once the verdict is decisive."""
         cfg, plan = self.config, self.plan
-        index_of = {m.name: i for i, m in enumerate(plan.modes)}
-        spec = {m.name: m for m in plan.modes}
+        index_of = {m.name: i for i, m in enumerate(plan.arms)}
+        spec = {m.name: m for m in plan.arms}
         controllers: dict[str, Controller] = {
-            m.name: c for m in plan.modes if (c := self._controller_for(m)) is not None
+            m.name: c for m in plan.arms if (c := self._controller_for(m)) is not None
         }
         warmed: set[str] = set()
-        steps_done: dict[str, int] = {m.name: 0 for m in plan.modes}
-        remaining = [m.name for m in plan.modes]
+        steps_done: dict[str, int] = {m.name: 0 for m in plan.arms}
+        remaining = [m.name for m in plan.arms]
         dropped: list[tuple[str, int]] = []
         started = time.monotonic()
         load_round = plan.load_round if cfg.load_enabled else None
@@ -554,7 +554,7 @@ class Runner:
         for rnd in range(1, plan.rounds + 1):
             timeline = round_phase(rnd, load_round, plan.load_rounds)
             self._round_load(timeline, rnd)
-            size = grown_block(plan.block, len(plan.modes), len(remaining))
+            size = grown_block(plan.block, len(plan.arms), len(remaining))
             blocks = round_blocks(remaining, plan.seed, rnd, size)
             self.sink.emit(
                 RoundStarted(rnd, plan.rounds, tuple(b.arm for b in blocks), timeline)
@@ -562,7 +562,7 @@ class Runner:
             for blk in blocks:
                 mode = spec[blk.arm]
                 self.sink.emit(
-                    ModeStarted(mode.name, index_of[mode.name], len(plan.modes), 0, blk.steps)
+                    ArmStarted(mode.name, index_of[mode.name], len(plan.arms), 0, blk.steps)
                 )
                 controller = controllers.get(mode.name)
                 try:
@@ -600,10 +600,10 @@ class Runner:
                         self._sleep(plan.cooldown_s)
                 except _Skip:
                     self._log("info", f"skipped the rest of {mode.name}'s block in round {rnd}")
-                    self._finish_mode(mode, skipped=True)
+                    self._finish_arm(mode, skipped=True)
                     self._skip.clear()
                     continue
-                self._finish_mode(mode)
+                self._finish_arm(mode)
             first_prompt += size
             verdict = decide(
                 [sample_from_record(r) for r in self.records if not r.settle],
@@ -665,7 +665,7 @@ class Runner:
 
     def _record(
         self,
-        mode: ModeSpec,
+        mode: ArmSpec,
         step: int,
         phase: str,
         k: int,
@@ -679,7 +679,7 @@ class Runner:
         return StepRecord(
             global_step=self._global_step,
             step=step,
-            mode=mode.name,
+            arm=mode.name,
             phase=phase,
             draft_length=k,
             success=reply.success,
@@ -710,8 +710,8 @@ class Runner:
 
     def _log_step(self, r: StepRecord, reply: Reply) -> None:
         if r.success:
-            self._log("debug", f"{r.mode} step {r.step}: reply {preview(reply.text)!r}")
+            self._log("debug", f"{r.arm} step {r.step}: reply {preview(reply.text)!r}")
         else:
             self._log(
-                "error", f"{r.mode} step {r.step}: failed after {r.attempts} attempts: {r.error}"
+                "error", f"{r.arm} step {r.step}: failed after {r.attempts} attempts: {r.error}"
             )

@@ -11,6 +11,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
+from halospec_tui.arms import arm_of, is_adaptive
+
 CONVERGENCE_WINDOW = 5
 
 
@@ -78,7 +80,7 @@ def convergence_step(ks: Sequence[int], window: int = CONVERGENCE_WINDOW) -> int
 class StepSample:
     """What the summary needs of one measured step (a CSV row reduces to this)."""
 
-    mode: str
+    arm: str
     draft_length: int
     success: bool
     latency_ms: int
@@ -97,8 +99,8 @@ class StepSample:
 
 
 @dataclass(frozen=True)
-class ModeSummary:
-    mode: str
+class ArmSummary:
+    arm: str
     steps: int
     successes: int
     failures: int
@@ -126,17 +128,14 @@ class ModeSummary:
 
     @property
     def is_adaptive(self) -> bool:
-        return is_adaptive_arm(self.mode)
+        return is_adaptive(self.arm)
 
     def to_dict(self) -> dict[str, object]:
+        """For the JSON summary, whose key for the arm is the CSV's word, "mode"."""
         d = asdict(self)
+        d = {"mode": d.pop("arm"), **d}
         d["draft_lengths"] = list(self.draft_lengths)
         return d
-
-
-def is_adaptive_arm(mode: str) -> bool:
-    """adaptive (the original rule) and adaptive:NAME choose K as they go."""
-    return mode == "adaptive" or mode.startswith("adaptive:")
 
 
 def adapting_reload_ms(samples: Sequence[StepSample]) -> list[int]:
@@ -152,7 +151,7 @@ def adapting_reload_ms(samples: Sequence[StepSample]) -> list[int]:
     return out
 
 
-def summarize_mode(mode: str, samples: Sequence[StepSample]) -> ModeSummary:
+def summarize_arm(mode: str, samples: Sequence[StepSample]) -> ArmSummary:
     """Summary of one mode's measured steps, the original's figures plus server extras."""
     ok = [s for s in samples if s.success]
     lat = [s.latency_ms for s in ok]
@@ -175,8 +174,8 @@ def summarize_mode(mode: str, samples: Sequence[StepSample]) -> ModeSummary:
     )
     reloads = [s.reload_ms for s in samples if s.reload_ms]
     adapting = sum(r for r, s in zip(adapting_reload_ms(samples), samples, strict=True) if s.success)
-    return ModeSummary(
-        mode=mode,
+    return ArmSummary(
+        arm=mode,
         steps=len(samples),
         successes=len(ok),
         failures=len(samples) - len(ok),
@@ -203,21 +202,21 @@ def summarize_mode(mode: str, samples: Sequence[StepSample]) -> ModeSummary:
     )
 
 
-def summarize(samples: Sequence[StepSample]) -> list[ModeSummary]:
+def summarize(samples: Sequence[StepSample]) -> list[ArmSummary]:
     """One summary per mode, in the order modes first appear."""
     order: list[str] = []
-    by_mode: dict[str, list[StepSample]] = {}
+    by_arm_views: dict[str, list[StepSample]] = {}
     for s in samples:
-        if s.mode not in by_mode:
-            order.append(s.mode)
-            by_mode[s.mode] = []
-        by_mode[s.mode].append(s)
-    return [summarize_mode(m, by_mode[m]) for m in order]
+        if s.arm not in by_arm_views:
+            order.append(s.arm)
+            by_arm_views[s.arm] = []
+        by_arm_views[s.arm].append(s)
+    return [summarize_arm(m, by_arm_views[m]) for m in order]
 
 
-def winner(summaries: Sequence[ModeSummary]) -> ModeSummary | None:
+def winner(summaries: Sequence[ArmSummary]) -> ArmSummary | None:
     """Lowest score wins; ties keep the earlier mode (strict <, as the original)."""
-    best: ModeSummary | None = None
+    best: ArmSummary | None = None
     for s in summaries:
         if s.score is None:
             continue
@@ -237,7 +236,7 @@ def phase_means(samples: Sequence[StepSample], key: str = "phase") -> dict[str, 
     key="prompt_class": per mode and prompt class instead."""
     acc: dict[str, dict[str, list[int]]] = {}
     for s in samples:
-        by_phase = acc.setdefault(s.mode, {})
+        by_phase = acc.setdefault(s.arm, {})
         if s.success:
             by_phase.setdefault(getattr(s, key), []).append(s.latency_ms)
     return {m: {p: sum(v) / len(v) for p, v in ph.items()} for m, ph in acc.items()}
@@ -267,10 +266,11 @@ def adaptive_regret(samples: Sequence[StepSample], key: str = "phase") -> list[P
     """
     means = phase_means(samples, key)
     groups = PHASES if key == "phase" else CLASSES
-    fixed_arms = {m: ph for m, ph in means.items() if m.startswith("fixed_") or m == "nospec"}
+    kinds = {name: (a.kind if (a := arm_of(name)) else None) for name in means}
+    fixed_arms = {m: ph for m, ph in means.items() if kinds[m] in ("fixed", "nospec")}
     out = []
     for arm, own in means.items():
-        if not (is_adaptive_arm(arm) or arm.startswith("pmin:")):
+        if kinds[arm] not in ("adaptive", "pmin"):
             continue
         for phase in groups:
             fixed = [(m, ph[phase]) for m, ph in fixed_arms.items() if phase in ph]

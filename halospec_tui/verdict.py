@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from halospec_tui.arms import NOSPEC, fixed_k, p_min_of
 from halospec_tui.formats import plus_minus
-from halospec_tui.plan import PMIN_N_MAX
 from halospec_tui.specflags import spec_text
 from halospec_tui.stats import StepSample, adapting_reload_ms
 
@@ -42,20 +41,6 @@ RESAMPLES = 2000
 CONFIDENCE = 0.95
 DEFAULT_TOLERANCE = 0.02
 DEFAULT_SEED = 0
-NOSPEC = "nospec"
-_FIXED = re.compile(r"^fixed_(\d+)$")
-
-
-
-def arm_k(mode: str) -> int | None:
-    """The fixed draft length an arm stands for: nospec 0, fixed_K K, pmin:P its n_max,
-    else (adaptive arms) None."""
-    if mode == NOSPEC:
-        return 0
-    if mode.startswith("pmin:"):
-        return PMIN_N_MAX
-    m = _FIXED.match(mode)
-    return int(m.group(1)) if m else None
 
 
 @dataclass(frozen=True)
@@ -281,7 +266,7 @@ def arm_stats(
     cv = float(np.std(lat) / np.mean(lat)) if len(lat) >= 2 and lat.sum() > 0 else None
     return ArmStats(
         arm=arm,
-        k=arm_k(arm),
+        k=fixed_k(arm),
         n=len(ok),
         server_tps=server,
         cv=cv,
@@ -295,13 +280,13 @@ def by_arm(samples: Sequence[StepSample]) -> dict[str, Sequence[StepSample]]:
 
     A store that keeps a long run column by column (`results.SampleColumns`) splits
     itself into per-arm views, so every sample of the run is never built at once."""
-    split = getattr(samples, "by_mode", None)
+    split = getattr(samples, "by_arm_views", None)
     if split is not None:
         views: dict[str, Sequence[StepSample]] = split()
         return views
     out: dict[str, list[StepSample]] = {}
     for s in samples:
-        out.setdefault(s.mode, []).append(s)
+        out.setdefault(s.arm, []).append(s)
     return dict(out)
 
 
@@ -534,16 +519,6 @@ def stop_reason(
 
 
 # -- what to paste ----------------------------------------------------------------
-def arm_p_min(mode: str) -> float:
-    """pmin:P arms stop drafting below confidence P; every other arm uses 0."""
-    if mode.startswith("pmin:"):
-        try:
-            return float(mode.partition(":")[2])
-        except ValueError:
-            return 0.0
-    return 0.0
-
-
 def paste_setting(k: int, actuator: str, p_min: float = 0.0) -> str:
     """The server setting for K (and p_min), in the form the server in use takes it."""
     if actuator == "llama-server":
@@ -585,7 +560,7 @@ def recommendation_line(v: Verdict, actuator: str) -> str:
     if v.recommended_k is None:
         return f"fastest: {v.best} (an adaptive arm: no fixed setting to paste)"
     k = v.recommended_k
-    p = arm_p_min(v.recommended or "")
+    p = p_min_of(v.recommended or "")
     what = "turn speculation off" if k == 0 else f"use K = {k}" + (f" with p_min {p:g}" if p else "")
     why = ""
     if v.smallest_of_tie:
@@ -620,7 +595,7 @@ def decision_of(samples: Sequence[StepSample]) -> Decision:
     last: dict[str, int] = {}
     for s in samples:
         if s.round:
-            last[s.mode] = max(last.get(s.mode, 0), s.round)
+            last[s.arm] = max(last.get(s.arm, 0), s.round)
     dropped = tuple((a, r) for a, r in last.items() if r < rounds)
     # Rows are written in time order, each stamped as it ends: the first and the last
     # stamped rows bound the run (the first one's latency back to its start).

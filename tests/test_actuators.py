@@ -18,7 +18,7 @@ from halospec_tui.actuators import (
 )
 from halospec_tui.client import ChatClient
 from halospec_tui.errors import HalospecError
-from halospec_tui.events import ListSink, LogLine, ModeStarted
+from halospec_tui.events import ArmStarted, ListSink, LogLine
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig, free_port
 from halospec_tui.plan import customise, named_plan
 from halospec_tui.runner import RunConfig, Runner
@@ -64,7 +64,7 @@ def test_a_closed_client_is_interrupted_not_unreachable():
 
 def _plan(pause_s=0.0):
     return customise(
-        named_plan("classic"), modes=["fixed_3"], warmup=1, steps=3, cooldown_s=pause_s,
+        named_plan("classic"), arms=["fixed_3"], warmup=1, steps=3, cooldown_s=pause_s,
         warmup_sleep_s=pause_s,
     )  # fmt: skip
 
@@ -114,7 +114,7 @@ def test_abandoning_during_a_reload_ends_as_interrupted(tmp_path, no_leftovers):
         t.join(30)
         assert not t.is_alive() and result, "the runner did not end"
         assert result[0].reason == "interrupted"
-        assert sink.of(ModeStarted)
+        assert sink.of(ArmStarted)
     finally:
         sim.stop()
 

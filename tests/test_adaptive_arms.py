@@ -58,7 +58,7 @@ def shift_run(tmp_path_factory):
     }
 
 
-def by_mode(rows):
+def by_arm_views(rows):
     out = defaultdict(list)
     for r in rows:
         out[r["mode"]].append(r)
@@ -67,7 +67,7 @@ def by_mode(rows):
 
 def test_rows_follow_the_run_prompt_counter_for_every_arm(shift_run):
     rows = shift_run["rows"]
-    modes = by_mode(rows)
+    modes = by_arm_views(rows)
     assert tuple(modes) == MODES and all(len(v) == STEPS for v in modes.values())
     # measured step s of any arm is the run's prompt s + warmup - 1: the first block of
     # structured prompts lost its first WARMUP prompts to the warmup
@@ -91,7 +91,7 @@ def test_every_arm_drafts_what_its_k_allows(shift_run):
         assert int(r["accepted"]) <= d <= k * n, r
         if r["mode"] != "pmin:0.75":
             assert d >= k * (n - k), r  # drafting is not cut short without p_min
-    ks = {m: {int(r["draft_length"]) for r in rs} for m, rs in by_mode(shift_run["rows"]).items()}
+    ks = {m: {int(r["draft_length"]) for r in rs} for m, rs in by_arm_views(shift_run["rows"]).items()}
     assert ks["fixed_2"] == {2} and ks["fixed_6"] == {6} and ks["pmin:0.75"] == {16}
 
 
@@ -192,7 +192,7 @@ def test_model_arm_drafts_longer_on_structured_prompts(shift_run):
     # the physics' own best K for each class is well apart for any plausible cost ratio
     for r in (0.05, 0.1, 0.19, 0.3, 0.5):
         assert best_k(a_s, 1.0, r, 8) >= best_k(a_o, 1.0, r, 8) + 1, r
-    rows = by_mode(shift_run["rows"])["adaptive:model"]
+    rows = by_arm_views(shift_run["rows"])["adaptive:model"]
     # every K it ran is the one its model chose from the server's figures of the rows
     # before (replayed through a fresh controller), so what follows judges the model
     assert replay_model(rows) == [int(r["draft_length"]) for r in rows]
@@ -220,7 +220,7 @@ def test_pmin_stops_drafting_early_and_more_on_open_prompts(shift_run):
     """pmin:0.75 asks for up to 16 drafts; the draft's confidence ~ Beta(6a, 6(1-a)) falls
     below 0.75 often on open prompts (a about 0.53: P(q >= 0.75) is at most 0.36 for every
     open prompt, so at most about 0.55 drafts per pass) and rarely on structured ones."""
-    rows = by_mode(shift_run["rows"])["pmin:0.75"]
+    rows = by_arm_views(shift_run["rows"])["pmin:0.75"]
     tot = defaultdict(lambda: [0, 0])
     for r in rows:
         tot[r["prompt_class"]][0] += int(r["drafted"])

@@ -145,7 +145,7 @@ def test_api_key_stays_out_of_the_monitor_log_pane(tmp_path, recorder, no_leftov
         ),
         log,
     )
-    plan = customise(named_plan("quick"), modes=["fixed_2"], warmup=1, steps=2)
+    plan = customise(named_plan("quick"), arms=["fixed_2"], warmup=1, steps=2)
     config = RunConfig(plan, str(tmp_path / "ui.csv"), backend=session.backend)
     app = make_app(config, session, LoadInjector(workers=1), log)
     pane: list[str] = []

@@ -199,7 +199,7 @@ def test_knob_ignores_failed_steps_and_missing_drafting():
 FLOAT_RECORD = StepRecord(
     global_step=7,
     step=2,
-    mode="adaptive",
+    arm="adaptive",
     phase="load",
     draft_length=5,
     success=True,

@@ -47,7 +47,7 @@ def make_client(sleeps=None, **kw):
 def test_classic_plan_sends_the_original_body_exactly(tmp_path):
     metrics = no_metrics()
     route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
-    plan = customise(named_plan("classic"), modes=["fixed_3"], warmup=0, steps=1, cooldown_s=0)
+    plan = customise(named_plan("classic"), arms=["fixed_3"], warmup=0, steps=1, cooldown_s=0)
     client = make_client()
     Runner(RunConfig(plan, str(tmp_path / "r.csv")), client, FieldActuator(), ListSink()).run()
     sent = json.loads(route.calls[0].request.content)
@@ -82,7 +82,7 @@ def test_pool_prompts_rotate_and_disable_the_cache(tmp_path):
     route = respx.post(URL).mock(return_value=httpx.Response(200, json=ok_doc()))
     plan = customise(
         named_plan("quick"),
-        modes=["fixed_2", "fixed_5"],
+        arms=["fixed_2", "fixed_5"],
         warmup=1,
         steps=2,
         cooldown_s=0,
@@ -256,7 +256,7 @@ def test_failed_step_is_logged_as_zeroes_and_sets_k_to_one(tmp_path):
     )
     plan = customise(
         named_plan("classic"),
-        modes=["adaptive"],
+        arms=["adaptive"],
         warmup=2,
         adaptive_steps=3,
         cooldown_s=0,

@@ -8,16 +8,17 @@ import json
 
 import pytest
 
+from halospec_tui.arms import parse_arm
 from halospec_tui.events import StepRecord
 from halospec_tui.knob import NO_EFFECT, check_knob
 from halospec_tui.plan import (
-    ModeSpec,
+    ArmSpec,
     Plan,
     PlanError,
+    arm_specs,
     classic,
     customise,
     named_plan,
-    parse_mode,
     quick,
 )
 from halospec_tui.results import (
@@ -39,7 +40,7 @@ from halospec_tui.stats import (
     population_stddev,
     slo_score,
     summarize,
-    summarize_mode,
+    summarize_arm,
     throughput,
     winner,
 )
@@ -97,44 +98,45 @@ def _s(mode: str, k: int, ok: bool, lat: int, tok: int = 64, **kw) -> StepSample
 def test_winner_skips_a_mode_without_a_score():
     sums = summarize([_s("fixed_1", 1, False, 0), _s("fixed_2", 2, True, 100)])
     assert sums[0].score is None
-    assert winner(sums).mode == "fixed_2"  # type: ignore[union-attr]
+    assert winner(sums).arm == "fixed_2"  # type: ignore[union-attr]
     assert winner(summarize([_s("a", 1, False, 0)])) is None
 
 
 def test_summary_figures_at_their_rank_boundaries():
     lat = list(range(100, 2100, 100))  # 20 values: p95 is the 19th, not the 20th
-    s = summarize_mode("m", [_s("m", 1, True, x) for x in lat])
+    s = summarize_arm("m", [_s("m", 1, True, x) for x in lat])
     assert (s.median, s.p95) == (1000, 1900)
-    two = summarize_mode("m", [_s("m", 1, True, 10), _s("m", 1, True, 20)])
+    two = summarize_arm("m", [_s("m", 1, True, 10), _s("m", 1, True, 20)])
     assert two.median == 10  # ceil(0.5 x 2) = 1: the first
 
 
 def test_summary_of_no_steps_and_zero_drafting():
-    empty = summarize_mode("m", [])
+    empty = summarize_arm("m", [])
     assert (empty.steps, empty.success_rate, empty.avg, empty.acceptance) == (0, 0.0, None, None)
-    zero = summarize_mode("m", [_s("m", 1, True, 10, drafted=0, accepted=0)])
+    zero = summarize_arm("m", [_s("m", 1, True, 10, drafted=0, accepted=0)])
     assert (zero.drafted, zero.accepted, zero.acceptance) == (0, 0, None)
-    no_tokens = summarize_mode("m", [_s("m", 1, True, 10, predicted_n=0, predicted_ms=10.0)])
+    no_tokens = summarize_arm("m", [_s("m", 1, True, 10, predicted_n=0, predicted_ms=10.0)])
     assert no_tokens.server_tps == 0.0
-    reloads = summarize_mode(
+    reloads = summarize_arm(
         "m", [_s("m", 1, True, 10, reload_ms=0), _s("m", 1, True, 10, reload_ms=250)]
     )
     assert (reloads.reloads, reloads.reload_ms) == (1, 250)
-    d = summarize_mode("m", [_s("m", 3, True, 10), _s("m", 4, True, 10)]).to_dict()
+    d = summarize_arm("m", [_s("m", 3, True, 10), _s("m", 4, True, 10)]).to_dict()
     assert d["draft_lengths"] == [3, 4] and d["mode"] == "m" and d["k_changes"] == 1
 
 
 # -- plans ------------------------------------------------------------------------------
-def test_parse_mode_limits_and_messages():
-    assert parse_mode("fixed_16", 1, 2, 3) == ModeSpec("fixed_16", 16, 1, 2)
-    assert parse_mode("adaptive", 1, 2, 3) == ModeSpec("adaptive", None, 1, 3)
+def test_arm_specs_limits_and_messages():
+    assert arm_specs(["fixed_16", "adaptive"], 1, 2, 3) == (
+        ArmSpec(parse_arm("fixed_16"), 1, 2), ArmSpec(parse_arm("adaptive"), 1, 3),
+    )  # fmt: skip
     with pytest.raises(PlanError) as e:
-        parse_mode("fixed_17", 1, 2, 3)
+        arm_specs(["fixed_17"], 1, 2, 3)
     assert str(e.value) == "draft length 17 in 'fixed_17' is outside 1..16"
     with pytest.raises(PlanError) as e:
-        parse_mode("fast", 1, 2, 3)
+        arm_specs(["fast"], 1, 2, 3)
     assert str(e.value) == (
-        "unknown mode 'fast': use nospec, fixed_K (K in 1..16), pmin:P, adaptive, "
+        "unknown arm 'fast': use nospec, fixed_K (K in 1..16), pmin:P (0 < P < 1), adaptive, "
         "adaptive:model or adaptive:bandit"
     )
     with pytest.raises(PlanError) as e:
@@ -153,8 +155,8 @@ def test_parse_mode_limits_and_messages():
         ({"load_duration_s": -2.0}, "--load-duration must not be negative (got -2.0)"),
         ({"load_step": 0}, "--load-step must be at least 1 (got 0)"),
         ({"prompts": "mine"}, "unknown prompt set 'mine' (choose original or pool)"),
-        ({"modes": []}, "a plan needs at least one mode"),
-        ({"modes": ["fixed_1", "fixed_1"]}, "a mode is listed twice"),
+        ({"arms": []}, "a plan needs at least one arm"),
+        ({"arms": ["fixed_1", "fixed_1"]}, "'fixed_1' is the same arm, fixed_1: list each arm once"),
     ],
 )
 def test_customise_refuses_with_one_clear_message(kw, message):
@@ -166,7 +168,7 @@ def test_customise_refuses_with_one_clear_message(kw, message):
 def test_customise_accepts_the_edges_and_sets_every_number():
     p = customise(
         classic(),
-        modes=["fixed_2", "adaptive"],
+        arms=["fixed_2", "adaptive"],
         warmup=0,
         steps=0,
         adaptive_steps=7,
@@ -178,7 +180,7 @@ def test_customise_accepts_the_edges_and_sets_every_number():
     )
     assert p == Plan(
         "classic",
-        (ModeSpec("fixed_2", 2, 0, 0), ModeSpec("adaptive", None, 0, 7)),
+        (ArmSpec(parse_arm("fixed_2"), 0, 0), ArmSpec(parse_arm("adaptive"), 0, 7)),
         warmup_sleep_s=0.0,
         cooldown_s=0.25,
         load_step=1,
@@ -192,27 +194,27 @@ def test_customise_accepts_the_edges_and_sets_every_number():
 def test_customise_defaults_come_from_the_plan():
     mixed = Plan(
         "mine",
-        (ModeSpec("fixed_1", 1, 3, 6), ModeSpec("fixed_2", 2, 7, 6)),
+        (ArmSpec(parse_arm("fixed_1"), 3, 6), ArmSpec(parse_arm("fixed_2"), 7, 6)),
         warmup_sleep_s=0.5,
         cooldown_s=0.75,
         load_step=4,
         load_duration_s=9.0,
         prompts="pool",
     )
-    p = customise(mixed, modes=["fixed_2", "fixed_5", "adaptive"])
+    p = customise(mixed, arms=["fixed_2", "fixed_5", "adaptive"])
     # a mode of the plan keeps its warmup; a new one takes the first mode's; fixed steps
     # come from the plan's fixed modes; adaptive steps, absent here, default to 15
-    assert p.modes == (
-        ModeSpec("fixed_2", 2, 7, 6),
-        ModeSpec("fixed_5", 5, 3, 6),
-        ModeSpec("adaptive", None, 3, 15),
+    assert p.arms == (
+        ArmSpec(parse_arm("fixed_2"), 7, 6),
+        ArmSpec(parse_arm("fixed_5"), 3, 6),
+        ArmSpec(parse_arm("adaptive"), 3, 15),
     )
     assert (p.warmup_sleep_s, p.cooldown_s, p.load_step, p.load_duration_s, p.prompts) == (
         0.5, 0.75, 4, 9.0, "pool",
     )  # fmt: skip
-    only_adaptive = Plan("a", (ModeSpec("adaptive", None, 2, 9),))
-    q = customise(only_adaptive, modes=["fixed_3", "adaptive"])
-    assert q.modes == (ModeSpec("fixed_3", 3, 2, 10), ModeSpec("adaptive", None, 2, 9))
+    only_adaptive = Plan("a", (ArmSpec(parse_arm("adaptive"), 2, 9),))
+    q = customise(only_adaptive, arms=["fixed_3", "adaptive"])
+    assert q.arms == (ArmSpec(parse_arm("fixed_3"), 2, 10), ArmSpec(parse_arm("adaptive"), 2, 9))
 
 
 # -- the CSV writer and reader ------------------------------------------------------

@@ -34,7 +34,7 @@ def fast_client(url, **kw):
 
 def plan(modes, steps=2, **kw):
     return customise(
-        named_plan("quick"), modes=modes, warmup=0, steps=steps, adaptive_steps=steps,
+        named_plan("quick"), arms=modes, warmup=0, steps=steps, adaptive_steps=steps,
         cooldown_s=0, warmup_sleep_s=0, **kw,
     )  # fmt: skip
 

@@ -100,9 +100,9 @@ ADAPTIVE_STEPS = [
 
 def test_classic_plan_reproduces_the_original_step_for_step(tmp_path):
     plan = customise(
-        named_plan("classic"), modes=["fixed_3", "adaptive"], warmup_sleep_s=0, cooldown_s=0
+        named_plan("classic"), arms=["fixed_3", "adaptive"], warmup_sleep_s=0, cooldown_s=0
     )
-    assert [(m.warmup_steps, m.measured_steps) for m in plan.modes] == [(5, 10), (5, 15)]
+    assert [(m.warmup_steps, m.measured_steps) for m in plan.arms] == [(5, 10), (5, 15)]
     client = ScriptedClient(WARM_FIXED + FIXED_STEPS + WARM_ADAPTIVE + ADAPTIVE_STEPS)
     csv = tmp_path / "results_phase0.csv"
     Runner(RunConfig(plan, str(csv)), client, FieldActuator(), ListSink()).run()

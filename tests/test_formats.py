@@ -3,14 +3,14 @@
 from halospec_tui.events import StepDone, StepRecord
 from halospec_tui.formats import server_tps, step_details, summary_cells
 from halospec_tui.headless import step_line
-from halospec_tui.stats import StepSample, summarize_mode
+from halospec_tui.stats import StepSample, summarize_arm
 from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
 from halospec_tui.ui.widgets import table_cells
 
 
 def _rec(**kw):
-    base = dict(global_step=1, step=1, mode="fixed_3", phase="steady", draft_length=3,
+    base = dict(global_step=1, step=1, arm="fixed_3", phase="steady", draft_length=3,
                 success=True, latency_ms=400, tokens=64)  # fmt: skip
     return StepRecord(**{**base, **kw})
 
@@ -64,7 +64,7 @@ def test_step_line_with_every_detail():
 
 
 def test_summary_cells_with_and_without_units():
-    s = summarize_mode(
+    s = summarize_arm(
         "adaptive",
         [StepSample("adaptive", 3, True, 400, 64, drafted=10, accepted=5),
          StepSample("adaptive", 4, True, 500, 64), StepSample("adaptive", 4, False, 0, 0)],
@@ -76,7 +76,7 @@ def test_summary_cells_with_and_without_units():
     assert (plain.avg, plain.median, plain.acceptance, plain.k_changes) == ("450.0", "400", "50.0", "1")
     row = table_cells(s)
     assert (row["ok"], row["acc"], row["kchg"]) == ("67", "50", "1")
-    empty = summary_cells(summarize_mode("fixed_1", []))
+    empty = summary_cells(summarize_arm("fixed_1", []))
     assert (empty.avg, empty.median, empty.acceptance, empty.k_changes) == ("-", "-", "-", "")
 
 

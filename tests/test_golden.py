@@ -83,7 +83,7 @@ def test_golden_report_json_figures(capsys):
 def independent_sample(r: StepRecord) -> StepSample:
     """A StepSample straight from the record's fields: no text in between."""
     return StepSample(
-        mode=r.mode,
+        arm=r.arm,
         draft_length=r.draft_length,
         success=r.success,
         latency_ms=r.latency_ms,
@@ -108,7 +108,7 @@ latency = st.integers(min_value=0, max_value=120_000)
 ms3 = st.integers(min_value=1, max_value=10_000_000).map(lambda n: n / 1000)
 record = st.builds(
     lambda mode, phase, k, ok, lat, tok, drafted, acc, pn, pms, rel: dict(
-        mode=mode, phase=phase, draft_length=k, success=ok,
+        arm=mode, phase=phase, draft_length=k, success=ok,
         latency_ms=lat if ok else 0, tokens=tok if ok else 0,
         drafted=drafted, accepted=None if drafted is None else min(acc, drafted),
         predicted_n=pn, predicted_ms=pms, reload_ms=rel,
@@ -182,7 +182,7 @@ class TimedClient:
 
 def test_live_summary_equals_summary_of_records_in_memory(tmp_path):
     plan = customise(
-        named_plan("quick"), modes=["fixed_1", "fixed_3", "adaptive"], warmup_sleep_s=0, cooldown_s=0
+        named_plan("quick"), arms=["fixed_1", "fixed_3", "adaptive"], warmup_sleep_s=0, cooldown_s=0
     )
     csv = tmp_path / "live.csv"
     runner = Runner(RunConfig(plan, str(csv)), TimedClient(), FieldActuator(), ListSink())

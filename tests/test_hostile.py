@@ -33,7 +33,7 @@ RUN = ["--no-ui", "--plan", "quick", "--modes", "fixed_1", "--warmup", "0", "--c
 
 def plan(steps=2):
     return customise(
-        named_plan("quick"), modes=["fixed_1"], warmup=0, steps=steps, cooldown_s=0,
+        named_plan("quick"), arms=["fixed_1"], warmup=0, steps=steps, cooldown_s=0,
         warmup_sleep_s=0,
     )  # fmt: skip
 
@@ -270,7 +270,7 @@ def test_negative_draft_counts_give_no_acceptance_and_no_knob_verdict(tmp_path):
         return_value=httpx.Response(200, json=ok_doc(8, draft_n=-40, draft_n_accepted=-90))
     )
     respx.get(BASE + "/metrics").mock(return_value=httpx.Response(404))
-    p = customise(plan(2), modes=["fixed_1", "fixed_8"])
+    p = customise(plan(2), arms=["fixed_1", "fixed_8"])
     done = Runner(RunConfig(p, str(tmp_path / "n.csv")), ChatClient(BASE, "m"), FieldActuator(),
                   ListSink()).run()  # fmt: skip
     rows = csv_rows(tmp_path / "n.csv")

@@ -11,18 +11,15 @@ import math
 
 import pytest
 
+from halospec_tui.arms import parse_arm
 from halospec_tui.plan import (
-    ADAPTIVE_KINDS,
-    K_LIMIT,
-    PMIN_N_MAX,
-    TUNE_MODES,
-    ModeSpec,
+    TUNE_ARMS,
+    ArmSpec,
     Plan,
     PlanError,
     classic,
     customise,
     named_plan,
-    parse_mode,
     quick,
     tune,
 )
@@ -36,77 +33,12 @@ def _refused(fn, *args, **kw) -> str:
     return str(e.value)
 
 
-# -- arm names ------------------------------------------------------------------------
-def test_the_limits_the_readme_promises():
-    assert K_LIMIT == 16 and PMIN_N_MAX == 16
-    assert ADAPTIVE_KINDS == ("model", "bandit")
-
-
-def test_nospec_and_fixed_arms():
-    # warmup 1, fixed steps 2, adaptive steps 3: each number lands in its own field
-    assert parse_mode("nospec", 1, 2, 3) == ModeSpec("nospec", 0, 1, 2)
-    assert parse_mode("fixed_1", 1, 2, 3) == ModeSpec("fixed_1", 1, 1, 2)
-    assert parse_mode("fixed_16", 5, 6, 7) == ModeSpec("fixed_16", 16, 5, 6)
-    assert parse_mode("fixed_007", 1, 2, 3) == ModeSpec("fixed_007", 7, 1, 2)
-    assert _refused(parse_mode, "fixed_0", 1, 2, 3) == "draft length 0 in 'fixed_0' is outside 1..16"
-    for bad in ("fixed_", "fixed_x", "fixed_-1", "fixed_4 ", "Fixed_4", "NOSPEC", "adaptive "):
-        assert _refused(parse_mode, bad, 1, 2, 3) == (
-            f"unknown mode {bad!r}: use nospec, fixed_K (K in 1..16), pmin:P, adaptive, "
-            "adaptive:model or adaptive:bandit"
-        )
-
-
-def test_adaptive_arms_name_their_controller():
-    assert parse_mode("adaptive", 1, 2, 3) == ModeSpec("adaptive", None, 1, 3, controller=None)
-    model = parse_mode("adaptive:model", 4, 5, 6)
-    assert model == ModeSpec("adaptive:model", None, 4, 6, controller="model")
-    assert (model.adaptive, model.warmup_k, model.p_min) == (True, 4, 0.0)
-    bandit = parse_mode("adaptive:bandit", 7, 8, 9)
-    assert bandit == ModeSpec("adaptive:bandit", None, 7, 9, controller="bandit")
-    assert bandit.name == "adaptive:bandit" and bandit.controller == "bandit"
-
-
-@pytest.mark.parametrize(
-    "name", ["adaptive:", "adaptive:threshold", "adaptive:Model", "adaptive:x:model",
-             "adaptive:model:x", "adaptive:bandit "],
-)  # fmt: skip
-def test_unknown_adaptive_arm(name):
-    # only the text after the first colon names the controller
-    assert _refused(parse_mode, name, 1, 2, 3) == (
-        f"unknown adaptive arm {name!r}: use adaptive, adaptive:model, adaptive:bandit"
-    )
-
-
-@pytest.mark.parametrize(
-    "name,p", [("pmin:0.75", 0.75), ("pmin:0.001", 0.001), ("pmin:0.999", 0.999), ("pmin:.5", 0.5)]
-)
-def test_pmin_arms_draft_up_to_16_and_stop_below_p(name, p):
-    spec = parse_mode(name, 2, 3, 4)
-    assert spec == ModeSpec(name, 16, 2, 3, controller=None, p_min=p)
-    assert (spec.adaptive, spec.warmup_k) == (False, 16)
-
-
-@pytest.mark.parametrize(
-    "name",
-    ["pmin:0", "pmin:0.0", "pmin:1", "pmin:1.0", "pmin:1.5", "pmin:-0.5", "pmin:nan",
-     "pmin:inf", "pmin:", "pmin:abc", "pmin:0.5:0.25", "pmin:0.5:x"],
-)  # fmt: skip
-def test_pmin_outside_the_open_interval_is_refused(name):
-    assert _refused(parse_mode, name, 1, 2, 3) == (
-        f"{name!r}: p_min must be a number between 0 and 1, e.g. pmin:0.75"
-    )
-
-
-def test_pmin_prefix_is_lower_case():
-    assert _refused(parse_mode, "PMIN:0.5", 1, 2, 3).startswith("unknown mode 'PMIN:0.5': ")
-
-
 # -- the tune plan as data -----------------------------------------------------------
 def test_tune_plan_as_data():
-    assert [m.name for m in tune().modes] == TUNE_MODES == ["nospec", *FIXED]
+    assert [m.name for m in tune().arms] == TUNE_ARMS == ["nospec", *FIXED]
     want = Plan(
         name="tune",
-        modes=(ModeSpec("nospec", 0, 0, 4),) + tuple(ModeSpec(f"fixed_{k}", k, 0, 4) for k in range(1, 9)),
+        arms=(ArmSpec(parse_arm("nospec"), 0, 4),) + tuple(ArmSpec(parse_arm(f"fixed_{k}"), 0, 4) for k in range(1, 9)),
         warmup_sleep_s=0.0,
         cooldown_s=0.0,
         load_step=6,
@@ -133,7 +65,7 @@ def test_tune_plan_as_data():
 
 
 def test_plan_defaults_are_sequential_and_steady():
-    p = Plan("p", (ModeSpec("fixed_1", 1, 0, 1),))
+    p = Plan("p", (ArmSpec(parse_arm("fixed_1"), 0, 1),))
     assert (p.schedule, p.rounds, p.block, p.settle, p.seed, p.until_decisive) == (
         "sequential", 4, 2, 0, 0, False,
     )  # fmt: skip
@@ -156,8 +88,8 @@ def test_plan_defaults_are_sequential_and_steady():
         ({"load_round": 0}, "--load-round must be at least 1 (got 0)"),
         ({"load_rounds": -1}, "--load-rounds must be at least 0 (got -1)"),
         ({"shift_every": 0}, "--shift-every must be at least 1 (got 0)"),
-        ({"tolerance": -0.01}, "--tolerance must be from 0 to 1 (got -0.01)"),
-        ({"tolerance": 1.0}, "--tolerance must be from 0 to 1 (got 1.0)"),
+        ({"tolerance": -0.01}, "--tolerance must be at least 0 and below 1 (got -0.01)"),
+        ({"tolerance": 1.0}, "--tolerance must be at least 0 and below 1 (got 1.0)"),
         ({"max_time_s": 0.0}, "--max-time must be positive (got 0.0)"),
         ({"max_time_s": -5.0}, "--max-time must be positive (got -5.0)"),
         ({"schedule": "random"}, "unknown schedule 'random' (choose sequential or interleaved)"),
@@ -197,8 +129,8 @@ def test_classic_accepts_what_keeps_it_sequential():
     p = customise(classic(), block=3, rounds=5)
     assert p == Plan(
         "classic",
-        tuple(ModeSpec(f"fixed_{k}", k, 5, 10) for k in range(1, 9))
-        + (ModeSpec("adaptive", None, 5, 15),),
+        tuple(ArmSpec(parse_arm(f"fixed_{k}"), 5, 10) for k in range(1, 9))
+        + (ArmSpec(parse_arm("adaptive"), 5, 15),),
         rounds=5,
         block=3,
     )
@@ -227,7 +159,7 @@ def test_customise_accepts_every_lower_edge():
 def test_quick_made_interleaved_takes_every_number():
     p = customise(
         quick(),
-        modes=["nospec", "fixed_2", "adaptive:bandit"],
+        arms=["nospec", "fixed_2", "adaptive:bandit"],
         schedule="interleaved",
         rounds=6,
         block=3,
@@ -245,9 +177,9 @@ def test_quick_made_interleaved_takes_every_number():
     assert p == Plan(
         "quick",
         (
-            ModeSpec("nospec", 0, 2, 3),
-            ModeSpec("fixed_2", 2, 2, 3),
-            ModeSpec("adaptive:bandit", None, 2, 3, controller="bandit"),
+            ArmSpec(parse_arm("nospec"), 2, 3),
+            ArmSpec(parse_arm("fixed_2"), 2, 3),
+            ArmSpec(parse_arm("adaptive:bandit"), 2, 3),
         ),
         warmup_sleep_s=0.05,
         cooldown_s=0.1,
@@ -273,10 +205,10 @@ def test_interleaved_without_a_block_uses_the_plans_block():
     p = customise(quick(), schedule="interleaved")
     assert p.schedule == "interleaved" and p.block == 2 and not p.until_decisive
     # quick's 4 fixed / 8 adaptive steps become one block of 2 each
-    assert [m.measured_steps for m in p.modes] == [2] * 10
-    assert [m.warmup_steps for m in p.modes] == [2] * 10
+    assert [m.measured_steps for m in p.arms] == [2] * 10
+    assert [m.warmup_steps for m in p.arms] == [2] * 10
     q = customise(tune(), block=6)
-    assert q.block == 6 and [m.measured_steps for m in q.modes] == [6] * 9
+    assert q.block == 6 and [m.measured_steps for m in q.arms] == [6] * 9
     assert customise(tune()) == tune()
 
 
@@ -284,7 +216,7 @@ def test_tune_made_sequential_is_no_longer_until_decisive():
     p = customise(tune(), schedule="sequential")
     assert (p.schedule, p.until_decisive) == ("sequential", False)
     # sequential keeps the per-mode steps (tune's 4), not a block
-    assert [m.measured_steps for m in p.modes] == [4] * 9
+    assert [m.measured_steps for m in p.arms] == [4] * 9
     assert customise(tune(), schedule="sequential", until_decisive=False).until_decisive is False
     assert _refused(customise, tune(), schedule="sequential", until_decisive=True) == (
         "--until-decisive needs --schedule interleaved"

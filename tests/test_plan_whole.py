@@ -12,20 +12,21 @@ from dataclasses import dataclass, field
 import pytest
 
 from halospec_tui.actuators import FieldActuator
+from halospec_tui.arms import parse_arm
 from halospec_tui.client import Reply
 from halospec_tui.events import ListSink, LoadChanged, PhaseChanged, StepDone, WarmupStep
-from halospec_tui.plan import ALL_MODES, ModeSpec, Plan, classic, named_plan, quick
+from halospec_tui.plan import CLASSIC_ARMS, ArmSpec, Plan, classic, named_plan, quick
 from halospec_tui.runner import RunConfig, Runner
 
 FIXED = [f"fixed_{k}" for k in range(1, 9)]
 
 
 def test_classic_plan_as_data():
-    assert ALL_MODES == FIXED + ["adaptive"]
+    assert CLASSIC_ARMS == FIXED + ["adaptive"]
     want = Plan(
         name="classic",
-        modes=tuple(ModeSpec(f"fixed_{k}", k, 5, 10) for k in range(1, 9))
-        + (ModeSpec("adaptive", None, 5, 15),),
+        arms=tuple(ArmSpec(parse_arm(f"fixed_{k}"), 5, 10) for k in range(1, 9))
+        + (ArmSpec(parse_arm("adaptive"), 5, 15),),
         warmup_sleep_s=1.0,
         cooldown_s=2.0,
         load_step=6,
@@ -34,18 +35,18 @@ def test_classic_plan_as_data():
         max_tokens=64,
     )
     assert classic() == want == named_plan("classic")
-    assert sum(m.measured_steps for m in want.modes) == 8 * 10 + 15
-    assert sum(m.measured_steps + m.warmup_steps for m in want.modes) == 8 * 15 + 20
-    assert [m.warmup_k for m in want.modes] == [1, 2, 3, 4, 5, 6, 7, 8, 4]
-    assert [m.adaptive for m in want.modes] == [False] * 8 + [True]
+    assert sum(m.measured_steps for m in want.arms) == 8 * 10 + 15
+    assert sum(m.measured_steps + m.warmup_steps for m in want.arms) == 8 * 15 + 20
+    assert [m.warmup_k for m in want.arms] == [1, 2, 3, 4, 5, 6, 7, 8, 4]
+    assert [m.adaptive for m in want.arms] == [False] * 8 + [True]
 
 
 def test_quick_plan_as_data():
     want = Plan(
         name="quick",
-        modes=(ModeSpec("nospec", 0, 2, 4),)
-        + tuple(ModeSpec(f"fixed_{k}", k, 2, 4) for k in range(1, 9))
-        + (ModeSpec("adaptive", None, 2, 8),),
+        arms=(ArmSpec(parse_arm("nospec"), 2, 4),)
+        + tuple(ArmSpec(parse_arm(f"fixed_{k}"), 2, 4) for k in range(1, 9))
+        + (ArmSpec(parse_arm("adaptive"), 2, 8),),
         warmup_sleep_s=0.05,
         cooldown_s=0.1,
         load_step=3,
@@ -153,8 +154,8 @@ def test_classic_run_on_an_injected_clock(tmp_path):
     lat = 3.5
     finished, client, load, events, clock = _run(classic(), tmp_path, lat, load=True)
     assert finished.reason == "completed"
-    assert [s.mode for s in finished.summaries] == FIXED + ["adaptive"]
-    assert [(s.mode, s.steps) for s in finished.summaries] == [(m, 10) for m in FIXED] + [
+    assert [s.arm for s in finished.summaries] == FIXED + ["adaptive"]
+    assert [(s.arm, s.steps) for s in finished.summaries] == [(m, 10) for m in FIXED] + [
         ("adaptive", 15)
     ]
     warm = [e for e in events if isinstance(e, WarmupStep)]
@@ -190,12 +191,12 @@ def test_classic_run_on_an_injected_clock(tmp_path):
     assert i == 140
     # load: at measured step 6 of every arm, for 30 s each time
     assert load.starts == [(pytest.approx(a, abs=1e-9), 30.0) for a in load_at]
-    phases = {m: [r.phase for r in done if r.mode == m] for m in FIXED + ["adaptive"]}
+    phases = {m: [r.phase for r in done if r.arm == m] for m in FIXED + ["adaptive"]}
     for m in FIXED:
         assert phases[m] == ["steady"] * 5 + ["load"] * 5, m
     # steps 6..10 end within the 30 s; step 11 ends 31 s after the load began
     assert phases["adaptive"] == ["steady"] * 5 + ["load"] * 5 + ["recovery"] * 5
-    changes = [(e.mode, e.step, e.phase) for e in events if isinstance(e, PhaseChanged)]
+    changes = [(e.arm, e.step, e.phase) for e in events if isinstance(e, PhaseChanged)]
     assert changes[:2] == [("fixed_1", 6, "load"), ("fixed_2", 0, "steady")]
     assert changes[-2:] == [("adaptive", 6, "load"), ("adaptive", 11, "recovery")]
     loads = [(e.active, e.workers) for e in events if isinstance(e, LoadChanged)]
@@ -218,9 +219,9 @@ def test_quick_plan_loads_at_measured_step_three(tmp_path):
     assert [d for _, d in load.starts] == [2.0] * 10  # nospec, fixed_1..8, adaptive
     sent = client.sent
     i = 0
-    for m in quick().modes:
+    for m in quick().arms:
         # measured step 3 is the (warmup + 3)th request of the mode
         assert load.starts.pop(0)[0] == pytest.approx(sent[i + m.warmup_steps + 2].at)
         i += m.warmup_steps + m.measured_steps
     done = [e.record for e in events if isinstance(e, StepDone)]
-    assert [r.phase for r in done if r.mode == "fixed_1"] == ["steady", "steady", "load", "load"]
+    assert [r.phase for r in done if r.arm == "fixed_1"] == ["steady", "steady", "load", "load"]

@@ -52,7 +52,7 @@ def test_rule_moves_at_most_two_and_stays_in_bounds(ema, k, low, high):
 modes = st.sampled_from(["fixed_1", "fixed_4", "fixed_8", "adaptive"])
 record = st.builds(
     lambda mode, phase, k, ok, lat, tok, drafted, acc, err: dict(
-        mode=mode,
+        arm=mode,
         phase=phase,
         draft_length=k,
         success=ok,
@@ -99,5 +99,5 @@ def test_report_of_written_csv_equals_report_of_rows(tmp_path, rows):
     assert summary_json(from_csv) == summary_json(direct)
     assert summary_markdown(from_csv) == summary_markdown(direct)
     assert [s.steps for s in direct.summaries] == [
-        sum(1 for r in rows if r["mode"] == m) for m in dict.fromkeys(r["mode"] for r in rows)
+        sum(1 for r in rows if r["arm"] == m) for m in dict.fromkeys(r["arm"] for r in rows)
     ]

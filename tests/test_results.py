@@ -104,12 +104,12 @@ def test_no_convergence_and_no_success_rows():
     ) in text
 
 
-def _rec(g, step, mode="fixed_1", run_id="r1", **kw):
+def _rec(g, step, arm="fixed_1", run_id="r1", **kw):
     base = dict(
         phase="steady", draft_length=1, success=True, latency_ms=100 + g, tokens=64, run_id=run_id
     )
     base.update(kw)
-    return StepRecord(g, step, mode, **base)
+    return StepRecord(g, step, arm, **base)
 
 
 def test_csv_writer_header_once_and_original_columns_first(tmp_path):
@@ -300,14 +300,14 @@ def test_sample_columns_views_split_by_mode_in_order_of_appearance():
         cols.append(s)
     measured = cols.measured()
     assert list(measured) == [s for s in samples if not s.settle]
-    groups = measured.by_mode()
+    groups = measured.by_arm_views()
     assert list(groups) == ["fixed_1", "nospec", "adaptive"]
     assert {m: list(v) for m, v in groups.items()} == {
         "fixed_1": [samples[0], samples[2]],
         "nospec": [samples[3]],
         "adaptive": [samples[4]],
     }
-    assert measured.by_mode() is groups  # asked again: the same views
+    assert measured.by_arm_views() is groups  # asked again: the same views
     assert groups["fixed_1"][-1] == samples[2] and len(groups["fixed_1"]) == 2
     with pytest.raises(TypeError, match="read-only"):
         groups["nospec"].append(samples[0])
@@ -320,7 +320,7 @@ def test_sample_columns_keep_at_most_keep_built_samples_of_their_views(monkeypat
     cols = results.SampleColumns()
     for i in range(9):
         cols.append(StepSample(("a", "b", "c")[i % 3], 1, True, 100 + i, 64))
-    a, b, c = cols.by_mode().values()  # 3 samples each
+    a, b, c = cols.by_arm_views().values()  # 3 samples each
     assert list(a) == list(a) and a._built is not None  # kept: 3 of at most 4
     first = a._built
     assert next(iter(a)) is first[0]  # read again from what was kept
@@ -406,15 +406,15 @@ def test_sample_columns_store_and_rebuild_every_field_exactly():
     assert cols[0] == StepSample("fixed_1", 1, True, 5, 6, timestamp="\udc80 lone surrogate")
     assert cols[0].predicted_ms is None and cols[0].drafted is None  # every row None: not NaN/-1
     assert cols._ints["drafted"].typecode == "b"  # None costs one byte, not a list
-    assert cols._codes["mode"].typecode == "b" and cols._stamp_at.typecode == "b"
+    assert cols._codes["arm"].typecode == "b" and cols._stamp_at.typecode == "b"
     many = SampleColumns()
     for i in range(300):  # 300 names, 300 rows: codes and positions outgrow one byte
         many.append(StepSample(f"m{i}", 1, i % 2 == 0, i, 1, settle=i % 3 == 0))
-    assert [s.mode for s in many] == [f"m{i}" for i in range(300)]
+    assert [s.arm for s in many] == [f"m{i}" for i in range(300)]
     assert [s.success for s in many][:4] == [True, False, True, False]
     measured = many.measured()
     assert [s.latency_ms for s in measured] == [i for i in range(300) if i % 3]
-    assert list(measured.by_mode())[-1] == "m299" and len(measured.by_mode()) == 200
+    assert list(measured.by_arm_views())[-1] == "m299" and len(measured.by_arm_views()) == 200
 
 
 def test_sample_columns_refuse_with_exact_messages():
@@ -435,7 +435,7 @@ def test_views_are_kept_up_to_keep_built_samples_exactly(monkeypatch):
     cols = results.SampleColumns()
     for i in range(12):
         cols.append(StepSample(("a", "b", "c", "d")[i // 3], 1, True, i, 1))
-    a, b, c, d = cols.by_mode().values()  # 3 each
+    a, b, c, d = cols.by_arm_views().values()  # 3 each
     list(a)
     list(b)
     assert a._built is not None and b._built is not None  # 3 + 3 = 6: both kept

@@ -12,7 +12,7 @@ from halospec_tui.stats import (
     population_stddev,
     slo_score,
     summarize,
-    summarize_mode,
+    summarize_arm,
     throughput,
     winner,
 )
@@ -74,7 +74,7 @@ def test_summary_of_a_mode_with_a_failure():
         _s("fixed_1", 1, False, 0),
         _s("fixed_1", 1, True, 200),
     ]
-    s = summarize_mode("fixed_1", rows)
+    s = summarize_arm("fixed_1", rows)
     assert (s.steps, s.successes, s.failures) == (4, 3, 1)
     assert s.success_rate == 0.75
     assert s.avg == 200.0
@@ -86,7 +86,7 @@ def test_summary_of_a_mode_with_a_failure():
 
 
 def test_summary_with_no_success_has_no_figures():
-    s = summarize_mode("fixed_2", [_s("fixed_2", 2, False, 0)])
+    s = summarize_arm("fixed_2", [_s("fixed_2", 2, False, 0)])
     assert s.success_rate == 0.0
     assert (s.avg, s.median, s.p95, s.stddev, s.throughput, s.score) == (None,) * 6
 
@@ -97,7 +97,7 @@ def test_server_extras():
         _s("fixed_4", 4, True, 100, drafted=20, accepted=10, predicted_n=64, predicted_ms=110.0),
         _s("fixed_4", 4, False, 0, drafted=None),
     ]
-    s = summarize_mode("fixed_4", rows)
+    s = summarize_arm("fixed_4", rows)
     assert (s.drafted, s.accepted, s.acceptance) == (100, 50, 0.5)
     assert s.server_tps == 128 / 0.2
 
@@ -105,8 +105,8 @@ def test_server_extras():
 def test_winner_first_lowest_wins_ties():
     rows = [_s("a", 1, True, 100), _s("b", 2, True, 50), _s("c", 3, True, 50), _s("d", 4, False, 0)]
     sums = summarize(rows)
-    assert [s.mode for s in sums] == ["a", "b", "c", "d"]
-    assert winner(sums).mode == "b"
+    assert [s.arm for s in sums] == ["a", "b", "c", "d"]
+    assert winner(sums).arm == "b"
     assert winner([]) is None
 
 

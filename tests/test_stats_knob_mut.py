@@ -7,22 +7,22 @@ from __future__ import annotations
 
 import pytest
 
+from halospec_tui.arms import is_adaptive
 from halospec_tui.knob import check_knob
 from halospec_tui.stats import (
     PhaseRegret,
     StepSample,
     adapting_reload_ms,
     adaptive_regret,
-    is_adaptive_arm,
-    summarize_mode,
+    summarize_arm,
 )
 
 
 def test_which_arms_adapt():
-    assert is_adaptive_arm("adaptive") and is_adaptive_arm("adaptive:model")
-    assert is_adaptive_arm("adaptive:bandit")
+    assert is_adaptive("adaptive") and is_adaptive("adaptive:model")
+    assert is_adaptive("adaptive:bandit")
     for fixed in ("fixed_1", "nospec", "pmin:0.75", "adaptiveX", "Adaptive:model", "ADAPTIVE:"):
-        assert not is_adaptive_arm(fixed)
+        assert not is_adaptive(fixed)
 
 
 def _k(mode: str, k: int, reload_ms: int | None, ok: bool = True, latency_ms: int = 1000):
@@ -51,11 +51,11 @@ def test_summary_charges_own_reloads_of_successful_steps():
         _k("adaptive", 4, 400, ok=False),  # failed: its reload is not charged
         _k("adaptive", 2, 300),
     ]
-    m = summarize_mode("adaptive", rows)
+    m = summarize_arm("adaptive", rows)
     assert (m.reloads, m.reload_ms, m.adapting_ms) == (4, 1900, 1000)
     # 3 successes: 192 tokens in 3000 ms, or in 3000 + 1000 ms with the arm's own reloads
     assert m.throughput == pytest.approx(64.0) and m.throughput_incl == pytest.approx(48.0)
-    none = summarize_mode("adaptive", [_k("adaptive", 2, 500, ok=False)])
+    none = summarize_arm("adaptive", [_k("adaptive", 2, 500, ok=False)])
     assert (none.adapting_ms, none.throughput, none.throughput_incl) == (0, None, None)
 
 

@@ -95,7 +95,7 @@ def test_focused_the_table_scrolls_with_the_keys():
 
 
 def test_the_mode_column_is_as_wide_as_the_widest_name_in_cells():
-    from halospec_tui.events import ModeInfo, RunStarted
+    from halospec_tui.events import ArmInfo, RunStarted
     from halospec_tui.ui.model import RunModel
     from halospec_tui.ui.widgets import ResultsTable
 
@@ -105,7 +105,7 @@ def test_the_mode_column_is_as_wide_as_the_widest_name_in_cells():
 
     m = RunModel(clock=lambda: 0.0)
     m.apply(RunStarted(
-        run_id="r", plan="p", modes=(ModeInfo("速度模式", 0, 4), ModeInfo("fixed_1", 0, 4)),
+        run_id="r", plan="p", arms=(ArmInfo("速度模式", 0, 4), ArmInfo("fixed_1", 0, 4)),
         base_url="", model="m", actuator="a", backend="b", csv_path="", load_arms="",
         load_enabled=False, cooldown_s=0.0, warmup_sleep_s=0.0,
     ))  # fmt: skip

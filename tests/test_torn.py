@@ -40,7 +40,7 @@ def cli(args, timeout=120, **kw):
 
 
 def rec(g, run_id="r1", **kw):
-    base = dict(global_step=g, step=g, mode="fixed_1", phase="steady", draft_length=1,
+    base = dict(global_step=g, step=g, arm="fixed_1", phase="steady", draft_length=1,
                 success=True, latency_ms=100 + g, tokens=64, run_id=run_id)  # fmt: skip
     base.update(kw)
     return StepRecord(**base)
@@ -182,7 +182,7 @@ def test_report_reads_one_run_at_a_time(tmp_path):
 
 # -- summaries that cannot be written ---------------------------------------------------
 def plan(steps=2):
-    return customise(named_plan("quick"), modes=["fixed_1"], warmup=0, steps=steps,
+    return customise(named_plan("quick"), arms=["fixed_1"], warmup=0, steps=steps,
                      cooldown_s=0, warmup_sleep_s=0)  # fmt: skip
 
 
@@ -288,8 +288,8 @@ def test_a_header_without_its_newline_gets_one_before_the_first_row(tmp_path):
 def test_k_zero_is_a_row_of_nospec_or_of_an_adaptive_arm_that_chose_it(tmp_path):
     # adaptive:model and adaptive:bandit may choose K 0 (no speculation); report reads it
     p = tmp_path / "k0.csv"
-    rows = [rec(1, mode="nospec", draft_length=0), rec(2, mode="adaptive:model", draft_length=0),
-            rec(3, mode="adaptive:bandit", draft_length=0), rec(4, mode="adaptive", draft_length=0)]  # fmt: skip
+    rows = [rec(1, arm="nospec", draft_length=0), rec(2, arm="adaptive:model", draft_length=0),
+            rec(3, arm="adaptive:bandit", draft_length=0), rec(4, arm="adaptive", draft_length=0)]  # fmt: skip
     p.write_text(",".join(COLUMNS) + "\n" + "\n".join(line(r) for r in rows) + "\n")
     assert [s.draft_length for s in read_runs(p)[0].samples] == [0, 0, 0, 0]
     r = cli(["report", str(p)])

@@ -10,12 +10,12 @@ import pytest
 from helpers import csv_rows
 from textual.widgets import Digits
 
-from halospec_tui.events import LogRouter, ModeInfo, RunStarted
+from halospec_tui.events import ArmInfo, LogRouter, RunStarted
 from halospec_tui.load import LoadInjector
 from halospec_tui.plan import customise, named_plan
 from halospec_tui.runner import RunConfig
 from halospec_tui.session import SessionOptions, open_session
-from halospec_tui.stats import StepSample, summarize_mode
+from halospec_tui.stats import StepSample, summarize_arm
 from halospec_tui.ui.app import ConfirmQuit, make_app
 from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
@@ -46,7 +46,7 @@ def rows(tmp_path):
 
 def test_quick_run_shows_k_and_results(sim, tmp_path):
     session, app, load = build(
-        sim, tmp_path, modes=["fixed_2", "fixed_5", "adaptive"], warmup=1, steps=3, adaptive_steps=5
+        sim, tmp_path, arms=["fixed_2", "fixed_5", "adaptive"], warmup=1, steps=3, adaptive_steps=5
     )
 
     async def go():
@@ -79,7 +79,7 @@ def test_quick_run_shows_k_and_results(sim, tmp_path):
 
 def test_load_key_quit_key_and_no_leftovers(sim, tmp_path, no_leftovers):
     session, app, load = build(
-        sim, tmp_path, modes=["fixed_3"], warmup=0, steps=200, cooldown_s=0.05, load_duration_s=1.0
+        sim, tmp_path, arms=["fixed_3"], warmup=0, steps=200, cooldown_s=0.05, load_duration_s=1.0
     )
     seen_pids = []
 
@@ -118,7 +118,7 @@ def test_load_key_quit_key_and_no_leftovers(sim, tmp_path, no_leftovers):
 @pytest.mark.parametrize("size", [(80, 24), (200, 60)])
 def test_small_and_large_terminals(sim, tmp_path, size):
     session, app, load = build(
-        sim, tmp_path, modes=["fixed_1", "adaptive"], warmup=1, steps=2, adaptive_steps=3
+        sim, tmp_path, arms=["fixed_1", "adaptive"], warmup=1, steps=2, adaptive_steps=3
     )
 
     async def go():
@@ -137,14 +137,14 @@ def test_small_and_large_terminals(sim, tmp_path, size):
 
 def test_skip_moves_to_the_next_mode(sim, tmp_path):
     session, app, load = build(
-        sim, tmp_path, modes=["fixed_1", "fixed_2"], warmup=0, steps=100, cooldown_s=0.05
+        sim, tmp_path, arms=["fixed_1", "fixed_2"], warmup=0, steps=100, cooldown_s=0.05
     )
 
     async def go():
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: app.model.step >= 2)
             await pilot.press("s")
-            await wait_for(pilot, lambda: app.model.mode == "fixed_2" and app.model.step >= 1)
+            await wait_for(pilot, lambda: app.model.arm == "fixed_2" and app.model.step >= 1)
             await pilot.press("s")
             await wait_for(pilot, lambda: app.finished is not None)
 
@@ -161,7 +161,7 @@ def test_a_knob_without_effect_is_shown_loudly(sim, tmp_path):
         SessionOptions(backend="server", base_url=sim.base_url, actuator="field"), LogRouter()
     )
     plan = customise(
-        named_plan("quick"), modes=["fixed_1", "fixed_8", "fixed_2"], warmup=0, steps=2
+        named_plan("quick"), arms=["fixed_1", "fixed_8", "fixed_2"], warmup=0, steps=2
     )
     config = RunConfig(plan, str(tmp_path / "ui.csv"))
     app = make_app(config, session, LoadInjector(workers=1))
@@ -182,7 +182,7 @@ def test_a_knob_without_effect_is_shown_loudly(sim, tmp_path):
 
 def test_ctrl_c_stops_the_run_as_interrupted(sim, tmp_path):
     session, app, load = build(
-        sim, tmp_path, modes=["fixed_4"], warmup=0, steps=100, cooldown_s=0.05
+        sim, tmp_path, arms=["fixed_4"], warmup=0, steps=100, cooldown_s=0.05
     )
 
     async def go():
@@ -209,7 +209,7 @@ def test_integer_axis_ticks():
 
 
 def test_time_left_and_best_mode_from_the_model():
-    modes = (ModeInfo("fixed_1", 2, 4), ModeInfo("adaptive", 1, 3))
+    modes = (ArmInfo("fixed_1", 2, 4), ArmInfo("adaptive", 1, 3))
     started = RunStarted("r", "p", modes, "", "", "", "", "", "all", False, 0.25, 0.05)
     # 2 requests took 1 s: 0.5 s each; every measured step is followed by a 0.25 s cooldown
     warming = RunModel(started=started, warmup=(1, 2), requests_done=2, request_time_s=1.0)
@@ -219,11 +219,11 @@ def test_time_left_and_best_mode_from_the_model():
     assert RunModel(started=started).remaining_s() is None  # nothing measured yet
 
     def summary(mode, *lat):
-        return summarize_mode(mode, [StepSample(mode, 1, True, ms, 64) for ms in lat])
+        return summarize_arm(mode, [StepSample(mode, 1, True, ms, 64) for ms in lat])
 
     m = RunModel()
     assert m.best_mode is None
-    m.summaries = {s.mode: s for s in (summary("fixed_1", 100, 100), summary("fixed_2", 100, 100))}
+    m.summaries = {s.arm: s for s in (summary("fixed_1", 100, 100), summary("fixed_2", 100, 100))}
     assert m.best_mode == "fixed_1"  # a tie keeps the earlier mode, as the summary does
     m.summaries["adaptive"] = summary("adaptive", 50)
     assert m.best_mode == "adaptive"

@@ -162,7 +162,7 @@ def test_every_verdict_wording():
 def test_the_controller_pane_follows_the_running_adaptive_arm_or_the_last_one():
     m = model_of(upto(recorded_tune_run(), in_round(4, "fixed_3", 1)))
     # fixed_3 runs; the pane keeps the last adaptive arm seen, not bold (not running)
-    assert m.mode == "fixed_3" and m.view_mode == "adaptive:model"
+    assert m.arm == "fixed_3" and m.view_arm == "adaptive:model"
     assert m.view is not None and m.view.acceptance == 0.76  # 3 rounds x 2 steps: 0.70 + 0.06
     text = controller_text("adaptive:model", m.view, running=False)
     assert text.plain.splitlines()[1] == "acc 0.76"
@@ -170,7 +170,7 @@ def test_the_controller_pane_follows_the_running_adaptive_arm_or_the_last_one():
     bandit = replace(controller_view(2, 0.5, 4.0, 1.0), acceptance=None, pass_ms=None,
                      draft_ms=None, name="bandit")  # fmt: skip
     m.apply(ControllerState("adaptive:bandit", bandit))
-    assert m.view_mode == "adaptive:bandit"
+    assert m.view_arm == "adaptive:bandit"
     lines = controller_text("adaptive:bandit", bandit, running=True).plain.splitlines()
     assert lines[1:3] == ["acc -", "pass -"]
     assert lines[3].endswith("8 K=2 " + f"{dict(bandit.expected_tps)[2]:.0f}/s")

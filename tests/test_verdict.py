@@ -3,13 +3,12 @@
 import numpy as np
 import pytest
 
+from halospec_tui.arms import fixed_k, p_min_of
 from halospec_tui.schedule import grown_block, prompt_index, round_blocks, round_order, round_phase
 from halospec_tui.stats import StepSample, percentile_nearest_rank
 from halospec_tui.verdict import (
     Comparison,
     Estimate,
-    arm_k,
-    arm_p_min,
     bootstrap,
     classify,
     cluster_weights,
@@ -29,11 +28,11 @@ from halospec_tui.verdict import (
 
 
 def s(mode, lat, rnd=1, tokens=64, ok=True, settle=False, **kw):
-    return StepSample(mode, arm_k(mode) or 0, ok, lat, tokens, round=rnd, settle=settle, **kw)
+    return StepSample(mode, fixed_k(mode) or 0, ok, lat, tokens, round=rnd, settle=settle, **kw)
 
 
 def test_arm_k():
-    assert [arm_k(m) for m in ("nospec", "fixed_1", "fixed_12", "adaptive", "fixed_x")] == [
+    assert [fixed_k(m) for m in ("nospec", "fixed_1", "fixed_12", "adaptive", "fixed_x")] == [
         0, 1, 12, None, None,
     ]  # fmt: skip
 
@@ -107,7 +106,7 @@ def test_no_ratio_is_undecided():
 def _stats(*arms):
     from halospec_tui.verdict import ArmStats
 
-    return {a: ArmStats(a, arm_k(a), 1, None, None, None, None, None, None, None) for a in arms}
+    return {a: ArmStats(a, fixed_k(a), 1, None, None, None, None, None, None, None) for a in arms}
 
 
 def test_recommend_the_smallest_k_among_the_tied():
@@ -202,7 +201,7 @@ def test_paste_setting_per_server_kind():
         "K never reached the server through actuator field:speculative_draft_length: "
         "nothing to paste"
     )
-    assert arm_k("pmin:0.75") == 16 and arm_p_min("pmin:0.75") == 0.75 and arm_p_min("fixed_3") == 0
+    assert fixed_k("pmin:0.75") == 16 and p_min_of("pmin:0.75") == 0.75 and p_min_of("fixed_3") == 0
 
 
 def test_decision_counts_from_rows():

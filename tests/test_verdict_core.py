@@ -12,13 +12,13 @@ import zlib
 import numpy as np
 import pytest
 
+from halospec_tui.arms import fixed_k
 from halospec_tui.schedule import round_order, round_phase
 from halospec_tui.stats import StepSample
 from halospec_tui.verdict import (
     ArmStats,
     Comparison,
     Estimate,
-    arm_k,
     arm_stats,
     bootstrap,
     classify,
@@ -39,7 +39,7 @@ from halospec_tui.verdict import (
 
 
 def s(mode, lat, rnd=1, tokens=64, phase="steady", **kw):
-    return StepSample(mode, arm_k(mode) or 0, True, lat, tokens, round=rnd, phase=phase, **kw)
+    return StepSample(mode, fixed_k(mode) or 0, True, lat, tokens, round=rnd, phase=phase, **kw)
 
 
 def _seeded(seed, *labels):
@@ -190,7 +190,7 @@ def _two_arms(factor_by_round, phase_by_round=None):
         ph = (phase_by_round or {}).get(rnd, "steady")
         rows.append(s("fixed_4", 100 * f, rnd, phase=ph))
         rows.append(s("fixed_1", 200 * f, rnd, phase=ph))
-    return [r for r in rows if r.mode == "fixed_4"], [r for r in rows if r.mode == "fixed_1"]
+    return [r for r in rows if r.arm == "fixed_4"], [r for r in rows if r.arm == "fixed_1"]
 
 
 def test_paired_ratio_cancels_the_round_conditions():
@@ -308,7 +308,7 @@ def test_a_ci_ending_exactly_at_the_tolerance_is_equivalent_even_when_wide():
 
 
 def _stats(*arms):
-    return {a: ArmStats(a, arm_k(a), 1, None, None, None, None, None, None, None) for a in arms}
+    return {a: ArmStats(a, fixed_k(a), 1, None, None, None, None, None, None, None) for a in arms}
 
 
 def test_recommend_counts_only_ties_within_the_tolerance():
@@ -363,10 +363,10 @@ def test_decide_tolerance_and_seed_reach_the_comparisons():
     wide = decide(rows, tolerance=0.5, seed=3)
     assert wide.tolerance == 0.5 and wide.status("nospec") == "tied"
     assert wide.comparison("nospec").ratio == ratio(
-        [r for r in rows if r.mode == "fixed_3"], [r for r in rows if r.mode == "nospec"],
+        [r for r in rows if r.arm == "fixed_3"], [r for r in rows if r.arm == "nospec"],
         3, "fixed_3/nospec",
     )  # fmt: skip
-    assert wide.arms[0] == arm_stats("nospec", [r for r in rows if r.mode == "nospec"], 3)
+    assert wide.arms[0] == arm_stats("nospec", [r for r in rows if r.arm == "nospec"], 3)
     assert wide.vs_nospec == wide.comparison("nospec").ratio
 
 
@@ -375,9 +375,9 @@ def test_decide_against_nospec_is_the_fastest_speculating_arm():
     v = decide(rows, with_phases=False)
     assert v.best == "fixed_1" and v.vs_nospec_arm == "fixed_1"
     assert v.vs_nospec.value == pytest.approx(300.5 / 150.5)
-    only = decide([r for r in rows if r.mode == "nospec"])
+    only = decide([r for r in rows if r.arm == "nospec"])
     assert (only.vs_nospec, only.vs_nospec_arm, only.best) == (None, None, "nospec")
-    no_nospec = decide([r for r in rows if r.mode != "nospec"])
+    no_nospec = decide([r for r in rows if r.arm != "nospec"])
     assert (no_nospec.vs_nospec, no_nospec.vs_nospec_arm) == (None, None)
     # A speculating arm without a successful step is not the one compared.
     v = decide(rows + [StepSample("fixed_9", 9, False, 0, 0, round=1)])
@@ -388,7 +388,7 @@ def test_decide_phase_and_prompt_class_tables_only_when_they_vary():
     rows = _race()
     assert decide(rows).phases == () and decide(rows).classes == ()
     loaded = [
-        StepSample(r.mode, r.draft_length, True, r.latency_ms, 64, round=r.round,
+        StepSample(r.arm, r.draft_length, True, r.latency_ms, 64, round=r.round,
                    phase="load" if r.round == 3 else "steady",
                    prompt_class="open" if r.round % 2 else "structured")
         for r in rows
@@ -397,13 +397,13 @@ def test_decide_phase_and_prompt_class_tables_only_when_they_vary():
     assert [(p.arm, p.phase) for p in v.phases] == [
         (a, p) for a in ("nospec", "fixed_2", "fixed_3") for p in ("steady", "load")
     ]
-    assert v.phases[1] == arm_stats("nospec", [r for r in loaded if r.mode == "nospec"
+    assert v.phases[1] == arm_stats("nospec", [r for r in loaded if r.arm == "nospec"
                                                and r.phase == "load"], 4, phase="load")  # fmt: skip
     assert [p.phase for p in v.classes[:2]] == ["structured", "open"]
     assert decide(loaded, with_phases=False).phases == ()
     assert decide(loaded, with_phases=False).classes == ()
     # One class plus unclassified rows: nothing to break down.
-    one = [StepSample(r.mode, 0, True, r.latency_ms, 64, round=r.round,
+    one = [StepSample(r.arm, 0, True, r.latency_ms, 64, round=r.round,
                       prompt_class="open" if r.round == 1 else "") for r in rows]  # fmt: skip
     assert decide(one).classes == ()
 
@@ -582,16 +582,16 @@ def _long_race():
 def test_decide_passes_its_seed_to_every_figure():
     rows = _long_race()
     v = decide(rows, seed=3)
-    mine = [r for r in rows if r.mode == "fixed_2"]
+    mine = [r for r in rows if r.arm == "fixed_2"]
     assert v.arms[1] == arm_stats("fixed_2", mine, 3)
     assert v.arms[1] != arm_stats("fixed_2", mine, 0)  # the seed matters for these rows
     load = [r for r in mine if r.phase == "load"]
     assert v.phases[3] == arm_stats("fixed_2", load, 3, phase="load")
     assert v.phases[3] != arm_stats("fixed_2", load, 0, phase="load")
-    classed = [StepSample(r.mode, 0, True, r.latency_ms, 64, round=r.round,
+    classed = [StepSample(r.arm, 0, True, r.latency_ms, 64, round=r.round,
                           prompt_class="open" if r.round % 2 else "structured") for r in rows]  # fmt: skip
     c = decide(classed, seed=3).classes
-    mine = [r for r in classed if r.mode == "fixed_2" and r.prompt_class == "open"]
+    mine = [r for r in classed if r.arm == "fixed_2" and r.prompt_class == "open"]
     assert (c[3].arm, c[3].phase) == ("fixed_2", "open")
     assert c[3] == arm_stats("fixed_2", mine, 3, phase="open")
     assert c[3] != arm_stats("fixed_2", mine, 0, phase="open")
@@ -611,10 +611,10 @@ def test_recommend_k_zero_beats_k_one():
 
 
 def test_pmin_threshold_is_everything_after_the_first_colon():
-    from halospec_tui.verdict import arm_p_min
+    from halospec_tui.arms import p_min_of
 
-    assert arm_p_min("pmin:0.25") == 0.25
-    assert arm_p_min("pmin:x:0.25") == 0.0  # not a number
+    assert p_min_of("pmin:0.25") == 0.25
+    assert p_min_of("pmin:x:0.25") == 0.0  # not a number
 
 
 def test_nearest_rank_slices_cover_every_replicate_of_a_very_long_run():

@@ -6,6 +6,7 @@ from the figures written in the test and the format promised in the README.
 
 import math
 
+from halospec_tui.arms import p_min_of
 from halospec_tui.stats import StepSample
 from halospec_tui.verdict import (
     ArmStats,
@@ -13,7 +14,6 @@ from halospec_tui.verdict import (
     Decision,
     Estimate,
     Verdict,
-    arm_p_min,
     decision_of,
     fmt_est,
     fmt_ratio,
@@ -91,11 +91,11 @@ def test_paste_setting_with_p_min_and_without_an_actuator():
 
 
 def test_arm_p_min():
-    assert arm_p_min("pmin:0.5") == 0.5
-    assert arm_p_min("pmin:") == 0.0  # not a number: no threshold
-    assert arm_p_min("pmin:high") == 0.0
-    assert arm_p_min("nospec") == 0.0
-    assert arm_p_min("xpmin:0.5") == 0.0
+    assert p_min_of("pmin:0.5") == 0.5
+    assert p_min_of("pmin:") == 0.0  # not a number: no threshold
+    assert p_min_of("pmin:high") == 0.0
+    assert p_min_of("nospec") == 0.0
+    assert p_min_of("xpmin:0.5") == 0.0
 
 
 # -- the recommendation line ------------------------------------------------------------

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.controllers.model import expected_tps
 from halospec_tui.events import (
+    ArmFinished,
+    ArmInfo,
+    ArmStarted,
     Calibrated,
     ControllerState,
     Event,
     KnobVerdict,
     LoadChanged,
     LogLine,
-    ModeFinished,
-    ModeInfo,
-    ModeStarted,
     PhaseChanged,
     RoundFinished,
     RoundStarted,
@@ -30,7 +30,7 @@ from halospec_tui.events import (
     WarmupStep,
 )
 from halospec_tui.results import build_report, sample_from_record, summary_text
-from halospec_tui.stats import summarize_mode
+from halospec_tui.stats import summarize_arm
 
 MODES = (("fixed_2", 2, 6), ("fixed_5", 5, 6), ("adaptive", 4, 10))
 WARMUP = 2
@@ -50,7 +50,7 @@ def recorded_run() -> list[Event]:
     ev: list[Event] = [
         RunStarted(
             run_id="20260101T120000-abcd", plan="quick",
-            modes=tuple(ModeInfo(m, WARMUP, n) for m, _, n in MODES),
+            arms=tuple(ArmInfo(m, WARMUP, n) for m, _, n in MODES),
             base_url="http://127.0.0.1:13305", model="Qwen3-0.6B-GGUF",
             actuator="lemonade-load", backend="embedded server", csv_path="/tmp/run.csv",
             load_arms="all", load_enabled=True, cooldown_s=0.2, warmup_sleep_s=0.1,
@@ -63,7 +63,7 @@ def recorded_run() -> list[Event]:
     phase = "steady"
     for index, (mode, k0, steps) in enumerate(MODES):
         adaptive = mode == "adaptive"
-        ev.append(ModeStarted(mode, index, len(MODES), WARMUP, steps))
+        ev.append(ArmStarted(mode, index, len(MODES), WARMUP, steps))
         for w in range(1, WARMUP + 1):
             ev.append(WarmupStep(mode, w, WARMUP, k0, True, 400 + 10 * w))
         if adaptive:
@@ -88,7 +88,7 @@ def recorded_run() -> list[Event]:
                 k = max(1, min(8, k + (1 if ema < 400 else -1)))
             ok = not (mode == "fixed_2" and step == 4)  # one failed step
             r = StepRecord(
-                global_step=g, step=step, mode=mode, phase=phase, draft_length=k,
+                global_step=g, step=step, arm=mode, phase=phase, draft_length=k,
                 success=ok, latency_ms=lat if ok else 0, tokens=64 if ok else 0,
                 ema_ms=ema if adaptive else None,
                 low_ms=350 if adaptive else None, high_ms=470 if adaptive else None,
@@ -105,8 +105,8 @@ def recorded_run() -> list[Event]:
             ev.append(StepDone(r, steps))
             if not ok:
                 ev.append(LogLine("error", f"{mode} step {step}: failed after 3 attempts"))
-        mine = [sample_from_record(r) for r in records if r.mode == mode]
-        ev.append(ModeFinished(summarize_mode(mode, mine)))
+        mine = [sample_from_record(r) for r in records if r.arm == mode]
+        ev.append(ArmFinished(summarize_arm(mode, mine)))
         if index == 1:
             ev.append(KnobVerdict("effective", "K took effect: drafted/pass 2.0 vs 5.0"))
     report = build_report([sample_from_record(r) for r in records])
@@ -132,7 +132,7 @@ def at_step(mode: str, step: int) -> Callable[[Event], bool]:
     def stop(e: Event) -> bool:
         if seen["done"]:
             return True
-        if isinstance(e, StepDone) and e.record.mode == mode and e.record.step == step:
+        if isinstance(e, StepDone) and e.record.arm == mode and e.record.step == step:
             seen["done"] = True
         return False
 
@@ -188,7 +188,7 @@ def recorded_tune_run() -> list[Event]:
     ev: list[Event] = [
         RunStarted(
             run_id="20260101T130000-tune", plan="tune",
-            modes=tuple(ModeInfo(a, 0, 4) for a in arms),
+            arms=tuple(ArmInfo(a, 0, 4) for a in arms),
             base_url="http://127.0.0.1:13305", model="Qwen3-0.6B-GGUF",
             actuator="lemonade-load", backend="embedded server", csv_path="/tmp/tune.csv",
             load_arms="all", load_enabled=False, cooldown_s=0.0, warmup_sleep_s=0.0,
@@ -204,7 +204,7 @@ def recorded_tune_run() -> list[Event]:
     for rnd, order in enumerate(TUNE_ORDERS, start=1):
         ev.append(RoundStarted(rnd, TUNE_ROUNDS, order, "steady"))
         for arm in order:
-            ev.append(ModeStarted(arm, arms.index(arm), len(arms), 0, TUNE_BLOCK))
+            ev.append(ArmStarted(arm, arms.index(arm), len(arms), 0, TUNE_BLOCK))
             k = ks[arm]
             ev.append(WarmupStep(arm, 1, 1, k, True, _tune_latency(arm, rnd, 0)))  # settle
             for i in range(1, TUNE_BLOCK + 1):
@@ -213,7 +213,7 @@ def recorded_tune_run() -> list[Event]:
                 lat = _tune_latency(arm, rnd, i)
                 drafted = 8 * k
                 r = StepRecord(
-                    global_step=g, step=done[arm], mode=arm, phase="steady", draft_length=k,
+                    global_step=g, step=done[arm], arm=arm, phase="steady", draft_length=k,
                     success=True, latency_ms=lat, tokens=64, actuator="lemonade-load",
                     confirmed_k=k, drafted=drafted or None, accepted=(drafted * 3 // 4) or None,
                     acceptance=0.75 if drafted else None, predicted_ms=lat * 0.9,
@@ -230,8 +230,8 @@ def recorded_tune_run() -> list[Event]:
                     ks[arm] = view.k
                     ev.append(ControllerState(arm, view))
                 ev.append(StepDone(r, TUNE_BLOCK))
-            mine = [sample_from_record(r) for r in records if r.mode == arm]
-            ev.append(ModeFinished(summarize_mode(arm, mine)))
+            mine = [sample_from_record(r) for r in records if r.arm == arm]
+            ev.append(ArmFinished(summarize_arm(arm, mine)))
         best, decisive, stop, rec_k, left, status, hw = TUNE_VERDICTS[rnd - 1]
         if rnd == 3:
             dropped.append(("nospec", 3))
@@ -262,8 +262,8 @@ def in_round(rnd: int, arm: str, step: int) -> Callable[[Event], bool]:
             return True
         if isinstance(e, RoundStarted):
             state["round"] = e.round
-        elif isinstance(e, ModeStarted):
-            state["arm"], state["n"] = e.mode, 0
+        elif isinstance(e, ArmStarted):
+            state["arm"], state["n"] = e.arm, 0
         elif isinstance(e, StepDone):
             state["n"] = int(state["n"]) + 1
             if (state["round"], state["arm"], state["n"]) == (rnd, arm, step):

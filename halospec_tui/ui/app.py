@@ -292,7 +292,7 @@ class HaloSpecApp(App[None]):
         self.runner.skip()
         rnd = self.model.round
         block = f"'s block in round {rnd.round}" if rnd is not None else ""
-        self.notify(f"skipping the rest of {self.model.mode}{block}")
+        self.notify(f"skipping the rest of {self.model.arm}{block}")
 
     def action_toggle_debug(self) -> None:
         self._debug = self.runner.toggle_debug()

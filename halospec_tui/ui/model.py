@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import (
+    ArmFinished,
+    ArmStarted,
     Calibrated,
     ControllerState,
     Event,
     KnobVerdict,
     LoadChanged,
     LogLine,
-    ModeFinished,
-    ModeStarted,
     Paused,
     PhaseChanged,
     RoundFinished,
@@ -31,7 +31,7 @@ from halospec_tui.events import (
     StepRecord,
     WarmupStep,
 )
-from halospec_tui.stats import ModeSummary, winner
+from halospec_tui.stats import ArmSummary, winner
 
 SPARK_POINTS = 60
 
@@ -41,9 +41,9 @@ class RunModel:
     clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
     started: RunStarted | None = None
     run_started_at: float | None = None  # on `clock`; None: at construction
-    mode: str = ""
-    mode_index: int = 0
-    total_modes: int = 0
+    arm: str = ""
+    arm_index: int = 0
+    total_arms: int = 0
     step: int = 0
     measured_steps: int = 0
     warmup: tuple[int, int] | None = None  # (i, n) while warming up
@@ -61,8 +61,8 @@ class RunModel:
     ks: list[int] = field(default_factory=list)
     mode_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
     phase_marks: list[tuple[int, str]] = field(default_factory=list)  # (global step, phase)
-    mode_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode; in rounds "rN")
-    summaries: dict[str, ModeSummary] = field(default_factory=dict)
+    arm_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode; in rounds "rN")
+    summaries: dict[str, ArmSummary] = field(default_factory=dict)
     load_reason: str = ""
     paused: bool = False
     finished: RunFinished | None = None
@@ -78,7 +78,7 @@ class RunModel:
     warmups_seen: dict[str, int] = field(default_factory=dict)
     # Adaptive arms: each one's last view, and the arm the controller pane shows.
     views: dict[str, ControllerView] = field(default_factory=dict)
-    view_mode: str | None = None
+    view_arm: str | None = None
     version: int = 0  # bumped on every change, so the redraw can skip when nothing changed
     table_version: int = 0  # bumped when the results table has something new
 
@@ -100,7 +100,7 @@ class RunModel:
     @property
     def view(self) -> ControllerView | None:
         """The controller pane's arm: the adaptive arm running, or the last one seen."""
-        return self.views.get(self.view_mode) if self.view_mode is not None else None
+        return self.views.get(self.view_arm) if self.view_arm is not None else None
 
     @property
     def next_step(self) -> int:
@@ -113,7 +113,7 @@ class RunModel:
             return self.verdict.left_s if self.verdict is not None else None
         if self.started is None or self.requests_done == 0:
             return None
-        current, *later = self.started.modes[self.mode_index :]
+        current, *later = self.started.arms[self.arm_index :]
         if self.warmup is not None:  # warming up: all measured steps still to come
             left_requests = current.warmup_steps - self.warmup[0] + current.measured_steps
             left_cool = current.measured_steps
@@ -130,30 +130,30 @@ class RunModel:
         if self.verdict is not None:
             return self.verdict.best
         best = winner(list(self.summaries.values()))
-        return best.mode if best else None
+        return best.arm if best else None
 
     # -- folding events -----------------------------------------------------
     def apply(self, e: Event) -> None:
         self.version += 1
         if isinstance(e, RunStarted):
             self.started = e
-            self.total_modes = len(e.modes)
+            self.total_arms = len(e.arms)
             self.run_started_at = self.clock()
-        elif isinstance(e, ModeStarted):
-            self.mode, self.mode_index, self.total_modes = e.mode, e.index, e.total_modes
+        elif isinstance(e, ArmStarted):
+            self.arm, self.arm_index, self.total_arms = e.arm, e.index, e.total_arms
             self.step, self.measured_steps = 0, e.measured_steps
             self.block_step, self.settling = 0, False
             self.warmup = (0, e.warmup_steps) if e.warmup_steps else None
             self.low_ms = self.high_ms = None
             self.mode_latency.clear()
             if not self.interleaved:  # in rounds the plot marks rounds, not blocks
-                self.mode_marks.append((self.next_step, e.mode))
-            if e.mode in self.views:
-                self.view_mode = e.mode
+                self.arm_marks.append((self.next_step, e.arm))
+            if e.arm in self.views:
+                self.view_arm = e.arm
         elif isinstance(e, WarmupStep):
             self.warmup = (e.index, e.total)
-            seen = self.warmups_seen[e.mode] = self.warmups_seen.get(e.mode, 0) + 1
-            self.settling = self.interleaved and seen > self._warmup_steps(e.mode)
+            seen = self.warmups_seen[e.arm] = self.warmups_seen.get(e.arm, 0) + 1
+            self.settling = self.interleaved and seen > self._warmup_steps(e.arm)
             self.k = e.k
             self.requests_done += 1
             self.request_time_s += e.latency_ms / 1000.0 + (
@@ -176,7 +176,7 @@ class RunModel:
             # An arm that explains itself (ControllerState comes before its StepDone) is
             # not the original threshold rule: its uncalibrated band would only squash
             # the latency plot, so the EMA and band are the original rule's alone.
-            rule = r.mode not in self.views
+            rule = r.arm not in self.views
             self.ema.append(r.ema_ms if r.ema_ms is not None and rule else nan)
             self.low.append(float(r.low_ms) if r.low_ms is not None and rule else nan)
             self.high.append(float(r.high_ms) if r.high_ms is not None and rule else nan)
@@ -188,15 +188,15 @@ class RunModel:
         elif isinstance(e, PhaseChanged):
             self.phase = e.phase
             self.phase_marks.append((len(self.steps) + 1, e.phase))
-        elif isinstance(e, ModeFinished):
-            self.summaries[e.summary.mode] = e.summary
+        elif isinstance(e, ArmFinished):
+            self.summaries[e.summary.arm] = e.summary
             self.table_version += 1
         elif isinstance(e, ControllerState):
-            self.views[e.mode] = e.view
-            self.view_mode = e.mode
+            self.views[e.arm] = e.view
+            self.view_arm = e.arm
         elif isinstance(e, RoundStarted):
             self.round = e
-            self.mode_marks.append((self.next_step, f"r{e.round}"))
+            self.arm_marks.append((self.next_step, f"r{e.round}"))
             self.table_version += 1
         elif isinstance(e, RoundFinished):
             self.verdict = e
@@ -216,7 +216,7 @@ class RunModel:
 
     def _warmup_steps(self, mode: str) -> int:
         if self.started is not None:
-            for m in self.started.modes:
+            for m in self.started.arms:
                 if m.name == mode:
                     return m.warmup_steps
         return 0

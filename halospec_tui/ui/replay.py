@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from halospec_tui.controls import LoadStatus
-from halospec_tui.events import Event, KnobVerdict, ModeFinished, RunFinished, Sink
+from halospec_tui.events import ArmFinished, Event, KnobVerdict, RunFinished, Sink
 from halospec_tui.ui.model import RunModel
 
 NO_LOAD = LoadStatus(False, None, 2)
@@ -35,7 +35,7 @@ def long_run_model(n: int, seed: int) -> RunModel:
     m.low = np.where(rule, 65.0, np.nan).tolist()
     m.high = np.where(rule, 90.0, np.nan).tolist()
     m.ks = rng.integers(1, 9, n).tolist()
-    m.mode_marks = [(1 + i * n // 10, f"fixed_{i + 1}") for i in range(10)]
+    m.arm_marks = [(1 + i * n // 10, f"fixed_{i + 1}") for i in range(10)]
     m.phase_marks = [(n // 3, "load"), (2 * n // 3, "recovery")]
     return m
 
@@ -71,7 +71,7 @@ class Replay:
         if finished is not None:
             return finished
         self._stop.wait(self.hold_s)
-        summaries = tuple(e.summary for e in self.events if isinstance(e, ModeFinished))
+        summaries = tuple(e.summary for e in self.events if isinstance(e, ArmFinished))
         done = RunFinished(
             reason=self._reason,
             summaries=summaries,

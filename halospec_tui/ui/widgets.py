@@ -13,7 +13,7 @@ from textual.widgets import Label
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
 from halospec_tui.formats import plus_minus, step_details, summary_cells
-from halospec_tui.stats import ModeSummary
+from halospec_tui.stats import ArmSummary
 from halospec_tui.ui.digits import FastDigits
 from halospec_tui.ui.fastplot import FastPlotextPlot
 from halospec_tui.ui.lines import TextLines
@@ -61,10 +61,10 @@ def status_text(m: RunModel) -> Text:
     rnd = m.round
     if rnd is not None:  # interleaved: a block of every arm per round, modes repeat
         order = rnd.order
-        pos = order.index(m.mode) + 1 if m.mode in order else 0
-        t.append(f"round {rnd.round}/{rnd.rounds} · {m.mode or '-'} ({pos}/{len(order)}) ")
+        pos = order.index(m.arm) + 1 if m.arm in order else 0
+        t.append(f"round {rnd.round}/{rnd.rounds} · {m.arm or '-'} ({pos}/{len(order)}) ")
     else:
-        t.append(f"mode {m.mode or '-'} ({m.mode_index + 1}/{m.total_modes}) ")
+        t.append(f"mode {m.arm or '-'} ({m.arm_index + 1}/{m.total_arms}) ")
     if m.warmup is not None:
         what = "settle" if m.settling else "warmup"
         t.append(f"{what} {m.warmup[0]}/{m.warmup[1]} ")
@@ -207,7 +207,7 @@ class LatencyPlot(RunPlot):
         bottom = float(lat[1].min()) if len(lat[1]) else 0.0
         both = np.concatenate([lat[1], high[1]])
         top = float(both.max()) if len(both) else 0.0
-        marks = [(x, mode) for x, mode in m.mode_marks if x <= xs[-1]]
+        marks = [(x, mode) for x, mode in m.arm_marks if x <= xs[-1]]
         for i, (x, mode) in enumerate(marks):
             end = marks[i + 1][0] - 1 if i + 1 < len(marks) else xs[-1]
             if x > xs[0]:
@@ -274,14 +274,14 @@ class KPanel(Vertical):
                 lines.append(f"accepted {d.accepted} of {d.drafted} ({d.acceptance or '-'})")
             if d.server_tps is not None:
                 lines.append(f"server {d.server_tps} tok/s")
-            if d.ema is not None and r.mode not in m.views:  # the threshold rule's alone
+            if d.ema is not None and r.arm not in m.views:  # the threshold rule's alone
                 lines.append(f"EMA {d.ema} ms, band {d.low}-{d.high}")
             if d.reload_ms is not None:
                 lines.append(f"reload {d.reload_ms} ms (not in latency)")
         self.query_one("#k-detail", TextLines).update("\n".join(lines))
         view = m.view
-        if view is not None and m.view_mode is not None:
-            shown = (m.view_mode, view, m.view_mode == m.mode)
+        if view is not None and m.view_arm is not None:
+            shown = (m.view_arm, view, m.view_arm == m.arm)
             if shown != self._controller:
                 self._controller = shown
                 self.query_one("#controller", TextLines).update(controller_text(*shown))
@@ -345,7 +345,7 @@ class ResultsTable(LightTable):
             self.set_columns(())
         columns = ROUND_COLUMNS if self._rounds else RESULT_COLUMNS
         if not self.columns:
-            names = [mode.name for mode in m.started.modes]
+            names = [mode.name for mode in m.started.arms]
             self.set_columns(
                 [Column(label, key, width or max(map(cell_len, names + [label])))
                  for label, key, width in columns]
@@ -358,16 +358,16 @@ class ResultsTable(LightTable):
         status = dict(v.status) if v is not None else {}
         tps = {arm: (value, hw) for arm, value, hw in v.half_width} if v is not None else {}
         for s in m.summaries.values():
-            mark = round_status(s.mode, status, v)
-            style = "bold green" if s.mode == best else "dim" if mark == "dropped" else ""
+            mark = round_status(s.arm, status, v)
+            style = "bold green" if s.arm == best else "dim" if mark == "dropped" else ""
             row = table_cells(s)
             if self._rounds:
                 row["verdict"] = mark
-                if s.mode in tps:
-                    value, hw = tps[s.mode]
+                if s.arm in tps:
+                    value, hw = tps[s.arm]
                     row["tps"] = plus_minus(value, hw)  # as the summary writes it
             self.set_row(
-                s.mode,
+                s.arm,
                 {key: (row[key], STATUS_STYLE.get(mark, style) if key == "verdict" else style)
                  for _, key, _ in columns},
             )  # fmt: skip
@@ -383,11 +383,11 @@ def round_status(mode: str, status: dict[str, str], v: RoundFinished | None) -> 
     return "dropped" if word == "eliminated" else word
 
 
-def table_cells(s: ModeSummary) -> dict[str, str]:
+def table_cells(s: ArmSummary) -> dict[str, str]:
     """The results table's row: the summaries' own cells, whole percentages."""
     c = summary_cells(s, pct_decimals=0)
     return {
-        "mode": c.mode, "steps": c.steps, "ok": c.success, "avg": c.avg, "p50": c.median,
+        "mode": c.arm, "steps": c.steps, "ok": c.success, "avg": c.avg, "p50": c.median,
         "p95": c.p95, "sd": c.stddev, "tps": c.throughput, "score": c.score,
         "acc": c.acceptance, "kchg": c.k_changes,
     }  # fmt: skip
