@@ -565,6 +565,7 @@ def cmd_report(argv: Sequence[str]) -> int:
     ns = p.parse_args(list(argv))
     if not (0 <= ns.tolerance < 1):
         raise UsageError(f"--tolerance must be at least 0 and below 1 (got {ns.tolerance})")
+    ns.tolerance += 0.0  # -0 is 0: never "tied within -0%"
     render = {"text": summary_text, "md": summary_markdown, "json": summary_json}[ns.format]
 
     def warn(text: str) -> None:

@@ -198,3 +198,9 @@ def test_bad_sim_option_is_exit_2():
     p = run(["serve-sim", "--sim-acceptance", "2"])
     assert p.returncode == 2
     assert p.stderr == "halospec-tui: error: --sim-acceptance must be within 0..1\n"
+
+
+def test_report_tolerance_minus_zero_reads_as_zero():
+    p = run(["report", "tests/data/golden.csv", "--tolerance", "-0"], timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert "tied within 0%" in p.stdout and "-0%" not in p.stdout

@@ -88,6 +88,12 @@ def test_plan_defaults_are_sequential_and_steady():
         ({"load_round": 0}, "--load-round must be at least 1 (got 0)"),
         ({"load_rounds": -1}, "--load-rounds must be at least 0 (got -1)"),
         ({"shift_every": 0}, "--shift-every must be at least 1 (got 0)"),
+        ({"settle": 101}, "--settle must be at most 100 (got 101)"),
+        ({"block": 1001}, "--block must be at most 1000 (got 1001)"),
+        ({"rounds": 1001}, "--rounds must be at most 1000 (got 1001)"),
+        ({"load_round": 1001}, "--load-round must be at most 1000 (got 1001)"),
+        ({"steps": 100_001}, "--steps must be at most 100000 (got 100001)"),
+        ({"warmup": 100_001}, "--warmup must be at most 100000 (got 100001)"),
         ({"tolerance": -0.01}, "--tolerance must be at least 0 and below 1 (got -0.01)"),
         ({"tolerance": 1.0}, "--tolerance must be at least 0 and below 1 (got 1.0)"),
         ({"max_time_s": 0.0}, "--max-time must be positive (got 0.0)"),
@@ -153,6 +159,10 @@ def test_customise_accepts_every_lower_edge():
     )  # fmt: skip
     assert (p.tolerance, p.max_time_s) == (0.0, 0.5)
     assert customise(quick(), tolerance=0.99).tolerance == 0.99
+    # -0 is 0: the summary never says "tied within -0%"
+    assert str(customise(quick(), tolerance=-0.0).tolerance) == "0.0"
+    top = customise(quick(), rounds=1000, block=1000, settle=100, schedule="interleaved")
+    assert (top.rounds, top.block, top.settle) == (1000, 1000, 100)
 
 
 # -- customise: what it sets ---------------------------------------------------------
