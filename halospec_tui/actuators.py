@@ -23,6 +23,17 @@ from halospec_tui.specflags import k_from_args, spec_text
 class Actuation:
     confirmed_k: int | None = None  # K the server says it runs with, when it says
     reload_ms: int | None = None  # time spent reloading for this K, never in a latency
+    error: str = ""  # why K could not be set ("" when it was, or needed no setting)
+    unreachable: bool = False  # it could not be set because the server did not answer
+
+    def not_set(self, k: int) -> str | None:
+        """Why the server is not running K after this actuation, or None when it is (or
+        says nothing either way)."""
+        if self.error:
+            return self.error
+        if self.confirmed_k is not None and self.confirmed_k != k:
+            return f"asked for K={k}, the server runs K={self.confirmed_k}"
+        return None
 
 
 class Actuator(Protocol):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from halospec_tui.events import RunFinished
+from halospec_tui.events import RunFinished, StopReason
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class RunControls(Protocol):
         """End the current mode now and go on with the next."""
         ...
 
-    def stop(self, reason: str = "stopped") -> None:
+    def stop(self, reason: StopReason = "stopped") -> None:
         """Stop after the request in flight; CSV and summaries are written."""
         ...
 

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.stats import ArmSummary
+
+Phase = Literal["steady", "load", "recovery"]  # the load timeline's phases
+# Why a run ended: done; quit from the UI; Ctrl-C; SIGTERM; an exception; the server
+# stayed unreachable; the server kept refusing the API key.
+StopReason = Literal[
+    "completed", "stopped", "interrupted", "terminated", "failed", "server-down",
+    "auth-refused",
+]  # fmt: skip
+RoundStop = Literal["decisive", "rounds", "time"]  # why the rounds stop
 
 
 @dataclass(frozen=True)
@@ -137,7 +146,7 @@ class RoundStarted:
     round: int
     rounds: int  # the most rounds the plan runs
     order: tuple[str, ...]
-    phase: str  # the load timeline's phase for this round
+    phase: Phase  # the load timeline's phase for this round
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,7 @@ class RoundFinished:
     remaining: tuple[str, ...]
     dropped: tuple[tuple[str, int], ...]  # (arm, round it was dropped after)
     recommended_k: int | None
-    stop: str | None  # decisive | rounds | time, or None to go on
+    stop: RoundStop | None  # None: go on
     elapsed_s: float
     left_s: float | None  # at most this long to the last round
     status: tuple[tuple[str, str], ...]  # (arm, best | tied | worse | eliminated)
@@ -186,8 +195,7 @@ class KnobVerdict:
 
 @dataclass(frozen=True)
 class RunFinished:
-    # completed | stopped | interrupted | terminated | failed | server-down | auth-refused
-    reason: str
+    reason: StopReason
     summaries: tuple[ArmSummary, ...]
     winner: str | None
     knob: KnobVerdict

@@ -22,6 +22,7 @@ from halospec_tui.events import (
     RunFinished,
     RunStarted,
     StepDone,
+    StopReason,
     WarmupStep,
 )
 from halospec_tui.formats import step_details
@@ -155,11 +156,11 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
 
     t = threading.Thread(target=target, name="halospec-runner", daemon=True)
     hits = {"n": 0}
-    last_signal = {"reason": ""}
+    last_signal: dict[str, StopReason | None] = {"reason": None}
 
     def handler(signum: int, _frame: object) -> None:
         hits["n"] += 1
-        name = "interrupted" if signum == signal.SIGINT else "terminated"
+        name: StopReason = "interrupted" if signum == signal.SIGINT else "terminated"
         last_signal["reason"] = name
         if hits["n"] == 1:
             print(
@@ -181,7 +182,8 @@ def run_in_thread(runner: Runner) -> RunFinished | None:
             signal.signal(s, h)
     if errors:
         raise errors[0]
-    if result and last_signal["reason"] and result[0].reason == "completed":
+    signalled = last_signal["reason"]
+    if result and signalled is not None and result[0].reason == "completed":
         # The signal came after the last step was written: the exit code still says so.
-        return replace(result[0], reason=last_signal["reason"])
+        return replace(result[0], reason=signalled)
     return result[0] if result else None

@@ -6,10 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 import httpx
 
-from halospec_tui.client import ChatClient, Reply
+from halospec_tui.client import Reply
 
 # llama-server names (current, then older builds), matched at the end of the metric
 # name so that prefixed re-exports (lemonade_llamacpp_..., llamacpp:...) count too.
@@ -39,11 +40,15 @@ def parse_draft_counters(text: str) -> tuple[int, int] | None:
     return drafted, accepted
 
 
+class TextSource(Protocol):
+    def get_text(self, path: str, timeout_s: float = 5.0) -> tuple[int, str]: ...
+
+
 class MetricsProbe:
     """Reads the server's draft counters; read before and after a request, the
     difference is its drafting (see `DraftCounter`)."""
 
-    def __init__(self, client: ChatClient, path: str = "/metrics") -> None:
+    def __init__(self, client: TextSource, path: str = "/metrics") -> None:
         self.client = client
         self.path = path
 

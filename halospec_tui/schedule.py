@@ -13,6 +13,8 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from halospec_tui.events import Phase
+
 SCHEDULES = ("sequential", "interleaved")
 
 
@@ -58,7 +60,7 @@ def settle_prompt_index(round_no: int, settle: int, step_in_settle: int) -> int:
     return 10_000 + round_no * settle + step_in_settle
 
 
-def round_phase(round_no: int, load_round: int | None, load_rounds: int) -> str:
+def round_phase(round_no: int, load_round: int | None, load_rounds: int) -> Phase:
     """steady before the load rounds, load during them, recovery after (no load: steady)."""
     if load_round is None or load_rounds <= 0 or round_no < load_round:
         return "steady"

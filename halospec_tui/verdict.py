@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from halospec_tui.arms import NOSPEC, fixed_k, p_min_of
+from halospec_tui.events import RoundStop
 from halospec_tui.formats import plus_minus
 from halospec_tui.specflags import spec_text
 from halospec_tui.stats import StepSample, adapting_reload_ms
@@ -507,7 +508,7 @@ def stop_reason(
     max_rounds: int,
     elapsed_s: float,
     max_time_s: float | None,
-) -> str | None:
+) -> RoundStop | None:
     """Why the run may stop after this round: decisive, rounds or time used up; else None."""
     if round_no >= min_rounds and verdict.decisive:
         return "decisive"

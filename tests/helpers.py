@@ -1,9 +1,83 @@
 """Small helpers shared by the tests."""
 
 import csv
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 def csv_rows(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+class FakeClientBase:
+    """What every fake client of the runner shares (steps.BenchClient): no /metrics,
+    a server that always answers pings, no refusals; stop and abandon recorded."""
+
+    base_url = "http://fake"
+    model = "Qwen3-0.6B-GGUF"
+    debug_json = False
+    auth_refusals = 0
+    stopped_retrying = False
+    abandoned = False
+
+    def build_body(self, prompt, extra=None, **kw):
+        return dict(extra or {})
+
+    def ping(self):
+        return True
+
+    def get_text(self, path, timeout_s=5.0):
+        return 404, ""  # no /metrics: drafting stays unknown
+
+    def stop_retrying(self):
+        self.stopped_retrying = True
+
+    def abandon(self):
+        self.abandoned = True
+
+    def close(self):
+        pass
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert 0 < seconds <= 0.1 + 1e-12, seconds  # short slices: stop stays prompt
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class FakeLoad:
+    """Burners that end by themselves when the fake clock passes their duration."""
+
+    clock: FakeClock
+    workers: int = 2
+    starts: list[tuple[float, float]] = field(default_factory=list)  # (at, duration)
+    ends_at: float | None = None
+
+    def start(self, duration_s: float) -> None:
+        if self.active:
+            return
+        self.starts.append((self.clock.now, duration_s))
+        self.ends_at = self.clock.now + duration_s
+
+    @property
+    def active(self) -> bool:
+        return self.ends_at is not None and self.clock.now < self.ends_at
+
+    def seconds_left(self) -> float | None:
+        return max(0.0, self.ends_at - self.clock.now) if self.active else None  # type: ignore[operator]
+
+    def pids(self) -> tuple[int, ...]:
+        return ()
+
+    def stop(self) -> None:
+        self.ends_at = None

@@ -3,7 +3,7 @@ transliteration of the original Rust `run_mode` (src/main.rs)."""
 
 import math
 
-from helpers import csv_rows
+from helpers import FakeClientBase, csv_rows
 
 from halospec_tui.actuators import FieldActuator
 from halospec_tui.client import Reply
@@ -13,19 +13,15 @@ from halospec_tui.results import build_report, classic_table, read_runs
 from halospec_tui.runner import RunConfig, Runner
 
 
-class ScriptedClient:
+class ScriptedClient(FakeClientBase):
     """Answers with scripted latencies (None: a failed step) and records the K it was sent."""
 
     base_url = "http://scripted"
     model = "Qwen3-0.6B-GGUF"
-    debug_json = False
 
     def __init__(self, script):
         self.script = list(script)
         self.sent_k = []
-
-    def build_body(self, prompt, extra=None, **kw):
-        return dict(extra or {})
 
     def chat(self, body):
         self.sent_k.append(body["speculative_draft_length"])
@@ -34,14 +30,6 @@ class ScriptedClient:
             return Reply(False, 0, 0, attempts=3, error="HTTP 500: scripted")
         return Reply(True, lat, 64)
 
-    def ping(self):
-        return True
-
-    def get_text(self, path, timeout_s=5.0):
-        return 404, ""  # no /metrics: drafting stays unknown
-
-    def close(self):
-        pass
 
 
 def original_run_mode(warm, steps, fixed):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from helpers import FakeClientBase
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -151,18 +152,14 @@ def test_report_from_csv_equals_report_from_records_in_memory(tmp_path, rows):
     assert summary_markdown(from_csv) == summary_markdown(direct)
 
 
-class TimedClient:
+class TimedClient(FakeClientBase):
     """Answers with server timings that need the CSV's three decimals to survive."""
 
     base_url = "http://scripted"
     model = "m"
-    debug_json = False
 
     def __init__(self) -> None:
         self.n = 0
-
-    def build_body(self, prompt, extra=None, **kw):
-        return dict(extra or {})
 
     def chat(self, body):
         self.n += 1
@@ -170,14 +167,6 @@ class TimedClient:
         return Reply(True, 900 + 10 * self.n, 64, drafted=16 * k, accepted=30,
                      predicted_n=64, predicted_ms=812.25 + self.n / 8, prompt_ms=3.125)  # fmt: skip
 
-    def ping(self):
-        return True
-
-    def get_text(self, path, timeout_s=5.0):
-        return 404, ""
-
-    def close(self):
-        pass
 
 
 def test_live_summary_equals_summary_of_records_in_memory(tmp_path):

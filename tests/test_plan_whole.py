@@ -7,9 +7,10 @@ is a fake whose burners end when the fake clock passes their duration.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
+from helpers import FakeClientBase, FakeClock, FakeLoad
 
 from halospec_tui.actuators import FieldActuator
 from halospec_tui.arms import parse_arm
@@ -57,83 +58,28 @@ def test_quick_plan_as_data():
     assert quick() == want == named_plan("quick")
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert 0 < seconds <= 0.1 + 1e-12, seconds  # short slices: stop stays prompt
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @dataclass
 class Sent:
     at: float  # fake time the request was sent
     k: int
 
 
-class FakeClient:
+class FakeClient(FakeClientBase):
     """Answers every request in `latency_s` of fake time and records when and with which K."""
 
     base_url = "http://fake"
     model = "Qwen3-0.6B-GGUF"
-    debug_json = False
 
     def __init__(self, clock: FakeClock, latency_s: float) -> None:
         self.clock = clock
         self.latency_s = latency_s
         self.sent: list[Sent] = []
 
-    def build_body(self, prompt, extra=None, **kw):
-        return dict(extra or {})
-
     def chat(self, body):
         self.sent.append(Sent(self.clock.now, body["speculative_draft_length"]))
         self.clock.now += self.latency_s
         return Reply(True, int(self.latency_s * 1000), 64)
 
-    def ping(self):
-        return True
-
-    def get_text(self, path, timeout_s=5.0):
-        return 404, ""
-
-    def close(self):
-        pass
-
-
-@dataclass
-class FakeLoad:
-    """Burners that end by themselves when the fake clock passes their duration."""
-
-    clock: FakeClock
-    workers: int = 2
-    starts: list[tuple[float, float]] = field(default_factory=list)  # (at, duration)
-    ends_at: float | None = None
-
-    def start(self, duration_s: float) -> None:
-        if self.active:
-            return
-        self.starts.append((self.clock.now, duration_s))
-        self.ends_at = self.clock.now + duration_s
-
-    @property
-    def active(self) -> bool:
-        return self.ends_at is not None and self.clock.now < self.ends_at
-
-    def seconds_left(self) -> float | None:
-        return max(0.0, self.ends_at - self.clock.now) if self.active else None  # type: ignore[operator]
-
-    def pids(self) -> tuple[int, ...]:
-        return ()
-
-    def stop(self) -> None:
-        self.ends_at = None
 
 
 def _run(plan: Plan, tmp_path, latency_s: float, load: bool):

@@ -58,6 +58,7 @@ class ControllerView:
 
 class Controller(Protocol):
     name: str
+    notes: list[str]  # lines for the run's log; the runner passes them on and clears them
 
     def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None: ...
 

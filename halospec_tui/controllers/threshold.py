@@ -73,6 +73,7 @@ class ThresholdController:
         self._alpha = alpha
         self._ema: float | None = None
         self._thr = Thresholds(DEFAULT_LOW_MS, DEFAULT_HIGH_MS)
+        self.notes: list[str] = []  # the original rule has nothing to say
 
     def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None:
         self._thr = thresholds_from_warmup(warmup_latencies_ms)

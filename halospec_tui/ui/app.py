@@ -30,6 +30,7 @@ from halospec_tui.events import (
     LogRouter,
     RunFinished,
     Sink,
+    StopReason,
 )
 from halospec_tui.load_requests import Load
 from halospec_tui.runner import RunConfig, Runner
@@ -314,7 +315,7 @@ class HaloSpecApp(App[None]):
 
         self.push_screen(ConfirmQuit(), answered)
 
-    def action_quit_now(self, reason: str = "stopped") -> None:
+    def action_quit_now(self, reason: StopReason = "stopped") -> None:
         """Stop the runner; it writes CSV and summary, then the worker's end exits."""
         if self.run_over:
             self.exit()

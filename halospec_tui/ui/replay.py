@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from halospec_tui.controls import LoadStatus
-from halospec_tui.events import ArmFinished, Event, KnobVerdict, RunFinished, Sink
+from halospec_tui.events import ArmFinished, Event, KnobVerdict, RunFinished, Sink, StopReason
 from halospec_tui.ui.model import RunModel
 
 NO_LOAD = LoadStatus(False, None, 2)
@@ -57,7 +57,7 @@ class Replay:
         self.played = threading.Event()  # every event has been emitted
         self._paused = False
         self._debug = False
-        self._reason = "stopped"
+        self._reason: StopReason = "stopped"
         self._stop = threading.Event()
 
     def run(self) -> RunFinished:
@@ -95,7 +95,7 @@ class Replay:
     def skip(self) -> None:
         self.calls.append("skip")
 
-    def stop(self, reason: str = "stopped") -> None:
+    def stop(self, reason: StopReason = "stopped") -> None:
         self.calls.append(f"stop {reason}")
         self._reason = reason
         self._stop.set()
