@@ -28,7 +28,8 @@ from halospec_tui.specflags import NO_SPECULATION, k_from_args, p_min_from_args,
 HOST = "127.0.0.1"
 TIMEOUT_STALL_S = 90.0
 MAX_K = 64
-MAX_BODY = 1 << 20  # larger bodies of unknown routes are not read: the connection closes
+MAX_BODY = 1 << 20  # a larger request body is refused (413) unread, on every route
+BODY_READ_TIMEOUT_S = 30.0  # a client that stalls in the middle of its body is let go
 
 
 class SimState:
@@ -116,16 +117,22 @@ class Handler(BaseHTTPRequestHandler):
                 return path[len(prefix) :]
         return path
 
-    def _send(self, status: int, doc: Any, content_type: str = "application/json") -> None:
+    def _send(
+        self, status: int, doc: Any, content_type: str = "application/json", close: bool = False
+    ) -> None:
         body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
         self.end_headers()
         self.wfile.write(body)
 
-    def _error(self, status: int, message: str, kind: str) -> None:
-        self._send(status, {"error": {"code": status, "message": message, "type": kind}})
+    def _error(self, status: int, message: str, kind: str, close: bool = False) -> None:
+        doc = {"error": {"code": status, "message": message, "type": kind}}
+        self._send(status, doc, close=close)
 
     def _model_ok(self, name: object) -> bool:
         """The served model, or a 404 as a real server answers."""
@@ -134,9 +141,51 @@ class Handler(BaseHTTPRequestHandler):
         self._error(404, f"model {name!r} not found", "not_found_error")
         return False
 
-    def _body(self) -> dict[str, Any] | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+    def _take_body(self) -> bytes | None:
+        """The whole request body (b"" when there is none), read on every route so
+        that it is never taken for the next request on the connection; None once the
+        request has been refused (the connection then closes: its body's end is
+        unknown or unread)."""
+        if self.headers.get("Transfer-Encoding") is not None:
+            self._refuse(411, "send the request body with a Content-Length (not chunked)")
+            return None
+        declared = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+        if not declared:
+            return b""
+        text = declared.pop()
+        if declared:
+            self._refuse(400, "conflicting Content-Length headers")
+            return None
+        if not (text.isascii() and text.isdigit()):
+            self._refuse(400, f"Content-Length {text[:40]!r} is not a byte count")
+            return None
+        digits = text.lstrip("0")
+        if len(digits) > len(str(MAX_BODY)) or int(digits or "0") > MAX_BODY:
+            self._refuse(413, f"request body over the limit of {MAX_BODY} bytes", "too_large")
+            return None
+        return self._read_exactly(int(digits or "0"))
+
+    def _read_exactly(self, length: int) -> bytes | None:
+        """`length` bytes of body, or None (connection closed) if the client stops
+        sending them or stalls for BODY_READ_TIMEOUT_S."""
+        if not length:
+            return b""
+        try:
+            self.connection.settimeout(BODY_READ_TIMEOUT_S)
+            raw = self.rfile.read(length)
+            self.connection.settimeout(None)
+        except OSError:
+            raw = b""
+        if len(raw) < length:  # the client gave up: nobody is left to answer
+            self.close_connection = True
+            return None
+        return raw
+
+    def _refuse(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
+        self._error(status, message, kind, close=True)
+
+    def _json_body(self, raw: bytes) -> dict[str, Any] | None:
+        """The body as a JSON object, or None once a 400 has been sent."""
         try:
             doc = json.loads(raw or b"null")
         except ValueError:
@@ -149,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- GET ----------------------------------------------------------------
     def do_GET(self) -> None:
+        if self._take_body() is None:  # a GET's body is read and dropped
+            return
         route = self._route()
         s = self.state
         if route == "/health":
@@ -176,41 +227,28 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- POST ---------------------------------------------------------------
     def do_POST(self) -> None:
+        raw = self._take_body()
+        if raw is None:
+            return
         route = self._route()
         if route == "/chat/completions":
-            self._chat()
+            self._chat(raw)
         elif route == "/load":
-            self._load()
+            self._load(raw)
         elif route == "/sim/fault":
-            self._set_fault()
+            self._set_fault(raw)
         else:
-            # The body must go, or it would be read as the next request on this connection.
-            if self._discard_body():
-                self._error(404, f"no route {self.path}", "not_found_error")
-
-    def _discard_body(self) -> bool:
-        """Read and drop the request body; False (and the connection closed) if it cannot."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if self.headers.get("Transfer-Encoding") or length < 0 or length > MAX_BODY:
-            self.close_connection = True
             self._error(404, f"no route {self.path}", "not_found_error")
-            return False
-        if length:
-            self.rfile.read(length)
-        return True
 
-    def _model_body(self, key: str) -> dict[str, Any] | None:
+    def _model_body(self, raw: bytes, key: str) -> dict[str, Any] | None:
         """The JSON body, when it is an object naming the served model under `key`."""
-        doc = self._body()
+        doc = self._json_body(raw)
         if doc is None or not self._model_ok(doc.get(key)):
             return None
         return doc
 
-    def _set_fault(self) -> None:
-        doc = self._body()
+    def _set_fault(self, raw: bytes) -> None:
+        doc = self._json_body(raw)
         if doc is None:
             return
         try:
@@ -220,8 +258,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(200, {"fault": str(self.state.faults)})
 
-    def _load(self) -> None:
-        doc = self._model_body("model_name")
+    def _load(self, raw: bytes) -> None:
+        doc = self._model_body(raw, "model_name")
         if doc is None:
             return
         s = self.state
@@ -252,8 +290,8 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"status": "success", "message": f"Loaded model: {doc['model_name']}"})
 
     # -- chat: parse, faults, decode, then a whole or a streamed answer -------
-    def _chat(self) -> None:
-        req = self._chat_request()
+    def _chat(self, raw: bytes) -> None:
+        req = self._chat_request(raw)
         if req is None or self._injected_fault(req):
             return
         if req.stream:
@@ -261,9 +299,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._whole_answer(req)
 
-    def _chat_request(self) -> _ChatRequest | None:
+    def _chat_request(self, raw: bytes) -> _ChatRequest | None:
         """The request's fields, or None once a 4xx has been sent."""
-        doc = self._model_body("model")
+        doc = self._model_body(raw, "model")
         if doc is None:
             return None
         msgs = doc.get("messages")
@@ -280,6 +318,10 @@ class Handler(BaseHTTPRequestHandler):
         ):
             self._error(400, "'max_tokens' must be an integer in 1..4096", "invalid_request_error")
             return None
+        stream = doc.get("stream")  # null: the default, as llama-server takes it
+        if stream is not None and not isinstance(stream, bool):
+            self._error(400, "'stream' must be a boolean", "invalid_request_error")
+            return None
         spec = doc.get("speculative")
         n_max = spec.get("n_max") if isinstance(spec, dict) else None
         k = None
@@ -295,7 +337,7 @@ class Handler(BaseHTTPRequestHandler):
             max_tokens=max_tokens,
             k=k,
             p_min=p_min,
-            stream=bool(doc.get("stream")),
+            stream=stream is True,
             cache_prompt=doc.get("cache_prompt", True) is not False,
         )
 
