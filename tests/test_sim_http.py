@@ -223,3 +223,80 @@ def test_stream_true_streams_and_false_or_null_does_not(server, value, streamed)
         r = c.post("/api/v1/chat/completions", json=body)
     assert r.status_code == 200
     assert r.headers["content-type"] == ("text/event-stream" if streamed else "application/json")
+
+
+# -- /api/v1/load: llamacpp_args read as strictly as llama-server reads them ------------
+def load(c: httpx.Client, args: str) -> httpx.Response:
+    return c.post("/api/v1/load", json={"model_name": MODEL, "llamacpp_args": args})
+
+
+def loaded(c: httpx.Client) -> tuple[int, str]:
+    h = c.get("/api/v1/health").json()
+    return h["sim"]["draft_n_max"], h["all_models_loaded"][0]["launch_command"]
+
+
+BAD_LOADS = [
+    # (llamacpp_args, the message's start); each used to load some K (or p_min 0)
+    ("--spec-draft-n-max -5", "--spec-draft-n-max '-5': invalid value"),
+    ("--spec-draft-n-max abc", "--spec-draft-n-max 'abc': not a whole number"),
+    ("--spec-draft-n-max 3.5", "--spec-draft-n-max '3.5': not a whole number (llama-server would read it as 3)"),
+    ("--spec-draft-n-max 1e3", "--spec-draft-n-max '1e3': not a whole number (llama-server would read it as 1)"),
+    ("--spec-draft-n-max 12abc", "--spec-draft-n-max '12abc': not a whole number (llama-server would read it as 12)"),
+    ("--spec-draft-n-max 99999999999", "--spec-draft-n-max '99999999999': out of range"),
+    ("--spec-draft-n-max 17", "--spec-draft-n-max 17: the draft length must be within 0..16"),
+    ("--draft 17", "--draft 17: the draft length must be within 0..16"),
+    ("--spec-draft-n-max=3", "--spec-draft-n-max=3: llama-server takes no --flag=value"),
+    ("--spec-draft-n-max", "--spec-draft-n-max: needs a value"),
+    ("--spec-draft-n-max\t4", "--spec-draft-n-max\t4: no such llama-server argument"),
+    ("--spec-draft-n-max 4 --spec-draft-p-min nan", "--spec-draft-p-min 'nan': not a plain decimal number"),
+    ("--spec-draft-n-max 4 --spec-draft-p-min 1e999", "--spec-draft-p-min '1e999': out of range"),
+    ("--spec-draft-n-max 4 --spec-draft-p-min 2", "--spec-draft-p-min 2: p_min must be within 0..1 (1 excluded)"),
+    ("--spec-draft-n-max 4 --spec-draft-p-min -1", "--spec-draft-p-min -1: p_min must be within 0..1 (1 excluded)"),
+    ("--spec-draft-n-max 4 --spec-draft-p-min 1", "--spec-draft-p-min 1: p_min must be within 0..1 (1 excluded)"),
+    ("--spec-draft-n-max 4 --draft-p-min 0.5x", "--draft-p-min '0.5x': not a plain decimal number (llama-server would read it as 0.5)"),
+    ("-md d.gguf", "-md may not be passed in llamacpp_args"),
+    ("--model-draft=d.gguf", "--model-draft may not be passed in llamacpp_args"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("args,message", BAD_LOADS, ids=[a for a, _ in BAD_LOADS])
+def test_a_bad_speculative_flag_is_a_400_naming_it_and_changes_nothing(server, args, message):
+    with httpx.Client(base_url=url(server), timeout=WAIT_S) as c:
+        assert load(c, "--spec-type draft-simple --spec-draft-n-max 6").status_code == 200
+        before = loaded(c)
+        r = load(c, args)
+        assert r.status_code == 400, r.text
+        err = r.json()["error"]
+        assert err["type"] == "invalid_request_error"
+        assert err["message"].startswith("llamacpp_args: " + message), err["message"]
+        assert loaded(c) == before == (6, before[1])
+
+
+GOOD_LOADS = [
+    # (llamacpp_args, K, p_min) as llama-server would run them
+    ("--spec-type draft-simple --spec-draft-n-max 5 --spec-draft-p-min 0.5", 5, 0.5),
+    ("--spec_draft_n_max 7", 7, 0.0),  # llama-server reads _ as - in a flag's name
+    ("--spec-draft-n-max +4 --spec-draft-p-min .25", 4, 0.25),
+    ("'--spec-draft-n-max' \"16\"", 16, 0.0),  # Lemonade drops the quotes
+    ("--draft-max 2 --draft-p-min 5e-1", 2, 0.5),
+    ("--spec-draft-n-max 0", 0, 0.0),
+    ("--spec-type none", 0, 0.0),
+    ("--ctx-size 2048", 0, 0.0),
+    ("--spec-type draft-simple", 3, 0.0),  # the launch-time K (FAST_SIM's default)
+]
+
+
+@pytest.mark.parametrize("args,k,p_min", GOOD_LOADS, ids=[a for a, _, _ in GOOD_LOADS])
+def test_a_good_load_reads_back_through_the_same_strict_reader(server, args, k, p_min):
+    from halospec_tui.actuators import k_from_launch_command
+    from halospec_tui.specflags import p_min_from_args
+
+    with httpx.Client(base_url=url(server), timeout=WAIT_S) as c:
+        assert load(c, "--spec-draft-n-max 9").status_code == 200
+        r = load(c, args)
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "success" and r.json()["model_name"] == MODEL
+        got_k, cmd = loaded(c)
+    assert got_k == k
+    assert k_from_launch_command(cmd) == k  # what the actuator confirms
+    assert p_min_from_args(cmd) == p_min

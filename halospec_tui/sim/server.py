@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import socket
 import threading
 import time
@@ -21,13 +20,22 @@ from typing import Any
 import numpy as np
 
 from halospec_tui import __version__
+from halospec_tui.plan import K_LIMIT
 from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
+from halospec_tui.sim.lemonade import reserved_flag, split_llamacpp_args
 from halospec_tui.sim.physics import Engine, Generation, SimParams, generate
-from halospec_tui.specflags import NO_SPECULATION, k_from_args, p_min_from_args, spec_text
+from halospec_tui.specflags import (
+    NO_SPECULATION,
+    SpecFlagError,
+    k_from_args,
+    read_spec_flags,
+    spec_text,
+)
 
 HOST = "127.0.0.1"
 TIMEOUT_STALL_S = 90.0
-MAX_K = 64
+MAX_K = 64  # a per-request n_max (when honoured) is clamped to this; a load takes 0..K_LIMIT
+CHECKPOINT = "halospec-sim"
 MAX_BODY = 1 << 20  # a larger request body is refused (413) unread, on every route
 BODY_READ_TIMEOUT_S = 30.0  # a client that stalls in the middle of its body is let go
 
@@ -54,7 +62,7 @@ class SimState:
     def launch_command(self) -> str:
         """What Lemonade would show: K = 0 runs without a draft model, `--spec-type none`."""
         draft = " -md sim-draft.gguf" if self.k != NO_SPECULATION else ""
-        return f"llama-server -m sim-target.gguf{draft} {spec_text(self.k)}"
+        return f"llama-server -m sim-target.gguf{draft} {spec_text(self.k, p_min=self.p_min)}"
 
     def health(self) -> dict[str, Any]:
         p = self.params
@@ -65,7 +73,7 @@ class SimState:
             "all_models_loaded": [
                 {
                     "model_name": p.model,
-                    "checkpoint": "halospec-sim",
+                    "checkpoint": CHECKPOINT,
                     "type": "llm",
                     "device": "cpu",
                     "recipe": "llamacpp",
@@ -263,31 +271,47 @@ class Handler(BaseHTTPRequestHandler):
         if doc is None:
             return
         s = self.state
-        args = str(doc.get("llamacpp_args") or "")
-        try:
-            tokens = shlex.split(args)
-        except ValueError:
-            self._error(400, "llamacpp_args cannot be parsed", "invalid_request_error")
+        args = doc.get("llamacpp_args") or ""
+        if not isinstance(args, str):
+            self._error(400, "'llamacpp_args' must be a string", "invalid_request_error")
             return
-        if "-md" in tokens or "--model-draft" in tokens:
-            self._error(
-                400, "-md/--model-draft may not be passed in llamacpp_args", "invalid_request_error"
-            )
+        settings = self._load_settings(args)
+        if settings is None:
             return
-        # No speculative flag (or --spec-type none) loads without speculation: K = 0.
-        new_k = k_from_args(args, default=s.params.draft_n_max)
-        assert new_k is not None
-        if not 0 <= new_k <= MAX_K:
-            self._error(400, f"draft length {new_k} out of range", "invalid_request_error")
-            return
+        new_k, p_min = settings
         with s.slot:  # a reload waits for the request in flight, then blocks the slot
             if args != s.llamacpp_args or new_k != s.k:
                 time.sleep(s.params.reload_ms / 1000.0)
-                s.k = new_k
-                s.p_min = p_min_from_args(args)
-                s.llamacpp_args = args
+                s.k, s.p_min, s.llamacpp_args = new_k, p_min, args
                 s.last_prompt = None  # a reload empties the prompt cache
-        self._send(200, {"status": "success", "message": f"Loaded model: {doc['model_name']}"})
+        name = doc["model_name"]
+        self._send(200, {"status": "success", "message": f"Loaded model: {name}",
+                         "model_name": name, "checkpoint": CHECKPOINT, "recipe": "llamacpp"})  # fmt: skip
+
+    def _load_settings(self, args: str) -> tuple[int, float] | None:
+        """(K, p_min) that `llamacpp_args` sets, read as strictly as llama-server reads
+        them (specflags); None once a 400 naming the bad flag has been sent."""
+        tokens = split_llamacpp_args(args)
+        why = ""
+        if (flag := reserved_flag(tokens)) is not None:
+            why = f"{flag} may not be passed in llamacpp_args (-md/--model-draft)"
+        else:
+            try:
+                flags = read_spec_flags(tokens)
+            except SpecFlagError as e:
+                why = str(e)
+            else:
+                # No speculative flag (or --spec-type none) loads without speculation.
+                k = k_from_args(tokens, default=self.state.params.draft_n_max)
+                p = 0.0 if flags.p_min is None else flags.p_min
+                if flags.n_max is not None and not 0 <= flags.n_max <= K_LIMIT:
+                    why = f"{flags.n_max_flag} {flags.n_max}: the draft length must be within 0..{K_LIMIT}"
+                elif not 0.0 <= p < 1.0:
+                    why = f"{flags.p_min_flag} {p:g}: p_min must be within 0..1 (1 excluded)"
+                elif k is not None:
+                    return k, p
+        self._error(400, f"llamacpp_args: {why}", "invalid_request_error")
+        return None
 
     # -- chat: parse, faults, decode, then a whole or a streamed answer -------
     def _chat(self, raw: bytes) -> None:
