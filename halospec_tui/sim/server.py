@@ -1,7 +1,8 @@
 """HTTP front of the embedded server: the Lemonade / llama-server protocol on 127.0.0.1.
 
 Routes (each also without the /api/v1 prefix and under /v1): POST chat/completions,
-GET health, GET models, POST load, GET /metrics, POST /sim/fault (tests).
+GET health, GET models, GET stats, POST load, POST unload, GET /metrics, POST
+/sim/fault (tests).
 One decoding slot, like llama-server's default: requests queue on a lock.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 from halospec_tui import __version__
 from halospec_tui.plan import K_LIMIT
 from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
-from halospec_tui.sim.lemonade import reserved_flag, split_llamacpp_args
+from halospec_tui.sim.lemonade import Stats, reserved_flag, split_llamacpp_args
 from halospec_tui.sim.physics import Engine, Generation, SimParams, generate
 from halospec_tui.specflags import (
     NO_SPECULATION,
@@ -58,6 +59,20 @@ class SimState:
         self.accepted_total = 0
         self.tokens_total = 0
         self.last_prompt: str | None = None
+        self.loaded = True  # /unload frees the model; a chat request loads it again
+        self.stats = Stats()  # /stats: the last request's figures (under meta)
+
+    def load(self, k: int, p_min: float, args: str) -> None:
+        """(Re)load the model: the reload's pause, an empty prompt cache. Under the slot."""
+        time.sleep(self.params.reload_ms / 1000.0)
+        self.k, self.p_min, self.llamacpp_args = k, p_min, args
+        self.last_prompt = None
+        self.loaded = True
+
+    def unload(self) -> None:
+        """Free the model (under the slot, so after the request in flight)."""
+        self.loaded = False
+        self.last_prompt = None
 
     def launch_command(self) -> str:
         """What Lemonade would show: K = 0 runs without a draft model, `--spec-type none`."""
@@ -65,23 +80,18 @@ class SimState:
         return f"llama-server -m sim-target.gguf{draft} {spec_text(self.k, p_min=self.p_min)}"
 
     def health(self) -> dict[str, Any]:
+        """Lemonade's: after /unload, no model (`model_loaded` null, an empty list)."""
         p = self.params
+        models = [{"model_name": p.model, "checkpoint": CHECKPOINT, "type": "llm", "device": "cpu",
+                   "recipe": "llamacpp", "launch_command": self.launch_command()}]  # fmt: skip
         return {
             "status": "ok",
             "version": f"sim-{__version__}",
-            "model_loaded": p.model,
-            "all_models_loaded": [
-                {
-                    "model_name": p.model,
-                    "checkpoint": CHECKPOINT,
-                    "type": "llm",
-                    "device": "cpu",
-                    "recipe": "llamacpp",
-                    "launch_command": self.launch_command(),
-                }
-            ],
+            "model_loaded": p.model if self.loaded else None,
+            "all_models_loaded": models if self.loaded else [],
             "sim": {
                 **p.to_dict(),
+                "loaded": self.loaded,
                 "draft_n_max": self.k,
                 "fault": str(self.faults),
                 "unit_ms": self.engine.unit_ms,
@@ -212,6 +222,9 @@ class Handler(BaseHTTPRequestHandler):
         s = self.state
         if route == "/health":
             self._send(200, s.health())
+        elif route == "/stats":
+            with s.meta:
+                self._send(200, s.stats.to_json())
         elif route == "/models":
             self._send(
                 200,
@@ -243,6 +256,8 @@ class Handler(BaseHTTPRequestHandler):
             self._chat(raw)
         elif route == "/load":
             self._load(raw)
+        elif route == "/unload":
+            self._unload(raw)
         elif route == "/sim/fault":
             self._set_fault(raw)
         else:
@@ -280,13 +295,33 @@ class Handler(BaseHTTPRequestHandler):
             return
         new_k, p_min = settings
         with s.slot:  # a reload waits for the request in flight, then blocks the slot
-            if args != s.llamacpp_args or new_k != s.k:
-                time.sleep(s.params.reload_ms / 1000.0)
-                s.k, s.p_min, s.llamacpp_args = new_k, p_min, args
-                s.last_prompt = None  # a reload empties the prompt cache
+            if not s.loaded or args != s.llamacpp_args or new_k != s.k:
+                s.load(new_k, p_min, args)
         name = doc["model_name"]
         self._send(200, {"status": "success", "message": f"Loaded model: {name}",
                          "model_name": name, "checkpoint": CHECKPOINT, "recipe": "llamacpp"})  # fmt: skip
+
+    def _unload(self, raw: bytes) -> None:
+        """Lemonade's /unload: the model named by `model_name` (or `model`), else every
+        model; a body that is no JSON object names none. 404 when it is not loaded."""
+        try:
+            doc = json.loads(raw) if raw else {}
+        except ValueError:
+            doc = {}
+        doc = doc if isinstance(doc, dict) else {}
+        name = next((v for k in ("model_name", "model") if isinstance(v := doc.get(k), str)), "")
+        s = self.state
+        with s.slot:  # after the request in flight, as Lemonade waits for it
+            missing = bool(name) and (name != s.params.model or not s.loaded)
+            if not missing:
+                s.unload()
+        if missing:
+            self._send(404, {"error": f"Model not loaded: {name}"})
+        elif not name:
+            self._send(200, {"status": "success", "message": "All models unloaded successfully"})
+        else:
+            self._send(200, {"status": "success", "message": "Model unloaded successfully",
+                             "model_name": name})  # fmt: skip
 
     def _load_settings(self, args: str) -> tuple[int, float] | None:
         """(K, p_min) that `llamacpp_args` sets, read as strictly as llama-server reads
@@ -387,6 +422,8 @@ class Handler(BaseHTTPRequestHandler):
         """Generate on the one slot, counting what the /metrics counters add up."""
         s = self.state
         with s.slot:
+            if not s.loaded:  # as Lemonade: a request loads the model, with its defaults
+                s.load(s.params.draft_n_max, 0.0, "")
             with s.meta:
                 request_no = s.requests
                 s.requests += 1
@@ -436,10 +473,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _streamed_answer(self, req: _ChatRequest) -> None:
         created = int(time.time())
-        d = self._decode(req, lambda piece: self._chunk(_delta(req.model, created, piece)))
+        start = time.perf_counter()
+        first: list[float] = []  # when the first chunk went out
+
+        def on_pass(piece: str) -> None:
+            self._chunk(_delta(req.model, created, piece))
+            first[:] = first or [time.perf_counter() - start]
+
+        d = self._decode(req, on_pass)
         final = {"id": f"chatcmpl-sim-{d.request_no}", "object": "chat.completion.chunk", "created": created,
                  "model": req.model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
                  **self._figures(req, d)}  # fmt: skip
+        self._record(final, True, first[0] if first else 0.0, time.perf_counter() - start)
         self._chunk(final)
         self._chunk_raw(b"data: [DONE]\n\n")
         self._chunk_raw(b"")
@@ -465,12 +510,20 @@ class Handler(BaseHTTPRequestHandler):
             del answer["usage"]
         if req.fault == "no-choices":
             del answer["choices"]
+        if req.fault not in ("malformed", "truncated"):  # Lemonade could not read those
+            self._record(answer, False, 0.0, 0.0)
         body = json.dumps(answer).encode()
         if req.fault == "malformed":
             body = b"{not json" + body[:40]
         if req.fault == "truncated":
             body = body[: len(body) // 2]
         self._send(200, body)
+
+    def _record(self, answer: dict[str, Any], streamed: bool, ttft_s: float, total_s: float) -> None:
+        """/stats takes the answer before the client has its end, so it is there to read
+        as soon as the client is done."""
+        with self.state.meta:
+            self.state.stats.record(answer, streamed, ttft_s, total_s)
 
     # -- streaming ------------------------------------------------------------
     def _stream_headers(self) -> None:
