@@ -18,7 +18,8 @@ import httpx
 import pytest
 from conftest import FAST_SIM
 
-from halospec_tui.sim.server import MAX_BODY, SimServer, make_server
+from halospec_tui.sim.http_base import MAX_BODY
+from halospec_tui.sim.server import SimServer, make_server
 
 MODEL = FAST_SIM.model
 WAIT_S = 5.0  # an answer that should come at once; the old bugs waited for good

@@ -11,93 +11,27 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-import numpy as np
-
-from halospec_tui import __version__
 from halospec_tui.plan import K_LIMIT
-from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
-from halospec_tui.sim.lemonade import Stats, reserved_flag, split_llamacpp_args
-from halospec_tui.sim.physics import Engine, Generation, SimParams, generate
+from halospec_tui.sim.faults import FaultSpecError, parse_faults
+from halospec_tui.sim.http_base import JsonHandler
+from halospec_tui.sim.lemonade import reserved_flag, split_llamacpp_args
+from halospec_tui.sim.physics import Generation, SimParams, generate
+from halospec_tui.sim.state import CHECKPOINT, SimState
 from halospec_tui.specflags import (
-    NO_SPECULATION,
     SpecFlagError,
     k_from_args,
     read_spec_flags,
-    spec_text,
 )
 
 HOST = "127.0.0.1"
 TIMEOUT_STALL_S = 90.0
 MAX_K = 64  # a per-request n_max (when honoured) is clamped to this; a load takes 0..K_LIMIT
-CHECKPOINT = "halospec-sim"
-MAX_BODY = 1 << 20  # a larger request body is refused (413) unread, on every route
-BODY_READ_TIMEOUT_S = 30.0  # a client that stalls in the middle of its body is let go
-
-
-class SimState:
-    """Everything the handlers share; guarded by locks."""
-
-    def __init__(self, params: SimParams) -> None:
-        self.params = params
-        self.engine = Engine(params)
-        self.k = params.draft_n_max
-        self.p_min = 0.0  # --spec-draft-p-min of the last load
-        self.llamacpp_args = ""
-        self.faults: FaultSpec = parse_faults(params.fault)
-        self.fault_rng = np.random.default_rng(params.seed + 7)
-        self.slot = threading.Lock()
-        self.meta = threading.Lock()
-        self.requests = 0
-        self.drafted_total = 0
-        self.accepted_total = 0
-        self.tokens_total = 0
-        self.last_prompt: str | None = None
-        self.loaded = True  # /unload frees the model; a chat request loads it again
-        self.stats = Stats()  # /stats: the last request's figures (under meta)
-
-    def load(self, k: int, p_min: float, args: str) -> None:
-        """(Re)load the model: the reload's pause, an empty prompt cache. Under the slot."""
-        time.sleep(self.params.reload_ms / 1000.0)
-        self.k, self.p_min, self.llamacpp_args = k, p_min, args
-        self.last_prompt = None
-        self.loaded = True
-
-    def unload(self) -> None:
-        """Free the model (under the slot, so after the request in flight)."""
-        self.loaded = False
-        self.last_prompt = None
-
-    def launch_command(self) -> str:
-        """What Lemonade would show: K = 0 runs without a draft model, `--spec-type none`."""
-        draft = " -md sim-draft.gguf" if self.k != NO_SPECULATION else ""
-        return f"llama-server -m sim-target.gguf{draft} {spec_text(self.k, p_min=self.p_min)}"
-
-    def health(self) -> dict[str, Any]:
-        """Lemonade's: after /unload, no model (`model_loaded` null, an empty list)."""
-        p = self.params
-        models = [{"model_name": p.model, "checkpoint": CHECKPOINT, "type": "llm", "device": "cpu",
-                   "recipe": "llamacpp", "launch_command": self.launch_command()}]  # fmt: skip
-        return {
-            "status": "ok",
-            "version": f"sim-{__version__}",
-            "model_loaded": p.model if self.loaded else None,
-            "all_models_loaded": models if self.loaded else [],
-            "sim": {
-                **p.to_dict(),
-                "loaded": self.loaded,
-                "draft_n_max": self.k,
-                "fault": str(self.faults),
-                "unit_ms": self.engine.unit_ms,
-                "requests_served": self.requests,
-            },
-        }
 
 
 @dataclass
@@ -119,38 +53,9 @@ class _Decoded:
     cached: int  # prompt tokens served from the cache
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     server_version = "halospec-sim"
-    protocol_version = "HTTP/1.1"
     state: SimState  # set on the subclass made by make_server
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    # -- plumbing -----------------------------------------------------------
-    def _route(self) -> str:
-        path = self.path.split("?", 1)[0].rstrip("/")
-        for prefix in ("/api/v1", "/api/v0", "/v1", "/v0"):
-            if path.startswith(prefix + "/"):
-                return path[len(prefix) :]
-        return path
-
-    def _send(
-        self, status: int, doc: Any, content_type: str = "application/json", close: bool = False
-    ) -> None:
-        body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, status: int, message: str, kind: str, close: bool = False) -> None:
-        doc = {"error": {"code": status, "message": message, "type": kind}}
-        self._send(status, doc, close=close)
 
     def _model_ok(self, name: object) -> bool:
         """The served model, or a 404 as a real server answers."""
@@ -158,61 +63,6 @@ class Handler(BaseHTTPRequestHandler):
             return True
         self._error(404, f"model {name!r} not found", "not_found_error")
         return False
-
-    def _take_body(self) -> bytes | None:
-        """The whole request body (b"" when there is none), read on every route so
-        that it is never taken for the next request on the connection; None once the
-        request has been refused (the connection then closes: its body's end is
-        unknown or unread)."""
-        if self.headers.get("Transfer-Encoding") is not None:
-            self._refuse(411, "send the request body with a Content-Length (not chunked)")
-            return None
-        declared = {v.strip() for v in self.headers.get_all("Content-Length") or []}
-        if not declared:
-            return b""
-        text = declared.pop()
-        if declared:
-            self._refuse(400, "conflicting Content-Length headers")
-            return None
-        if not (text.isascii() and text.isdigit()):
-            self._refuse(400, f"Content-Length {text[:40]!r} is not a byte count")
-            return None
-        digits = text.lstrip("0")
-        if len(digits) > len(str(MAX_BODY)) or int(digits or "0") > MAX_BODY:
-            self._refuse(413, f"request body over the limit of {MAX_BODY} bytes", "too_large")
-            return None
-        return self._read_exactly(int(digits or "0"))
-
-    def _read_exactly(self, length: int) -> bytes | None:
-        """`length` bytes of body, or None (connection closed) if the client stops
-        sending them or stalls for BODY_READ_TIMEOUT_S."""
-        if not length:
-            return b""
-        try:
-            self.connection.settimeout(BODY_READ_TIMEOUT_S)
-            raw = self.rfile.read(length)
-            self.connection.settimeout(None)
-        except OSError:
-            raw = b""
-        if len(raw) < length:  # the client gave up: nobody is left to answer
-            self.close_connection = True
-            return None
-        return raw
-
-    def _refuse(self, status: int, message: str, kind: str = "invalid_request_error") -> None:
-        self._error(status, message, kind, close=True)
-
-    def _json_body(self, raw: bytes) -> dict[str, Any] | None:
-        """The body as a JSON object, or None once a 400 has been sent."""
-        try:
-            doc = json.loads(raw or b"null")
-        except ValueError:
-            self._error(400, "request body is not valid JSON", "invalid_request_error")
-            return None
-        if not isinstance(doc, dict):
-            self._error(400, "request body must be a JSON object", "invalid_request_error")
-            return None
-        return doc
 
     # -- GET ----------------------------------------------------------------
     def do_GET(self) -> None:
