@@ -46,7 +46,7 @@ def reserved_flag(tokens: list[str]) -> str | None:
     return None
 @dataclass
 class Stats:
-    """GET /api/v1/stats: the last request's figures, then running totals (v10.8+).
+    """GET /api/v1/stats: the last request's figures, then running totals (v10.7+).
 
     Lemonade's docs list the first five; its server also sends the four totals."""
 
