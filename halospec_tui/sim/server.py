@@ -1,7 +1,8 @@
 """HTTP front of the embedded server: the Lemonade / llama-server protocol on 127.0.0.1.
 
 Routes (each also without the /api/v1 prefix and under /v1): POST chat/completions,
-GET health, GET models, POST load, GET /metrics, POST /sim/fault (tests).
+GET health, GET models, GET stats, POST load, POST unload, GET /metrics, POST
+/sim/fault (tests).
 One decoding slot, like llama-server's default: requests queue on a lock.
 """
 
@@ -9,76 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shlex
 import socket
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
-import numpy as np
-
-from halospec_tui import __version__
-from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
-from halospec_tui.sim.physics import Engine, Generation, SimParams, generate
-from halospec_tui.specflags import NO_SPECULATION, k_from_args, p_min_from_args, spec_text
+from halospec_tui.plan import K_LIMIT
+from halospec_tui.sim.faults import FaultSpecError, parse_faults
+from halospec_tui.sim.http_base import JsonHandler
+from halospec_tui.sim.lemonade import reserved_flag, split_llamacpp_args
+from halospec_tui.sim.physics import Generation, SimParams, generate
+from halospec_tui.sim.state import CHECKPOINT, SimState
+from halospec_tui.specflags import (
+    SpecFlagError,
+    k_from_args,
+    read_spec_flags,
+)
 
 HOST = "127.0.0.1"
 TIMEOUT_STALL_S = 90.0
-MAX_K = 64
-MAX_BODY = 1 << 20  # larger bodies of unknown routes are not read: the connection closes
-
-
-class SimState:
-    """Everything the handlers share; guarded by locks."""
-
-    def __init__(self, params: SimParams) -> None:
-        self.params = params
-        self.engine = Engine(params)
-        self.k = params.draft_n_max
-        self.p_min = 0.0  # --spec-draft-p-min of the last load
-        self.llamacpp_args = ""
-        self.faults: FaultSpec = parse_faults(params.fault)
-        self.fault_rng = np.random.default_rng(params.seed + 7)
-        self.slot = threading.Lock()
-        self.meta = threading.Lock()
-        self.requests = 0
-        self.drafted_total = 0
-        self.accepted_total = 0
-        self.tokens_total = 0
-        self.last_prompt: str | None = None
-
-    def launch_command(self) -> str:
-        """What Lemonade would show: K = 0 runs without a draft model, `--spec-type none`."""
-        draft = " -md sim-draft.gguf" if self.k != NO_SPECULATION else ""
-        return f"llama-server -m sim-target.gguf{draft} {spec_text(self.k)}"
-
-    def health(self) -> dict[str, Any]:
-        p = self.params
-        return {
-            "status": "ok",
-            "version": f"sim-{__version__}",
-            "model_loaded": p.model,
-            "all_models_loaded": [
-                {
-                    "model_name": p.model,
-                    "checkpoint": "halospec-sim",
-                    "type": "llm",
-                    "device": "cpu",
-                    "recipe": "llamacpp",
-                    "launch_command": self.launch_command(),
-                }
-            ],
-            "sim": {
-                **p.to_dict(),
-                "draft_n_max": self.k,
-                "fault": str(self.faults),
-                "unit_ms": self.engine.unit_ms,
-                "requests_served": self.requests,
-            },
-        }
+MAX_K = 64  # a per-request n_max (when honoured) is clamped to this; a load takes 0..K_LIMIT
 
 
 @dataclass
@@ -100,32 +53,9 @@ class _Decoded:
     cached: int  # prompt tokens served from the cache
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(JsonHandler):
     server_version = "halospec-sim"
-    protocol_version = "HTTP/1.1"
     state: SimState  # set on the subclass made by make_server
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    # -- plumbing -----------------------------------------------------------
-    def _route(self) -> str:
-        path = self.path.split("?", 1)[0].rstrip("/")
-        for prefix in ("/api/v1", "/api/v0", "/v1", "/v0"):
-            if path.startswith(prefix + "/"):
-                return path[len(prefix) :]
-        return path
-
-    def _send(self, status: int, doc: Any, content_type: str = "application/json") -> None:
-        body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _error(self, status: int, message: str, kind: str) -> None:
-        self._send(status, {"error": {"code": status, "message": message, "type": kind}})
 
     def _model_ok(self, name: object) -> bool:
         """The served model, or a 404 as a real server answers."""
@@ -134,25 +64,17 @@ class Handler(BaseHTTPRequestHandler):
         self._error(404, f"model {name!r} not found", "not_found_error")
         return False
 
-    def _body(self) -> dict[str, Any] | None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            doc = json.loads(raw or b"null")
-        except ValueError:
-            self._error(400, "request body is not valid JSON", "invalid_request_error")
-            return None
-        if not isinstance(doc, dict):
-            self._error(400, "request body must be a JSON object", "invalid_request_error")
-            return None
-        return doc
-
     # -- GET ----------------------------------------------------------------
     def do_GET(self) -> None:
+        if self._take_body() is None:  # a GET's body is read and dropped
+            return
         route = self._route()
         s = self.state
         if route == "/health":
             self._send(200, s.health())
+        elif route == "/stats":
+            with s.meta:
+                self._send(200, s.stats.to_json())
         elif route == "/models":
             self._send(
                 200,
@@ -176,41 +98,30 @@ class Handler(BaseHTTPRequestHandler):
 
     # -- POST ---------------------------------------------------------------
     def do_POST(self) -> None:
+        raw = self._take_body()
+        if raw is None:
+            return
         route = self._route()
         if route == "/chat/completions":
-            self._chat()
+            self._chat(raw)
         elif route == "/load":
-            self._load()
+            self._load(raw)
+        elif route == "/unload":
+            self._unload(raw)
         elif route == "/sim/fault":
-            self._set_fault()
+            self._set_fault(raw)
         else:
-            # The body must go, or it would be read as the next request on this connection.
-            if self._discard_body():
-                self._error(404, f"no route {self.path}", "not_found_error")
-
-    def _discard_body(self) -> bool:
-        """Read and drop the request body; False (and the connection closed) if it cannot."""
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if self.headers.get("Transfer-Encoding") or length < 0 or length > MAX_BODY:
-            self.close_connection = True
             self._error(404, f"no route {self.path}", "not_found_error")
-            return False
-        if length:
-            self.rfile.read(length)
-        return True
 
-    def _model_body(self, key: str) -> dict[str, Any] | None:
+    def _model_body(self, raw: bytes, key: str) -> dict[str, Any] | None:
         """The JSON body, when it is an object naming the served model under `key`."""
-        doc = self._body()
+        doc = self._json_body(raw)
         if doc is None or not self._model_ok(doc.get(key)):
             return None
         return doc
 
-    def _set_fault(self) -> None:
-        doc = self._body()
+    def _set_fault(self, raw: bytes) -> None:
+        doc = self._json_body(raw)
         if doc is None:
             return
         try:
@@ -220,40 +131,76 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._send(200, {"fault": str(self.state.faults)})
 
-    def _load(self) -> None:
-        doc = self._model_body("model_name")
+    def _load(self, raw: bytes) -> None:
+        doc = self._model_body(raw, "model_name")
         if doc is None:
             return
         s = self.state
-        args = str(doc.get("llamacpp_args") or "")
-        try:
-            tokens = shlex.split(args)
-        except ValueError:
-            self._error(400, "llamacpp_args cannot be parsed", "invalid_request_error")
+        args = doc.get("llamacpp_args") or ""
+        if not isinstance(args, str):
+            self._error(400, "'llamacpp_args' must be a string", "invalid_request_error")
             return
-        if "-md" in tokens or "--model-draft" in tokens:
-            self._error(
-                400, "-md/--model-draft may not be passed in llamacpp_args", "invalid_request_error"
-            )
+        settings = self._load_settings(args)
+        if settings is None:
             return
-        # No speculative flag (or --spec-type none) loads without speculation: K = 0.
-        new_k = k_from_args(args, default=s.params.draft_n_max)
-        assert new_k is not None
-        if not 0 <= new_k <= MAX_K:
-            self._error(400, f"draft length {new_k} out of range", "invalid_request_error")
-            return
+        new_k, p_min = settings
         with s.slot:  # a reload waits for the request in flight, then blocks the slot
-            if args != s.llamacpp_args or new_k != s.k:
-                time.sleep(s.params.reload_ms / 1000.0)
-                s.k = new_k
-                s.p_min = p_min_from_args(args)
-                s.llamacpp_args = args
-                s.last_prompt = None  # a reload empties the prompt cache
-        self._send(200, {"status": "success", "message": f"Loaded model: {doc['model_name']}"})
+            if not s.loaded or args != s.llamacpp_args or new_k != s.k:
+                s.load(new_k, p_min, args)
+        name = doc["model_name"]
+        self._send(200, {"status": "success", "message": f"Loaded model: {name}",
+                         "model_name": name, "checkpoint": CHECKPOINT, "recipe": "llamacpp"})  # fmt: skip
+
+    def _unload(self, raw: bytes) -> None:
+        """Lemonade's /unload: the model named by `model_name` (or `model`), else every
+        model; a body that is no JSON object names none. 404 when it is not loaded."""
+        try:
+            doc = json.loads(raw) if raw else {}
+        except ValueError:
+            doc = {}
+        doc = doc if isinstance(doc, dict) else {}
+        name = next((v for k in ("model_name", "model") if isinstance(v := doc.get(k), str)), "")
+        s = self.state
+        with s.slot:  # after the request in flight, as Lemonade waits for it
+            missing = bool(name) and (name != s.params.model or not s.loaded)
+            if not missing:
+                s.unload()
+        if missing:
+            self._send(404, {"error": f"Model not loaded: {name}"})
+        elif not name:
+            self._send(200, {"status": "success", "message": "All models unloaded successfully"})
+        else:
+            self._send(200, {"status": "success", "message": "Model unloaded successfully",
+                             "model_name": name})  # fmt: skip
+
+    def _load_settings(self, args: str) -> tuple[int, float] | None:
+        """(K, p_min) that `llamacpp_args` sets, read as strictly as llama-server reads
+        them (specflags); None once a 400 naming the bad flag has been sent."""
+        tokens = split_llamacpp_args(args)
+        why = ""
+        if (flag := reserved_flag(tokens)) is not None:
+            why = f"{flag} may not be passed in llamacpp_args (-md/--model-draft)"
+        else:
+            try:
+                flags = read_spec_flags(tokens)
+            except SpecFlagError as e:
+                why = str(e)
+            else:
+                # No speculative flag (or --spec-type none) loads without speculation.
+                k = k_from_args(tokens, default=self.state.params.draft_n_max)
+                p = 0.0 if flags.p_min is None else flags.p_min
+                if flags.n_max is not None and not 0 <= flags.n_max <= K_LIMIT:
+                    why = f"{flags.n_max_flag} {flags.n_max}: the draft length must be within 0..{K_LIMIT}"
+                elif not 0.0 <= p < 1.0:
+                    why = f"{flags.p_min_flag} {p:g}: p_min must be within 0..1 (1 excluded)"
+                elif k is not None:
+                    return k, p
+        self._error(400, f"llamacpp_args: {why}", "invalid_request_error")
+        return None
 
     # -- chat: parse, faults, decode, then a whole or a streamed answer -------
-    def _chat(self) -> None:
-        req = self._chat_request()
+    def _chat(self, raw: bytes) -> None:
+        req = self._chat_request(raw)
         if req is None or self._injected_fault(req):
             return
         if req.stream:
@@ -261,9 +208,9 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._whole_answer(req)
 
-    def _chat_request(self) -> _ChatRequest | None:
+    def _chat_request(self, raw: bytes) -> _ChatRequest | None:
         """The request's fields, or None once a 4xx has been sent."""
-        doc = self._model_body("model")
+        doc = self._model_body(raw, "model")
         if doc is None:
             return None
         msgs = doc.get("messages")
@@ -280,6 +227,10 @@ class Handler(BaseHTTPRequestHandler):
         ):
             self._error(400, "'max_tokens' must be an integer in 1..4096", "invalid_request_error")
             return None
+        stream = doc.get("stream")  # null: the default, as llama-server takes it
+        if stream is not None and not isinstance(stream, bool):
+            self._error(400, "'stream' must be a boolean", "invalid_request_error")
+            return None
         spec = doc.get("speculative")
         n_max = spec.get("n_max") if isinstance(spec, dict) else None
         k = None
@@ -295,7 +246,7 @@ class Handler(BaseHTTPRequestHandler):
             max_tokens=max_tokens,
             k=k,
             p_min=p_min,
-            stream=bool(doc.get("stream")),
+            stream=stream is True,
             cache_prompt=doc.get("cache_prompt", True) is not False,
         )
 
@@ -321,6 +272,8 @@ class Handler(BaseHTTPRequestHandler):
         """Generate on the one slot, counting what the /metrics counters add up."""
         s = self.state
         with s.slot:
+            if not s.loaded:  # as Lemonade: a request loads the model, with its defaults
+                s.load(s.params.draft_n_max, 0.0, "")
             with s.meta:
                 request_no = s.requests
                 s.requests += 1
@@ -370,10 +323,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _streamed_answer(self, req: _ChatRequest) -> None:
         created = int(time.time())
-        d = self._decode(req, lambda piece: self._chunk(_delta(req.model, created, piece)))
+        start = time.perf_counter()
+        first: list[float] = []  # when the first chunk went out
+
+        def on_pass(piece: str) -> None:
+            self._chunk(_delta(req.model, created, piece))
+            first[:] = first or [time.perf_counter() - start]
+
+        d = self._decode(req, on_pass)
         final = {"id": f"chatcmpl-sim-{d.request_no}", "object": "chat.completion.chunk", "created": created,
                  "model": req.model, "choices": [{"index": 0, "delta": {}, "finish_reason": "length"}],
                  **self._figures(req, d)}  # fmt: skip
+        self._record(final, True, first[0] if first else 0.0, time.perf_counter() - start)
         self._chunk(final)
         self._chunk_raw(b"data: [DONE]\n\n")
         self._chunk_raw(b"")
@@ -399,12 +360,20 @@ class Handler(BaseHTTPRequestHandler):
             del answer["usage"]
         if req.fault == "no-choices":
             del answer["choices"]
+        if req.fault not in ("malformed", "truncated"):  # Lemonade could not read those
+            self._record(answer, False, 0.0, 0.0)
         body = json.dumps(answer).encode()
         if req.fault == "malformed":
             body = b"{not json" + body[:40]
         if req.fault == "truncated":
             body = body[: len(body) // 2]
         self._send(200, body)
+
+    def _record(self, answer: dict[str, Any], streamed: bool, ttft_s: float, total_s: float) -> None:
+        """/stats takes the answer before the client has its end, so it is there to read
+        as soon as the client is done."""
+        with self.state.meta:
+            self.state.stats.record(answer, streamed, ttft_s, total_s)
 
     # -- streaming ------------------------------------------------------------
     def _stream_headers(self) -> None:
