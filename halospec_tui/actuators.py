@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import httpx
 
 from halospec_tui.client import ChatClient, LogFn
+from halospec_tui.engines import detect_engine
 from halospec_tui.errors import HalospecError
 from halospec_tui.specflags import k_from_args, spec_text
 
@@ -168,32 +169,36 @@ class ActuatorInterrupted(ActuatorError):
 
 @dataclass(frozen=True)
 class ServerInfo:
-    kind: str  # lemonade | llama-server | sim | openai | unknown
+    kind: str  # lemonade | llama-server | sim | vllm | sglang | openai | unknown
     version: str = ""
     detail: str = ""
 
 
-def detect_server(client: ChatClient) -> ServerInfo:
-    """What answers at the base URL: Lemonade, llama-server, the embedded server, other."""
+def _get(client: ChatClient, path: str) -> tuple[int, Any]:
     try:
-        status, doc = client.get_json("/api/v1/health")
+        return client.get_json(path)
     except httpx.HTTPError:
-        status, doc = 0, None
+        return 0, None
+
+
+def detect_server(client: ChatClient) -> ServerInfo:
+    """What answers at the base URL: Lemonade, llama-server, the embedded server, vLLM,
+    SGLang (see engines.py), another OpenAI-style server, or nothing known."""
+    status, doc = _get(client, "/api/v1/health")
     if status == 200 and isinstance(doc, dict):
         if isinstance(doc.get("sim"), dict):
             return ServerInfo("sim", str(doc.get("version", "")), "embedded simulation server")
         if "all_models_loaded" in doc or "model_loaded" in doc:
             return ServerInfo("lemonade", str(doc.get("version", "")), "Lemonade health")
-    try:
-        status, doc = client.get_json("/props")
-    except httpx.HTTPError:
-        status, doc = 0, None
+    status, doc = _get(client, "/props")
     if status == 200 and isinstance(doc, dict) and "default_generation_settings" in doc:
         return ServerInfo("llama-server", str(doc.get("build_info", "")), "llama-server /props")
-    try:
-        status, _ = client.get_json("/v1/models")
-    except httpx.HTTPError:
-        status = 0
+    status, models = _get(client, "/v1/models")
+    if status == 0:  # no answer at all: nothing more to learn
+        return ServerInfo("unknown")
+    engine = detect_engine(lambda path: _get(client, path), models if status == 200 else None)
+    if engine is not None:
+        return ServerInfo(engine.kind, engine.version, engine.detail)
     if status == 200:
         return ServerInfo("openai", "", "answers /v1/models")
     return ServerInfo("unknown")
