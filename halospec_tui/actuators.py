@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import httpx
 
 from halospec_tui.client import ChatClient, LogFn
+from halospec_tui.engines import detect_engine
 from halospec_tui.errors import HalospecError
 from halospec_tui.specflags import k_from_args, spec_text
 
@@ -81,7 +82,7 @@ class RequestActuator:
         pass
 
 
-def k_from_launch_command(cmd: str) -> int | None:
+def k_from_launch_command(cmd: str | list[str]) -> int | None:
     """K in a server's launch command; 0 when it cannot speculate (see specflags)."""
     return k_from_args(cmd)
 
@@ -153,7 +154,13 @@ class LemonadeLoadActuator:
             return None
         for m in doc.get("all_models_loaded") or []:
             if isinstance(m, dict) and m.get("model_name") == self.model:
-                return k_from_launch_command(str(m.get("launch_command", "")))
+                # a string, or (Lemonade after v11) the list of its arguments; Lemonade
+                # v10 sends none: K then cannot be confirmed, never guessed
+                cmd = m.get("launch_command")
+                if isinstance(cmd, str) or (
+                    isinstance(cmd, list) and all(isinstance(x, str) for x in cmd)
+                ):
+                    return k_from_launch_command(cmd)
         return None
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
@@ -179,32 +186,36 @@ class ActuatorInterrupted(ActuatorError):
 
 @dataclass(frozen=True)
 class ServerInfo:
-    kind: str  # lemonade | llama-server | sim | openai | unknown
+    kind: str  # lemonade | llama-server | sim | vllm | sglang | openai | unknown
     version: str = ""
     detail: str = ""
 
 
-def detect_server(client: ChatClient) -> ServerInfo:
-    """What answers at the base URL: Lemonade, llama-server, the embedded server, other."""
+def _get(client: ChatClient, path: str) -> tuple[int, Any]:
     try:
-        status, doc = client.get_json("/api/v1/health")
+        return client.get_json(path)
     except httpx.HTTPError:
-        status, doc = 0, None
+        return 0, None
+
+
+def detect_server(client: ChatClient) -> ServerInfo:
+    """What answers at the base URL: Lemonade, llama-server, the embedded server, vLLM,
+    SGLang (see engines.py), another OpenAI-style server, or nothing known."""
+    status, doc = _get(client, "/api/v1/health")
     if status == 200 and isinstance(doc, dict):
         if isinstance(doc.get("sim"), dict):
             return ServerInfo("sim", str(doc.get("version", "")), "embedded simulation server")
         if "all_models_loaded" in doc or "model_loaded" in doc:
             return ServerInfo("lemonade", str(doc.get("version", "")), "Lemonade health")
-    try:
-        status, doc = client.get_json("/props")
-    except httpx.HTTPError:
-        status, doc = 0, None
+    status, doc = _get(client, "/props")
     if status == 200 and isinstance(doc, dict) and "default_generation_settings" in doc:
         return ServerInfo("llama-server", str(doc.get("build_info", "")), "llama-server /props")
-    try:
-        status, _ = client.get_json("/v1/models")
-    except httpx.HTTPError:
-        status = 0
+    status, models = _get(client, "/v1/models")
+    if status == 0:  # no answer at all: nothing more to learn
+        return ServerInfo("unknown")
+    engine = detect_engine(lambda path: _get(client, path), models if status == 200 else None)
+    if engine is not None:
+        return ServerInfo(engine.kind, engine.version, engine.detail)
     if status == 200:
         return ServerInfo("openai", "", "answers /v1/models")
     return ServerInfo("unknown")

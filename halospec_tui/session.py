@@ -199,7 +199,7 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
     )
     try:
         actuator, info, why = choose(opts, server, client, model, log)
-        if info.kind in ("llama-server", "openai"):
+        if info.kind in ("llama-server", "openai", "vllm", "sglang"):
             client.path = OPENAI_CHAT_PATH  # llama-server has no /api/v1 routes
     except BaseException:
         client.close()

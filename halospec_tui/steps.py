@@ -36,7 +36,7 @@ from halospec_tui.events import (
     WarmupStep,
 )
 from halospec_tui.knob import check_knob
-from halospec_tui.load_requests import Load
+from halospec_tui.load_requests import Load, background_of
 from halospec_tui.metrics import DraftCounter, MetricsProbe
 from halospec_tui.plan import ArmSpec, Plan
 from halospec_tui.prompts import workload_prompt
@@ -186,7 +186,7 @@ class Steps:
     drafts: DraftCounter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.drafts = DraftCounter(MetricsProbe(self.client), self.log)
+        self.drafts = DraftCounter(MetricsProbe(self.client), self.log, background_of(self.load))
 
     # -- telling ------------------------------------------------------------------
     def log(self, level: LogLevel | str, text: str) -> None:
@@ -355,6 +355,8 @@ class Steps:
             reply = self.request(prompt, k, spec.p_min)
             cpu = self.telemetry.sample()
             reply = self.drafts.after(reply, counters, k)
+            if self.drafts.last_shared:  # other clients' drafting cannot be told apart
+                reply = replace(reply, drafted=None, accepted=None)
             if self.control.stopping and not reply.success:
                 raise Stopped()  # an abandoned request is not a measurement
         if controller is not None and not at.settle and not_set is None:

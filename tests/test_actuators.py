@@ -55,6 +55,29 @@ def test_an_http_error_status_stays_a_plain_actuator_error():
     assert type(info.value) is ActuatorError
 
 
+@pytest.mark.parametrize(
+    "entry,confirmed",
+    [
+        # a launch command as one string (the embedded server) or, as Lemonade after
+        # v11 sends it, the list of its arguments
+        ({"launch_command": "llama-server -m t.gguf -md d.gguf --spec-draft-n-max 5"}, 5),
+        ({"launch_command": ["llama-server", "-md", "d.gguf", "--spec-draft-n-max", "5"]}, 5),
+        ({"launch_command": ["llama-server", "-m", "t.gguf"]}, 0),  # no draft: K 0
+        ({}, None),  # Lemonade v10 says nothing: K is not confirmed, never guessed
+        ({"launch_command": ["llama-server", 5]}, None),
+        ({"launch_command": ["--spec-draft-n-max", "5x"]}, None),  # misread: no K
+    ],
+)
+@respx.mock
+def test_k_is_confirmed_from_the_launch_command_string_or_list(entry, confirmed):
+    respx.post(BASE + "/api/v1/load").mock(return_value=httpx.Response(200, json={}))
+    respx.get(BASE + "/api/v1/health").mock(return_value=httpx.Response(
+        200, json={"all_models_loaded": [{"model_name": MODEL, **entry}]}
+    ))  # fmt: skip
+    act = LemonadeLoadActuator(ChatClient(BASE, MODEL), MODEL)
+    assert act.apply(5).confirmed_k == confirmed
+
+
 def test_a_closed_client_is_interrupted_not_unreachable():
     client = ChatClient(BASE, MODEL)
     client.close()
