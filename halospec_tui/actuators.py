@@ -37,6 +37,14 @@ class Actuation:
         return None
 
 
+@dataclass(frozen=True)
+class Setting:
+    """A server setting to leave behind: draft length K (0: no speculation) and p_min."""
+
+    k: int
+    p_min: float = 0.0
+
+
 class Actuator(Protocol):
     """Sets K (and p_min: the draft confidence below which the server stops drafting,
     llama.cpp's --spec-draft-p-min; 0 = never) the way its server takes them."""
@@ -47,7 +55,16 @@ class Actuator(Protocol):
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]: ...
 
-    def close(self) -> None: ...
+    def leave(self, setting: Setting | None = None) -> str | None:
+        """At the end of a run: put the server back as it was found (None), or at
+        `setting`. Says what was done, or None when nothing of the server's changed.
+        ActuatorError when it could not be done. Done once: later calls do nothing."""
+        ...
+
+    def close(self) -> None:
+        """Release what the actuator holds; a server it changed and that was not yet
+        left is put back as it was found first."""
+        ...
 
 
 class FieldActuator:
@@ -63,6 +80,9 @@ class FieldActuator:
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {self.field_name: k}
 
+    def leave(self, setting: Setting | None = None) -> str | None:
+        return None  # K rode on each request: the server holds nothing of the run
+
     def close(self) -> None:
         pass
 
@@ -77,6 +97,9 @@ class RequestActuator:
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {"speculative": {"n_max": k, "n_min": 0, "p_min": p_min}}
+
+    def leave(self, setting: Setting | None = None) -> str | None:
+        return None  # K rode on each request: the server holds nothing of the run
 
     def close(self) -> None:
         pass
@@ -94,11 +117,19 @@ def _closed(client: ChatClient) -> bool:
     return bool(getattr(http, "is_closed", False))
 
 
+LEAVE_TIMEOUT_S = 120.0  # one reload (or unload) that puts the server back, at most
+
+
 class LemonadeLoadActuator:
     """Lemonade (v10.3+): reload the model with `llamacpp_args` carrying K.
 
     A reload happens only when K changes; its time is returned as reload_ms and kept
     out of every latency. After it, /api/v1/health's launch_command must carry K.
+
+    Before its first reload it notes what the server had loaded (/api/v1/health: each
+    model with its `recipe_options`), so that `leave()` can put the server back as it
+    was found: our model reloaded with its own options (or unloaded, if it was not
+    loaded), and any model our loads pushed out loaded again.
     """
 
     name = "lemonade-load"
@@ -112,6 +143,9 @@ class LemonadeLoadActuator:
         self.current: tuple[int, float] | None = None  # (K, p_min) loaded
         self.confirmed: int | None = None
         self._log = log or (lambda level, text: None)
+        self.found: list[dict[str, Any]] | None = None  # models loaded before the run
+        self._noted = False  # `found` was asked for (None then: health did not say)
+        self._left = False
 
     def llamacpp_args(self, k: int, p_min: float = 0.0) -> str:
         return f"{self.base_args} {spec_text(k, p_min=p_min)}".strip()
@@ -119,6 +153,9 @@ class LemonadeLoadActuator:
     def apply(self, k: int, p_min: float = 0.0) -> Actuation:
         if (k, p_min) == self.current:
             return Actuation(confirmed_k=self.confirmed)
+        if not self._noted:
+            self._noted = True
+            self.found = self._loaded_models()
         body = {"model_name": self.model, "llamacpp_args": self.llamacpp_args(k, p_min)}
         start = time.perf_counter()
         try:
@@ -145,15 +182,20 @@ class LemonadeLoadActuator:
         self._log("info", f"reloaded model with K={k} in {reload_ms} ms")
         return Actuation(confirmed_k=self.confirmed, reload_ms=reload_ms)
 
-    def _confirm(self) -> int | None:
+    def _loaded_models(self) -> list[dict[str, Any]] | None:
+        """The models /api/v1/health lists as loaded (None when it does not answer)."""
         try:
             status, doc = self.client.get_json("/api/v1/health")
-        except httpx.HTTPError:
+        except (httpx.HTTPError, RuntimeError):
             return None
         if status != 200 or not isinstance(doc, dict):
             return None
-        for m in doc.get("all_models_loaded") or []:
-            if isinstance(m, dict) and m.get("model_name") == self.model:
+        models = doc.get("all_models_loaded") or []
+        return [m for m in models if isinstance(m, dict) and isinstance(m.get("model_name"), str)]
+
+    def _confirm(self) -> int | None:
+        for m in self._loaded_models() or []:
+            if m.get("model_name") == self.model:
                 # a string, or (Lemonade after v11) the list of its arguments; Lemonade
                 # v10 sends none: K then cannot be confirmed, never guessed
                 cmd = m.get("launch_command")
@@ -166,8 +208,62 @@ class LemonadeLoadActuator:
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {}
 
+    def leave(self, setting: Setting | None = None) -> str | None:
+        if self._left or not self._noted:
+            return None  # left already, or never reloaded: nothing of ours to undo
+        self._left = True
+        if setting is not None:
+            self.apply(setting.k, setting.p_min)
+            return f"left {self.model} at the recommendation: {self.llamacpp_args(setting.k, setting.p_min)}"
+        if self.found is None:
+            raise ActuatorError(
+                f"cannot put {self.model} back: /api/v1/health did not say what was loaded "
+                f"before the run; it stays at {self.llamacpp_args(*(self.current or (0, 0.0)))}"
+            )
+        return "; ".join(self._restore(self.found))
+
+    def _restore(self, found: list[dict[str, Any]]) -> list[str]:
+        """Our model as it was (or unloaded), then models our loads pushed out."""
+        said = []
+        ours = next((m for m in found if m["model_name"] == self.model), None)
+        if ours is None:
+            self._post("/api/v1/unload", {"model_name": self.model})
+            said.append(f"unloaded {self.model} (it was not loaded before the run)")
+        else:
+            said.append(self._reload(ours))
+        now = {m["model_name"] for m in self._loaded_models() or []}
+        for m in found:
+            if m["model_name"] != self.model and m["model_name"] not in now:
+                said.append(self._reload(m))
+        return said
+
+    def _reload(self, entry: dict[str, Any]) -> str:
+        """Load a model with the options it had (`recipe_options`); its llamacpp_args
+        said explicitly, so none of the run's stay behind."""
+        options = entry.get("recipe_options")
+        options = dict(options) if isinstance(options, dict) else {}
+        args = options.get("llamacpp_args")
+        options["llamacpp_args"] = args if isinstance(args, str) else ""
+        self._post("/api/v1/load", {**options, "model_name": entry["model_name"]})
+        return f"reloaded {entry['model_name']} as found (llamacpp_args {options['llamacpp_args']!r})"
+
+    def _post(self, path: str, body: dict[str, Any]) -> None:
+        try:
+            status, doc = self.client.post_json(path, body, timeout_s=LEAVE_TIMEOUT_S)
+        except (httpx.HTTPError, RuntimeError) as e:
+            raise ActuatorError(f"{path}: {e or type(e).__name__}") from e
+        if not 200 <= status < 300:
+            detail = doc.get("error") if isinstance(doc, dict) else doc
+            raise ActuatorError(f"{path}: HTTP {status} {detail}")
+
     def close(self) -> None:
-        pass
+        if self._noted and not self._left:
+            try:
+                said = self.leave()
+            except ActuatorError as e:
+                self._log("error", f"the server was not put back as found: {e}")
+            else:
+                self._log("info", f"server: {said}")
 
 
 class ActuatorError(HalospecError, RuntimeError):

@@ -220,6 +220,9 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--strict", action="store_true", help="exit 3 when K is not shown to take effect"
     )
+    g.add_argument("--leave", choices=("found", "recommended"), default="found",
+                   help="at the end, put a server the run reloaded (lemonade-load) back as it "
+                   "was found (default), or leave it at the recommended setting")  # fmt: skip
     g = p.add_argument_group("output")
     g.add_argument("--csv", default=DEFAULT_CSV, help="results CSV, appended (default %(default)s)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug lines in the log")
@@ -455,6 +458,7 @@ def _run_config(run: _RunInput, session: Session) -> RunConfig:
         server_pid=session.server_pid,
         server_down_after_s=ns.server_down_after,
         meta={"actuator_reason": session.why, "server_kind": session.server.kind},
+        leave=ns.leave,
     )
 
 

@@ -202,6 +202,7 @@ class RunFinished:
     files: tuple[str, ...]
     summary_text: str
     unwritten: tuple[str, ...] = ()  # "path: reason" for each summary file that failed
+    server: str = ""  # what was done to put the server back at the end ("": nothing)
 
 
 Event = (

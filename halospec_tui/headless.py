@@ -136,6 +136,8 @@ class HeadlessPrinter:
         elif isinstance(event, RunFinished):
             self._print(event.summary_text)
             self._print(f"Run {event.reason}. Files:\n  " + "\n  ".join(event.files))
+            if event.server:
+                self._print(f"Server: {event.server}")
 
 
 def run_in_thread(runner: Runner) -> RunFinished | None:

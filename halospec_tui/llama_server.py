@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from halospec_tui.actuators import Actuation, ActuatorError
+from halospec_tui.actuators import Actuation, ActuatorError, Setting
 from halospec_tui.client import LogFn
 from halospec_tui.procs import tagged_env, terminate, watch_child
 from halospec_tui.specflags import NO_SPECULATION, SpecSyntax, spec_args, syntax_from_help
@@ -159,6 +159,9 @@ class LlamaServerActuator:
         finally:
             if watcher is not None:
                 terminate(watcher)
+
+    def leave(self, setting: Setting | None = None) -> str | None:
+        return None  # the harness's own server: stopped at close, nothing of the user's
 
     def close(self) -> None:
         self._stop()

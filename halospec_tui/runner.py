@@ -13,8 +13,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
-from halospec_tui.actuators import Actuator
+from halospec_tui.actuators import Actuator, ActuatorError, Setting
+from halospec_tui.arms import p_min_of
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import (
     ArmInfo,
@@ -30,6 +32,7 @@ from halospec_tui.load_requests import Load
 from halospec_tui.plan import Plan
 from halospec_tui.results import (
     CsvWriter,
+    Report,
     SummaryWriteError,
     build_report,
     sample_from_record,
@@ -68,6 +71,8 @@ class RunConfig:
     server_down_after_s: float = 60.0
     write_summary_files: bool = True
     meta: dict[str, object] = field(default_factory=dict)
+    # At the end: put the server back as it was found, or leave the recommendation.
+    leave: Literal["found", "recommended"] = "found"
 
 
 class Runner:
@@ -201,6 +206,7 @@ class Runner:
             reason = self.control.reason  # stopped after the last step
         samples = [sample_from_record(r) for r in steps.records]
         report = build_report(samples, tolerance=self.plan.tolerance)
+        server = self._leave_server(steps, report)
         files: tuple[str, ...] = (str(Path(self.config.csv_path).resolve()),)
         failed: tuple[str, ...] = ()
         if self.config.write_summary_files:
@@ -212,6 +218,7 @@ class Runner:
                 "model": self.client.model,
                 "actuator": self.actuator.name,
                 "backend": self.config.backend,
+                "server_left": server,
                 **self.config.meta,
             }
             try:
@@ -236,6 +243,28 @@ class Runner:
             files=files,
             summary_text=summary_text(report),
             unwritten=failed,
+            server=server,
         )
         self.sink.emit(done)
         return done
+
+    def _leave_server(self, steps: Steps, report: Report) -> str:
+        """Put the server back as it was found (or at the recommendation, with
+        --leave recommended), before the summaries, which say what was done."""
+        setting = None
+        v = report.verdict
+        if self.config.leave == "recommended":
+            if v is not None and v.recommended_k is not None:
+                setting = Setting(v.recommended_k, p_min_of(v.recommended or ""))
+            else:
+                steps.log("warning", "--leave recommended: no fixed setting was recommended; "
+                                     "putting the server back as it was found")  # fmt: skip
+        try:
+            said = self.actuator.leave(setting)
+        except ActuatorError as e:
+            steps.log("error", f"the server was not put back as found: {e}")
+            return f"NOT put back: {e}"
+        if said is None:
+            return ""
+        steps.log("info", f"server: {said}")
+        return said

@@ -37,15 +37,19 @@ def test_the_actuator_errors_are_halospec_errors():
 
 @respx.mock
 def test_a_transport_error_during_a_reload_is_unreachable():
+    health = respx.get(BASE + "/api/v1/health").mock(side_effect=httpx.ConnectError("refused"))
     respx.post(BASE + "/api/v1/load").mock(side_effect=httpx.ConnectError("refused"))
     act = LemonadeLoadActuator(ChatClient(BASE, MODEL), MODEL)
     with pytest.raises(ActuatorUnreachable, match="load with K=4: server unreachable: refused"):
         act.apply(4)
     assert act.current is None  # K not taken as set: the next step tries again
+    # what was loaded is asked once, before the first reload (here: no answer)
+    assert health.call_count == 1 and act.found is None
 
 
 @respx.mock
 def test_an_http_error_status_stays_a_plain_actuator_error():
+    respx.get(BASE + "/api/v1/health").mock(return_value=httpx.Response(200, json={}))
     respx.post(BASE + "/api/v1/load").mock(
         return_value=httpx.Response(500, json={"error": "boom"})
     )

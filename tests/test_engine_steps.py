@@ -59,6 +59,9 @@ class ReloadingActuator:
     def body_fields(self, k: int, p_min: float = 0.0):
         return {"k": self.current if self.current is not None else k}
 
+    def leave(self, setting=None):
+        return None
+
     def close(self) -> None:
         pass
 

@@ -273,7 +273,7 @@ class Handler(JsonHandler):
         s = self.state
         with s.slot:
             if not s.loaded:  # as Lemonade: a request loads the model, with its defaults
-                s.load(s.params.draft_n_max, 0.0, "")
+                s.load(s.params.draft_n_max, 0.0, s.launch_args)
             with s.meta:
                 request_no = s.requests
                 s.requests += 1

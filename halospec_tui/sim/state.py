@@ -27,7 +27,10 @@ class SimState:
         self.engine = Engine(params)
         self.k = params.draft_n_max
         self.p_min = 0.0  # --spec-draft-p-min of the last load
-        self.llamacpp_args = ""
+        # The model's own options, as Lemonade keeps them for a model it launched: a
+        # load with these (or the auto-load after /unload) gives the launch K again.
+        self.launch_args = spec_text(params.draft_n_max)
+        self.llamacpp_args = self.launch_args
         self.faults: FaultSpec = parse_faults(params.fault)
         self.fault_rng = np.random.default_rng(params.seed + 7)
         self.slot = threading.Lock()
@@ -61,7 +64,8 @@ class SimState:
         """Lemonade's: after /unload, no model (`model_loaded` null, an empty list)."""
         p = self.params
         models = [{"model_name": p.model, "checkpoint": CHECKPOINT, "type": "llm", "device": "cpu",
-                   "recipe": "llamacpp", "launch_command": self.launch_command()}]  # fmt: skip
+                   "recipe": "llamacpp", "recipe_options": {"llamacpp_args": self.llamacpp_args},
+                   "launch_command": self.launch_command()}]  # fmt: skip
         return {
             "status": "ok",
             "version": f"sim-{__version__}",
