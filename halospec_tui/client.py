@@ -23,7 +23,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,19 +173,103 @@ class DeadlineBackend(httpcore.NetworkBackend):
             self._streams.discard(s)
 
 
+class DeadlineTransport(httpx.BaseTransport):
+    """httpx's transport over an httpcore pool that connects through a `DeadlineBackend`.
+
+    httpx takes any transport; httpcore's pool takes any network backend: both public.
+    Keep-alive limits are httpx's defaults (100 connections, 20 kept 5 s).
+    """
+
+    def __init__(self, backend: DeadlineBackend) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        url = request.url
+        req = httpcore.Request(
+            request.method,
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                         target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )  # fmt: skip
+        with _httpx_errors():
+            resp = self._pool.handle_request(req)
+        assert isinstance(resp.stream, Iterable)
+        return httpx.Response(
+            resp.status,
+            headers=resp.headers,
+            stream=_Body(resp.stream),
+            extensions=resp.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, inner: Iterable[bytes]) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _httpx_errors():
+            yield from self._inner
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+# httpcore's errors as the httpx errors of the same name; the most derived one wins.
+_HTTPX_ERROR: dict[type[Exception], type[httpx.HTTPError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.ProtocolError: httpx.ProtocolError,
+}
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        mapped = next((_HTTPX_ERROR[t] for t in type(e).__mro__ if t in _HTTPX_ERROR), None)
+        if mapped is None:
+            raise
+        raise mapped(str(e)) from e
+
+
 def deadline_http(
     base_url: str = "", timeout_s: float = 60.0, headers: dict[str, str] | None = None
 ) -> tuple[httpx.Client, DeadlineBackend]:
-    """An httpx client whose requests can be given a total deadline (see `DeadlineBackend`)."""
+    """An httpx client whose requests can be given a total deadline (see `DeadlineBackend`).
+
+    Given a transport, httpx mounts no proxy from the environment: every request
+    goes through this one, so none escapes the deadline.
+    """
     backend = DeadlineBackend()
-    transport = httpx.HTTPTransport()
-    pool = transport._pool  # httpx has no public hook for the network backend
-    if not hasattr(pool, "_network_backend"):  # never run without the deadline silently
-        raise RuntimeError("this httpcore has no _network_backend: cannot bound requests")
-    pool._network_backend = backend
     client = httpx.Client(
         base_url=base_url, timeout=httpx.Timeout(timeout_s), headers=headers or {},
-        transport=transport,
+        transport=DeadlineTransport(backend),
     )  # fmt: skip
     return client, backend
 
