@@ -37,8 +37,8 @@ echo "llama-server: $LLAMA_SERVER"
 .venv/bin/mypy halospec_tui
 # Every import declared in pyproject.toml ([tool.deptry]): the package's in its
 # dependencies; the tests', benchmarks' and scripts' there or in the test extra.
-.venv/bin/deptry halospec_tui
-.venv/bin/deptry tests benchmarks scripts --exclude '\.venv' --ignore DEP002,DEP004
+.venv/bin/deptry --no-ansi halospec_tui
+.venv/bin/deptry --no-ansi tests benchmarks scripts --exclude '\.venv' --ignore DEP002,DEP004
 # Most tests wait on subprocesses and servers, so more workers than cores pay.
 # loadgroup: a module whose tests share one expensive run keeps them on one worker.
 workers="${HALOSPEC_TEST_WORKERS:-3}"
