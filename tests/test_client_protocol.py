@@ -8,11 +8,12 @@ import pytest
 import respx
 
 from halospec_tui.actuators import FieldActuator, LemonadeLoadActuator, RequestActuator
-from halospec_tui.client import ChatClient, parse_completion, preview, reply_text
+from halospec_tui.client import MAX_TOKENS, ChatClient, parse_completion, preview, reply_text
 from halospec_tui.controllers import threshold_rule
 from halospec_tui.events import ListSink, StepDone
 from halospec_tui.plan import customise, named_plan
 from halospec_tui.prompts import ORIGINAL_PROMPT
+from halospec_tui.redact import MASK
 from halospec_tui.runner import RunConfig, Runner
 
 BASE = "http://test.local"
@@ -159,6 +160,61 @@ def test_503_loading_gives_up_after_the_wait():
 
 
 @respx.mock
+def test_503_loading_with_retry_after_0_waits_the_retry_floor():
+    # Retry-After: 0 asked for no wait at all: without a floor the client re-sent at
+    # once, in a busy loop, for the whole loading wait (120 s by default)
+    sleeps = []
+    loading = httpx.Response(503, text="Loading model", headers={"Retry-After": "0"})
+    route = respx.post(URL).mock(side_effect=[loading, loading, httpx.Response(200, json=ok_doc())])
+    r = make_client(sleeps).chat({})
+    assert (r.success, r.attempts, route.call_count) == (True, 1, 3)
+    assert sleeps == [0.4, 0.4]  # the first backoff step, as a 429 with Retry-After: 0 gets
+
+
+@respx.mock
+def test_a_loading_wait_never_passes_the_loading_deadline():
+    sleeps = []
+    respx.post(URL).mock(
+        side_effect=[
+            httpx.Response(503, text="Loading model", headers={"Retry-After": "30"}),
+            httpx.Response(200, json=ok_doc()),
+        ]
+    )
+    r = make_client(sleeps, loading_wait_s=5.0).chat({})
+    assert r.success and len(sleeps) == 1 and 4.5 < sleeps[0] <= 5.0
+
+
+@respx.mock
+def test_a_runtime_error_in_a_request_is_a_failure_not_an_abandon():
+    sleeps = []
+    route = respx.post(URL).mock(side_effect=RuntimeError("pool broke; key s3cret"))
+    client = make_client(sleeps, api_key="s3cret")
+    r = client.chat({})
+    assert (r.success, r.attempts, route.call_count, sleeps) == (False, 3, 3, [0.4, 0.8])
+    assert r.error == f"RuntimeError: pool broke; key {MASK}"  # redacted
+    assert not r.connection_error and not client.abandoned
+
+
+@respx.mock
+def test_a_runtime_error_once_the_client_is_closed_is_its_abandon():
+    # httpx raises RuntimeError for a client closed under it: the runner closes a
+    # client that has no abandon(); that one is an abandon, reported as such
+    sleeps = []
+    client = make_client(sleeps)
+
+    def close_and_refuse(request):
+        client.close()
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+
+    respx.post(URL).mock(side_effect=close_and_refuse)
+    r = client.chat({})
+    assert (r.success, r.attempts, r.error, r.connection_error) == (
+        False, 1, "request abandoned", True,
+    )  # fmt: skip
+    assert sleeps == []  # no retry
+
+
+@respx.mock
 @pytest.mark.parametrize(
     "response,error",
     [
@@ -193,11 +249,45 @@ def test_parse_usage_and_timings():
     )
     f = parse_completion(doc)
     assert f == {
-        "tokens": 61, "drafted": 90, "accepted": 45, "predicted_n": 61,
-        "predicted_ms": 812.25, "prompt_ms": 3.5, "cache_n": 4,
+        "tokens": 61, "tokens_reported": True, "drafted": 90, "accepted": 45,
+        "predicted_n": 61, "predicted_ms": 812.25, "prompt_ms": 3.5, "cache_n": 4,
     }  # fmt: skip
-    assert parse_completion({"choices": [{}]})["tokens"] == 64  # the original's fallback
+    missing = parse_completion({"choices": [{}]})
+    assert (missing["tokens"], missing["tokens_reported"]) == (64, False)  # the original's 64
+    assert MAX_TOKENS == 64
+    assert parse_completion({"choices": [{}], "usage": {}}, 32)["tokens"] == 32
     assert parse_completion({"choices": [{}], "timings": {"draft_n": True}})["drafted"] is None
+
+
+@respx.mock
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+def test_an_answer_without_usage_says_its_tokens_were_not_reported(stream):
+    lines = []
+    if stream:
+        chunk = {"choices": [{"delta": {"content": "Hi."}}]}
+        answer = httpx.Response(200, content=f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n",
+                                headers={"content-type": "text/event-stream"})  # fmt: skip
+    else:
+        answer = httpx.Response(200, json={"choices": [{"message": {"content": "Hi."}}]})
+    respx.post(URL).mock(return_value=answer)
+    client = make_client(stream=stream, log=lambda level, text: lines.append((level, text)))
+    r = client.chat(client.build_body("p"))
+    assert (r.success, r.tokens, r.tokens_reported) == (True, 64, False)
+    assert ("warning", "response has no usage; counting 64 tokens (the request's max_tokens) "
+            "as the original") in lines  # fmt: skip
+    r = client.chat(client.build_body("p", max_tokens=16))
+    assert (r.tokens, r.tokens_reported) == (16, False)  # the budget that request had
+
+
+@respx.mock
+def test_reported_tokens_and_failures_say_so():
+    respx.post(URL).mock(
+        side_effect=[httpx.Response(200, json=ok_doc(7))] + [httpx.Response(500)] * 3
+    )
+    client = make_client()
+    ok, failed = client.chat({}), client.chat({})
+    assert (ok.tokens, ok.tokens_reported) == (7, True)
+    assert (failed.success, failed.tokens, failed.tokens_reported) == (False, 0, False)
 
 
 def test_reply_text_and_preview_follow_the_original():
