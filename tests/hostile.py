@@ -19,6 +19,7 @@ Behaviour = Callable[["Handler"], None]
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # no 40 ms wait for the ACK of the headers
     server: _Server
 
     def log_message(self, *args: object) -> None:

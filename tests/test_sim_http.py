@@ -301,3 +301,13 @@ def test_a_good_load_reads_back_through_the_same_strict_reader(server, args, k, 
     assert got_k == k
     assert k_from_launch_command(cmd) == k  # what the actuator confirms
     assert p_min_from_args(cmd) == p_min
+
+
+def test_answers_leave_without_waiting_for_the_ack_of_their_headers():
+    # Headers and body are two writes: with Nagle's algorithm on, every answer waited
+    # for the client's delayed ACK (about 40 ms), a latency no real server has.
+    from halospec_tui.sim.http_base import JsonHandler
+    from halospec_tui.sim.server import Handler
+
+    assert JsonHandler.disable_nagle_algorithm is True
+    assert issubclass(Handler, JsonHandler)
