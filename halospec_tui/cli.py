@@ -459,6 +459,7 @@ def _run_config(run: _RunInput, session: Session) -> RunConfig:
         server_down_after_s=ns.server_down_after,
         meta={"actuator_reason": session.why, "server_kind": session.server.kind},
         leave=ns.leave,
+        server_kind=session.server.kind,
     )
 
 

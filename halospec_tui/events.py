@@ -59,6 +59,11 @@ class StepRecord:
     block_pos: int | None = None  # interleaved: the arm's place in the round's order
     settle: bool = False  # run after a change of K but not measured
     prompt_class: str = ""  # structured | open | neutral (pool prompts; see prompts.py)
+    # The server gave no token count (no `usage`): `tokens` is max_tokens, as the
+    # original counts it. None on a failed step.
+    tokens_reported: bool | None = None
+    drafting_shared: bool = False  # /metrics counts shared with other clients: not the step's
+    server_kind: str = ""  # lemonade | llama-server | vllm | sglang | sim | openai | unknown
 
 
 @dataclass(frozen=True)

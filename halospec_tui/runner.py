@@ -73,6 +73,7 @@ class RunConfig:
     meta: dict[str, object] = field(default_factory=dict)
     # At the end: put the server back as it was found, or leave the recommendation.
     leave: Literal["found", "recommended"] = "found"
+    server_kind: str = ""  # actuators.ServerInfo.kind, written on every row
 
 
 class Runner:
@@ -164,6 +165,7 @@ class Runner:
             control=self.control,
             telemetry=Telemetry(cfg.server_pid),
             controller_name=cfg.controller,
+            server_kind=cfg.server_kind,
             server_down_after_s=cfg.server_down_after_s,
             manual_load=self._manual_load,
         )

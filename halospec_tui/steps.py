@@ -173,6 +173,7 @@ class Steps:
     control: Control
     telemetry: Telemetry
     controller_name: str = "threshold"  # the plain `adaptive` arm's controller
+    server_kind: str = ""  # what the server is (actuators.ServerInfo.kind), for the rows
     server_down_after_s: float = 60.0
     records: list[StepRecord] = field(default_factory=list)
     global_step: int = 0
@@ -359,6 +360,7 @@ class Steps:
                 reply = replace(reply, drafted=None, accepted=None)
             if self.control.stopping and not reply.success:
                 raise Stopped()  # an abandoned request is not a measurement
+        shared = not_set is None and self.drafts.last_shared
         if controller is not None and not at.settle and not_set is None:
             self._tell(spec, controller, k, reply, act, prompt_class)
         phase = self._phase_of(at.timeline)
@@ -366,7 +368,7 @@ class Steps:
             self.set_phase(spec.name, at.step, phase)
         self.global_step += 1
         record = self._record(spec, at, phase, k, reply, (prompt_id, prompt_class), act,
-                              controller, cpu)  # fmt: skip
+                              controller, cpu, shared)  # fmt: skip
         self.writer.write(record)
         self.records.append(record)
         if at.settle:
@@ -396,6 +398,7 @@ class Steps:
             Observation(
                 k, reply.success, reply.latency_ms, reply.tokens if reply.success else 0,
                 reply.drafted, reply.accepted, reply.predicted_ms, act.reload_ms, prompt_class,
+                reply.tokens_reported,
             ),  # fmt: skip
         )
         for note in controller.notes:
@@ -426,6 +429,7 @@ class Steps:
         act: Actuation,
         controller: Controller | None,
         cpu: tuple[float | None, float | None],
+        shared: bool,
     ) -> StepRecord:
         thr = controller.thresholds if controller is not None else None
         return StepRecord(
@@ -461,6 +465,9 @@ class Steps:
             round=at.round,
             block_pos=at.block_pos,
             settle=at.settle,
+            tokens_reported=reply.tokens_reported if reply.success else None,
+            drafting_shared=shared,
+            server_kind=self.server_kind,
         )
 
     def _log_step(self, r: StepRecord, reply: Reply) -> None:

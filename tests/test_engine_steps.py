@@ -5,6 +5,8 @@ the run's clock.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from helpers import FakeClientBase, FakeClock, FakeLoad, csv_rows
 
 from halospec_tui.actuators import Actuation, ActuatorError, ActuatorUnreachable
@@ -148,3 +150,29 @@ def test_max_time_caps_a_run_before_every_request_settle_ones_too(tmp_path):
     assert len(client.sent) == 5 and clock.now - 1000.0 == 5.0
     rounds = sink.of(RoundFinished)
     assert [(r.round, r.stop) for r in rounds] == [(1, "time")]
+
+
+class NoUsageClient(KClient):
+    """Answers without `usage` every other step: the token count is max_tokens, assumed."""
+
+    def chat(self, body):
+        reply = super().chat(body)
+        return replace(reply, tokens_reported=len(self.sent) % 2 == 0)
+
+
+def test_rows_say_whether_the_server_counted_the_tokens_and_what_it_is(tmp_path):
+    clock = FakeClock()
+    cfg = RunConfig(_plan(["fixed_2"], steps=4), str(tmp_path / "r.csv"),
+                    write_summary_files=False, server_kind="lemonade")  # fmt: skip
+    Runner(cfg, NoUsageClient(clock), ReloadingActuator(), ListSink(), FakeLoad(clock),
+           clock=clock, sleep=clock.sleep).run()  # fmt: skip
+    rows = csv_rows(tmp_path / "r.csv")
+    assert [(r["tokens"], r["tokens_reported"]) for r in rows] == [
+        ("64", "0"), ("64", "1"), ("64", "0"), ("64", "1"),
+    ]  # fmt: skip
+    assert {(r["server_kind"], r["drafting_shared"]) for r in rows} == {("lemonade", "0")}
+    (tmp_path / "f").mkdir()
+    _run(_plan(["fixed_3"], steps=2), tmp_path / "f", ReloadingActuator(refuse={3}))
+    assert [(r["success"], r["tokens_reported"]) for r in csv_rows(tmp_path / "f/r.csv")] == [
+        ("0", ""), ("0", ""),
+    ]  # fmt: skip

@@ -301,3 +301,15 @@ def test_one_pass_steps_and_cost_weights_by_passes():
     # weights min(passes, 64): 64 and 64, the first faded by 0.5
     fit = d._cost.fit()
     assert fit is not None and fit[0] == pytest.approx((0.5 * 64 * 10 + 64 * 20) / (0.5 * 64 + 64))
+
+
+def test_a_step_whose_tokens_the_server_did_not_count_teaches_the_model_nothing():
+    # passes = tokens - accepted: with max_tokens assumed, a step's acceptance and pass
+    # cost would be invented; the step moves only the latency EMA
+    c = ModelController()
+    run(c, 6, 0.8)
+    before = c.estimates()
+    o = step(c.next_k(), 0.1, tokens_reported=False)
+    c.observe(o.k, True, o.latency_ms, o)
+    assert c.estimates() == before and c.view().name == "model"  # no fallback either
+    assert c.ema_ms == pytest.approx(0.4 * o.latency_ms + 0.6 * (step(4, 0.8).latency_ms))

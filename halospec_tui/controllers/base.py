@@ -41,6 +41,7 @@ class Observation:
     predicted_ms: float | None = None  # server decode time
     reload_ms: int | None = None  # time this step's change of K cost, outside latency
     context: str = ""  # the request's class (the workload's prompt class), known before it is sent
+    tokens_reported: bool = True  # False: `tokens` is max_tokens, not the server's count
 
 
 @dataclass(frozen=True)

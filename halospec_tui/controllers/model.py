@@ -195,6 +195,8 @@ class ModelController(ModelFree):
             return
         self._track(latency_ms)
         self._note_reload(obs)
+        if obs is not None and not obs.tokens_reported:
+            return  # passes = tokens - accepted needs the server's own token count
         if (
             self._fallback is not None
             or obs is None
