@@ -17,12 +17,15 @@ import asyncio
 import statistics
 import sys
 import time
+from pathlib import Path
 
 from textual.app import App
 
 from halospec_tui.ui.fastplot import FastPlotextPlot
-from halospec_tui.ui.replay import long_run_model
 from halospec_tui.ui.widgets import KPlot, LatencyPlot
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the recorded-run replay
+from replay import long_run_model  # noqa: E402
 
 
 def build_ms(plots: list[FastPlotextPlot], repeats: int) -> float:

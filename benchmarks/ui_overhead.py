@@ -40,8 +40,10 @@ from halospec_tui.results import read_runs
 from halospec_tui.runner import RunConfig, Runner
 from halospec_tui.session import SessionOptions, open_session
 from halospec_tui.sim.physics import SimParams
-from halospec_tui.ui.app import make_app, make_replay_app
-from halospec_tui.ui.replay import Replay
+from halospec_tui.ui.app import make_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the recorded-run replay
+from replay import Replay, make_replay_app  # noqa: E402
 
 
 class Span:

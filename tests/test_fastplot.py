@@ -3,6 +3,7 @@
 import asyncio
 
 import pytest
+from replay import long_run_model
 from rich.console import Console
 from rich.segment import Segment
 from rich.text import Text
@@ -11,7 +12,6 @@ from ui_events import recorded_run, recorded_tune_run
 
 from halospec_tui.ui.fastplot import matrix_text
 from halospec_tui.ui.model import RunModel
-from halospec_tui.ui.replay import long_run_model
 from halospec_tui.ui.widgets import KPlot, LatencyPlot
 
 

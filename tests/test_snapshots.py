@@ -9,12 +9,11 @@ from __future__ import annotations
 import time
 
 import pytest
+from replay import NO_LOAD, Replay, make_replay_app
 from ui_events import at_step, in_round, recorded_run, recorded_tune_run, upto
 
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import RunFinished
-from halospec_tui.ui.app import make_replay_app
-from halospec_tui.ui.replay import NO_LOAD, Replay
 
 CPU = [37.5, 81.0]
 LOAD_ON = LoadStatus(True, 12.0, 2)

@@ -38,7 +38,6 @@ from halospec_tui.session import Session
 from halospec_tui.telemetry import per_core
 from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
-from halospec_tui.ui.replay import Replay
 from halospec_tui.ui.spark import FastSparkline
 from halospec_tui.ui.widgets import (
     KPanel,
@@ -347,19 +346,4 @@ def make_app(
     app = HaloSpecApp(runner, sink=ui)
     if log is not None:
         log.attach(sink)
-    return app
-
-
-def make_replay_app(
-    events: Sequence[Event],
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    cpu_sampler: Callable[[], list[float]] = per_core,
-    replay: Replay | None = None,
-) -> HaloSpecApp:
-    """The app fed a recorded list of engine events instead of a live run."""
-    ui = UiSink()
-    controls = replay or Replay(events)
-    controls.sink = ui
-    app = HaloSpecApp(controls, clock=clock, cpu_sampler=cpu_sampler, sink=ui)
     return app

@@ -1,4 +1,5 @@
-"""A recorded run played back: `RunControls` without a server, for tests and demos.
+"""A recorded run played back: `RunControls` without a server, for the tests and the
+monitor's benchmarks (which put tests/ on their path).
 
 `Replay(events).run()` emits the events to its sink, in order, then returns the
 recorded `RunFinished`; without one it holds the run open (as a live run between
@@ -10,12 +11,15 @@ tests and benchmark.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import ArmFinished, Event, KnobVerdict, RunFinished, Sink, StopReason
+from halospec_tui.telemetry import per_core
+from halospec_tui.ui.app import HaloSpecApp, UiSink
 from halospec_tui.ui.model import RunModel
 
 NO_LOAD = LoadStatus(False, None, 2)
@@ -118,3 +122,18 @@ class Replay:
         self.calls.append("toggle_debug")
         self._debug = not self._debug
         return self._debug
+
+
+def make_replay_app(
+    events: Sequence[Event],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    cpu_sampler: Callable[[], list[float]] = per_core,
+    replay: Replay | None = None,
+) -> HaloSpecApp:
+    """The app fed a recorded list of engine events instead of a live run."""
+    ui = UiSink()
+    controls = replay or Replay(events)
+    controls.sink = ui
+    app = HaloSpecApp(controls, clock=clock, cpu_sampler=cpu_sampler, sink=ui)
+    return app
