@@ -246,7 +246,7 @@ class HaloSpecApp(App[None]):
             return
         self._drawn_version = m.version
         with self.batch_update():
-            self.query_one("#spark", FastSparkline).data = list(m.mode_latency)
+            self.query_one("#spark", FastSparkline).data = list(m.arm_latency)
             self.query_one(KPanel).draw(m)
             if m.started is not None and m.table_version != self._drawn_table:
                 self._drawn_table = m.table_version

@@ -59,7 +59,7 @@ class RunModel:
     low: list[float] = field(default_factory=list)  # threshold band per step (nan: none)
     high: list[float] = field(default_factory=list)
     ks: list[int] = field(default_factory=list)
-    mode_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
+    arm_latency: deque[float] = field(default_factory=lambda: deque(maxlen=SPARK_POINTS))
     phase_marks: list[tuple[int, str]] = field(default_factory=list)  # (global step, phase)
     arm_marks: list[tuple[int, str]] = field(default_factory=list)  # (first global step, mode; in rounds "rN")
     summaries: dict[str, ArmSummary] = field(default_factory=dict)
@@ -140,51 +140,13 @@ class RunModel:
             self.total_arms = len(e.arms)
             self.run_started_at = self.clock()
         elif isinstance(e, ArmStarted):
-            self.arm, self.arm_index, self.total_arms = e.arm, e.index, e.total_arms
-            self.step, self.measured_steps = 0, e.measured_steps
-            self.block_step, self.settling = 0, False
-            self.warmup = (0, e.warmup_steps) if e.warmup_steps else None
-            self.low_ms = self.high_ms = None
-            self.mode_latency.clear()
-            if not self.interleaved:  # in rounds the plot marks rounds, not blocks
-                self.arm_marks.append((self.next_step, e.arm))
-            if e.arm in self.views:
-                self.view_arm = e.arm
+            self._arm_started(e)
         elif isinstance(e, WarmupStep):
-            self.warmup = (e.index, e.total)
-            seen = self.warmups_seen[e.arm] = self.warmups_seen.get(e.arm, 0) + 1
-            self.settling = self.interleaved and seen > self._warmup_steps(e.arm)
-            self.k = e.k
-            self.requests_done += 1
-            self.request_time_s += e.latency_ms / 1000.0 + (
-                self.started.warmup_sleep_s if self.started else 0
-            )
+            self._warmup_step(e)
         elif isinstance(e, Calibrated):
             self.low_ms, self.high_ms = e.low_ms, e.high_ms
         elif isinstance(e, StepDone):
-            r = e.record
-            self.warmup = None
-            self.settling = False
-            self.last = r
-            self.step = r.step
-            self.block_step += 1
-            self.k = r.draft_length
-            lat = float(r.latency_ms) if r.success else float("nan")
-            self.steps.append(r.global_step)
-            self.latency.append(lat)
-            nan = float("nan")
-            # An arm that explains itself (ControllerState comes before its StepDone) is
-            # not the original threshold rule: its uncalibrated band would only squash
-            # the latency plot, so the EMA and band are the original rule's alone.
-            rule = r.arm not in self.views
-            self.ema.append(r.ema_ms if r.ema_ms is not None and rule else nan)
-            self.low.append(float(r.low_ms) if r.low_ms is not None and rule else nan)
-            self.high.append(float(r.high_ms) if r.high_ms is not None and rule else nan)
-            self.ks.append(r.draft_length)
-            if r.success:
-                self.mode_latency.append(lat)
-            self.requests_done += 1
-            self.request_time_s += r.latency_ms / 1000.0
+            self._step_done(e.record)
         elif isinstance(e, PhaseChanged):
             self.phase = e.phase
             self.phase_marks.append((len(self.steps) + 1, e.phase))
@@ -214,10 +176,56 @@ class RunModel:
             self.knob = e.knob
             self.table_version += 1
 
-    def _warmup_steps(self, mode: str) -> int:
+    def _arm_started(self, e: ArmStarted) -> None:
+        self.arm, self.arm_index, self.total_arms = e.arm, e.index, e.total_arms
+        self.step, self.measured_steps = 0, e.measured_steps
+        self.block_step, self.settling = 0, False
+        self.warmup = (0, e.warmup_steps) if e.warmup_steps else None
+        self.low_ms = self.high_ms = None
+        self.arm_latency.clear()
+        if not self.interleaved:  # in rounds the plot marks rounds, not blocks
+            self.arm_marks.append((self.next_step, e.arm))
+        if e.arm in self.views:
+            self.view_arm = e.arm
+
+    def _warmup_step(self, e: WarmupStep) -> None:
+        self.warmup = (e.index, e.total)
+        seen = self.warmups_seen[e.arm] = self.warmups_seen.get(e.arm, 0) + 1
+        self.settling = self.interleaved and seen > self._warmup_steps(e.arm)
+        self.k = e.k
+        self.requests_done += 1
+        self.request_time_s += e.latency_ms / 1000.0 + (
+            self.started.warmup_sleep_s if self.started else 0
+        )
+
+    def _step_done(self, r: StepRecord) -> None:
+        self.warmup = None
+        self.settling = False
+        self.last = r
+        self.step = r.step
+        self.block_step += 1
+        self.k = r.draft_length
+        lat = float(r.latency_ms) if r.success else float("nan")
+        self.steps.append(r.global_step)
+        self.latency.append(lat)
+        nan = float("nan")
+        # An arm that explains itself (ControllerState comes before its StepDone) is
+        # not the original threshold rule: its uncalibrated band would only squash
+        # the latency plot, so the EMA and band are the original rule's alone.
+        rule = r.arm not in self.views
+        self.ema.append(r.ema_ms if r.ema_ms is not None and rule else nan)
+        self.low.append(float(r.low_ms) if r.low_ms is not None and rule else nan)
+        self.high.append(float(r.high_ms) if r.high_ms is not None and rule else nan)
+        self.ks.append(r.draft_length)
+        if r.success:
+            self.arm_latency.append(lat)
+        self.requests_done += 1
+        self.request_time_s += r.latency_ms / 1000.0
+
+    def _warmup_steps(self, arm: str) -> int:
         if self.started is not None:
             for m in self.started.arms:
-                if m.name == mode:
+                if m.name == arm:
                     return m.warmup_steps
         return 0
 
