@@ -569,6 +569,8 @@ class ChatClient:
         return self.abandoned
 
     def _chat(self, body: dict[str, Any]) -> Reply:
+        # One loop kept whole (66 lines): loading waits, retries, backoff and abandon
+        # decide together, attempt by attempt.
         last: _AttemptFailed | None = None
         attempt = 0
         loading_deadline = time.monotonic() + self.loading_wait_s

@@ -107,6 +107,7 @@ def _build_with_lines(plot: Any, lines: list[Line]) -> None:
     series and texts; it has no series here, so the limits it would take are set
     explicitly (unless the plot set them) and an empty text keeps the axes in use.
     """
+    # Kept whole (63 lines): the closures share plotext's canvas and the axis limits.
     monitor = plot.monitor
     lower = monitor.default.xside[0]
     if None in monitor.xlim[0]:  # get_lim needs only each series' least and most
