@@ -188,9 +188,33 @@ def test_probes_alternate_up_and_down_every_six_steps():
     assert run(c, 13, 0.3) == [1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 0]
 
 
-def test_no_probe_where_changing_k_costs_a_reload():
+def test_with_reloads_plain_decoding_is_measured_once_where_two_reloads_are_cheap():
+    # a 0.3, t0 6 ms, cost ratio 0.2: K 1 passes take 40 x 7.2 = 288 ms. Two reloads of
+    # 500 ms are within a quarter of 20 such steps (1440 ms): K 0 is measured for two
+    # steps (40 tokens in 240 ms: 166.7 tok/s). K 1 measured 52 tokens in 288 ms (180.6
+    # tok/s), 8.3% faster, but over 20 requests of 40 tokens it saves
+    # 20 x 40 x (1/166.7 - 1/180.6) s = 369 ms, under the 500 ms reload: K 0 is held,
+    # and the reason said once.
     c = ModelController(k_start=1)
-    assert run(c, 13, 0.3, reload_ms=500) == [1] * 13
+    assert run(c, 13, 0.3, reload_ms=500) == [1] + [0] * 12
+    note = "switching does not pay here: reload 500 ms, expected gain 8.3% (K 1 over K 0)"
+    assert c.view().note == note
+    assert c.notes == [
+        "model controller: measuring plain decoding (K = 0) once, to know what drafting "
+        "gains: K 1 -> 0 (a reload)",
+        f"model controller: {note}; holding K 0",
+    ]
+    # reloads of 5 s: more than a quarter of 20 steps for the two, K 0 is not measured
+    c = ModelController(k_start=1)
+    assert run(c, 13, 0.3, reload_ms=5000) == [1] * 13 and c.notes == []
+
+
+def test_with_reloads_a_model_best_k_far_away_is_reached_in_one_move():
+    # a 0.9: after K 0 is measured (the line through K 0 and K 4 is the true one, ratio
+    # 0.2), K 7 is the best by the model: one reload from K 0 to K 7
+    c = ModelController()
+    assert run(c, 12, 0.9, reload_ms=500) == [4, 0, 0] + [7] * 9
+    assert c.notes[-1] == "model controller: K 7 expected 137.8% faster than K 0: K 0 -> 7 (a reload)"
 
 
 def test_reload_rule_saving_over_the_horizon_against_the_reload_time():

@@ -2,9 +2,12 @@
 
 Each K in k_min..k_max is an arm, the reward of a step is its tokens per second
 (normalised by the best mean so far). Old rewards fade by `discount` per step, so
-the bandit tracks changing conditions; untried arms come first, nearest K first.
-When a change of K costs a reload, it moves only for an upper-bound gain larger than
-the reload's share of the coming `horizon` steps.
+the bandit tracks changing conditions; where a change of K is free, untried arms come
+first, nearest K first. Where a change costs a reload, only plain decoding (K 0) is
+tried for sure (once, when two reloads are a small share of the coming steps); an
+untried K counts as `optimism` better than the best mean seen, and the bandit moves
+only for an upper-bound gain larger than the reload's share of the coming `horizon`
+steps.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class BanditController(ModelFree):
         discount: float = 0.97,
         xi: float = 0.002,
         horizon: int = 20,
+        optimism: float = 0.05,
+        identify_share: float = 0.25,
     ) -> None:
         self._ks = list(range(k_min, k_max + 1))
         self._k = min(max(k_start, k_min), k_max)
@@ -53,6 +58,8 @@ class BanditController(ModelFree):
         self._n = [0.0] * len(self._ks)
         self._s = [0.0] * len(self._ks)
         self._step_ms = 0.0
+        self._optimism = optimism
+        self._identify_share = identify_share
         self.notes: list[str] = []
 
     def next_k(self, context: str = "") -> int:  # one K for every request class
@@ -81,11 +88,19 @@ class BanditController(ModelFree):
 
     def _choose(self) -> int:
         untried = [k for k, c in zip(self._ks, self._n, strict=True) if c <= 1e-9]
-        if untried:
+        if untried and self._reload_ms == 0:
             return min(untried, key=lambda k: (abs(k - self._k), k))
+        if 0 in untried and self._step_ms > 0:
+            budget = self._identify_share * self._horizon * self._step_ms
+            if 2 * self._reload_ms <= budget:
+                return 0
         means = [m or 0.0 for m in self._means()]
         scale = max(means) or 1.0
         scores = ucb_scores(self._n, self._s, self._xi, scale)
+        if untried:  # where a change costs a reload: optimism, not certainty, of a gain
+            n = sum(self._n)
+            bonus = math.sqrt(self._xi * math.log(max(n, 1.0 + 1e-9)))
+            scores = [1.0 + self._optimism + bonus if math.isinf(s) else s for s in scores]
         cur = self._ks.index(self._k)
         best = max(range(len(self._ks)), key=lambda i: (scores[i], -self._ks[i]))
         if best != cur and self._reload_ms > 0 and self._step_ms > 0:

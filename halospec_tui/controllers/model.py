@@ -28,6 +28,7 @@ reload on every class change).
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 from halospec_tui.controllers.bandit import BanditController
 from halospec_tui.controllers.base import (
@@ -150,6 +151,22 @@ class CostFit:
         return t0, self.ratio() * t0
 
 
+@dataclass
+class Seen:
+    """What was measured at one K: decode tokens/s, drafted per pass and ms per pass
+    (discounted sums), and the step it was last measured at."""
+
+    tps_sum: float = 0.0
+    weight: float = 0.0
+    x_sum: float = 0.0
+    y_sum: float = 0.0
+    last: int = 0
+
+    @property
+    def tps(self) -> float:
+        return self.tps_sum / self.weight if self.weight > 0 else 0.0
+
+
 class ModelController(ModelFree):
     name = "model"
 
@@ -162,6 +179,8 @@ class ModelController(ModelFree):
         hysteresis: float = 0.03,
         prior_ratio: float = 0.2,
         probe_every: int = 6,
+        explore_steps: int = 2,
+        identify_share: float = 0.25,
     ) -> None:
         self._k = k_start
         self._k_max = k_max
@@ -178,6 +197,13 @@ class ModelController(ModelFree):
         self._probe: int | None = None  # a step -1 / +1 from the K chosen, or None
         self._fallback: BanditController | None = None
         self.notes: list[str] = []  # log lines the runner passes on
+        # Where a change of K costs a reload (see `_decide_with_reloads`):
+        self._explore_steps = explore_steps
+        self._identify_share = identify_share
+        self._seen: dict[int, Seen] = {}  # K -> what was measured at it
+        self._dwell = 0  # steps left at a K just moved to before deciding again
+        self._held: str = ""  # why the controller holds a K it would rather leave
+        self._step_ms = 0.0  # recent decode time of a request, ms
 
     # -- the protocol (calibrate, ema_ms, thresholds: ModelFree) ---------------------
     def next_k(self, context: str = "") -> int:
@@ -221,6 +247,7 @@ class ModelController(ModelFree):
                 acc = self._by_class.setdefault(obs.context, [0.0, 0.0])
                 acc[0], acc[1] = g * acc[0] + a_step, g * acc[1] + 1.0
         self._cost.add(drafted / passes, obs.predicted_ms / passes, min(passes, 64))
+        self._note_seen(k, drafted / passes, obs.predicted_ms / passes, obs)
         self._decide()
 
     def _to_fallback(self, k: int, latency_ms: int, obs: Observation | None) -> None:
@@ -260,6 +287,9 @@ class ModelController(ModelFree):
 
     def _decide(self) -> None:
         self._probe = None
+        if self._reload_ms > 0:
+            self._decide_with_reloads()
+            return
         est = self.estimates()
         if est is None:
             return
@@ -279,6 +309,88 @@ class ModelController(ModelFree):
             if 0 <= self._k + step <= self._k_max:
                 self._probe = step
 
+    # -- where a change of K costs a reload ----------------------------------------------
+    def _note_seen(self, k: int, drafted_per_pass: float, ms_per_pass: float, obs: Observation) -> None:
+        """What this K decoded at: tokens/s (from the server's decode time) and the cost
+        of its passes, fading with `discount` at each of its own steps."""
+        ms = obs.predicted_ms or 0.0
+        tps = obs.tokens * 1000.0 / ms if ms > 0 else 0.0
+        self._step_ms = ms if not self._step_ms else 0.7 * self._step_ms + 0.3 * ms
+        s = self._seen.setdefault(k, Seen())
+        g = self._discount
+        s.tps_sum, s.weight = g * s.tps_sum + tps, g * s.weight + 1.0
+        s.x_sum, s.y_sum = g * s.x_sum + drafted_per_pass, g * s.y_sum + ms_per_pass
+        s.last = self._steps
+
+    def _ratio_from_visits(self) -> float | None:
+        """t1 / t0 from the mean pass cost at K = 0 and at each drafting K visited,
+        weighted by how far each drafts: with reloads, K changes too rarely for pairs of
+        neighbouring steps to pin the line."""
+        zero = self._seen.get(0)
+        if zero is None or zero.weight <= 0:
+            return None
+        y0 = zero.y_sum / zero.weight
+        num = den = 0.0
+        for k, s in self._seen.items():
+            x = s.x_sum / s.weight
+            if k > 0 and x >= 0.5 and y0 > 0:
+                num += (s.y_sum / s.weight / y0 - 1.0) * x
+                den += x * x
+        return min(max(num / den, 0.0), 2.0) if den > 0 else None
+
+    def _scores(self, a: float, t0: float, t1: float) -> dict[int, float]:
+        """Expected decode tokens/s per K: measured where the K was visited lately, else
+        the model's, scaled so that it meets the measured figure at the current K."""
+        fresh = {k: s for k, s in self._seen.items() if self._steps - s.last <= 3 * self._horizon}
+        model = {k: expected_tps(a, t0, t1, k) for k in range(self._k_max + 1)}
+        cur = fresh.get(self._k)
+        scale = cur.tps / model[self._k] if cur is not None and model[self._k] > 0 else 1.0
+        return {k: fresh[k].tps if k in fresh else model[k] * scale for k in model}
+
+    def _decide_with_reloads(self) -> None:
+        """One K for every class. Measure plain decoding (K = 0) once, early, when two
+        reloads are a small share of the coming steps; then move only where the expected
+        saving over the coming steps repays the reload, and say so when it does not."""
+        if self._dwell > 0:
+            self._dwell -= 1
+            return
+        est = self.estimates()
+        if est is None:
+            return
+        a, t0, t1 = est
+        r = self._ratio_from_visits()
+        if r is not None:
+            t1 = r * t0
+        if 0 not in self._seen and self._k_max >= 0:
+            budget = self._identify_share * self._horizon * max(self._step_ms, 1e-9)
+            if 2 * self._reload_ms <= budget:
+                self._move(0, "measuring plain decoding (K = 0) once, to know what drafting gains")
+                return
+        scores = self._scores(a, t0, t1)
+        best = max(scores, key=lambda k: (scores[k], -k))
+        now = scores[self._k]
+        if best == self._k or now <= 0:
+            self._held = ""
+            return
+        gain = scores[best] / now - 1.0
+        saving_ms = self._tokens * 1000.0 * (1.0 / now - 1.0 / scores[best])
+        if gain >= self._hysteresis and saving_ms * self._horizon > self._reload_ms:
+            self._move(best, f"K {best} expected {gain * 100:.1f}% faster than K {self._k}")
+            return
+        held = (
+            f"switching does not pay here: reload {self._reload_ms:.0f} ms, expected gain "
+            f"{max(gain, 0.0) * 100:.1f}% (K {best} over K {self._k})"
+        )
+        if gain >= self._hysteresis and held != self._held:
+            self.notes.append(f"model controller: {held}; holding K {self._k}")
+        self._held = held
+
+    def _move(self, k: int, why: str) -> None:
+        self.notes.append(f"model controller: {why}: K {self._k} -> {k} (a reload)")
+        self._k = k
+        self._dwell = self._explore_steps - 1
+        self._held = ""
+
     def view(self) -> ControllerView | None:
         if self._fallback is not None:
             v = self._fallback.view()
@@ -290,7 +402,11 @@ class ModelController(ModelFree):
             return ControllerView("model", self._k, None, None, None, (), "no drafting seen yet")
         a, t0, t1 = est
         table = tuple((k, expected_tps(a, t0, t1, k)) for k in range(self._k_max + 1))
-        note = ""
+        note = self._held
+        if self._reload_ms > 0:
+            r = self._ratio_from_visits()
+            t1 = t1 if r is None else r * t0
+            table = tuple(sorted(self._scores(a, t0, t1).items()))
         if self._per_class() and self._k_by_class:
             note = "K by class: " + ", ".join(
                 f"{cls} {k}" for cls, k in sorted(self._k_by_class.items())
