@@ -29,6 +29,16 @@ is certified against b, so it is within the tolerance of b. An undecided race st
 certifies something: the smallest epsilon for which some arm is certified
 epsilon-good, with the same guarantee (`Race.status.epsilon`).
 
+`RaceConfig.pooled` fits one additive model instead (log tokens/s = round effect + arm
+effect + noise with one variance per step for every arm with a fixed K; an arm that
+changes K itself pays reloads, noise of another kind, and keeps its own pairs) and
+takes each pair's contrast and the residual variance from it: the same guarantee,
+assuming in addition that the noise per step is alike across those arms, with far
+more degrees of freedom than
+a pair's own rounds - 1 (at 4 rounds and 9 arms, 24 instead of 3), which is what lets
+a clear case finish in about 7 rounds instead of 10 (benchmarks/decision_quality.py,
+which also measures it when the noise differs by +-50% across arms).
+
 Reported intervals are fixed-sample Student-t over rounds (df = rounds - 1): per pair
 for the log ratio (back to a ratio), per arm for its log tokens/s (back to tokens/s:
 the weighted geometric mean over rounds). Deterministic: no resampling.
@@ -58,7 +68,7 @@ class RaceConfig:
     prior: float = PRIOR  # tau^2 of the confidence sequences
     min_rounds: int = 1  # no decisive stop before this round (the plan's first stop)
     drop_from: int = 1  # no arm dropped before this round
-    pooled: bool = False  # one noise variance for every arm (pair_table, pooled_table)
+    pooled: bool = False  # one noise variance for the arms with a fixed K (pooled_table)
 
 
 @dataclass(frozen=True)
@@ -135,6 +145,7 @@ class PairTable:
     var: np.ndarray  # (m, m) s^2 per unit weight (nan without degrees of freedom)
     df: np.ndarray  # (m, m) of s^2: n - 1 for a pair's own rounds, more when pooled
     last_weight: np.ndarray  # (m, m) the weight of the latest common round
+    _radii: dict[tuple[float, float], np.ndarray] = field(default_factory=dict, compare=False)
 
     def of(self, i: int, j: int) -> Mean:
         return Mean(int(self.n[i, j]), float(self.weight[i, j]), float(self.mean[i, j]),
@@ -142,19 +153,24 @@ class PairTable:
 
     def radius(self, alpha: float, prior: float) -> np.ndarray:
         """(m, m) half-widths of the confidence sequences (inf while unbounded)."""
-        q = mixture_factor(self.df, self.weight, alpha, prior)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = q * np.sqrt(self.var / self.weight)
-        out: np.ndarray = np.where(np.isfinite(q), np.where(self.var > 0, r, 0.0), np.inf)
-        return out
+        key = (alpha, prior)
+        if key not in self._radii:
+            q = mixture_factor(self.df, self.weight, alpha, prior)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = q * np.sqrt(self.var / self.weight)
+            self._radii[key] = np.where(np.isfinite(q), np.where(self.var > 0, r, 0.0), np.inf)
+        return self._radii[key]
 
 
-def pair_table(log_tps: np.ndarray, steps: np.ndarray, pooled: bool = False) -> PairTable:
+def pair_table(
+    log_tps: np.ndarray, steps: np.ndarray, pooled: bool | Sequence[bool] = False
+) -> PairTable:
     """From (rounds, arms) log tokens/s (nan where the arm did not run) and steps.
 
     Each pair on the rounds both ran: a round's weight is 1 / (1/steps_i + 1/steps_j)
     (the variance of the difference of two block means goes as its inverse), relative
-    to the pair's first common round. `pooled`: see `pooled_table`."""
+    to the pair's first common round. `pooled` (every arm, or those marked): see
+    `pooled_table`."""
     x = np.asarray(log_tps, dtype=float)
     s = np.asarray(steps, dtype=float)
     both = np.isfinite(x)[:, :, None] & np.isfinite(x)[:, None, :]
@@ -172,28 +188,41 @@ def pair_table(log_tps: np.ndarray, steps: np.ndarray, pooled: bool = False) -> 
         var = np.where(n >= 2, (w * dev**2).sum(axis=0) / (n - 1), np.nan)
     last = np.where(n > 0, np.take_along_axis(w, _last_index(both)[None], axis=0)[0], 0.0)
     own = PairTable(n, big_w, mean, var, np.maximum(n - 1, 0), last)
-    return pooled_table(x, s, own, w0) if pooled else own
+    if isinstance(pooled, bool):
+        members = np.full(x.shape[1], pooled)
+    else:
+        members = np.asarray(pooled, dtype=bool)
+    return pooled_table(x, s, own, w0, members) if members.any() else own
 
 
-def pooled_table(x: np.ndarray, s: np.ndarray, own: PairTable, w0: np.ndarray) -> PairTable:
-    """Every pair from one additive model, log tps = round effect + arm effect + noise of
-    variance sigma^2 / steps, fitted by weighted least squares on every arm's rounds:
-    a pair's mean is its fitted contrast and its variance the residual one, pooled over
-    all arms (df = observations - rank). Far more degrees of freedom than a pair's own
-    n - 1 when the noise is alike across arms; wrong when it is not."""
+def pooled_table(
+    x: np.ndarray, s: np.ndarray, own: PairTable, w0: np.ndarray, members: np.ndarray
+) -> PairTable:
+    """The pairs among `members` from one additive model, log tps = round effect + arm
+    effect + noise of variance sigma^2 / steps, fitted by weighted least squares on the
+    members' rounds: a pair's mean is its fitted contrast and its variance the residual
+    one, pooled over the members (df = observations - rank). Far more degrees of freedom
+    than a pair's own n - 1 when the noise is alike across them; wrong when it is not.
+    Pairs with a non-member keep their own rounds' figures."""
     rounds, m = x.shape
-    obs = np.isfinite(x) & (s > 0)
+    obs = np.isfinite(x) & (s > 0) & members[None, :]
     r_idx, a_idx = np.nonzero(obs)
     design = np.zeros((r_idx.size, rounds + m))
     design[np.arange(r_idx.size), r_idx] = 1.0
     design[np.arange(r_idx.size), rounds + a_idx] = 1.0
     root = np.sqrt(s[obs])
     a_mat, y = design * root[:, None], x[obs] * root
-    gram = np.linalg.pinv(a_mat.T @ a_mat)
-    beta = gram @ a_mat.T @ y
-    df = r_idx.size - int(np.linalg.matrix_rank(a_mat)) if r_idx.size else 0
+    if r_idx.size == 0:
+        return own
+    # One SVD: the rank, and the pseudo-inverse of A'A (V S^-2 V') for the contrasts.
+    _, sv, vt = np.linalg.svd(a_mat, full_matrices=False)
+    keep = sv > sv.max() * max(a_mat.shape) * np.finfo(float).eps
+    df = r_idx.size - int(keep.sum())
     if df < 1:
         return own
+    v = vt[keep].T
+    gram = (v / sv[keep] ** 2) @ v.T
+    beta = gram @ (a_mat.T @ y)
     resid = y - a_mat @ beta
     sigma2 = float(resid @ resid) / df  # per step
     mu, g = beta[rounds:], gram[rounds:, rounds:]
@@ -201,10 +230,10 @@ def pooled_table(x: np.ndarray, s: np.ndarray, own: PairTable, w0: np.ndarray) -
     seen = obs.any(axis=0)
     ok = seen[:, None] & seen[None, :] & (own.n > 0) & (var_c > 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
-        weight = np.where(ok, 1.0 / (var_c * w0), 0.0)
-        var = np.where(ok, sigma2 / w0, np.nan)
-    mean = np.where(ok, mu[:, None] - mu[None, :], np.nan)
-    return PairTable(own.n, weight, mean, var, np.where(ok, df, 0), own.last_weight)
+        weight = np.where(ok, 1.0 / (var_c * w0), own.weight)
+        var = np.where(ok, sigma2 / w0, own.var)
+    mean = np.where(ok, mu[:, None] - mu[None, :], own.mean)
+    return PairTable(own.n, weight, mean, var, np.where(ok, df, own.df), own.last_weight)
 
 
 def _last_index(mask: np.ndarray) -> np.ndarray:
@@ -340,7 +369,7 @@ def pair_interval(
 ) -> PairInterval | None:
     """tps_i / tps_j on the rounds both ran: Student-t and the confidence sequence."""
     m = table.of(i, j)
-    if m.n == 0:
+    if m.n == 0 or not math.isfinite(m.mean):
         return None
     r_t = t_radius(m, config.confidence)
     r_cs = float(table.radius(alpha_pair, config.prior)[i, j])
@@ -368,6 +397,7 @@ class Race:
         self._alive: list[int] = list(range(len(self.names)))
         self._dropped: list[Drop] = []
         self.status = RaceStatus(0, self.names, (), False, None, None, None, ())
+        self.last_table: PairTable | None = None  # the pairs the latest decisions used
 
     @property
     def alpha_pair(self) -> float:
@@ -380,7 +410,8 @@ class Race:
         return tuple(self.names[i] for i in self._alive)
 
     def table(self) -> PairTable:
-        return pair_table(np.array(self._x), np.array(self._s), self.config.pooled)
+        pooled = [self.config.pooled and k is not None for k in self.ks.values()]
+        return pair_table(np.array(self._x), np.array(self._s), pooled)
 
     def add_round(
         self, round_no: int, figures: Mapping[str, Figures | tuple[float, float, int]]
@@ -400,7 +431,7 @@ class Race:
 
     def _decide(self, round_no: int) -> RaceStatus:
         cfg, a = self.config, self.alpha_pair
-        table = self.table()
+        table = self.last_table = self.table()
         log_tol = math.log1p(cfg.tolerance)
         if round_no >= cfg.drop_from:
             for j, by, low in drops(table, self._alive, log_tol, a, cfg.prior):
@@ -445,6 +476,15 @@ class Race:
         out = (pair_interval(table, self.names, best, j, self.config, self.alpha_pair)
                for j in range(len(self.names)) if j != best)  # fmt: skip
         return tuple(p for p in out if p is not None)
+
+    def pair(self, num: str, den: str) -> PairInterval | None:
+        """tps_num / tps_den (e.g. the fastest speculating arm over nospec), reported the
+        same way as the pairs against the best."""
+        if num not in self._index or den not in self._index or not self._x:
+            return None
+        table = self.last_table or self.table()
+        return pair_interval(table, self.names, self._index[num], self._index[den],
+                             self.config, self.alpha_pair)  # fmt: skip
 
     def rounds_needed(self) -> int | None:
         """More rounds the tolerance would take at the observed means and noise."""

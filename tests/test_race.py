@@ -273,3 +273,59 @@ def test_survivors_are_ranked_on_the_rounds_they_share() -> None:
         st = race.add_round(r, figures)
     assert st.best == "B"
     assert st.survivors == ("A", "B")
+
+
+def test_pooled_race_drops_on_the_two_way_residual_variance() -> None:
+    """The same three arms with `pooled`: each round's figures as a (round x arm) table;
+    reference by the two-way ANOVA written out (complete table until the first drop)."""
+    alpha, names = 0.05 / 2, ["near", "fast", "slow"]
+    race = Race({"near": 2, "fast": 3, "slow": 8}, RaceConfig(pooled=True))
+    rows: list[list[float]] = []
+    expected_drop = None
+    for r in range(1, 7):
+        figures = three_arm_round(r)
+        rows.append([math.log(figures[a].tokens) for a in names])  # ms = 1000: tps = tokens
+        st = race.add_round(r, figures)
+        if expected_drop is None and r >= 2:
+            x = np.array(rows)
+            resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+            df = (r - 1) * 2
+            var_unit = 4.0 * float((resid**2).sum()) / df / 2.0  # per step, over the unit weight 2
+            col = x.mean(axis=0)
+            lower = [
+                col[i] - col[2] - q_ref(df, r, alpha) * math.sqrt(var_unit / r) for i in (0, 1)
+            ]
+            if max(lower) > math.log(1.02):
+                expected_drop = r
+                assert st.dropped and st.dropped[0].arm == "slow"
+                assert st.dropped[0].lower == pytest.approx(math.exp(max(lower)), rel=1e-9)
+            else:
+                assert not st.dropped
+    assert expected_drop == 3  # a round sooner than on the pairs' own variances (round 4)
+
+
+def test_pair_reports_any_two_arms() -> None:
+    race = Race({"near": 2, "fast": 3, "slow": 8})
+    for r in range(1, 5):
+        race.add_round(r, three_arm_round(r))
+    p = race.pair("fast", "slow")
+    assert p is not None and (p.arm, p.against, p.rounds) == ("slow", "fast", 4)
+    hw = 3.182446305284 * math.sqrt(4 * 0.02**2 / 3 / 4)
+    assert p.t.value == pytest.approx(100 / 70)
+    assert (p.t.lo, p.t.hi) == pytest.approx((100 / 70 * math.exp(-hw), 100 / 70 * math.exp(hw)))
+    assert race.pair("fast", "nobody") is None
+
+
+def test_pooling_leaves_an_arm_without_a_fixed_k_to_its_own_pairs() -> None:
+    rng = np.random.default_rng(5)
+    ks = {"fixed_1": 1, "fixed_2": 2, "fixed_3": 3, "adaptive": None}
+    race = Race(ks, RaceConfig(pooled=True))
+    for r in range(1, 6):
+        race.add_round(r, {a: fig(float(rng.uniform(40, 60))) for a in ks})
+    t, own = race.table(), pair_table(np.array(race._x), np.array(race._s))
+    fixed = pair_table(np.array(race._x)[:, :3], np.array(race._s)[:, :3], pooled=True)
+    assert t.df[0, 1] == fixed.df[0, 1] == 4 * 2  # (rounds - 1)(fixed arms - 1)
+    assert t.var[0, 1] == pytest.approx(fixed.var[0, 1])
+    for i in range(3):
+        assert t.df[i, 3] == own.df[i, 3] == 4
+        assert t.mean[i, 3] == own.mean[i, 3] and t.var[i, 3] == own.var[i, 3]
