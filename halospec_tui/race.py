@@ -7,7 +7,7 @@ both ran, through the per-round log ratio of their tokens/s (paired: what a roun
 conditions do to both cancels), weighted by the steps the round measured.
 
 Rule, after each round (`Race.add_round`), with a confidence sequence per pair
-(`confseq.py`) at level alpha / (arms - 1):
+(`confseq.py`) at level alpha / (arms - 1) (the arms the race started with):
   * drop an arm when a surviving arm is faster by more than the tolerance over the
     whole sequence (lower bound of survivor/arm above 1 + tolerance);
   * an arm is *certified epsilon-good* when, against every other survivor, the
@@ -21,7 +21,8 @@ Guarantee: whenever the run stops (after any round, for any reason),
 P(the recommended arm's tokens/s is more than `tolerance` below the fastest arm's)
 <= alpha, assuming that, given the schedule, each pair's per-round log ratios are
 independent Gaussian with a constant mean (the log of the arms' speed ratio) and a
-variance inversely proportional to the steps measured. Why: fix the fastest arm b
+variance inversely proportional to the steps measured (and, pooled, alike across
+the arms with a fixed K). Why: fix the fastest arm b
 (unknown, but not random); with probability >= 1 - alpha the sequences of its
 arms - 1 pairs hold at every round at once (Bonferroni). Then b is never dropped
 (no arm is faster than it by anything) and any arm certified against every survivor
@@ -29,15 +30,16 @@ is certified against b, so it is within the tolerance of b. An undecided race st
 certifies something: the smallest epsilon for which some arm is certified
 epsilon-good, with the same guarantee (`Race.status.epsilon`).
 
-`RaceConfig.pooled` fits one additive model instead (log tokens/s = round effect + arm
-effect + noise with one variance per step for every arm with a fixed K; an arm that
-changes K itself pays reloads, noise of another kind, and keeps its own pairs) and
-takes each pair's contrast and the residual variance from it: the same guarantee,
-assuming in addition that the noise per step is alike across those arms, with far
-more degrees of freedom than
-a pair's own rounds - 1 (at 4 rounds and 9 arms, 24 instead of 3), which is what lets
-a clear case finish in about 7 rounds instead of 10 (benchmarks/decision_quality.py,
-which also measures it when the noise differs by +-50% across arms).
+Variance. By default (`RaceConfig.pooled`) one additive model is fitted to the arms
+with a fixed K, log tokens/s = round effect + arm effect + noise of one variance per
+step, and each pair's contrast and the residual variance come from it: the same
+guarantee, assuming in addition that the noise per step is alike across those arms,
+with far more degrees of freedom than a pair's own rounds - 1 (24 instead of 3 at 4
+rounds and 9 arms), which is what lets a clear case finish in about 7 rounds instead
+of 10. An arm without a fixed K (it pays its own reloads: noise of another kind)
+keeps the variance of its pairs' own rounds, as every pair does with pooled=False.
+benchmarks/decision_quality.py measures both, also with noise that differs by +-50%
+across arms.
 
 Reported intervals are fixed-sample Student-t over rounds (df = rounds - 1): per pair
 for the log ratio (back to a ratio), per arm for its log tokens/s (back to tokens/s:
@@ -68,7 +70,7 @@ class RaceConfig:
     prior: float = PRIOR  # tau^2 of the confidence sequences
     min_rounds: int = 1  # no decisive stop before this round (the plan's first stop)
     drop_from: int = 1  # no arm dropped before this round
-    pooled: bool = False  # one noise variance for the arms with a fixed K (pooled_table)
+    pooled: bool = True  # one noise variance for the arms with a fixed K (pooled_table)
 
 
 @dataclass(frozen=True)

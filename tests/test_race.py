@@ -23,6 +23,7 @@ from halospec_tui.race import (
 )
 
 TAU2 = 8.0
+OWN = RaceConfig(pooled=False)  # each pair on its own rounds' variance
 
 
 def q_ref(df: int, w: float, alpha: float, tau2: float = TAU2) -> float:
@@ -104,7 +105,7 @@ def three_arm_round(r: int) -> dict[str, Figures]:
 
 
 def test_drop_certify_and_stop_on_fixed_data() -> None:
-    race = Race({"near": 2, "fast": 3, "slow": 8})
+    race = Race({"near": 2, "fast": 3, "slow": 8}, OWN)
     alpha = 0.05 / 2  # three arms: the two pairs with the fastest
     assert race.alpha_pair == alpha
     statuses = [race.add_round(r, three_arm_round(r)) for r in range(1, 7)]
@@ -140,7 +141,9 @@ def test_drop_certify_and_stop_on_fixed_data() -> None:
 
 
 def test_min_rounds_and_drop_from_hold_the_decisions_back() -> None:
-    race = Race({"near": 2, "fast": 3, "slow": 8}, RaceConfig(min_rounds=7, drop_from=5))
+    race = Race(
+        {"near": 2, "fast": 3, "slow": 8}, RaceConfig(min_rounds=7, drop_from=5, pooled=False)
+    )
     st = [race.add_round(r, three_arm_round(r)) for r in range(1, 8)]
     assert st[3].survivors == ("near", "fast", "slow")  # round 4: not before round 5
     assert [d.arm for d in st[4].dropped] == ["slow"] and st[4].dropped[0].round == 5
@@ -162,12 +165,13 @@ def test_equal_arms_certified_together_recommend_the_smallest_k() -> None:
     assert st.decisive and st.recommended == "fixed_2" and st.recommended_k == 2
 
 
-def test_a_drift_cannot_crown_a_dropped_arm() -> None:
+@pytest.mark.parametrize("pooled", [False, True])
+def test_a_drift_cannot_crown_a_dropped_arm(pooled: bool) -> None:
     """The old failure: the best was taken from each arm's own rounds, so an arm dropped
     early, measured only while the machine was fast, could come out on top after the
     machine slowed for everyone. Here X is 30% slower than A in every round they share,
-    is dropped at round 4, and from round 5 every arm runs at half speed."""
-    race = Race({"X": 1, "A": 3, "B": 4})
+    is dropped at round 4 (3 when pooled), and from round 5 every arm runs at half speed."""
+    race = Race({"X": 1, "A": 3, "B": 4}, RaceConfig(pooled=pooled))
     own: dict[str, list[float]] = {"X": [], "A": [], "B": []}
     for r in range(1, 13):
         s, level = (1 if r % 2 else -1), (1.0 if r <= 4 else 0.5)
@@ -181,7 +185,7 @@ def test_a_drift_cannot_crown_a_dropped_arm() -> None:
     # The trap is set: over its own rounds, X has the highest tokens/s.
     own_tps = {a: sum(v) / len(v) for a, v in own.items()}
     assert max(own_tps, key=own_tps.__getitem__) == "X"
-    assert [(d.arm, d.round) for d in st.dropped] == [("X", 4)]
+    assert [(d.arm, d.round) for d in st.dropped] == [("X", 3 if pooled else 4)]
     assert st.best == "A" and st.recommended in ("A", "B") and "X" not in st.survivors
 
 
@@ -206,7 +210,7 @@ def test_pick_prefers_the_smallest_k_and_arms_with_one() -> None:
 
 
 def test_undecided_statement_and_rounds_needed() -> None:
-    race = Race({"near": 2, "fast": 3, "slow": 8})
+    race = Race({"near": 2, "fast": 3, "slow": 8}, OWN)
     for r in range(1, 5):
         st = race.add_round(r, three_arm_round(r))
     alpha = 0.05 / 2
@@ -224,7 +228,7 @@ def test_undecided_statement_and_rounds_needed() -> None:
 
 
 def test_statement_when_decisive_and_when_out_of_reach() -> None:
-    race = Race({"near": 2, "fast": 3, "slow": 8})
+    race = Race({"near": 2, "fast": 3, "slow": 8}, OWN)
     for r in range(1, 7):
         st = race.add_round(r, three_arm_round(r))
     assert statement(st, race.config) == (
@@ -279,7 +283,7 @@ def test_pooled_race_drops_on_the_two_way_residual_variance() -> None:
     """The same three arms with `pooled`: each round's figures as a (round x arm) table;
     reference by the two-way ANOVA written out (complete table until the first drop)."""
     alpha, names = 0.05 / 2, ["near", "fast", "slow"]
-    race = Race({"near": 2, "fast": 3, "slow": 8}, RaceConfig(pooled=True))
+    race = Race({"near": 2, "fast": 3, "slow": 8})  # pooled: the default
     rows: list[list[float]] = []
     expected_drop = None
     for r in range(1, 7):
@@ -305,7 +309,7 @@ def test_pooled_race_drops_on_the_two_way_residual_variance() -> None:
 
 
 def test_pair_reports_any_two_arms() -> None:
-    race = Race({"near": 2, "fast": 3, "slow": 8})
+    race = Race({"near": 2, "fast": 3, "slow": 8}, OWN)
     for r in range(1, 5):
         race.add_round(r, three_arm_round(r))
     p = race.pair("fast", "slow")
@@ -329,3 +333,16 @@ def test_pooling_leaves_an_arm_without_a_fixed_k_to_its_own_pairs() -> None:
     for i in range(3):
         assert t.df[i, 3] == own.df[i, 3] == 4
         assert t.mean[i, 3] == own.mean[i, 3] and t.var[i, 3] == own.var[i, 3]
+
+
+def test_only_arms_beyond_the_tolerance_are_dropped() -> None:
+    """Nearly noiseless: 1.5% slower stays (within 2%), 2.5% slower goes."""
+    race = Race({"a": 1, "b": 2, "c": 3}, OWN)
+    for r in range(1, 5):
+        s = 1 if r % 2 else -1
+        st = race.add_round(r, {"a": fig(100.0), "b": fig(98.5 * math.exp(0.0005 * s)),
+                                "c": fig(97.5 * math.exp(0.0005 * s))})  # fmt: skip
+    hw = q_ref(3, 4, 0.05 / 2) * math.sqrt(4 * 0.0005**2 / 3 / 4)
+    assert math.log(100 / 98.5) - hw < math.log(1.02) < math.log(100 / 97.5) - hw
+    assert [(d.arm, d.by, d.round) for d in st.dropped] == [("c", "a", 4)]
+    assert st.survivors == ("a", "b")
