@@ -36,6 +36,11 @@ m = sum w y / W, V = sum w (y - m)^2 and s^2 = V / (n - 1) (per unit weight):
   it does not depend on the horizon (--rounds is the user's). Log ratios of block
   throughputs are close to Gaussian (a block averages several steps).
 
+With s^2 on nu degrees of freedom pooled from more data than the pair's own rounds
+(race.pooled_table: residuals of an additive model, independent of the mean under
+it), the same mixture has exponent (nu + 1) / 2 and q = sqrt(nu U / (1 - U)) with
+U's root 1 / (nu + 1): n - 1 is simply replaced by nu (`Mean.df`).
+
 tau^2 (`PRIOR`) is in units of the first round's weight: 8 makes the sequence finite
 from round 4 with the error budget of a nine-arm race and keeps it within a few
 percent of its narrowest over rounds 5-12 (a larger tau^2 opens it earlier, a smaller
