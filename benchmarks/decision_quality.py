@@ -401,6 +401,27 @@ def line(sc: Scenario, rule: str, r: dict[str, float]) -> str:
     return f"{sc.name:<25} {rule:<13} {int(r['n']):>6} {cells}"
 
 
+def print_header(seed: int) -> None:
+    load = os.getloadavg()
+    print(f"# decision quality, {dt.datetime.now().isoformat(timespec='seconds')}, "
+          f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores, seed {seed}")  # fmt: skip
+    print(f"# tolerance {TOLERANCE * 100:g}%, alpha 5%, {ROUNDS} rounds max, block {BLOCK} "
+          f"(grown as arms drop), settle {SETTLE}, drops from round {DROP_FROM}, stop from "
+          f"round {MIN_ROUNDS}")  # fmt: skip
+    print(
+        "# wrong: decisive and the recommended arm more than the tolerance slower than the "
+        "fastest, share of trials; <=95%: its Wilson upper bound; wr/dec: share of decisive runs"
+    )
+    print(
+        "# baddrop: runs that dropped an arm within the tolerance of the fastest; rounds, "
+        "req/dec: mean over decisive runs; req/run: mean over all runs"
+    )
+    print(
+        "# eps med: undecided runs' certified epsilon (median); false: undecided runs whose "
+        "epsilon claim is false; CSmiss: a sequence with the fastest arm ever excluded the truth"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     global DROP_FROM, BLOCK, TOLERANCE
     ap = argparse.ArgumentParser(
@@ -425,24 +446,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = ap.parse_args(argv)
     DROP_FROM, BLOCK, TOLERANCE = args.drop_from, args.block, args.tolerance
     began = time.perf_counter()
-    load = os.getloadavg()
-    print(f"# decision quality, {dt.datetime.now().isoformat(timespec='seconds')}, "
-          f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores, seed {args.seed}")  # fmt: skip
-    print(f"# tolerance {TOLERANCE * 100:g}%, alpha 5%, {ROUNDS} rounds max, block {BLOCK} "
-          f"(grown as arms drop), settle {SETTLE}, drops from round {DROP_FROM}, stop from "
-          f"round {MIN_ROUNDS}")  # fmt: skip
-    print(
-        "# wrong: decisive and the recommended arm more than the tolerance slower than the "
-        "fastest, share of trials; <=95%: its Wilson upper bound; wr/dec: share of decisive runs"
-    )
-    print(
-        "# baddrop: runs that dropped an arm within the tolerance of the fastest; rounds, "
-        "req/dec: mean over decisive runs; req/run: mean over all runs"
-    )
-    print(
-        "# eps med: undecided runs' certified epsilon (median); false: undecided runs whose "
-        "epsilon claim is false; CSmiss: a sequence with the fastest arm ever excluded the truth"
-    )
+    print_header(args.seed)
     print(HEADER)
     rules: list[tuple[str, Callable[[Scenario, int, int], Outcome], int]] = [
         ("today", run_today, args.today_trials),
