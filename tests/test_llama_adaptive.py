@@ -13,6 +13,7 @@ from adaptive_replay import replay_model
 from helpers import csv_rows
 
 from halospec_tui.controllers.model import ModelController
+from halospec_tui.specflags import k_from_args, p_min_from_args
 from halospec_tui.tiny_gguf import make_models
 
 CLI = [sys.executable, "-m", "halospec_tui"]
@@ -29,7 +30,17 @@ pytestmark = [
     pytest.mark.llama,
     pytest.mark.skipif(BINARY is None, reason="no llama-server: run scripts/build-llama-server.sh"),
 ]
-STARTING = re.compile(r"starting .*--spec-draft-n-max (\d+) .*--spec-draft-p-min ([0-9.]+) ")
+STARTING = re.compile(r"^info: starting .*$", re.M)
+
+
+def started_with(stderr: str) -> list[tuple[int, float]]:
+    """(K, p_min) of each llama-server the harness started, read back from its command
+    line by the project's own strict reader (K 0: no draft model, --spec-type none)."""
+    out = []
+    for line in STARTING.findall(stderr):
+        cmd = line.removeprefix("info: starting ")
+        out.append((k_from_args(cmd), p_min_from_args(cmd)))
+    return out
 
 
 def passes(r: dict[str, str]) -> int:
@@ -63,7 +74,7 @@ def test_pmin_and_model_take_effect_on_a_real_llama_server(tmp_path, no_leftover
     applied = [(16, 0.0)] * 5 + [(4, 0.0)] + [(int(r["draft_length"]), 0.0) for r in arm["adaptive:model"]] \
         + [(16, 0.75)] * 5  # fmt: skip
     restarts = [a for i, a in enumerate(applied) if i == 0 or a != applied[i - 1]]
-    started = [(int(k), float(pm)) for k, pm in STARTING.findall(p.stderr)]
+    started = started_with(p.stderr)
     assert started == restarts, p.stderr[-3000:]
 
     # pmin: at n_max 16 the server stopped drafting where the draft was unsure. Per

@@ -160,11 +160,17 @@ class Seen:
     weight: float = 0.0
     x_sum: float = 0.0
     y_sum: float = 0.0
+    rho_sum: float = 0.0  # measured tokens/s over the model's, at the time
+    rho_weight: float = 0.0
     last: int = 0
 
     @property
     def tps(self) -> float:
         return self.tps_sum / self.weight if self.weight > 0 else 0.0
+
+    @property
+    def rho(self) -> float:
+        return self.rho_sum / self.rho_weight if self.rho_weight > 0 else 1.0
 
 
 class ModelController(ModelFree):
@@ -204,6 +210,7 @@ class ModelController(ModelFree):
         self._dwell = 0  # steps left at a K just moved to before deciding again
         self._held: str = ""  # why the controller holds a K it would rather leave
         self._step_ms = 0.0  # recent decode time of a request, ms
+        self._recent: deque[tuple[float, float]] = deque(maxlen=4)  # (drafted, ms) per pass
 
     # -- the protocol (calibrate, ema_ms, thresholds: ModelFree) ---------------------
     def next_k(self, context: str = "") -> int:
@@ -310,16 +317,25 @@ class ModelController(ModelFree):
                 self._probe = step
 
     # -- where a change of K costs a reload ----------------------------------------------
-    def _note_seen(self, k: int, drafted_per_pass: float, ms_per_pass: float, obs: Observation) -> None:
+    def _note_seen(
+        self, k: int, drafted_per_pass: float, ms_per_pass: float, obs: Observation
+    ) -> None:
         """What this K decoded at: tokens/s (from the server's decode time) and the cost
         of its passes, fading with `discount` at each of its own steps."""
         ms = obs.predicted_ms or 0.0
         tps = obs.tokens * 1000.0 / ms if ms > 0 else 0.0
         self._step_ms = ms if not self._step_ms else 0.7 * self._step_ms + 0.3 * ms
+        self._recent.append((drafted_per_pass, ms_per_pass))
         s = self._seen.setdefault(k, Seen())
         g = self._discount
         s.tps_sum, s.weight = g * s.tps_sum + tps, g * s.weight + 1.0
         s.x_sum, s.y_sum = g * s.x_sum + drafted_per_pass, g * s.y_sum + ms_per_pass
+        model = self._model()
+        if model is not None and tps > 0:  # measured over the model of the moment
+            s.rho_sum, s.rho_weight = (
+                g * s.rho_sum + tps / expected_tps(*model, k),
+                g * s.rho_weight + 1.0,
+            )
         s.last = self._steps
 
     def _ratio_from_visits(self) -> float | None:
@@ -338,14 +354,27 @@ class ModelController(ModelFree):
                 den += x * x
         return min(max(num / den, 0.0), 2.0) if den > 0 else None
 
+    def _model(self) -> tuple[float, float, float] | None:
+        """(acceptance, t0 ms, t1 ms) as decisions with reloads use them: the cost ratio
+        from the visits (when K 0 was measured), t0 from the last few passes with it."""
+        est = self.estimates()
+        r = self._ratio_from_visits()
+        if est is None or r is None or not self._recent:
+            return est
+        t0 = sum(y / (1.0 + r * x) for x, y in self._recent) / len(self._recent)
+        return est[0], t0, r * t0
+
     def _scores(self, a: float, t0: float, t1: float) -> dict[int, float]:
-        """Expected decode tokens/s per K: measured where the K was visited lately, else
-        the model's, scaled so that it meets the measured figure at the current K."""
-        fresh = {k: s for k, s in self._seen.items() if self._steps - s.last <= 3 * self._horizon}
-        model = {k: expected_tps(a, t0, t1, k) for k in range(self._k_max + 1)}
-        cur = fresh.get(self._k)
-        scale = cur.tps / model[self._k] if cur is not None and model[self._k] > 0 else 1.0
-        return {k: fresh[k].tps if k in fresh else model[k] * scale for k in model}
+        """Expected decode tokens/s per K: the model's (which follows the text's
+        acceptance and the machine's pace), times what was measured at the K over what
+        the model said at the time (where it was visited lately; else the current K's)."""
+        fresh = {k: s for k, s in self._seen.items()
+                 if self._steps - s.last <= 3 * self._horizon and s.rho_weight > 0}  # fmt: skip
+        cur = fresh[self._k].rho if self._k in fresh else 1.0
+        return {
+            k: expected_tps(a, t0, t1, k) * (fresh[k].rho if k in fresh else cur)
+            for k in range(self._k_max + 1)
+        }
 
     def _decide_with_reloads(self) -> None:
         """One K for every class. Measure plain decoding (K = 0) once, early, when two
@@ -354,13 +383,10 @@ class ModelController(ModelFree):
         if self._dwell > 0:
             self._dwell -= 1
             return
-        est = self.estimates()
+        est = self._model()
         if est is None:
             return
         a, t0, t1 = est
-        r = self._ratio_from_visits()
-        if r is not None:
-            t1 = r * t0
         if 0 not in self._seen and self._k_max >= 0:
             budget = self._identify_share * self._horizon * max(self._step_ms, 1e-9)
             if 2 * self._reload_ms <= budget:
@@ -403,9 +429,9 @@ class ModelController(ModelFree):
         a, t0, t1 = est
         table = tuple((k, expected_tps(a, t0, t1, k)) for k in range(self._k_max + 1))
         note = self._held
-        if self._reload_ms > 0:
-            r = self._ratio_from_visits()
-            t1 = t1 if r is None else r * t0
+        model = self._model()
+        if self._reload_ms > 0 and model is not None:
+            a, t0, t1 = model
             table = tuple(sorted(self._scores(a, t0, t1).items()))
         if self._per_class() and self._k_by_class:
             note = "K by class: " + ", ".join(
