@@ -215,9 +215,9 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument("--launch-nospec", metavar="TEMPLATE",
                    help="actuator launch: the command without speculation, for K 0 (nospec, "
                    "adaptive:model, adaptive:bandit)")  # fmt: skip
-    g.add_argument("--launch-timeout", type=finite_float, default=600.0,
+    g.add_argument("--launch-timeout", type=finite_float, default=600.0, metavar="S",
                    help="actuator launch: seconds for the server to become healthy after "
-                   "each start (default %(default)s)")  # fmt: skip
+                   "each start (default %(default)g)")  # fmt: skip
     g.add_argument("--lemonade-args", default="", help="extra llamacpp_args for lemonade-load")
     g.add_argument(
         "--llama-server", dest="llama_bin", help="llama-server binary (actuator llama-server)"

@@ -5,6 +5,7 @@ or 4, with nothing left running. Against a stand-in engine (launch_standin.py)."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 from conftest import CLI, tagged, wait_until_gone
+from helpers import csv_rows
 
 from halospec_tui.actuators import ActuatorInterrupted, ActuatorUnreachable
 from halospec_tui.launch_template import parse_templates
@@ -178,9 +180,21 @@ def test_a_launch_that_cannot_serve_ends_in_one_line(tmp_path, no_leftovers, arg
     assert not (tmp_path / "r.csv").exists()  # the run never began
 
 
-def test_a_launched_stand_in_runs_a_plan_and_is_gone_after(tmp_path, no_leftovers):
-    p = _cli(tmp_path, "--launch", SPEC, "--modes", "fixed_2,fixed_3")
-    # the stand-in answers no chat: every step fails, but the harness owned it throughout
-    assert p.returncode == 1, p.stderr
-    assert p.stderr.count("info: starting ") == 2  # first fixed_2 (at start), then fixed_3
+def test_a_launched_vllm_look_alike_is_detected_and_pasted_as_launched(tmp_path, no_leftovers):
+    spec, nospec = f"{SPEC} --owned-by vllm", f"{NOSPEC} --owned-by vllm"
+    p = _cli(tmp_path, "--launch", spec, "--launch-nospec", nospec, "--plan", "tune",
+             "--modes", "nospec,fixed_2", "--rounds", "2", "--block", "1", "--settle", "0")  # fmt: skip
+    assert p.returncode == 0, p.stderr
     assert "the launched server serves 'standin', not --model 'Qwen3-0.6B-GGUF'" in p.stderr
+    assert "asked for: the harness restarts the launched server (vllm)" in p.stderr
+    rows = csv_rows(tmp_path / "r.csv")
+    assert [r["success"] for r in rows] == ["1"] * 4
+    assert {r["server_kind"] for r in rows} == {"vllm"}
+    assert {r["actuator"] for r in rows} == {f"launch:{spec} | nospec: {nospec}"}
+    # seed 0 runs fixed_2 then nospec in both rounds: started at fixed_2's K before the
+    # run, so its first block needs no restart, and each of the three blocks after does
+    assert p.stderr.count("info: starting ") == 4
+    recommendation = next(x for x in p.stdout.splitlines() if x.startswith("recommendation: "))
+    k = json.loads((tmp_path / "r_summary.json").read_text())["verdict"]["recommended_k"]
+    resolved = nospec if k == 0 else spec.replace("{k}", str(k))
+    assert recommendation.endswith(f"; launch command: {resolved}")  # the launch command wins
