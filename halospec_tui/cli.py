@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from halospec_tui.session import Session, SessionOptions
 
 if TYPE_CHECKING:
-    from halospec_tui.session import SessionOptions
+    from halospec_tui.session import LaunchOptions, SessionOptions
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -207,7 +207,17 @@ def build_run_parser() -> argparse.ArgumentParser:
     )
     g = p.add_argument_group("how K reaches the server")
     g.add_argument("--actuator", default="auto",
-                   help="auto | request | lemonade-load | llama-server | field[:NAME]")  # fmt: skip
+                   help="auto | request | lemonade-load | llama-server | launch | field[:NAME]")  # fmt: skip
+    g.add_argument("--launch", metavar="TEMPLATE",
+                   help="actuator launch (implied): the server's launch command, run without a "
+                   "shell, with {k} (draft length) and {port} (a free port picked here), "
+                   "{p_min} for pmin arms; every other brace is kept as written")  # fmt: skip
+    g.add_argument("--launch-nospec", metavar="TEMPLATE",
+                   help="actuator launch: the command without speculation, for K 0 (nospec, "
+                   "adaptive:model, adaptive:bandit)")  # fmt: skip
+    g.add_argument("--launch-timeout", type=finite_float, default=600.0, metavar="S",
+                   help="actuator launch: seconds for the server to become healthy after "
+                   "each start (default %(default)g)")  # fmt: skip
     g.add_argument("--lemonade-args", default="", help="extra llamacpp_args for lemonade-load")
     g.add_argument(
         "--llama-server", dest="llama_bin", help="llama-server binary (actuator llama-server)"
@@ -276,14 +286,48 @@ def api_key_from(ns: argparse.Namespace) -> str | None:
     return ns.api_key or os.environ.get("LEMONADE_API_KEY") or None
 
 
-def session_options(ns: argparse.Namespace) -> SessionOptions:
+def launch_options(ns: argparse.Namespace, plan: Plan) -> LaunchOptions:
+    """--launch, --launch-nospec and --launch-timeout, checked against the plan's arms
+    (exit 2): the server is first started with the K the run begins with."""
+    from halospec_tui.launch_template import arm_problem, parse_templates
+    from halospec_tui.schedule import round_order
+    from halospec_tui.session import LaunchOptions
+
+    if ns.launch is None:
+        raise UsageError("--actuator launch needs --launch TEMPLATE (the server's launch command)")
+    if not ns.launch_timeout > 0:
+        raise UsageError("--launch-timeout must be positive")
+    templates = parse_templates(ns.launch, ns.launch_nospec)
+    for spec in plan.arms:
+        problem = arm_problem(templates, spec.arm)
+        if problem is not None:
+            raise UsageError(problem)
+    first = plan.arms[0]
+    if plan.interleaved:
+        name = round_order([a.name for a in plan.arms], plan.seed, 1)[0]
+        first = next(a for a in plan.arms if a.name == name)
+    return LaunchOptions(templates, ns.launch_timeout, first.warmup_k, first.p_min)
+
+
+def session_options(ns: argparse.Namespace, plan: Plan | None = None) -> SessionOptions:
     from halospec_tui.llama_server import LlamaServerConfig
     from halospec_tui.session import ACTUATORS, SessionOptions, SetupError
     from halospec_tui.sim.process import params_from_args
 
     actuator, _, field_name = ns.actuator.partition(":")
+    if actuator == "auto" and ns.launch is not None:
+        actuator = "launch"  # --launch says how K reaches the server
     if actuator not in ACTUATORS:
         raise UsageError(f"unknown actuator {ns.actuator!r}")
+    launch = None
+    if actuator == "launch":
+        if ns.base_url or ns.backend == "sim":
+            raise UsageError(
+                "--actuator launch starts its own server: drop --base-url / --backend sim"
+            )
+        launch = launch_options(ns, plan or named_plan(ns.plan))
+    elif ns.launch is not None or ns.launch_nospec is not None:
+        raise UsageError(f"--launch and --launch-nospec go with --actuator launch, not {ns.actuator}")
     llama = None
     if actuator == "llama-server":
         if not (ns.llama_bin and ns.llama_model and ns.llama_draft):
@@ -302,6 +346,7 @@ def session_options(ns: argparse.Namespace) -> SessionOptions:
         field_name=field_name or "speculative_draft_length",
         lemonade_args=ns.lemonade_args,
         llama=llama,
+        launch=launch,
         stream=ns.stream,
         timeout_s=ns.timeout,
         debug_json=debug,
@@ -413,7 +458,7 @@ def _validate(argv: Sequence[str]) -> _RunInput:
     ns = build_run_parser().parse_args(list(argv))
     check_run_args(ns, argv)
     plan = plan_from_args(ns)
-    opts = session_options(ns)
+    opts = session_options(ns, plan)
     repaired = _check_csv_target(ns.csv)
     redact = Redactor((opts.api_key,) if opts.api_key else ())
     if not ns.no_ui and not (sys.stdout.isatty() and sys.stdin.isatty()):

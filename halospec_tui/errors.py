@@ -7,9 +7,12 @@ The tree:
     ├── PlanError                 a plan or its customisation (plan)
     ├── ResultsError              a results CSV to write or read (results)
     ├── SetupError                finding the server, choosing the actuator (session)
-    ├── ActuatorError             setting K on the server (actuators, llama_server)
+    │   └── ServerUnreachable     the server does not answer, or never came up: exit 4
+    ├── TemplateError             a --launch / --launch-nospec template (launch_template)
+    ├── ActuatorError             setting K on the server (actuators, launched, llama_server)
     │   ├── ActuatorUnreachable   the server did not answer a reload: a transport error
-    │   └── ActuatorInterrupted   the client was closed to abandon the run mid-reload
+    │   │   └── ServerStartError  a server the harness started never became healthy
+    │   └── ActuatorInterrupted   the run stopped (or abandoned) mid-reload
     ├── SimStartError             the embedded server's process did not start (sim.process)
     ├── SimParamsError            an embedded-server option out of range (sim.process)
     └── FaultSpecError            an injected-fault spec (sim.faults)

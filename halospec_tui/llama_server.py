@@ -1,32 +1,22 @@
-"""A llama-server the harness starts and owns, restarted with a new K when K changes."""
+"""A llama-server the harness starts and owns, restarted with a new K when K changes
+(the process itself is owned as every launched server is: see launched.py)."""
 
 from __future__ import annotations
 
 import os
 import shlex
-import socket
 import subprocess
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
-
-from halospec_tui.actuators import Actuation, ActuatorError, Setting
+from halospec_tui.actuators import ActuatorError
 from halospec_tui.client import LogFn
-from halospec_tui.procs import tagged_env, terminate, watch_child
+from halospec_tui.launched import HOST, OwnedServer, RestartActuator, free_port
+from halospec_tui.procs import tagged_env
 from halospec_tui.specflags import NO_SPECULATION, SpecSyntax, spec_args, syntax_from_help
 
-HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+__all__ = ["HOST", "LlamaServerActuator", "LlamaServerConfig", "free_port", "spec_flags",
+           "spec_spelling", "spec_syntax"]  # fmt: skip
 
 
 def spec_syntax(binary: str) -> SpecSyntax:
@@ -66,7 +56,7 @@ class LlamaServerConfig:
     start_timeout_s: float = 120.0
 
 
-class LlamaServerActuator:
+class LlamaServerActuator(RestartActuator):
     """Owns a llama-server process; `apply(k)` restarts it when K changes."""
 
     name = "llama-server"
@@ -80,17 +70,7 @@ class LlamaServerActuator:
         self.cfg = cfg
         self.syntax = spec_syntax(cfg.binary)
         self.spelling = self.syntax.spelling
-        self.port = free_port()
-        self.base_url = f"http://{HOST}:{self.port}"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._watcher: subprocess.Popen[bytes] | None = None  # kills it if we die
-        self._k: tuple[int, float] | None = None  # (K, p_min) it runs with
-        self._log = log or (lambda level, text: None)
-        self._tail: deque[str] = deque(maxlen=20)
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+        super().__init__(OwnedServer("llama-server", cfg.start_timeout_s, log=log))
 
     def command(self, k: int, p_min: float = 0.0) -> list[str]:
         return [
@@ -101,67 +81,3 @@ class LlamaServerActuator:
             "--host", HOST, "--port", str(self.port), "--metrics",
             *shlex.split(self.cfg.extra_args),
         ]  # fmt: skip
-
-    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
-        if (k, p_min) == self._k and self.pid is not None:
-            return Actuation(confirmed_k=k)
-        start = time.perf_counter()
-        self._stop()
-        cmd = self.command(k, p_min)
-        self._log("info", "starting " + " ".join(shlex.quote(c) for c in cmd))
-        try:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=tagged_env(),
-            )
-        except OSError as e:
-            raise ActuatorError(f"cannot start {self.cfg.binary}: {e.strerror or e}") from e
-        self._watcher = watch_child(self._proc.pid)
-        threading.Thread(target=self._drain, args=(self._proc,), daemon=True).start()
-        self._wait_healthy()
-        self._k = (k, p_min)
-        reload_ms = int((time.perf_counter() - start) * 1000)
-        return Actuation(confirmed_k=k, reload_ms=reload_ms)
-
-    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            self._tail.append(line.decode(errors="replace").rstrip())
-
-    def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.cfg.start_timeout_s
-        with httpx.Client(base_url=self.base_url, timeout=2.0) as c:
-            while time.monotonic() < deadline:
-                if self._proc is None or self._proc.poll() is not None:
-                    tail = " | ".join(list(self._tail)[-3:])
-                    raise ActuatorError(f"llama-server exited during start-up: {tail}")
-                try:
-                    if c.get("/health").status_code == 200:
-                        return
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-        self._stop()
-        raise ActuatorError(f"llama-server not healthy after {self.cfg.start_timeout_s:g} s")
-
-    def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
-        return {}
-
-    def _stop(self) -> None:
-        proc, self._proc = self._proc, None
-        watcher, self._watcher = self._watcher, None
-        try:
-            if proc is not None:
-                terminate(proc, timeout_s=10)
-        finally:
-            if watcher is not None:
-                terminate(watcher)
-
-    def leave(self, setting: Setting | None = None) -> str | None:
-        return None  # the harness's own server: stopped at close, nothing of the user's
-
-    def close(self) -> None:
-        self._stop()

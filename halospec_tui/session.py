@@ -1,13 +1,16 @@
 """Where the run's server comes from, and how K reaches it: set up, and torn down.
 
-A `Session` owns every process it starts (the embedded server, a llama-server) and
-`close()` reaps them by PID; it is used as a context manager on every exit path.
+A `Session` owns every process it starts (the embedded server, a llama-server, a
+launched server) and `close()` reaps them by PID; it is used as a context manager on
+every exit path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
+
+import httpx
 
 from halospec_tui.actuators import (
     Actuator,
@@ -21,12 +24,15 @@ from halospec_tui.actuators import (
 )
 from halospec_tui.client import OPENAI_CHAT_PATH, ChatClient, LogFn, probe
 from halospec_tui.errors import HalospecError
+from halospec_tui.launch_template import LaunchTemplates
+from halospec_tui.launched import LaunchActuator, RestartActuator, ServerStartError
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
+from halospec_tui.redact import Redactor
 from halospec_tui.sim.physics import SimParams
 from halospec_tui.sim.process import SimProcess, SimStartError
 
 DEFAULT_URLS = ("http://localhost:13305", "http://localhost:8000")
-ACTUATORS = ("auto", "request", "lemonade-load", "llama-server", "field")
+ACTUATORS = ("auto", "request", "lemonade-load", "llama-server", "launch", "field")
 
 
 class SetupError(HalospecError, ValueError):
@@ -40,6 +46,17 @@ class ServerUnreachable(SetupError):
 API_SUFFIXES = ("/api/v1", "/v1")  # the client adds the API path itself
 
 
+@dataclass(frozen=True)
+class LaunchOptions:
+    """`--actuator launch`: the templates, the start timeout, and the K (and p_min)
+    the server is first started with, to find out that it starts (the plan's first)."""
+
+    templates: LaunchTemplates
+    start_timeout_s: float = 600.0
+    first_k: int = 4
+    first_p_min: float = 0.0
+
+
 @dataclass
 class SessionOptions:
     backend: str = "auto"  # auto | sim | server
@@ -50,6 +67,7 @@ class SessionOptions:
     field_name: str = "speculative_draft_length"
     lemonade_args: str = ""
     llama: LlamaServerConfig | None = None
+    launch: LaunchOptions | None = None
     stream: bool = False
     timeout_s: float = 60.0
     debug_json: bool = False
@@ -64,13 +82,13 @@ class Session:
     server: ServerInfo
     why: str  # why this actuator
     sim: SimProcess | None = None
-    llama: LlamaServerActuator | None = None
+    owned: RestartActuator | None = None  # a server the harness restarts for each K
 
     def server_pid(self) -> int | None:
         if self.sim is not None and self.sim.alive():
             return self.sim.pid
-        if self.llama is not None:
-            return self.llama.pid
+        if self.owned is not None:
+            return self.owned.pid
         return None
 
     def close(self) -> None:
@@ -126,12 +144,51 @@ class _Server:
     base_url: str
     describe: str
     sim: SimProcess | None = None
-    llama: LlamaServerActuator | None = None
+    owned: RestartActuator | None = None
+
+
+def _launch(opts: SessionOptions, log: LogFn) -> _Server:
+    """Start the user's launch command once (the plan's first K), so that a command
+    that fails ends the run before it begins: ServerUnreachable (exit 4) when the
+    server never became healthy, SetupError (exit 2) when it could not be started."""
+    if opts.launch is None:
+        raise SetupError("--actuator launch needs --launch TEMPLATE")
+    cfg = opts.launch
+    secrets = (opts.api_key,) if opts.api_key else ()
+    redact = Redactor(secrets)
+    headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
+    act = LaunchActuator(cfg.templates, cfg.start_timeout_s, headers, secrets, log)
+    try:
+        act.apply(cfg.first_k, cfg.first_p_min)
+    except ServerStartError as e:
+        raise ServerUnreachable(redact(str(e))) from None
+    except ActuatorError as e:
+        raise SetupError(redact(str(e))) from None
+    return _Server(act.base_url, f"launched server (owned by the harness) at {act.base_url}",
+                   owned=act)  # fmt: skip
+
+
+def _served_model(client: ChatClient, log: LogFn) -> None:
+    """A launched server that serves one model under another name than --model (vLLM
+    serves it under its path or --served-model-name): ask for that one."""
+    try:
+        status, doc = client.get_json("/v1/models")
+    except httpx.HTTPError:
+        return
+    data = doc.get("data") if isinstance(doc, dict) else None
+    ids = [m["id"] for m in data or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+    if status == 200 and len(ids) == 1 and client.model not in ids:
+        log("info", f"the launched server serves {ids[0]!r}, not --model {client.model!r}: "
+                    f"asking for {ids[0]!r}")  # fmt: skip
+        client.model = ids[0]
 
 
 def find_server(opts: SessionOptions, log: LogFn) -> _Server:
-    """Start the harness's llama-server or the embedded server, or find the one asked
-    for (or one at the default URLs); SetupError / ServerUnreachable with a clear line."""
+    """Start the harness's llama-server, the launched server or the embedded server,
+    or find the one asked for (or one at the default URLs); SetupError /
+    ServerUnreachable with a clear line."""
+    if opts.actuator == "launch":
+        return _launch(opts, log)
     if opts.actuator == "llama-server":
         if opts.llama is None:
             raise SetupError("--actuator llama-server needs --llama-server PATH, -m and -md")
@@ -140,7 +197,7 @@ def find_server(opts: SessionOptions, log: LogFn) -> _Server:
         except ActuatorError as e:
             raise SetupError(str(e)) from None
         return _Server(
-            llama.base_url, f"llama-server {opts.llama.binary} (owned by the harness)", llama=llama
+            llama.base_url, f"llama-server {opts.llama.binary} (owned by the harness)", owned=llama
         )
     backend = opts.backend
     if backend == "sim" or (backend == "auto" and opts.base_url is None):
@@ -168,10 +225,17 @@ def choose(
     opts: SessionOptions, server: _Server, client: ChatClient, model: str, log: LogFn
 ) -> tuple[Actuator, ServerInfo, str]:
     """The actuator asked for (or picked by `auto`), what the server is, and why."""
-    if server.llama is not None:
+    if isinstance(server.owned, LlamaServerActuator):
         info = ServerInfo("llama-server", "", "started by the harness")
-        return server.llama, info, "asked for: the harness restarts its llama-server with the new K"
+        return server.owned, info, "asked for: the harness restarts its llama-server with the new K"
     info = detect_server(client)
+    if server.owned is not None:  # launched: what it is, as for any server
+        _served_model(client, log)
+        info = ServerInfo(info.kind, info.version, f"{info.detail}; launched by the harness")
+        return server.owned, info, (
+            f"asked for: the harness restarts the launched server ({info.kind}) with the "
+            "command for each K"
+        )
     if opts.actuator == "auto":
         actuator, why = choose_actuator(info, client, model, log)
         return actuator, info, why
@@ -197,6 +261,8 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
         debug_json=opts.debug_json,
         log=log,
     )
+    if server.owned is not None:  # a restart in flight gives up when the run stops
+        server.owned.server.interrupted = lambda: client.abandoned or not client.retrying
     try:
         actuator, info, why = choose(opts, server, client, model, log)
         if info.kind in ("llama-server", "openai", "vllm", "sglang"):
@@ -205,9 +271,9 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
         client.close()
         if server.sim is not None:
             server.sim.stop()
-        if server.llama is not None:
-            server.llama.close()
+        if server.owned is not None:
+            server.owned.close()
         raise
     return Session(
-        client, actuator, server.describe, info, why, sim=server.sim, llama=server.llama
+        client, actuator, server.describe, info, why, sim=server.sim, owned=server.owned
     )

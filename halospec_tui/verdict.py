@@ -32,9 +32,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from halospec_tui import engines
 from halospec_tui.arms import NOSPEC, fixed_k, p_min_of
 from halospec_tui.events import RoundStop
 from halospec_tui.formats import plus_minus
+from halospec_tui.launch_template import paste_line
 from halospec_tui.specflags import spec_text
 from halospec_tui.stats import StepSample, adapting_reload_ms
 
@@ -520,8 +522,16 @@ def stop_reason(
 
 
 # -- what to paste ----------------------------------------------------------------
-def paste_setting(k: int, actuator: str, p_min: float = 0.0) -> str:
-    """The server setting for K (and p_min), in the form the server in use takes it."""
+def paste_setting(k: int, actuator: str, p_min: float = 0.0, server_kind: str = "") -> str:
+    """The server setting for K (and p_min), in the form the server in use takes it:
+    the run's own launch command (--actuator launch), vLLM's or SGLang's flags on those
+    servers, else the actuator's form."""
+    launch = paste_line(actuator, k, p_min)
+    if launch is not None:
+        return launch
+    engine = engines.paste_setting(server_kind, k, p_min)
+    if engine is not None and not actuator.startswith("field"):
+        return engine
     if actuator == "llama-server":
         if k == 0:
             return f"llama-server flags: no speculation (no -md; {spec_text(0)})"
@@ -555,7 +565,7 @@ def nospec_line(v: Verdict) -> str | None:
     return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} nospec"
 
 
-def recommendation_line(v: Verdict, actuator: str) -> str:
+def recommendation_line(v: Verdict, actuator: str, server_kind: str = "") -> str:
     if v.best is None:
         return "no arm has a successful step: nothing to recommend"
     if v.recommended_k is None:
@@ -570,7 +580,7 @@ def recommendation_line(v: Verdict, actuator: str) -> str:
             " the smallest K among the tied drafts least for the same speed)"
         )
     hedge = "" if v.decisive else " [not decisive: more rounds would narrow it]"
-    return f"{what}{why}{hedge}; {paste_setting(k, actuator, p)}"
+    return f"{what}{why}{hedge}; {paste_setting(k, actuator, p, server_kind)}"
 
 
 # -- how long the decision took, from the rows alone --------------------------------
@@ -617,6 +627,14 @@ def main_actuator(samples: Sequence[StepSample]) -> str:
     return max(dict.fromkeys(names), key=names.count) if names else ""
 
 
+def main_server_kind(samples: Sequence[StepSample]) -> str:
+    """The server kind most rows name (vllm, sglang, llama-server, ...), as
+    `main_actuator`; "" when no row says (files written before the column, or samples
+    that do not carry it: StepSample gets `server_kind` with the reading of the column)."""
+    kinds = [k for s in samples if (k := getattr(s, "server_kind", ""))]
+    return max(dict.fromkeys(kinds), key=kinds.count) if kinds else ""
+
+
 # -- rendering ----------------------------------------------------------------------
 def _status_text(v: Verdict, arm: str, dropped: dict[str, int]) -> str:
     st = v.status(arm)
@@ -628,7 +646,9 @@ def _status_text(v: Verdict, arm: str, dropped: dict[str, int]) -> str:
     return st
 
 
-def verdict_lines(v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None) -> list[str]:
+def verdict_lines(
+    v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None, server_kind: str = ""
+) -> list[str]:
     """The verdict as text: per-arm table with CIs, phases, decision, nospec, recommendation."""
     dropped = dict(decision.dropped)
     w = max([10, *(len(a.arm) for a in v.arms)])
@@ -669,7 +689,7 @@ def verdict_lines(v: Verdict, decision: Decision, actuator: str, nospec_drafted:
         lines.append(
             f"WARNING: nospec drafted {nospec_drafted} tokens: speculation was not switched off"
         )
-    lines.append(f"recommendation: {recommendation_line(v, actuator)}")
+    lines.append(f"recommendation: {recommendation_line(v, actuator, server_kind)}")
     return lines
 
 
@@ -700,7 +720,9 @@ def _arm_dict(a: ArmStats) -> dict[str, object]:
     }
 
 
-def verdict_dict(v: Verdict, decision: Decision, actuator: str) -> dict[str, object]:
+def verdict_dict(
+    v: Verdict, decision: Decision, actuator: str, server_kind: str = ""
+) -> dict[str, object]:
     dropped = dict(decision.dropped)
     return {
         "metric": "tokens/s",
@@ -729,5 +751,5 @@ def verdict_dict(v: Verdict, decision: Decision, actuator: str) -> dict[str, obj
         "recommended": v.recommended,
         "recommended_k": v.recommended_k,
         "smallest_of_tie": v.smallest_of_tie,
-        "recommendation": recommendation_line(v, actuator),
+        "recommendation": recommendation_line(v, actuator, server_kind),
     }

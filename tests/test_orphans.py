@@ -54,7 +54,7 @@ import sys, time
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
 a = LlamaServerActuator(LlamaServerConfig(sys.argv[1], sys.argv[2], sys.argv[3], "-t 1"))
 a.apply(4)
-print(a.pid, a._watcher.pid, flush=True)
+print(a.pid, a.server.watcher_pid, flush=True)
 time.sleep(120)
 """
 
