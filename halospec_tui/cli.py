@@ -21,7 +21,9 @@ from halospec_tui.errors import HalospecError
 from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
 from halospec_tui.plan import PLANS, Plan, customise, named_plan
 from halospec_tui.redact import Redactor
-from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError, summary_paths
+from halospec_tui.results.schema import DEFAULT_CSV, ResultsError
+from halospec_tui.results.summary_files import summary_paths
+from halospec_tui.results.writer import CsvWriter
 
 if TYPE_CHECKING:
     from halospec_tui.client import ChatClient
@@ -546,13 +548,11 @@ def exit_code(finished: RunFinished, *, strict: bool = False) -> int:
 
 
 def cmd_report(argv: Sequence[str]) -> int:
-    from halospec_tui.results import (
-        build_report,
-        iter_runs,
-        summary_json,
-        summary_markdown,
-        summary_text,
-    )
+    from halospec_tui.results.export_json import summary_json
+    from halospec_tui.results.export_md import summary_markdown
+    from halospec_tui.results.export_text import summary_text
+    from halospec_tui.results.reader import iter_runs
+    from halospec_tui.results.report import build_report
 
     p = _Parser(prog="halospec-tui report", description="Summarise a results CSV.")
     p.add_argument("csv", help="results CSV (this tool's, or the original's 8 columns)")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import plotext as plt
 
-from halospec_tui.results import Report
+from halospec_tui.results.report import Report
 from halospec_tui.stats import StepSample
 
 PHASE_COLORS = {"load": "red", "recovery": "orange"}

@@ -23,8 +23,8 @@ from halospec_tui.results import (
     read_runs,
     record_cells,
     summary_paths,
-    torn_path,
 )
+from halospec_tui.results.writer import torn_path
 from halospec_tui.runner import RunConfig, Runner
 
 CLI = [sys.executable, "-m", "halospec_tui"]
