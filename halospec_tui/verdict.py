@@ -521,7 +521,7 @@ def stop_reason(
 # -- how long the decision took, from the rows alone --------------------------------
 @dataclass(frozen=True)
 class Decision:
-    rounds: int  # the last round run (0: no rounds, a sequential run)
+    rounds: int  # the rounds run (0: no rounds, a sequential run)
     requests: int  # rows: measured and settle
     measured: int
     settle: int
@@ -537,12 +537,13 @@ def _epoch(stamp: str) -> float | None:
 
 
 def decision_of(samples: Sequence[StepSample]) -> Decision:
-    rounds = max((s.round or 0 for s in samples), default=0)
+    ran = {s.round for s in samples if s.round}  # rounds are counted, not read off the
+    final = max(ran, default=0)  # largest number: a hand-edited file may skip some
     last: dict[str, int] = {}
     for s in samples:
         if s.round:
             last[s.arm] = max(last.get(s.arm, 0), s.round)
-    dropped = tuple((a, r) for a, r in last.items() if r < rounds)
+    dropped = tuple((a, r) for a, r in last.items() if r < final)
     # Rows are written in time order, each stamped as it ends: the first and the last
     # stamped rows bound the run (the first one's latency back to its start).
     stamped = [s for s in (samples[0], samples[-1]) if s.timestamp] if samples else []
@@ -552,7 +553,7 @@ def decision_of(samples: Sequence[StepSample]) -> Decision:
         if start is not None and end is not None:
             seconds = end - start + stamped[0].latency_ms / 1000.0
     n_settle = sum(1 for s in samples if s.settle)
-    return Decision(rounds, len(samples), len(samples) - n_settle, n_settle, seconds, dropped)
+    return Decision(len(ran), len(samples), len(samples) - n_settle, n_settle, seconds, dropped)
 
 
 def main_actuator(samples: Sequence[StepSample]) -> str:

@@ -183,6 +183,90 @@ def test_report_json_is_strict_json_for_every_csv_of_the_suite(tmp_path, capsys)
     assert tiny["modes"][0]["server_tps"] is None  # no finite figure
 
 
+# -- absurd cells: bounded, named by file and line, exit 2 -------------------------------------
+@pytest.mark.parametrize(
+    "cell,value,reason",
+    [
+        ("round", str(10**30), "round='1000000000000000000000000000000' is above 1000"),
+        ("round", "1001", "round='1001' is above 1000"),
+        ("round", "2.5", "round='2.5' is not a whole number"),
+        ("block_pos", "1000", "block_pos='1000' is above 999"),
+        ("reload_ms", "1e308", "reload_ms='1e308' is above 86400000"),
+        ("predicted_ms", "86400000.5", "predicted_ms='86400000.5' is above 86400000"),
+        ("latency_ms", "86400001", "latency_ms=86400001 is above 86400000"),
+        ("tokens", "10000001", "tokens=10000001 is above 10000000"),
+        ("drafted", "10000001", "drafted='10000001' is above 10000000"),
+        ("step", "1000000001", "step=1000000001 is above 1000000000"),
+        ("global_step", str(10**60), "global_step=1000000000000000000000000000000000000000... is above 1000000000"),
+        ("draft_length", "17", "draft_length=17 is above 16"),
+    ],
+)
+def test_report_refuses_a_cell_no_run_writes(tmp_path, capsys, cell, value, reason):
+    p = edit(write(tmp_path / "absurd.csv", rounds_of([1, 2])), 4, cell, value)
+    assert main(["report", str(p)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"halospec-tui: error: {p}:4: not a results row ({reason})\n"
+
+
+def test_decision_counts_the_rounds_that_ran_not_the_largest_number(tmp_path):
+    # rounds numbered 1, 3, 7, 20; fixed_4 ran in the first three only
+    records = rounds_of([1, 3, 7, 20])
+    extra = [rec(len(records) + i + 1, "fixed_4", lat=130, rnd=r) for i, r in enumerate((1, 3, 7))]
+    p = write(tmp_path / "gaps.csv", records + extra)
+    r = cli(["report", p], tmp_path)
+    assert r.returncode == 0, r.stderr
+    decision = [x for x in r.stdout.splitlines() if x.startswith("decision: ")]
+    assert len(decision) == 1 and " after 4 rounds; 19 requests" in decision[0]
+    doc = strict(cli(["report", p, "--format", "json"], tmp_path).stdout)
+    assert doc["verdict"]["decision"]["rounds"] == 4
+    fixed_4 = next(a for a in doc["verdict"]["arms"] if a["arm"] == "fixed_4")
+    assert fixed_4["dropped_after_round"] == 7  # the round it last ran, by its number
+
+
+# -- rows out of order ----------------------------------------------------------------------
+def test_rows_of_one_run_out_of_order_are_named_on_stderr(tmp_path):
+    rows = [rec(g) for g in (1, 2, 5, 3, 4, 6)]  # global_step goes back at line 5
+    p = write(tmp_path / "shuffled.csv", rows)
+    r = cli(["report", p], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == (
+        f"halospec-tui: warning: {p}:5: rows out of order: global_step 3 follows 5 within "
+        "run R; read as another run from here\n"
+    )
+    assert "run 1 (R): 3 rows" in r.stdout and "run 2 (R): 3 rows" in r.stdout
+
+
+def test_shuffled_rows_of_one_run_warn_once_not_once_per_split(tmp_path):
+    order = [7, 2, 9, 1, 4, 3, 10, 5, 8, 6]
+    p = write(tmp_path / "shuffled.csv", [rec(g) for g in order])
+    r = cli(["report", p, "--format", "json"], tmp_path)
+    assert r.returncode == 0
+    warnings = [x for x in r.stderr.splitlines() if "warning" in x]
+    assert warnings == [
+        f"halospec-tui: warning: {p}:3: rows out of order: global_step 2 follows 7 within "
+        "run R; read as another run from here"
+    ]
+    assert len(strict(r.stdout)) == 6  # 7 | 2 9 | 1 4 | 3 10 | 5 8 | 6
+
+
+def test_a_run_id_that_comes_back_after_another_run_is_named(tmp_path):
+    rows = [rec(1, run_id="A"), rec(2, run_id="A"), rec(1, run_id="B"), rec(3, run_id="A")]
+    p = write(tmp_path / "mixed.csv", rows)
+    r = cli(["report", p], tmp_path)
+    assert r.returncode == 0
+    assert r.stderr == (
+        f"halospec-tui: warning: {p}:5: rows out of order: run A (first seen at line 2) "
+        "comes back after run B; read as another run from here\n"
+    )
+
+
+def test_appended_runs_of_the_original_format_are_in_order(tmp_path):
+    p = write(tmp_path / "orig.csv", [rec(1), rec(2), rec(1), rec(2), rec(3)], original=True)
+    r = cli(["report", p], tmp_path)
+    assert r.returncode == 0 and r.stderr == ""
+    assert "run 1: 2 rows" in r.stdout and "run 2: 3 rows" in r.stdout
+
+
 # -- a run's own summary files and `report` on its CSV ---------------------------------------
 class TimedClient(FakeClientBase):
     """Answers with server timings, a little slower each request."""

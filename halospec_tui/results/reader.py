@@ -8,7 +8,11 @@ so memory holds one run, never the file; `read_runs` keeps every row's cells (sm
 files, tests).
 
 A file is split into runs where global_step stops growing or run_id changes: the
-original's CSV (no run_id) is appended run after run, each from global_step 1.
+original's CSV (no run_id) is appended run after run, each from global_step 1. When
+the rows of one run id are split that way, or one run id comes back after another,
+the rows are out of order (shuffled, sorted by another column, or one file pasted
+into another): `warn` is told (once per run id), and each stretch is read as a run
+of its own.
 """
 
 from __future__ import annotations
@@ -226,6 +230,8 @@ class _Reader:
         self.codes = _Codes()
         self.header: tuple[str, ...] = ()
         self._last: tuple[int, str] | None = None  # (global_step, run id) of the row before
+        self._first_line: dict[str, int] = {}  # run id -> line it was first seen at
+        self._warned: set[str] = set()
 
     def chunks(self) -> Iterator[_Chunk]:
         rows: list[tuple[int, list[str]]] = []
@@ -305,7 +311,7 @@ class _Reader:
         run_id = [c[i] for c in cells] if i >= 0 else [""] * len(cells)
         i = self.header.index("timestamp") if "timestamp" in self.header else -1
         stamps = tuple(c[i] for c in cells) if i >= 0 else ("",) * len(cells)
-        return _Chunk(lines, cells, columns, stamps, g, run_id, self._starts(g, run_id))
+        return _Chunk(lines, cells, columns, stamps, g, run_id, self._starts(lines, g, run_id))
 
     def _parse(self, cols: dict[str, tuple[str, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The chunk's cells as the samples' columns but the time stamps (and
@@ -336,15 +342,32 @@ class _Reader:
         }
         return out, whole["global_step"]
 
-    def _starts(self, g: np.ndarray, run_id: list[str]) -> np.ndarray:
+    def _starts(self, lines: list[int], g: np.ndarray, run_id: list[str]) -> np.ndarray:
         """Where runs start: global_step does not grow, or run_id changes."""
         starts = np.empty(len(g), bool)
         changed = np.fromiter(map(str.__ne__, run_id[1:], run_id), bool, len(g) - 1)
         starts[1:] = (g[1:] <= g[:-1]) | changed
         last = self._last
         starts[0] = last is None or g[0] <= last[0] or run_id[0] != last[1]
+        for i in np.flatnonzero(starts).tolist():
+            prev = (int(g[i - 1]), run_id[i - 1]) if i else last
+            self._out_of_order(lines[i], int(g[i]), run_id[i], prev)
         self._last = (int(g[-1]), run_id[-1])
         return starts
+
+    def _out_of_order(self, line: int, g: int, rid: str, prev: tuple[int, str] | None) -> None:
+        """Warn (once per run id) when a run id's rows are split: they are out of order."""
+        first = self._first_line.setdefault(rid, line)
+        if not rid or rid in self._warned or prev is None or first == line:
+            return
+        self._warned.add(rid)
+        if self.warn is None:
+            return
+        if prev[1] == rid:
+            why = f"global_step {g} follows {prev[0]} within run {rid}"
+        else:
+            why = f"run {rid} (first seen at line {first}) comes back after run {prev[1] or '?'}"
+        self.warn(f"{self.path}:{line}: rows out of order: {why}; read as another run from here")
 
 
 def iter_rows(
