@@ -561,17 +561,28 @@ def test_write_whole_raises_the_first_error_and_leaves_no_temporary(tmp_path):
     assert target.read_bytes() == "é\n".encode() and sorted(tmp_path.iterdir()) == [target]
 
 
-def test_a_failed_row_write_cuts_the_file_back_and_closes(tmp_path):
+def test_a_failed_row_write_cuts_the_file_back_and_closes(tmp_path, monkeypatch):
+    import halospec_tui.results.writer as writer
+
     p = tmp_path / "w.csv"
     w = CsvWriter(p)
     w.open()
     w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
     before = p.read_bytes()
-    assert w._fh is not None
-    w._fh.write("1,2,partial")  # buffered, as a row cut short by a full disk would be
-    w._drop_partial(len(before))
-    assert w._fh is None and p.read_bytes() == before
+    real_write = writer.os.write
+
+    def part_then_full(fd, data):  # a full disk: 7 bytes go, then no more
+        if len(data) > 7:
+            return real_write(fd, bytes(data[:7]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "write", part_then_full)
+    with pytest.raises(OSError, match=r"^\[Errno 28\] No space left on device$"):
+        w.write(StepRecord(2, 2, "fixed_1", "steady", 1, True, 102, 64))
+    assert p.read_bytes() == before and w._fd is None  # cut back, closed
     w.close()  # nothing left open: no error
+    with pytest.raises(AssertionError, match="open"):
+        w.write(StepRecord(3, 3, "fixed_1", "steady", 1, True, 103, 64))
 
 
 def test_repair_moves_a_trailing_empty_line_alone(tmp_path):
@@ -618,45 +629,143 @@ def test_csv_writer_says_what_it_repaired_or_why_it_could_not(tmp_path, monkeypa
         CsvWriter(p).open()
 
 
-def test_a_row_that_cannot_be_written_is_cut_back_to_where_it_began(tmp_path, monkeypatch):
-    import halospec_tui.results.writer as results
+def test_a_sync_that_failed_in_the_background_is_raised_by_the_next_write(tmp_path, monkeypatch):
+    import halospec_tui.results.writer as writer
 
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(writer.os, "fsync", broken)
     p = tmp_path / "w.csv"
     w = CsvWriter(p)
     w.open()
-    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
-    before = p.read_bytes()
-
-    def full(fd):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(results.os, "fsync", full)
-    with pytest.raises(OSError, match="No space left"):
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))  # written, then synced
+    assert w._syncer is not None
+    w._syncer._thread.join(10)  # the sync failed: the thread has ended
+    written = p.read_bytes()
+    with pytest.raises(OSError, match=r"^\[Errno 5\] Input/output error$"):
         w.write(StepRecord(2, 2, "fixed_1", "steady", 1, True, 102, 64))
-    assert p.read_bytes() == before and w._fh is None
+    assert p.read_bytes() == written and written.count(b"\n") == 2  # the header, row 1
+    assert str(w.sync_error) == "[Errno 5] Input/output error"
+    w.close()  # does not raise: the rows are written, their sync is what failed
+    assert w._fd is None and str(w.sync_error) == "[Errno 5] Input/output error"
 
 
-def test_dropping_a_partial_row_survives_a_failing_close_and_a_missing_file(tmp_path):
+def test_dropping_a_partial_row_survives_a_failing_truncate_and_a_missing_file(tmp_path, monkeypatch):
+    import halospec_tui.results.writer as writer
+
     p = tmp_path / "w.csv"
     w = CsvWriter(p)
     w.open()
     w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
     size = p.stat().st_size
     p.write_bytes(p.read_bytes() + b"1,2,cut")
-
-    class FailingClose:
-        def close(self):
-            raise OSError(28, "No space left on device")
-
-    real = w._fh
-    w._fh = FailingClose()  # type: ignore[assignment]
     w._drop_partial(size)
-    real.close()
-    assert w._fh is None and p.stat().st_size == size
-    w._fh = FailingClose()  # type: ignore[assignment]
+    assert w._fd is None and p.stat().st_size == size
+    w = CsvWriter(p)
+    w.open()
+
+    def refuse(fd, length):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(writer.os, "ftruncate", refuse)
+    w._drop_partial(0)  # cannot cut: closed all the same, no error
+    assert w._fd is None and p.stat().st_size == size
+    monkeypatch.undo()
+    w = CsvWriter(p)
+    w.open()
     p.unlink()
     w._drop_partial(0)  # the file is gone: nothing to cut, no error
-    assert w._fh is None and not p.exists()
+    assert w._fd is None and not p.exists()
+
+
+# -- the durability sync off the request path ------------------------------------------
+def _step_row(g):
+    return StepRecord(g, g, "fixed_1", "steady", 1, True, 100 + g, 64)
+
+
+def test_a_row_is_in_the_file_when_write_returns_while_the_sync_is_still_running(tmp_path, monkeypatch):
+    import threading
+
+    import halospec_tui.results.writer as writer
+
+    release = threading.Event()
+    synced: list[tuple[int, str]] = []  # (rows in the file when the sync began, thread)
+    real_fsync = writer.os.fsync
+
+    def slow(fd):
+        synced.append((len(p.read_text().splitlines()) - 1, threading.current_thread().name))
+        assert release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(writer.os, "fsync", slow)
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p, sync_every_s=0.0)
+    w.open()
+    for g in (1, 2, 3):
+        w.write(_step_row(g))  # returns at once although the first sync is held
+        assert len(p.read_text().splitlines()) == 1 + g  # the row is there for anyone
+    deadline = threading.Event()
+    while not synced and not deadline.wait(0.01):
+        pass
+    assert synced[0][1] == "csv-sync"  # synced by the background thread, not the writer
+    release.set()
+    w.close()
+    assert synced[-1] == (3, threading.current_thread().name)  # close syncs once more
+    assert [line.split(",")[0] for line in p.read_text().splitlines()[1:]] == ["1", "2", "3"]
+
+
+def test_rows_written_faster_than_the_interval_cost_one_sync(tmp_path, monkeypatch):
+    import threading
+
+    import halospec_tui.results.writer as writer
+
+    calls: list[str] = []
+    real_fsync = writer.os.fsync
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: (calls.append(threading.current_thread().name), real_fsync(fd)))
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p, sync_every_s=30.0)
+    w.open()
+    for g in range(1, 201):
+        w.write(_step_row(g))
+    w.close()  # stops the thread in its wait: it does not take the 30 s
+    assert calls.count("csv-sync") <= 1 and calls[-1] == threading.current_thread().name
+    assert len(calls) <= 2 and len(p.read_text().splitlines()) == 201
+
+
+def test_a_killed_process_keeps_every_row_it_wrote_though_no_sync_ever_ended(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    p = tmp_path / "k.csv"
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"""
+import os, time
+import halospec_tui.results.writer as writer
+from halospec_tui.events import StepRecord
+writer.os.fsync = lambda fd: time.sleep(3600)  # no sync ever ends
+w = writer.CsvWriter({str(p)!r})
+w.open()
+for g in range(1, 6):
+    w.write(StepRecord(g, g, "fixed_1", "steady", 1, True, 100 + g, 64))
+print("written", flush=True)
+time.sleep(3600)
+"""],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    timer = threading.Timer(60, child.kill)  # a write stuck behind a sync: fail, not hang
+    timer.start()
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "written\n"
+    finally:
+        timer.cancel()
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    assert [line.split(",")[:2] for line in p.read_text().splitlines()[1:]] == [
+        [str(g), str(g)] for g in range(1, 6)
+    ]
 
 
 def test_check_row_accepts_k_0_only_for_nospec_and_adaptive_arms():

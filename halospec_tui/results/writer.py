@@ -1,4 +1,5 @@
-"""Writing a results CSV: rows appended whole or not at all, torn last rows moved aside."""
+"""Writing a results CSV: rows appended whole or not at all, torn last rows moved aside,
+the durability sync off the request path."""
 
 from __future__ import annotations
 
@@ -6,8 +7,10 @@ import contextlib
 import csv
 import io
 import os
+import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from halospec_tui.events import StepRecord
 from halospec_tui.results.schema import COLUMNS, ORIGINAL_COLUMNS, ResultsError, record_cells
@@ -75,17 +78,38 @@ def repair_torn_tail(path: str | os.PathLike[str], columns: int = len(COLUMNS)) 
     )
 
 
-class CsvWriter:
-    """Appends rows, writing the header only for a new file; flushes every row.
+SYNC_EVERY_S = 0.5  # the background sync runs at most this often while rows come
+STOP_WAIT_S = 5.0  # how long close() waits for a sync in flight
 
+
+class CsvWriter:
+    """Appends rows to a results CSV, writing the header only for a new file.
+
+    A row goes to the file in one write of its whole line, straight to the kernel (no
+    buffer in this process): once `write` returns, the row survives the process
+    ending in any way (Ctrl-C, SIGTERM, SIGKILL, a crash). Making it durable against a
+    power cut (fsync) is left to a background thread, which syncs at most every
+    `sync_every_s` seconds while rows come, and to `close`, which syncs once more. A
+    sync costs a few milliseconds on a disk, paid before on every row between the
+    request and the next one; the tradeoff is that a power cut may lose the rows of
+    the last `sync_every_s` seconds (a row cut in half by it is moved aside by
+    `repair_torn_tail` on the next run).
+
+    A row is written whole or not at all: when the write fails (a full disk, a size
+    limit), the file is cut back to where the row began and the error raised. A sync
+    that failed in the background is raised by the next `write` (and kept in
+    `sync_error`, which `close` sets too but does not raise: the rows are written).
     A torn last row left by a crash is moved aside first (see `repair_torn_tail`);
     `repaired` then says so.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], sync_every_s: float = SYNC_EVERY_S) -> None:
         self.path = Path(path)
-        self._fh: TextIO | None = None
+        self.sync_every_s = sync_every_s
+        self._fd: int | None = None
+        self._syncer: _Syncer | None = None
         self.repaired: str | None = None
+        self.sync_error: OSError | None = None
 
     def open(self) -> None:
         exists = self.path.exists() and self.path.stat().st_size > 0
@@ -109,41 +133,97 @@ class CsvWriter:
                 f"cannot write {self.path}: folder {self.path.parent} does not exist"
             )
         try:
-            self._fh = self.path.open("a", newline="")
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except OSError as e:
             raise ResultsError(f"cannot write {self.path}: {e.strerror}") from e
-        self._csv = csv.writer(self._fh, lineterminator="\n")
         if not exists:
-            self._csv.writerow(COLUMNS)
-            self._fh.flush()
+            self._append(_line(COLUMNS))
+        self._syncer = _Syncer(self._fd, self.sync_every_s)
 
     def write(self, r: StepRecord) -> None:
         """Append one row whole, or not at all: when the write fails (a full disk, a
         size limit), the file is cut back to where the row began and the error raised."""
-        assert self._fh is not None, "open() first"
-        line = io.StringIO()
-        csv.writer(line, lineterminator="\n").writerow(record_cells(r))
-        fd = self._fh.fileno()
-        self._fh.flush()
-        start = os.lseek(fd, 0, os.SEEK_END)
+        assert self._fd is not None and self._syncer is not None, "open() first"
+        if self._syncer.error is not None:
+            self.sync_error = self._syncer.error
+            raise self._syncer.error
+        self._append(_line(record_cells(r)))
+        self._syncer.wake()
+
+    def _append(self, data: bytes) -> None:
+        assert self._fd is not None
+        start = os.lseek(self._fd, 0, os.SEEK_END)
         try:
-            self._fh.write(line.getvalue())
-            self._fh.flush()
-            os.fsync(fd)
+            view = memoryview(data)
+            while view:  # a regular file takes it in one write unless it is full
+                view = view[os.write(self._fd, view) :]
         except OSError:
             self._drop_partial(start)
             raise
 
     def _drop_partial(self, start: int) -> None:
-        """Forget what is buffered and cut the file back to `start` (best effort)."""
-        assert self._fh is not None
-        with contextlib.suppress(OSError):  # may fail again flushing the torn row
-            self._fh.close()
-        self._fh = None
-        with contextlib.suppress(OSError), open(self.path, "r+b") as raw:
-            raw.truncate(start)
+        """Cut the file back to `start` (best effort) and close it."""
+        assert self._fd is not None
+        with contextlib.suppress(OSError):  # may fail again
+            os.ftruncate(self._fd, start)
+        self.close(sync=False)
 
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+    def close(self, sync: bool = True) -> None:
+        """Stop the background sync, sync once more (unless told not to), close."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        stopped = self._syncer.stop(STOP_WAIT_S) if self._syncer is not None else True
+        if self._syncer is not None and self._syncer.error is not None:
+            self.sync_error = self._syncer.error
+        if sync and stopped:
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                self.sync_error = e
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _line(cells: Sequence[str]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(cells)
+    return out.getvalue().encode("utf-8", errors="backslashreplace")
+
+
+class _Syncer:
+    """fsync of one file in a daemon thread, woken by each row written; at most one
+    sync per `every_s` seconds. The queue is one flag: rows written while a sync runs
+    are covered by the next, so nothing piles up however fast rows come."""
+
+    def __init__(self, fd: int, every_s: float) -> None:
+        self._fd = fd
+        self._every_s = every_s
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self.error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="csv-sync", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            if self._stopping.is_set():
+                return
+            self._wake.clear()
+            try:
+                os.fsync(self._fd)
+            except OSError as e:
+                self.error = e
+                return
+            self._stopping.wait(self._every_s)
+
+    def stop(self, timeout_s: float) -> bool:
+        """Stop the thread; False when a sync in flight did not end within the time."""
+        self._stopping.set()
+        self._wake.set()
+        self._thread.join(timeout_s)
+        return not self._thread.is_alive()
