@@ -194,7 +194,7 @@ _OPT_FLAG = frozenset(("", "0", "1"))
 
 
 class _Codes:
-    """Names (arms, phases, actuators, prompt classes, run ids) as small whole numbers."""
+    """Names (arms, phases, actuators, prompt classes) as small whole numbers."""
 
     def __init__(self) -> None:
         self.code_of: dict[str, int] = {}
@@ -214,7 +214,7 @@ class _Codes:
 class _Chunk:
     lines: list[int]
     cells: list[list[str]]
-    columns: dict[str, np.ndarray]  # the samples' columns (samples.ARRAYS)
+    columns: dict[str, np.ndarray]  # the samples' columns but the time stamps
     stamps: tuple[str, ...]
     global_step: np.ndarray
     run_id: list[str]
