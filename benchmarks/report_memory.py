@@ -3,11 +3,13 @@
 Writes a 200,000-row CSV shaped like a tune run (several arms, interleaved rounds with
 settle rows, load phases, two prompt classes) into a temporary folder, runs
 `python -m halospec_tui report` on it in a child process, and prints the child's peak
-RSS and wall time next to the target. `--kind classic` writes one long sequential run
-instead (no rounds); `--keep DIR` writes the CSV there and keeps it.
+RSS and wall time next to the targets. `--kind classic` writes one long sequential run
+instead (no rounds); `--keep DIR` writes the CSV there and keeps it. `--before REF`
+runs the package as it was at a git commit too, alternating with this one (`--repeat`
+times each), so both are measured side by side on the same machine load.
 
     .venv/bin/python benchmarks/report_memory.py
-    .venv/bin/python benchmarks/report_memory.py --kind classic --rows 200000
+    .venv/bin/python benchmarks/report_memory.py --kind classic --before ec15f9a --repeat 3
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ import time
 from pathlib import Path
 
 from halospec_tui.events import StepRecord
-from halospec_tui.results import COLUMNS, record_cells
+from halospec_tui.results.schema import COLUMNS, record_cells
 
-TARGET_MB = 100.0
+TARGET_MB = 150.0
+TARGET_S = 5.0
 TUNE_ARMS = ("nospec", "fixed_1", "fixed_2", "fixed_4", "fixed_8", "adaptive")
 CLASSIC_ARMS = ("fixed_1", "fixed_2", "fixed_4", "fixed_8", "adaptive")
 
@@ -117,11 +120,17 @@ def write_classic(path: Path, rows: int, seed: int = 0) -> int:
     return g
 
 
-def measure(csv_path: Path, fmt: str = "text") -> tuple[float, float, int]:
-    """(peak RSS in MB, wall seconds, exit code) of one `report` child process."""
+def measure(csv_path: Path, fmt: str = "text", code: Path | None = None) -> tuple[float, float, int]:
+    """(peak RSS in MB, wall seconds, exit code) of one `report` child process; `code`:
+    a folder holding another `halospec_tui` package to run instead of this one."""
     cmd = [sys.executable, "-m", "halospec_tui", "report", str(csv_path), "--format", fmt]
+    env = dict(os.environ)
+    if code is not None:  # first on the path, and not shadowed by the working folder
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(code), env.get("PYTHONPATH")]))
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=csv_path.parent
+    )
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
     seconds = time.perf_counter() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -134,12 +143,24 @@ def measure(csv_path: Path, fmt: str = "text") -> tuple[float, float, int]:
     return peak_mb, seconds, proc.returncode
 
 
+def checkout(ref: str, folder: Path) -> Path:
+    """The `halospec_tui` package as it was at git `ref`, written into `folder`."""
+    root = Path(__file__).resolve().parent.parent
+    tar = subprocess.run(["git", "-C", str(root), "archive", ref, "halospec_tui"],
+                         check=True, capture_output=True).stdout  # fmt: skip
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=tar, check=True)
+    return folder
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--kind", choices=("tune", "classic"), default="tune")
     ap.add_argument("--format", choices=("text", "json", "md"), default="text")
     ap.add_argument("--keep", type=Path, help="write the CSV in this folder and keep it")
+    ap.add_argument("--before", metavar="REF",
+                    help="also run `report` as it was at this git commit, alternating")  # fmt: skip
+    ap.add_argument("--repeat", type=int, default=1, help="runs of each (default %(default)s)")
     ns = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = ns.keep or Path(tmp)
@@ -148,12 +169,35 @@ def main() -> int:
         write = write_tune if ns.kind == "tune" else write_classic
         n = write(path, ns.rows)
         size_mb = path.stat().st_size / 1e6
-        peak, seconds, code = measure(path, ns.format)
-    verdict = "within" if peak < TARGET_MB else "OVER"
-    print(f"{ns.kind} CSV: {n} rows, {size_mb:.1f} MB")
-    print(f"report --format {ns.format}: exit {code}, {seconds:.1f} s")
-    print(f"peak RSS {peak:.1f} MB (target < {TARGET_MB:.0f} MB: {verdict})")
-    return 0 if code == 0 and peak < TARGET_MB else 1
+        codes: dict[str, Path | None] = {"now": None}
+        if ns.before:
+            (Path(tmp) / "before").mkdir()
+            codes = {f"at {ns.before}": checkout(ns.before, Path(tmp) / "before"), **codes}
+        print(f"{ns.kind} CSV: {n} rows, {size_mb:.1f} MB; load average before: {_load()}")
+        results: dict[str, list[tuple[float, float, int]]] = {k: [] for k in codes}
+        for _ in range(ns.repeat):
+            for label, code in codes.items():  # side by side, alternating
+                results[label].append(measure(path, ns.format, code))
+    print(f"load average after: {_load()}")
+    ok = True
+    for label, runs in results.items():
+        peak = max(r[0] for r in runs)
+        secs = sorted(r[1] for r in runs)
+        codes_seen = sorted({r[2] for r in runs})
+        within = peak <= TARGET_MB and secs[len(secs) // 2] <= TARGET_S
+        print(
+            f"report --format {ns.format} ({label}): exit {codes_seen}, peak RSS {peak:.1f} MB, "
+            f"{'/'.join(f'{x:.1f}' for x in secs)} s "
+            f"(targets <= {TARGET_MB:.0f} MB, <= {TARGET_S:.0f} s: {'within' if within else 'OVER'})"
+        )
+        if label == "now":
+            ok = within and codes_seen == [0]
+    return 0 if ok else 1
+
+
+def _load() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
 
 
 if __name__ == "__main__":

@@ -21,11 +21,14 @@ from halospec_tui.errors import HalospecError
 from halospec_tui.events import Event, FanOut, LogFile, LogLine, LogRouter, RunFinished, Sink
 from halospec_tui.plan import PLANS, Plan, customise, named_plan
 from halospec_tui.redact import Redactor
-from halospec_tui.results import DEFAULT_CSV, CsvWriter, ResultsError, summary_paths
+from halospec_tui.results.schema import DEFAULT_CSV, ResultsError
+from halospec_tui.results.summary_files import summary_paths
+from halospec_tui.results.writer import CsvWriter
 
 if TYPE_CHECKING:
     from halospec_tui.client import ChatClient
     from halospec_tui.load_requests import Load
+    from halospec_tui.results.report import Report
     from halospec_tui.runner import RunConfig
     from halospec_tui.session import Session, SessionOptions
 
@@ -596,13 +599,11 @@ def exit_code(finished: RunFinished, *, strict: bool = False) -> int:
 
 
 def cmd_report(argv: Sequence[str]) -> int:
-    from halospec_tui.results import (
-        build_report,
-        iter_runs,
-        summary_json,
-        summary_markdown,
-        summary_text,
-    )
+    """One document on stdout whatever the file holds: text (a section per run), one
+    JSON document (the run's, or a list of the runs'), one Markdown document (a
+    section per run). Warnings, and for JSON which runs were read, go to stderr."""
+    from halospec_tui.results.reader import iter_runs
+    from halospec_tui.results.report import build_report
 
     p = _Parser(prog="halospec-tui report", description="Summarise a results CSV.")
     p.add_argument("csv", help="results CSV (this tool's, or the original's 8 columns)")
@@ -615,15 +616,16 @@ def cmd_report(argv: Sequence[str]) -> int:
     ns = p.parse_args(list(argv))
     if not (0 <= ns.tolerance < 1):
         raise UsageError(f"--tolerance must be at least 0 and below 1 (got {ns.tolerance})")
+    if ns.plot and ns.format != "text":
+        raise UsageError("--plot draws in the terminal: use it with --format text")
     ns.tolerance += 0.0  # -0 is 0: never "tied within -0%"
-    render = {"text": summary_text, "md": summary_markdown, "json": summary_json}[ns.format]
 
     def warn(text: str) -> None:
         print(f"halospec-tui: warning: {text}", file=sys.stderr)
 
-    # One run's samples in memory at a time; only the rendered summaries are kept,
-    # and printed once the whole file has been read and found sound.
-    outputs: list[tuple[str, str]] = []
+    # One run's samples in memory at a time; only each run's report (and plots) are
+    # kept, and printed once the whole file has been read and found sound.
+    chosen: list[tuple[str, dict[str, object], Report, str]] = []
     count = 0
     for run in iter_runs(ns.csv, warn):
         count = run.index
@@ -631,21 +633,49 @@ def cmd_report(argv: Sequence[str]) -> int:
             continue
         label = f"run {run.index}" + (f" ({run.run_id})" if run.run_id else "")
         report = build_report(run.samples, tolerance=ns.tolerance)
-        text = render(report)
+        plots = ""
         if ns.plot:
             from halospec_tui.plots import report_plots
 
-            text += "\n" + report_plots(run.samples, report)
-        outputs.append((f"{label}: {run.rows} rows", text))
+            plots = "\n" + report_plots(run.samples, report)
+        meta: dict[str, object] = {"run": run.index, "run_id": run.run_id, "rows": run.rows}
+        chosen.append((f"{label}: {run.rows} rows", meta, report, plots))
     if count == 0:
         raise ResultsError(f"{ns.csv} has a header but no rows")
     if ns.run is not None and not 1 <= ns.run <= count:
         raise UsageError(f"--run {ns.run}: the file holds {count} run(s)")
-    for label, text in outputs:
-        if count > 1 or ns.run is not None:
-            print(label if ns.format != "md" else f"<!-- {label} -->")
-        print(text)
+    _print_reports(ns.format, chosen, labelled=count > 1 or ns.run is not None)
     return EXIT_OK
+
+
+def _print_reports(
+    fmt: str, chosen: list[tuple[str, dict[str, object], Report, str]], *, labelled: bool
+) -> None:
+    """Each chosen run's (label, JSON meta, report, plots) as one document of `fmt`."""
+    from halospec_tui.results.export_json import runs_json, summary_dict, summary_json
+    from halospec_tui.results.export_md import runs_markdown, summary_markdown
+    from halospec_tui.results.export_text import summary_text
+
+    if fmt == "json":
+        if labelled:  # which runs were read: for people, beside the document
+            for label, *_ in chosen:
+                print(label, file=sys.stderr)
+        if len(chosen) == 1:
+            print(summary_json(chosen[0][2], chosen[0][1]))
+        else:
+            print(runs_json([summary_dict(report, meta) for _, meta, report, _ in chosen]))
+    elif fmt == "md":
+        if len(chosen) > 1:
+            print(runs_markdown([(label, report) for label, _, report, _ in chosen]))
+        else:
+            if labelled:
+                print(f"<!-- {chosen[0][0]} -->")
+            print(summary_markdown(chosen[0][2]))
+    else:
+        for label, _, report, plots in chosen:
+            if labelled:
+                print(label)
+            print(summary_text(report) + plots)
 
 
 def cmd_serve_sim(argv: Sequence[str]) -> int:

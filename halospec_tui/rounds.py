@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from halospec_tui.controllers import Controller
 from halospec_tui.events import ArmStarted, Phase, RoundFinished, RoundStarted, RoundStop
 from halospec_tui.plan import ArmSpec
-from halospec_tui.results import sample_from_record
+from halospec_tui.results.reader import sample_from_record
 from halospec_tui.schedule import (
     Block,
     grown_block,

@@ -30,15 +30,11 @@ from halospec_tui.events import (
 from halospec_tui.load import LoadInjector
 from halospec_tui.load_requests import Load
 from halospec_tui.plan import Plan
-from halospec_tui.results import (
-    CsvWriter,
-    Report,
-    SummaryWriteError,
-    build_report,
-    sample_from_record,
-    summary_text,
-    write_summaries,
-)
+from halospec_tui.results.export_text import summary_text
+from halospec_tui.results.reader import sample_from_record
+from halospec_tui.results.report import Report, build_report
+from halospec_tui.results.summary_files import SummaryWriteError, write_summaries
+from halospec_tui.results.writer import CsvWriter
 from halospec_tui.rounds import run_rounds
 from halospec_tui.sequential import run_sequential
 from halospec_tui.steps import (

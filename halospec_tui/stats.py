@@ -96,6 +96,7 @@ class StepSample:
     actuator: str = ""
     timestamp: str = ""
     prompt_class: str = ""
+    server_kind: str = ""  # what the server was (actuators.ServerInfo.kind), "" unknown
 
 
 @dataclass(frozen=True)

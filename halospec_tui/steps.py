@@ -40,7 +40,8 @@ from halospec_tui.load_requests import Load, background_of
 from halospec_tui.metrics import DraftCounter, MetricsProbe
 from halospec_tui.plan import ArmSpec, Plan
 from halospec_tui.prompts import workload_prompt
-from halospec_tui.results import CsvWriter, sample_from_record
+from halospec_tui.results.reader import sample_from_record
+from halospec_tui.results.writer import CsvWriter
 from halospec_tui.stats import summarize_arm
 from halospec_tui.telemetry import Telemetry
 

@@ -32,12 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from halospec_tui import engines
-from halospec_tui.arms import NOSPEC, fixed_k, p_min_of
+from halospec_tui.arms import NOSPEC, fixed_k
 from halospec_tui.events import RoundStop
-from halospec_tui.formats import plus_minus
-from halospec_tui.launch_template import paste_line
-from halospec_tui.specflags import spec_text
 from halospec_tui.stats import StepSample, adapting_reload_ms
 
 RESAMPLES = 2000
@@ -281,8 +277,9 @@ def arm_stats(
 def by_arm(samples: Sequence[StepSample]) -> dict[str, Sequence[StepSample]]:
     """Samples grouped by arm, arms in order of first appearance.
 
-    A store that keeps a long run column by column (`results.SampleColumns`) splits
-    itself into per-arm views, so every sample of the run is never built at once."""
+    A run read back from a CSV (`results.samples.Samples`) splits itself into per-arm
+    views of its columns (the same views each time), so each arm's samples are gathered
+    once however often the verdict groups them."""
     split = getattr(samples, "by_arm_views", None)
     if split is not None:
         views: dict[str, Sequence[StepSample]] = split()
@@ -521,72 +518,10 @@ def stop_reason(
     return None
 
 
-# -- what to paste ----------------------------------------------------------------
-def paste_setting(k: int, actuator: str, p_min: float = 0.0, server_kind: str = "") -> str:
-    """The server setting for K (and p_min), in the form the server in use takes it:
-    the run's own launch command (--actuator launch), vLLM's or SGLang's flags on those
-    servers, else the actuator's form."""
-    launch = paste_line(actuator, k, p_min)
-    if launch is not None:
-        return launch
-    engine = engines.paste_setting(server_kind, k, p_min)
-    if engine is not None and not actuator.startswith("field"):
-        return engine
-    if actuator == "llama-server":
-        if k == 0:
-            return f"llama-server flags: no speculation (no -md; {spec_text(0)})"
-        return f"llama-server flags: -md DRAFT.gguf {spec_text(k, p_min=p_min)}"
-    if actuator == "lemonade-load":
-        return f'Lemonade /api/v1/load: {{"llamacpp_args": "{spec_text(k, p_min=p_min)}"}}'
-    if actuator == "request":
-        return f'request body: "speculative": {{"n_max": {k}, "n_min": 0, "p_min": {p_min:g}}}'
-    return f"K never reached the server through actuator {actuator or '?'}: nothing to paste"
-
-
-# -- text -------------------------------------------------------------------------
-def fmt_est(e: Estimate | None, digits: int = 1) -> str:
-    return "-" if e is None else plus_minus(e.value, e.half_width, digits)
-
-
-def fmt_ratio(e: Estimate | None) -> str:
-    return "-" if e is None else f"{e.value:.2f}x [{e.lo:.2f}, {e.hi:.2f}]"
-
-
-def nospec_line(v: Verdict) -> str | None:
-    e = v.vs_nospec
-    if e is None:
-        return None
-    if e.lo > 1.0:
-        how = "faster than"
-    elif e.hi < 1.0:
-        how = "slower than"
-    else:
-        how = "not distinguishable from"
-    return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} nospec"
-
-
-def recommendation_line(v: Verdict, actuator: str, server_kind: str = "") -> str:
-    if v.best is None:
-        return "no arm has a successful step: nothing to recommend"
-    if v.recommended_k is None:
-        return f"fastest: {v.best} (an adaptive arm: no fixed setting to paste)"
-    k = v.recommended_k
-    p = p_min_of(v.recommended or "")
-    what = "turn speculation off" if k == 0 else f"use K = {k}" + (f" with p_min {p:g}" if p else "")
-    why = ""
-    if v.smallest_of_tie:
-        why = (
-            f" (tied with the fastest, {v.best}, within {v.tolerance * 100:g}%:"
-            " the smallest K among the tied drafts least for the same speed)"
-        )
-    hedge = "" if v.decisive else " [not decisive: more rounds would narrow it]"
-    return f"{what}{why}{hedge}; {paste_setting(k, actuator, p, server_kind)}"
-
-
 # -- how long the decision took, from the rows alone --------------------------------
 @dataclass(frozen=True)
 class Decision:
-    rounds: int  # the last round run (0: no rounds, a sequential run)
+    rounds: int  # the rounds run (0: no rounds, a sequential run)
     requests: int  # rows: measured and settle
     measured: int
     settle: int
@@ -602,12 +537,13 @@ def _epoch(stamp: str) -> float | None:
 
 
 def decision_of(samples: Sequence[StepSample]) -> Decision:
-    rounds = max((s.round or 0 for s in samples), default=0)
+    ran = {s.round for s in samples if s.round}  # rounds are counted, not read off the
+    final = max(ran, default=0)  # largest number: a hand-edited file may skip some
     last: dict[str, int] = {}
     for s in samples:
         if s.round:
             last[s.arm] = max(last.get(s.arm, 0), s.round)
-    dropped = tuple((a, r) for a, r in last.items() if r < rounds)
+    dropped = tuple((a, r) for a, r in last.items() if r < final)
     # Rows are written in time order, each stamped as it ends: the first and the last
     # stamped rows bound the run (the first one's latency back to its start).
     stamped = [s for s in (samples[0], samples[-1]) if s.timestamp] if samples else []
@@ -617,7 +553,14 @@ def decision_of(samples: Sequence[StepSample]) -> Decision:
         if start is not None and end is not None:
             seconds = end - start + stamped[0].latency_ms / 1000.0
     n_settle = sum(1 for s in samples if s.settle)
-    return Decision(rounds, len(samples), len(samples) - n_settle, n_settle, seconds, dropped)
+    return Decision(len(ran), len(samples), len(samples) - n_settle, n_settle, seconds, dropped)
+
+
+def main_server_kind(samples: Sequence[StepSample]) -> str:
+    """The server kind most rows name (vllm, sglang, llama-server, ...), as
+    `main_actuator`; "" when no row says (files written before the column)."""
+    kinds = [s.server_kind for s in samples if s.server_kind]
+    return max(dict.fromkeys(kinds), key=kinds.count) if kinds else ""
 
 
 def main_actuator(samples: Sequence[StepSample]) -> str:
@@ -625,131 +568,3 @@ def main_actuator(samples: Sequence[StepSample]) -> str:
     of a set, which changes with the interpreter's string hashing)."""
     names = [s.actuator for s in samples if s.actuator]
     return max(dict.fromkeys(names), key=names.count) if names else ""
-
-
-def main_server_kind(samples: Sequence[StepSample]) -> str:
-    """The server kind most rows name (vllm, sglang, llama-server, ...), as
-    `main_actuator`; "" when no row says (files written before the column, or samples
-    that do not carry it: StepSample gets `server_kind` with the reading of the column)."""
-    kinds = [k for s in samples if (k := getattr(s, "server_kind", ""))]
-    return max(dict.fromkeys(kinds), key=kinds.count) if kinds else ""
-
-
-# -- rendering ----------------------------------------------------------------------
-def _status_text(v: Verdict, arm: str, dropped: dict[str, int]) -> str:
-    st = v.status(arm)
-    if arm in dropped and st != "best":
-        return f"{st} (dropped after round {dropped[arm]})"
-    c = v.comparison(arm)
-    if c is not None and c.status == "tied" and c.settled:
-        return "tied (equivalent)"
-    return st
-
-
-def verdict_lines(
-    v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None, server_kind: str = ""
-) -> list[str]:
-    """The verdict as text: per-arm table with CIs, phases, decision, nospec, recommendation."""
-    dropped = dict(decision.dropped)
-    w = max([10, *(len(a.arm) for a in v.arms)])
-    lines = [
-        "",
-        f"Verdict (tokens/s, 95% bootstrap CI of {RESAMPLES} resamples by round; "
-        f"tied within {v.tolerance * 100:g}%)",
-        f"{'arm':<{w}} {'n':>4} {'tok/s':>14} {'mean ms':>16} {'p95 ms':>16} "
-        f"{'srv tok/s':>14} {'CV':>6} {'best/arm':>21}  status",
-    ]
-    for a in v.arms:
-        c = v.comparison(a.arm)
-        cv = "-" if a.cv is None else f"{a.cv:.3f}"
-        lines.append(
-            f"{a.arm:<{w}} {a.n:>4} {fmt_est(a.tps):>14} {fmt_est(a.mean_ms):>16} "
-            f"{fmt_est(a.p95_ms):>16} {fmt_est(a.server_tps):>14} {cv:>6} "
-            f"{fmt_ratio(c.ratio if c else None):>21}  {_status_text(v, a.arm, dropped)}"
-        )
-    for label, table in (("phase", v.phases), ("prompts", v.classes)):
-        if len({p.phase for p in table}) > 1:
-            lines += ["", f"{'arm':<{w}} {label:<10} {'n':>4} {'tok/s':>14} {'mean ms':>16}"]
-            for p in table:
-                lines.append(
-                    f"{p.arm:<{w}} {p.phase:<10} {p.n:>4} {fmt_est(p.tps):>14} "
-                    f"{fmt_est(p.mean_ms):>16}"
-                )
-    lines.append("")
-    how = "decisive" if v.decisive else "not decisive"
-    took = f"{decision.requests} requests ({decision.measured} measured, {decision.settle} settle)"
-    if decision.seconds is not None:
-        took += f" in {decision.seconds:.0f} s"
-    where = f" after {decision.rounds} rounds" if decision.rounds else ""
-    lines.append(f"decision: {how}{where}; {took}")
-    ns = nospec_line(v)
-    if ns:
-        lines.append(ns)
-    if nospec_drafted:
-        lines.append(
-            f"WARNING: nospec drafted {nospec_drafted} tokens: speculation was not switched off"
-        )
-    lines.append(f"recommendation: {recommendation_line(v, actuator, server_kind)}")
-    return lines
-
-
-def _est_dict(e: Estimate | None) -> dict[str, float | None] | None:
-    """JSON has no infinity: an unknown bound is null."""
-    if e is None:
-        return None
-    return {
-        "value": e.value,
-        "lo": e.lo if math.isfinite(e.lo) else None,
-        "hi": e.hi if math.isfinite(e.hi) else None,
-    }
-
-
-def _arm_dict(a: ArmStats) -> dict[str, object]:
-    return {
-        "arm": a.arm,
-        "k": a.k,
-        "phase": a.phase or None,
-        "n": a.n,
-        "tps": _est_dict(a.tps),
-        "mean_ms": _est_dict(a.mean_ms),
-        "median_ms": _est_dict(a.median_ms),
-        "p95_ms": _est_dict(a.p95_ms),
-        "score": _est_dict(a.score),
-        "server_tps": _est_dict(a.server_tps),
-        "cv": a.cv,
-    }
-
-
-def verdict_dict(
-    v: Verdict, decision: Decision, actuator: str, server_kind: str = ""
-) -> dict[str, object]:
-    dropped = dict(decision.dropped)
-    return {
-        "metric": "tokens/s",
-        "confidence": CONFIDENCE,
-        "resamples": RESAMPLES,
-        "tolerance": v.tolerance,
-        "best": v.best,
-        "decisive": v.decisive,
-        "arms": [
-            {**_arm_dict(a), "status": _status_text(v, a.arm, dropped).split(" ")[0],
-             "best_over_arm": _est_dict(c.ratio) if (c := v.comparison(a.arm)) else None,
-             "dropped_after_round": dropped.get(a.arm)}
-            for a in v.arms
-        ],  # fmt: skip
-        "phases": [_arm_dict(p) for p in v.phases],
-        "prompt_classes": [_arm_dict(p) for p in v.classes],
-        "decision": {
-            "rounds": decision.rounds,
-            "requests": decision.requests,
-            "measured": decision.measured,
-            "settle": decision.settle,
-            "seconds": decision.seconds,
-        },
-        "speculation_vs_nospec": _est_dict(v.vs_nospec),
-        "speculation_arm": v.vs_nospec_arm,
-        "recommended": v.recommended,
-        "recommended_k": v.recommended_k,
-        "smallest_of_tie": v.smallest_of_tie,
-        "recommendation": recommendation_line(v, actuator, server_kind),
-    }

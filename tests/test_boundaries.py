@@ -27,13 +27,13 @@ from halospec_tui.results import (
     CsvWriter,
     ResultsError,
     build_report,
-    one_line,
     read_runs,
     record_cells,
     sample_from_record,
     sample_from_row,
     summary_paths,
 )
+from halospec_tui.results.schema import one_line
 from halospec_tui.stats import StepSample
 
 

@@ -90,8 +90,9 @@ def test_report_splits_appended_runs(tmp_path):
     assert every.returncode == 0
     assert "run 1: 2 rows" in every.stdout and "run 2: 1 rows" in every.stdout
     second = run(["report", str(p), "--run", "2", "--format", "json"])
-    doc = json.loads(second.stdout.split("\n", 1)[1])
-    assert doc["modes"][0]["avg"] == 50.0
+    assert second.stderr == "run 2: 1 rows\n"  # beside the document, not in it
+    doc = json.loads(second.stdout)
+    assert doc["modes"][0]["avg"] == 50.0 and doc["meta"] == {"run": 2, "run_id": "", "rows": 1}
 
 
 @pytest.mark.parametrize(

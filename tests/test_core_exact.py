@@ -26,12 +26,12 @@ from halospec_tui.results import (
     CsvWriter,
     ResultsError,
     build_report,
-    extras_table,
-    md_escape,
     read_runs,
     summary_json,
     summary_markdown,
 )
+from halospec_tui.results.export_md import md_escape
+from halospec_tui.results.export_text import extras_table
 from halospec_tui.stats import (
     StepSample,
     convergence_step,

@@ -9,7 +9,8 @@ from halospec_tui.actuators import FieldActuator
 from halospec_tui.client import Reply
 from halospec_tui.events import ListSink
 from halospec_tui.plan import customise, named_plan
-from halospec_tui.results import build_report, classic_table, read_runs
+from halospec_tui.results import build_report, read_runs
+from halospec_tui.results.export_text import classic_table
 from halospec_tui.runner import RunConfig, Runner
 
 

@@ -9,16 +9,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from halospec_tui.launch_template import parse_templates, paste_line
+from halospec_tui.results.export_json import verdict_dict
+from halospec_tui.results.export_text import paste_setting, recommendation_line, verdict_lines
 from halospec_tui.stats import StepSample
-from halospec_tui.verdict import (
-    decide,
-    decision_of,
-    main_server_kind,
-    paste_setting,
-    recommendation_line,
-    verdict_dict,
-    verdict_lines,
-)
+from halospec_tui.verdict import decide, decision_of, main_server_kind
 
 PY = sys.executable
 VLLM = PY + " serve M --port {port} --speculative-config '{\"model\": \"D\", \"num_speculative_tokens\": {k}}'"

@@ -10,13 +10,13 @@ from halospec_tui.events import StepRecord
 from halospec_tui.results import (
     CsvWriter,
     build_report,
-    one_line,
     read_runs,
     sample_from_record,
     summary_json,
     summary_markdown,
     summary_text,
 )
+from halospec_tui.results.schema import one_line
 
 latency = st.integers(min_value=0, max_value=120_000)
 
@@ -101,3 +101,46 @@ def test_report_of_written_csv_equals_report_of_rows(tmp_path, rows):
     assert [s.steps for s in direct.summaries] == [
         sum(1 for r in rows if r["arm"] == m) for m in dict.fromkeys(r["arm"] for r in rows)
     ]
+
+
+# -- a chunk of rows is checked column by column as check_row checks each row ---------
+CELLS = {
+    "global_step": ["1", "0", "-1", "1000000000", "1000000001", "1e3", " 7", "x", "10" * 20],
+    "step": ["3", "0", "-5", "1_000", ""],
+    "mode": ["fixed_2", "nospec", "adaptive:model", "fixed_02", "pmin:0.5", "", "x"],
+    "phase": ["steady", "load", ""],
+    "draft_length": ["2", "0", "00", "16", "17", "-0", "2.0"],
+    "success": ["1", "0", "", " 1", "yes"],
+    "latency_ms": ["100", "0", "86400000", "86400001", "-1"],
+    "tokens": ["64", "10000000", "10000001", "6x"],
+    "drafted": ["", "3", "3.0", "2.5", "1e400", "nan", "-1", "10000001", "x"],
+    "predicted_ms": ["", "812.25", "-0", "86400000.0", "86400000.5", "inf", "x"],
+    "reload_ms": ["", "0", "86400000", "86400001"],
+    "round": ["", "1", "0", "1000", "1001", "1e3", "1.5"],
+    "block_pos": ["", "0", "999", "1000"],
+    "settle": ["", "0", "1", "2", " 1"],
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(row=st.fixed_dictionaries({c: st.sampled_from(v) for c, v in CELLS.items()}))
+def test_a_chunk_is_refused_exactly_when_check_row_refuses_one_of_its_rows(row):
+    from halospec_tui.results.reader import _Bad, _Reader, check_row, sample_from_row
+    from halospec_tui.results.samples import ColumnsBuilder, Samples
+
+    reader = _Reader("unused.csv", None)
+    try:
+        check_row(row)
+        sound = True
+    except ValueError:
+        sound = False
+    try:
+        columns, g = reader._parse({c: (v,) for c, v in row.items()})
+    except _Bad:
+        assert not sound, row
+        return
+    assert sound, row
+    built = ColumnsBuilder()
+    built.add(columns, (row.get("timestamp", ""),))
+    assert list(Samples(built.build(reader.codes.names()))) == [sample_from_row(row)]
+    assert g.tolist() == [int(row["global_step"])]

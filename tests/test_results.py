@@ -1,5 +1,7 @@
+import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from halospec_tui.events import StepRecord
@@ -8,16 +10,15 @@ from halospec_tui.results import (
     ORIGINAL_COLUMNS,
     CsvWriter,
     ResultsError,
-    _row,
     build_report,
-    classic_table,
-    extras_table,
-    md_escape,
+    iter_runs,
     read_runs,
     summary_json,
     summary_markdown,
     write_summaries,
 )
+from halospec_tui.results.export_md import md_escape
+from halospec_tui.results.export_text import _row, classic_table, extras_table
 from halospec_tui.stats import StepSample
 
 # The header exactly as the original printed it (its notes/phase1_runs.md): Rust's
@@ -254,85 +255,90 @@ def test_regret_against_a_zero_ms_best_arm_is_not_a_number():
     assert json.loads(summary_json(report))["regret"][0]["regret"] is None
 
 
-# -- a run kept column by column ------------------------------------------------------
-def _varied_samples() -> list[StepSample]:
-    """Every kind of value a column can hold: None, 0, big, huge, negatives, names."""
+# -- a run kept as numpy columns ---------------------------------------------------------
+def _write_records(p, records):
+    w = CsvWriter(p)
+    w.open()
+    for r in records:
+        w.write(r)
+    w.close()
+
+
+def _varied_records() -> list[StepRecord]:
+    """Every kind of value a column can hold: empty, 0, the largest allowed, names."""
+    stamp = "2026-01-01T00:00:0{}.900+00:00".format
     return [
-        StepSample("fixed_1", 1, True, 812, 64, 10, 5, 64, 700.25, None, "steady", 1, False,
-                   "request", "2026-01-01T00:00:00.900+00:00", "open"),
-        StepSample("adaptive", 0, False, 0, 0, None, None, None, None, 120, "load", None, True,
-                   "", "", ""),
-        StepSample("fixed_1", 1, True, 70_000, 300, 2**40, 0, 300, 0.0, 0, "steady", 2, False,
-                   "request", "2026-01-01T00:00:01.900+00:00", "structured"),
-        StepSample("nospec", 0, True, 2**70, 1, 0, 2**63, 1, -0.0, 2**31, "recovery", 0, False,
-                   "llama-server", "é ✓", "open"),
-        StepSample("adaptive", 3, True, 5, 64, -4, 7, 64, 1e300, None, "steady", 3, False,
-                   "request", "x", "neutral"),
+        StepRecord(1, 1, "fixed_1", "steady", 1, True, 812, 64, timestamp=stamp(1), run_id="A",
+                   actuator="request", drafted=10, accepted=5, predicted_n=64, predicted_ms=700.25,
+                   round=1, prompt_class="open"),
+        StepRecord(2, 2, "adaptive", "load", 0, False, 0, 0, run_id="A", reload_ms=120, settle=True),
+        StepRecord(3, 3, "fixed_16", "steady", 16, True, 86_400_000, 10_000_000, timestamp=stamp(3),
+                   run_id="A", actuator="request", drafted=10_000_000, accepted=0,
+                   predicted_n=10_000_000, predicted_ms=86_400_000.0, reload_ms=86_400_000,
+                   round=1000, block_pos=999, prompt_class="structured"),
+        StepRecord(4, 4, "nospec", "recovery", 0, True, 1, 1, timestamp="é ✓", run_id="A",
+                   actuator="llama-server", drafted=0, accepted=0, predicted_n=1, predicted_ms=-0.0,
+                   reload_ms=0, round=0, prompt_class="open"),
+        StepRecord(5, 5, "fixed_01", "steady", 1, True, 5, 64, run_id="A", predicted_ms=0.001,
+                   round=3, prompt_class="neutral"),
     ]  # fmt: skip
 
 
-def test_sample_columns_give_back_the_samples_they_were_given():
-    from halospec_tui.results import SampleColumns
-
-    samples = _varied_samples()
-    cols = SampleColumns()
-    for s in samples:
-        cols.append(s)
-    assert len(cols) == 5
-    assert list(cols) == samples
-    assert [cols[i] for i in range(5)] == samples
-    assert cols[-1] == samples[-1] and cols[-5] == samples[0]
-    with pytest.raises(IndexError):
-        cols[5]
-    with pytest.raises(TypeError):
-        cols[0:2]  # type: ignore[call-overload]
-    # Numbers keep their exact value and type (-0.0 stays -0.0; ints stay ints).
-    assert str(cols[3].predicted_ms) == "-0.0" and cols[3].latency_ms == 2**70
-    assert type(cols[2].drafted) is int and cols[1].drafted is None
+def _independent(r: StepRecord) -> StepSample:
+    """The sample a record stands for, field by field (no CSV in between)."""
+    return StepSample(
+        "fixed_1" if r.arm == "fixed_01" else r.arm, r.draft_length, r.success, r.latency_ms,
+        r.tokens, r.drafted, r.accepted, r.predicted_n, r.predicted_ms, r.reload_ms, r.phase,
+        r.round, r.settle, r.actuator, r.timestamp, r.prompt_class,
+    )  # fmt: skip
 
 
-def test_sample_columns_views_split_by_mode_in_order_of_appearance():
-    from halospec_tui.results import SampleColumns
+def test_columns_give_back_every_field_exactly(tmp_path):
+    p = tmp_path / "v.csv"
+    records = _varied_records()
+    _write_records(p, records)
+    (run,) = iter_runs(p)
+    expected = [_independent(r) for r in records]
+    assert (run.index, run.run_id, run.rows, len(run.samples)) == (1, "A", 5, 5)
+    assert list(run.samples) == expected == read_runs(p)[0].samples
+    assert [run.samples[i] for i in range(5)] == expected and run.samples[-1] == expected[-1]
+    assert run.samples[1:3] == expected[1:3]
+    s1, s3 = run.samples[1], run.samples[3]
+    assert s1.drafted is None and s1.predicted_ms is None and s1.round is None
+    assert type(run.samples[2].drafted) is int and type(run.samples[2].predicted_ms) is float
+    assert str(s3.predicted_ms) == "-0.0" and s3.timestamp == "é ✓"
+    assert run.samples.column("latency_ms").tolist() == [812, 0, 86_400_000, 1, 5]
+    assert run.samples.column("drafted").tolist() == [10, -1, 10_000_000, 0, -1]  # -1: None
+    predicted_ms = run.samples.column("predicted_ms").tolist()
+    assert predicted_ms[0] == 700.25 and predicted_ms[1] != predicted_ms[1]  # NaN: None
 
-    samples = _varied_samples()
-    cols = SampleColumns()
-    for s in samples:
-        cols.append(s)
-    measured = cols.measured()
-    assert list(measured) == [s for s in samples if not s.settle]
+
+def test_views_split_by_arm_in_order_and_share_one_sample_per_row(tmp_path):
+    p = tmp_path / "v.csv"
+    records = _varied_records()
+    _write_records(p, records)
+    (run,) = iter_runs(p)
+    measured = run.samples.measured()
+    assert measured is run.samples.measured()  # asked again: the same view
+    assert list(measured) == [_independent(r) for r in records if not r.settle]
     groups = measured.by_arm_views()
-    assert list(groups) == ["fixed_1", "nospec", "adaptive"]
-    assert {m: list(v) for m, v in groups.items()} == {
-        "fixed_1": [samples[0], samples[2]],
-        "nospec": [samples[3]],
-        "adaptive": [samples[4]],
-    }
-    assert measured.by_arm_views() is groups  # asked again: the same views
-    assert groups["fixed_1"][-1] == samples[2] and len(groups["fixed_1"]) == 2
-    with pytest.raises(TypeError, match="read-only"):
-        groups["nospec"].append(samples[0])
+    assert groups is measured.by_arm_views()
+    assert list(groups) == ["fixed_1", "fixed_16", "nospec"]
+    assert [len(v) for v in groups.values()] == [2, 1, 1]
+    assert groups["fixed_1"].at.tolist() == [0, 4] and groups["nospec"].at.tolist() == [3]
+    assert groups["fixed_1"][1] is run.samples[4]  # built once, shared by every view
+    assert [s.latency_ms for s in groups["fixed_1"]] == [812, 5]
 
 
-def test_sample_columns_keep_at_most_keep_built_samples_of_their_views(monkeypatch):
-    import halospec_tui.results as results
+def test_columns_hold_one_array_per_field_exactly():
+    from halospec_tui.results.samples import FIELDS, Columns
 
-    monkeypatch.setattr(results, "KEEP_BUILT", 4)
-    cols = results.SampleColumns()
-    for i in range(9):
-        cols.append(StepSample(("a", "b", "c")[i % 3], 1, True, 100 + i, 64))
-    a, b, c = cols.by_arm_views().values()  # 3 samples each
-    assert list(a) == list(a) and a._built is not None  # kept: 3 of at most 4
-    first = a._built
-    assert next(iter(a)) is first[0]  # read again from what was kept
-    assert [s.latency_ms for s in b] == [101, 104, 107]
-    assert a._built is None and b._built is not None  # a let go to keep b
-    assert cols._built is None  # the whole store is never kept, only read a chunk at a time
-    assert [s.latency_ms for s in cols] == list(range(100, 109))
+    with pytest.raises(ValueError, match=r"^one array per field of StepSample, not \['arm'\]$"):
+        Columns({"arm": np.zeros(1)}, ("fixed_1",))
+    assert tuple(f.name for f in dataclasses.fields(StepSample)) == FIELDS
 
 
 def test_iter_runs_reads_each_run_into_columns_equal_to_read_runs(tmp_path):
-    from halospec_tui.results import iter_runs
-
     p = tmp_path / "r.csv"
     w = CsvWriter(p)
     w.open()
@@ -347,103 +353,54 @@ def test_iter_runs_reads_each_run_into_columns_equal_to_read_runs(tmp_path):
     assert runs[0].samples[1].settle is True and runs[0].samples[1].timestamp.endswith("02.000+00:00")
 
 
-def test_build_report_is_the_same_from_columns_and_from_a_list():
-    from halospec_tui.results import SampleColumns, summary_text
+def test_runs_and_bad_rows_across_chunks(tmp_path, monkeypatch):
+    import halospec_tui.results.reader as reader
 
-    samples = []
+    monkeypatch.setattr(reader, "CHUNK_ROWS", 3)  # runs and faults fall across chunks
+    p = tmp_path / "c.csv"
+    plan = [(1, "A"), (2, "A"), (3, "A"), (4, "A"), (1, "B"), (2, "B"), (1, "C")]
+    _write_records(p, [StepRecord(g, g, "fixed_2", "steady", 2, True, 100 * i, 64, run_id=rid)
+                       for i, (g, rid) in enumerate(plan, 1)])  # fmt: skip
+    runs = list(iter_runs(p))
+    assert [(r.index, r.run_id, r.rows) for r in runs] == [(1, "A", 4), (2, "B", 2), (3, "C", 1)]
+    assert [[s.latency_ms for s in r.samples] for r in runs] == [
+        [100, 200, 300, 400], [500, 600], [700]
+    ]  # fmt: skip
+    assert [[s.latency_ms for s in r.samples] for r in read_runs(p)] == [
+        [s.latency_ms for s in r.samples] for r in runs
+    ]
+    lines = p.read_text().splitlines()
+    lines[5] = lines[5].replace(",fixed_2,steady,2,1,500,", ",fixed_2,steady,2,1,5x0,")
+    p.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ResultsError) as e:
+        list(iter_runs(p))
+    assert str(e.value) == f"{p}:6: not a results row (latency_ms='5x0' is not an integer)"
+
+
+def test_build_report_is_the_same_from_columns_and_from_a_list(tmp_path):
+    from halospec_tui.results.export_text import summary_text
+
+    records = []
     for rnd in range(1, 5):
         for mode, k in (("nospec", 0), ("fixed_2", 2), ("adaptive", 3)):
             for j in range(4):
-                samples.append(StepSample(
-                    mode, k, j != 3 or rnd != 2, 900 - 50 * k + 7 * j + rnd, 64, 16 * k if k else 0,
-                    8 * k, 64, 600.5 + j, 40 if mode == "adaptive" and j == 0 else None,
-                    "load" if rnd == 3 else "steady", rnd, j == 0, "request",
-                    f"2026-01-01T00:00:{rnd:02d}.{j}00+00:00", ("open", "structured")[j % 2],
+                records.append(StepRecord(
+                    len(records) + 1, len(records) + 1, mode, "load" if rnd == 3 else "steady", k,
+                    j != 3 or rnd != 2, 900 - 50 * k + 7 * j + rnd, 64,
+                    timestamp=f"2026-01-01T00:00:{rnd:02d}.{j}00+00:00", run_id="R",
+                    actuator="request", drafted=16 * k if k else 0, accepted=8 * k, predicted_n=64,
+                    predicted_ms=600.5 + j, reload_ms=40 if mode == "adaptive" and j == 0 else None,
+                    round=rnd, settle=j == 0, prompt_class=("open", "structured")[j % 2],
                 ))  # fmt: skip
-    cols = SampleColumns()
-    for s in samples:
-        cols.append(s)
-    from_list, from_cols = build_report(samples), build_report(cols)
+    p = tmp_path / "b.csv"
+    _write_records(p, records)
+    (run,) = iter_runs(p)
+    from_list = build_report([_independent(r) for r in records])
+    from_cols = build_report(run.samples)
     assert from_cols == from_list
     assert summary_text(from_cols) == summary_text(from_list)
     assert summary_json(from_cols) == summary_json(from_list)
     assert summary_markdown(from_cols) == summary_markdown(from_list)
-
-
-def test_column_storage_is_as_narrow_as_the_values_and_exact_beyond():
-    from array import array
-
-    from halospec_tui.results import _append_index, _append_int, _next, _pick
-
-    col = _append_int(array("b"), None)
-    col = _append_int(col, 0)
-    col = _append_int(col, 127)
-    assert isinstance(col, array) and col.typecode == "b" and list(col) == [-1, 0, 127]
-    col = _append_int(col, 128)
-    assert isinstance(col, array) and col.typecode == "h" and list(col) == [-1, 0, 127, 128]
-    col = _append_int(_append_int(col, 2**31), 2**63 - 1)
-    assert isinstance(col, array) and col.typecode == "q"
-    col = _append_int(col, 2**63)  # no array holds it: the values as they are
-    assert col == [None, 0, 127, 128, 2**31, 2**63 - 1, 2**63]
-    assert _append_int(array("b", [5]), -3) == [5, -3]  # a negative one is kept as it is
-    assert _append_int([1], None) == [1, None]
-    idx = _append_index(array("b"), 0)
-    for v in (127, 128, 40_000, 2**40):
-        idx = _append_index(idx, v)
-    assert idx.typecode == "q" and list(idx) == [0, 127, 128, 40_000, 2**40]
-    assert list(_pick([10, 11, 12, 13, 14], range(1, 5, 2))) == [11, 13]
-    assert list(_pick(array("h", [10, 11, 12]), array("b", [2, 0, 2]))) == [12, 10, 12]
-    assert list(_pick([7], [0])) == [7] and list(_pick([7], [])) == []
-    assert _next(range(0, 6, 2)) == range(1, 7, 2) and _next(array("b", [0, 4])) == [1, 5]
-
-
-def test_sample_columns_store_and_rebuild_every_field_exactly():
-    from halospec_tui.results import SampleColumns
-
-    assert "__slots__" in vars(StepSample) and not hasattr(StepSample, "__post_init__")
-    cols = SampleColumns()
-    cols.append(StepSample("fixed_1", 1, True, 5, 6, timestamp="\udc80 lone surrogate"))
-    assert cols[0] == StepSample("fixed_1", 1, True, 5, 6, timestamp="\udc80 lone surrogate")
-    assert cols[0].predicted_ms is None and cols[0].drafted is None  # every row None: not NaN/-1
-    assert cols._ints["drafted"].typecode == "b"  # None costs one byte, not a list
-    assert cols._codes["arm"].typecode == "b" and cols._stamp_at.typecode == "b"
-    many = SampleColumns()
-    for i in range(300):  # 300 names, 300 rows: codes and positions outgrow one byte
-        many.append(StepSample(f"m{i}", 1, i % 2 == 0, i, 1, settle=i % 3 == 0))
-    assert [s.arm for s in many] == [f"m{i}" for i in range(300)]
-    assert [s.success for s in many][:4] == [True, False, True, False]
-    measured = many.measured()
-    assert [s.latency_ms for s in measured] == [i for i in range(300) if i % 3]
-    assert list(measured.by_arm_views())[-1] == "m299" and len(measured.by_arm_views()) == 200
-
-
-def test_sample_columns_refuse_with_exact_messages():
-    from halospec_tui.results import SampleColumns
-
-    cols = SampleColumns()
-    cols.append(StepSample("a", 1, True, 5, 6))
-    with pytest.raises(TypeError, match=r"^a view of a SampleColumns is read-only$"):
-        cols.measured().append(StepSample("a", 1, True, 5, 6))
-    with pytest.raises(TypeError, match=r"^SampleColumns takes one whole-number index$"):
-        cols["0"]  # type: ignore[call-overload]
-
-
-def test_views_are_kept_up_to_keep_built_samples_exactly(monkeypatch):
-    import halospec_tui.results as results
-
-    monkeypatch.setattr(results, "KEEP_BUILT", 6)
-    cols = results.SampleColumns()
-    for i in range(12):
-        cols.append(StepSample(("a", "b", "c", "d")[i // 3], 1, True, i, 1))
-    a, b, c, d = cols.by_arm_views().values()  # 3 each
-    list(a)
-    list(b)
-    assert a._built is not None and b._built is not None  # 3 + 3 = 6: both kept
-    list(c)
-    assert a._built is None and b._built is not None and c._built is not None
-    monkeypatch.setattr(results, "KEEP_BUILT", 3)
-    list(d)  # exactly KEEP_BUILT: kept alone
-    assert d._built is not None and b._built is None and c._built is None
 
 
 # -- torn tails, exact bytes ----------------------------------------------------------------
@@ -456,7 +413,7 @@ def _row_line(g: int) -> str:
 
 
 def test_tail_start_finds_the_last_newline_before_end(tmp_path):
-    from halospec_tui.results import _tail_start
+    from halospec_tui.results.writer import _tail_start
 
     p = tmp_path / "b"
     p.write_bytes(b"\nab\ncd")
@@ -477,7 +434,7 @@ def test_tail_start_finds_the_last_newline_before_end(tmp_path):
 
 
 def test_repair_leaves_whole_files_and_bare_headers_alone(tmp_path):
-    from halospec_tui.results import repair_torn_tail, torn_path
+    from halospec_tui.results.writer import repair_torn_tail, torn_path
 
     p = tmp_path / "r.csv"
     p.write_bytes(b"")
@@ -493,7 +450,7 @@ def test_repair_leaves_whole_files_and_bare_headers_alone(tmp_path):
 
 
 def test_repair_moves_a_fragment_aside_with_an_exact_message(tmp_path):
-    from halospec_tui.results import repair_torn_tail, torn_path
+    from halospec_tui.results.writer import repair_torn_tail, torn_path
 
     p = tmp_path / "r.csv"
     torn_path(p).write_bytes(b"earlier\n")  # appended to, never replaced
@@ -508,7 +465,7 @@ def test_repair_moves_a_fragment_aside_with_an_exact_message(tmp_path):
 
 
 def test_repair_moves_a_whole_line_with_the_wrong_cells_or_bytes(tmp_path):
-    from halospec_tui.results import repair_torn_tail, torn_path
+    from halospec_tui.results.writer import repair_torn_tail, torn_path
 
     p = tmp_path / "r.csv"
     p.write_text(HEADER + _row_line(1) + "1,2,3\n")
@@ -525,7 +482,7 @@ def test_repair_moves_a_whole_line_with_the_wrong_cells_or_bytes(tmp_path):
 
 
 def test_repair_counts_fields_against_the_columns_given(tmp_path):
-    from halospec_tui.results import repair_torn_tail
+    from halospec_tui.results.writer import repair_torn_tail
 
     p = tmp_path / "r.csv"
     p.write_text("a,b\n1,2\n")
@@ -535,7 +492,7 @@ def test_repair_counts_fields_against_the_columns_given(tmp_path):
 
 # -- exact messages -------------------------------------------------------------------------
 def test_check_row_names_the_column_and_the_value_exactly():
-    from halospec_tui.results import _short, check_row
+    from halospec_tui.results.reader import _short, check_row
 
     row = dict(zip(COLUMNS, _row_line(1)[:-1].split(","), strict=True))
     check_row(row)
@@ -556,7 +513,7 @@ def test_check_row_names_the_column_and_the_value_exactly():
 
 
 def test_read_runs_and_iter_runs_warn_of_a_torn_last_row(tmp_path):
-    from halospec_tui.results import iter_runs
+    from halospec_tui.results.reader import iter_runs
 
     p = tmp_path / "o.csv"
     p.write_text(",".join(ORIGINAL_COLUMNS) + "\n1,1,fixed_1,steady,1,1,100,64\n2,2,fix")
@@ -567,8 +524,8 @@ def test_read_runs_and_iter_runs_warn_of_a_torn_last_row(tmp_path):
 
 
 def test_summary_write_errors_list_what_failed_and_what_was_written(tmp_path, monkeypatch):
-    import halospec_tui.results as results
-    from halospec_tui.results import SummaryWriteError, summary_paths
+    import halospec_tui.results.summary_files as results
+    from halospec_tui.results.summary_files import SummaryWriteError, summary_paths
 
     report = build_report([StepSample("fixed_1", 1, True, 100, 64)])
     csv_path = tmp_path / "s.csv"
@@ -592,7 +549,7 @@ def test_summary_write_errors_list_what_failed_and_what_was_written(tmp_path, mo
 
 
 def test_write_whole_raises_the_first_error_and_leaves_no_temporary(tmp_path):
-    from halospec_tui.results import _write_whole
+    from halospec_tui.results.summary_files import _write_whole
 
     target = tmp_path / "x.txt"
     (tmp_path / ".x.txt.tmp").mkdir()  # the temporary cannot be opened, nor unlinked
@@ -604,21 +561,32 @@ def test_write_whole_raises_the_first_error_and_leaves_no_temporary(tmp_path):
     assert target.read_bytes() == "é\n".encode() and sorted(tmp_path.iterdir()) == [target]
 
 
-def test_a_failed_row_write_cuts_the_file_back_and_closes(tmp_path):
+def test_a_failed_row_write_cuts_the_file_back_and_closes(tmp_path, monkeypatch):
+    import halospec_tui.results.writer as writer
+
     p = tmp_path / "w.csv"
     w = CsvWriter(p)
     w.open()
     w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
     before = p.read_bytes()
-    assert w._fh is not None
-    w._fh.write("1,2,partial")  # buffered, as a row cut short by a full disk would be
-    w._drop_partial(len(before))
-    assert w._fh is None and p.read_bytes() == before
+    real_write = writer.os.write
+
+    def part_then_full(fd, data):  # a full disk: 7 bytes go, then no more
+        if len(data) > 7:
+            return real_write(fd, bytes(data[:7]))
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(writer.os, "write", part_then_full)
+    with pytest.raises(OSError, match=r"^\[Errno 28\] No space left on device$"):
+        w.write(StepRecord(2, 2, "fixed_1", "steady", 1, True, 102, 64))
+    assert p.read_bytes() == before and w._fd is None  # cut back, closed
     w.close()  # nothing left open: no error
+    with pytest.raises(AssertionError, match="open"):
+        w.write(StepRecord(3, 3, "fixed_1", "steady", 1, True, 103, 64))
 
 
 def test_repair_moves_a_trailing_empty_line_alone(tmp_path):
-    from halospec_tui.results import repair_torn_tail, torn_path
+    from halospec_tui.results.writer import repair_torn_tail, torn_path
 
     p = tmp_path / "r.csv"
     p.write_text(HEADER + _row_line(1) + "\n")
@@ -629,7 +597,7 @@ def test_repair_moves_a_trailing_empty_line_alone(tmp_path):
 def test_csv_writer_says_what_it_repaired_or_why_it_could_not(tmp_path, monkeypatch):
     import errno
 
-    import halospec_tui.results as results
+    import halospec_tui.results.writer as results
 
     p = tmp_path / "w.csv"
     w = CsvWriter(p)
@@ -661,49 +629,147 @@ def test_csv_writer_says_what_it_repaired_or_why_it_could_not(tmp_path, monkeypa
         CsvWriter(p).open()
 
 
-def test_a_row_that_cannot_be_written_is_cut_back_to_where_it_began(tmp_path, monkeypatch):
-    import halospec_tui.results as results
+def test_a_sync_that_failed_in_the_background_is_raised_by_the_next_write(tmp_path, monkeypatch):
+    import halospec_tui.results.writer as writer
 
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(writer.os, "fsync", broken)
     p = tmp_path / "w.csv"
     w = CsvWriter(p)
     w.open()
-    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
-    before = p.read_bytes()
-
-    def full(fd):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(results.os, "fsync", full)
-    with pytest.raises(OSError, match="No space left"):
+    w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))  # written, then synced
+    assert w._syncer is not None
+    w._syncer._thread.join(10)  # the sync failed: the thread has ended
+    written = p.read_bytes()
+    with pytest.raises(OSError, match=r"^\[Errno 5\] Input/output error$"):
         w.write(StepRecord(2, 2, "fixed_1", "steady", 1, True, 102, 64))
-    assert p.read_bytes() == before and w._fh is None
+    assert p.read_bytes() == written and written.count(b"\n") == 2  # the header, row 1
+    assert str(w.sync_error) == "[Errno 5] Input/output error"
+    w.close()  # does not raise: the rows are written, their sync is what failed
+    assert w._fd is None and str(w.sync_error) == "[Errno 5] Input/output error"
 
 
-def test_dropping_a_partial_row_survives_a_failing_close_and_a_missing_file(tmp_path):
+def test_dropping_a_partial_row_survives_a_failing_truncate_and_a_missing_file(tmp_path, monkeypatch):
+    import halospec_tui.results.writer as writer
+
     p = tmp_path / "w.csv"
     w = CsvWriter(p)
     w.open()
     w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 101, 64))
     size = p.stat().st_size
     p.write_bytes(p.read_bytes() + b"1,2,cut")
-
-    class FailingClose:
-        def close(self):
-            raise OSError(28, "No space left on device")
-
-    real = w._fh
-    w._fh = FailingClose()  # type: ignore[assignment]
     w._drop_partial(size)
-    real.close()
-    assert w._fh is None and p.stat().st_size == size
-    w._fh = FailingClose()  # type: ignore[assignment]
+    assert w._fd is None and p.stat().st_size == size
+    w = CsvWriter(p)
+    w.open()
+
+    def refuse(fd, length):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(writer.os, "ftruncate", refuse)
+    w._drop_partial(0)  # cannot cut: closed all the same, no error
+    assert w._fd is None and p.stat().st_size == size
+    monkeypatch.undo()
+    w = CsvWriter(p)
+    w.open()
     p.unlink()
     w._drop_partial(0)  # the file is gone: nothing to cut, no error
-    assert w._fh is None and not p.exists()
+    assert w._fd is None and not p.exists()
+
+
+# -- the durability sync off the request path ------------------------------------------
+def _step_row(g):
+    return StepRecord(g, g, "fixed_1", "steady", 1, True, 100 + g, 64)
+
+
+def test_a_row_is_in_the_file_when_write_returns_while_the_sync_is_still_running(tmp_path, monkeypatch):
+    import threading
+
+    import halospec_tui.results.writer as writer
+
+    release = threading.Event()
+    synced: list[tuple[int, str]] = []  # (rows in the file when the sync began, thread)
+    real_fsync = writer.os.fsync
+
+    def slow(fd):
+        synced.append((len(p.read_text().splitlines()) - 1, threading.current_thread().name))
+        assert release.wait(10)
+        real_fsync(fd)
+
+    monkeypatch.setattr(writer.os, "fsync", slow)
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p, sync_every_s=0.0)
+    w.open()
+    for g in (1, 2, 3):
+        w.write(_step_row(g))  # returns at once although the first sync is held
+        assert len(p.read_text().splitlines()) == 1 + g  # the row is there for anyone
+    deadline = threading.Event()
+    while not synced and not deadline.wait(0.01):
+        pass
+    assert synced[0][1] == "csv-sync"  # synced by the background thread, not the writer
+    release.set()
+    w.close()
+    assert synced[-1] == (3, threading.current_thread().name)  # close syncs once more
+    assert [line.split(",")[0] for line in p.read_text().splitlines()[1:]] == ["1", "2", "3"]
+
+
+def test_rows_written_faster_than_the_interval_cost_one_sync(tmp_path, monkeypatch):
+    import threading
+
+    import halospec_tui.results.writer as writer
+
+    calls: list[str] = []
+    real_fsync = writer.os.fsync
+    monkeypatch.setattr(writer.os, "fsync", lambda fd: (calls.append(threading.current_thread().name), real_fsync(fd)))
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p, sync_every_s=30.0)
+    w.open()
+    for g in range(1, 201):
+        w.write(_step_row(g))
+    w.close()  # stops the thread in its wait: it does not take the 30 s
+    assert calls.count("csv-sync") <= 1 and calls[-1] == threading.current_thread().name
+    assert len(calls) <= 2 and len(p.read_text().splitlines()) == 201
+
+
+def test_a_killed_process_keeps_every_row_it_wrote_though_no_sync_ever_ended(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    p = tmp_path / "k.csv"
+    child = subprocess.Popen(
+        [sys.executable, "-c", f"""
+import os, time
+import halospec_tui.results.writer as writer
+from halospec_tui.events import StepRecord
+writer.os.fsync = lambda fd: time.sleep(3600)  # no sync ever ends
+w = writer.CsvWriter({str(p)!r})
+w.open()
+for g in range(1, 6):
+    w.write(StepRecord(g, g, "fixed_1", "steady", 1, True, 100 + g, 64))
+print("written", flush=True)
+time.sleep(3600)
+"""],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    timer = threading.Timer(60, child.kill)  # a write stuck behind a sync: fail, not hang
+    timer.start()
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "written\n"
+    finally:
+        timer.cancel()
+        child.send_signal(signal.SIGKILL)
+        child.wait(30)
+    assert [line.split(",")[:2] for line in p.read_text().splitlines()[1:]] == [
+        [str(g), str(g)] for g in range(1, 6)
+    ]
 
 
 def test_check_row_accepts_k_0_only_for_nospec_and_adaptive_arms():
-    from halospec_tui.results import check_row
+    from halospec_tui.results.reader import check_row
 
     row = dict(zip(COLUMNS, _row_line(1)[:-1].split(","), strict=True))
     for mode in ("nospec", "adaptive", "adaptive:model"):
@@ -731,7 +797,7 @@ def test_check_row_accepts_k_0_only_for_nospec_and_adaptive_arms():
 
 
 def test_iter_rows_reads_every_sound_row_and_names_each_fault(tmp_path):
-    from halospec_tui.results import iter_rows
+    from halospec_tui.results.reader import iter_rows
 
     head = ",".join(ORIGINAL_COLUMNS) + "\n"
     ok1, ok2 = "1,1,fixed_1,steady,1,1,100,64\n", "2,2,fixed_1,steady,1,1,101,64\n"
@@ -765,7 +831,7 @@ def test_iter_rows_reads_every_sound_row_and_names_each_fault(tmp_path):
 
 
 def test_sample_from_row_reads_the_round_and_the_settle_flag():
-    from halospec_tui.results import sample_from_row
+    from halospec_tui.results.reader import sample_from_row
 
     row = dict(zip(ORIGINAL_COLUMNS, ["1", "1", "fixed_1", "steady", "1", "1", "100", "64"],
                    strict=True))  # fmt: skip
@@ -776,7 +842,7 @@ def test_sample_from_row_reads_the_round_and_the_settle_flag():
 
 
 def test_summary_json_and_text_carry_the_class_regret_exactly():
-    from halospec_tui.results import summary_text
+    from halospec_tui.results.export_text import summary_text
 
     samples = [
         StepSample(m, k, True, ms, 64, prompt_class=c)
@@ -796,8 +862,14 @@ def test_summary_json_and_text_carry_the_class_regret_exactly():
 
 
 def test_report_carries_actuator_nospec_drafting_tolerance_and_drops_into_every_format():
-    from halospec_tui.results import Report, adapting_lines, regret_lines, verdict_section
-    from halospec_tui.verdict import verdict_dict, verdict_lines
+    from halospec_tui.results.export_json import verdict_dict
+    from halospec_tui.results.export_text import (
+        adapting_lines,
+        regret_lines,
+        verdict_lines,
+        verdict_section,
+    )
+    from halospec_tui.results.report import Report
 
     samples = []
     for rnd in (1, 2, 3):

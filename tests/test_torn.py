@@ -23,8 +23,8 @@ from halospec_tui.results import (
     read_runs,
     record_cells,
     summary_paths,
-    torn_path,
 )
+from halospec_tui.results.writer import torn_path
 from halospec_tui.runner import RunConfig, Runner
 
 CLI = [sys.executable, "-m", "halospec_tui"]
@@ -110,11 +110,15 @@ def test_report_skips_a_torn_trailing_row_with_a_warning(tmp_path):
     two_runs_then_torn(p)
     r = cli(["report", str(p), "--format", "json"])
     assert r.returncode == 0, r.stderr
-    assert r.stderr.strip() == (
-        f"halospec-tui: warning: {p}:5: skipped a torn last row (cut short by a crash or a full disk)"
-    )
-    assert "run 1 (r1): 2 rows" in r.stdout and "run 2 (r2): 1 rows" in r.stdout
-    assert "run 3" not in r.stdout
+    assert r.stderr.splitlines() == [
+        f"halospec-tui: warning: {p}:5: skipped a torn last row (cut short by a crash or a full disk)",
+        "run 1 (r1): 2 rows",
+        "run 2 (r2): 1 rows",
+    ]
+    docs = json.loads(r.stdout)  # one document: the two whole runs
+    assert [d["meta"] for d in docs] == [
+        {"run": 1, "run_id": "r1", "rows": 2}, {"run": 2, "run_id": "r2", "rows": 1},
+    ]  # fmt: skip
 
 
 def test_report_skips_a_torn_row_of_the_original_format_too(tmp_path):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from halospec_tui.arms import fixed_k, p_min_of
+from halospec_tui.results.export_text import paste_setting, recommendation_line
 from halospec_tui.schedule import grown_block, prompt_index, round_blocks, round_order, round_phase
 from halospec_tui.stats import StepSample, percentile_nearest_rank
 from halospec_tui.verdict import (
@@ -18,9 +19,7 @@ from halospec_tui.verdict import (
     median_ms,
     newly_worse,
     p95_ms,
-    paste_setting,
     recommend,
-    recommendation_line,
     rows_of,
     stop_reason,
     tps,

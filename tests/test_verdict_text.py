@@ -7,6 +7,15 @@ from the figures written in the test and the format promised in the README.
 import math
 
 from halospec_tui.arms import p_min_of
+from halospec_tui.results.export_json import verdict_dict
+from halospec_tui.results.export_text import (
+    fmt_est,
+    fmt_ratio,
+    nospec_line,
+    paste_setting,
+    recommendation_line,
+    verdict_lines,
+)
 from halospec_tui.stats import StepSample
 from halospec_tui.verdict import (
     ArmStats,
@@ -15,14 +24,7 @@ from halospec_tui.verdict import (
     Estimate,
     Verdict,
     decision_of,
-    fmt_est,
-    fmt_ratio,
     main_actuator,
-    nospec_line,
-    paste_setting,
-    recommendation_line,
-    verdict_dict,
-    verdict_lines,
 )
 
 INF = math.inf

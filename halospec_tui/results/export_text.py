@@ -1,0 +1,273 @@
+"""The summary as text: the original's table character for character, then drafting
+figures, the knob check, regret, and the verdict with what to paste."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from halospec_tui import engines
+from halospec_tui.arms import p_min_of
+from halospec_tui.formats import plus_minus, summary_cells
+from halospec_tui.launch_template import paste_line
+from halospec_tui.results.report import Report
+from halospec_tui.specflags import spec_text
+from halospec_tui.verdict import RESAMPLES, Decision, Estimate, Verdict
+
+
+def _row(cols: Sequence[str]) -> str:
+    # The original's format string: {:<10} {:>6} {:>8.1}% {:>9} {:>12} {:>12} {:>12}
+    # {:>10} {:>10} {:>12} {:>14} {:>10}
+    widths = (6, 8, 9, 12, 12, 12, 10, 10, 12, 14, 10)
+    out = f"{cols[0]:<10}"
+    for i, (c, w) in enumerate(zip(cols[1:], widths, strict=False)):
+        out += f" {c:>{w}}"
+        if i == 1:
+            out += "%"
+    return out
+
+
+def classic_table(report: Report) -> str:
+    """The original's summary, character for character.
+
+    Its header prints "s%" for the success column: Rust's `{:>8.1}` truncates the
+    string "success" to one character. Kept so output diffs cleanly against it.
+    """
+    lines = [
+        "",
+        "==============================",
+        "HaloSpec Benchmark Summary",
+        "==============================",
+        "",
+        _row(
+            [
+                "mode",
+                "steps",
+                "s",
+                "fail",
+                "avg",
+                "median",
+                "p95",
+                "min",
+                "max",
+                "stddev",
+                "throughput",
+                "score",
+            ]
+        ),
+    ]
+    for s in report.summaries:
+        c = summary_cells(s, units=True)
+        lines.append(
+            _row(
+                [
+                    c.arm, c.steps, c.success, c.failures, c.avg, c.median, c.p95, c.min,
+                    c.max, c.stddev, c.throughput, c.score,
+                ]  # fmt: skip
+            )
+        )
+    for s in report.summaries:
+        if s.is_adaptive:
+            if s.convergence_step is not None:
+                lines.append(
+                    f"\n[Adaptive Behavior] draft_length changes={s.k_changes} | "
+                    f"converged_at_step={s.convergence_step} (k=5)"
+                )
+            else:
+                lines.append(
+                    f"\n[Adaptive Behavior] draft_length changes={s.k_changes} | "
+                    "no convergence within run (k=5)"
+                )
+    if report.winner is not None and report.winner_score is not None:
+        lines.append(
+            f"\nWinner (lowest SLO-aware score): {report.winner} at {report.winner_score:.1f}"
+        )
+    return "\n".join(lines)
+
+
+def extras_table(report: Report) -> str:
+    """What the server said about drafting, per mode, and the knob verdict."""
+    w = max([10, *(len(s.arm) for s in report.summaries)])
+    lines = [
+        "",
+        f"{'mode':<{w}} {'drafted':>9} {'accepted':>9} {'accept%':>8} {'srv tok/s':>10} "
+        f"{'reloads':>8} {'reload ms':>10}",
+    ]
+    for s in report.summaries:
+        c = summary_cells(s)
+        lines.append(
+            f"{c.arm:<{w}} {c.drafted:>9} {c.accepted:>9} {c.acceptance:>8} "
+            f"{c.server_tps:>10} {c.reloads:>8} {c.reload_ms:>10}"
+        )
+    adapting = adapting_lines(report)
+    if adapting:
+        lines += ["", *adapting]
+    if report.regret or report.class_regret:
+        lines.append("")
+        lines += regret_lines(report)
+    marker = {"effective": "OK", "no-effect": "WARNING", "unverified": "NOTE"}[report.knob.status]
+    lines.append(f"\n[{marker}] {report.knob.message}")
+    lines += verdict_section(report)
+    return "\n".join(lines)
+
+
+def adapting_lines(report: Report) -> list[str]:
+    """What adapting cost each adaptive arm: its K changes and their reloads, and its
+    tokens/s without and with them (the verdict ranks on the latter)."""
+    out = []
+    for s in report.summaries:
+        if not s.is_adaptive:
+            continue
+        tps = "-" if s.throughput is None else f"{s.throughput:.1f}"
+        incl = "-" if s.throughput_incl is None else f"{s.throughput_incl:.1f}"
+        out.append(
+            f"{s.arm}: {s.k_changes} K changes, {s.adapting_ms} ms reloading for them; "
+            f"{tps} tok/s without, {incl} tok/s with them"
+        )
+    return out
+
+
+def regret_lines(report: Report) -> list[str]:
+    return [
+        f"{r.arm} vs best fixed in {r.phase}: {r.adaptive_ms:.1f} ms vs {r.best_ms:.1f} ms "
+        f"({r.best_fixed}), regret {_percent(r.regret)}"
+        for r in report.regret
+    ] + [
+        f"{r.arm} vs best fixed on {r.phase} prompts: {r.adaptive_ms:.1f} ms vs "
+        f"{r.best_ms:.1f} ms ({r.best_fixed}), regret {_percent(r.regret)}"
+        for r in report.class_regret
+    ]
+
+
+def _percent(v: float | None) -> str:
+    return "n/a" if v is None else f"{v * 100:+.1f}%"
+
+
+def summary_text(report: Report) -> str:
+    return classic_table(report) + "\n" + extras_table(report) + "\n"
+
+
+# -- the verdict ----------------------------------------------------------------------
+def verdict_section(report: Report) -> list[str]:
+    if report.verdict is None or report.decision is None:
+        return []
+    return verdict_lines(
+        report.verdict, report.decision, report.actuator, report.nospec_drafted, report.server_kind
+    )
+
+
+def fmt_est(e: Estimate | None, digits: int = 1) -> str:
+    return "-" if e is None else plus_minus(e.value, e.half_width, digits)
+
+
+def fmt_ratio(e: Estimate | None) -> str:
+    return "-" if e is None else f"{e.value:.2f}x [{e.lo:.2f}, {e.hi:.2f}]"
+
+
+def nospec_line(v: Verdict) -> str | None:
+    e = v.vs_nospec
+    if e is None:
+        return None
+    if e.lo > 1.0:
+        how = "faster than"
+    elif e.hi < 1.0:
+        how = "slower than"
+    else:
+        how = "not distinguishable from"
+    return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} nospec"
+
+
+def paste_setting(k: int, actuator: str, p_min: float = 0.0, server_kind: str = "") -> str:
+    """The server setting for K (and p_min), in the form the server in use takes it:
+    the run's own launch command (--actuator launch), vLLM's or SGLang's flags on those
+    servers, else the actuator's form."""
+    launch = paste_line(actuator, k, p_min)
+    if launch is not None:
+        return launch
+    engine = engines.paste_setting(server_kind, k, p_min)
+    if engine is not None and not actuator.startswith("field"):
+        return engine
+    if actuator == "llama-server":
+        if k == 0:
+            return f"llama-server flags: no speculation (no -md; {spec_text(0)})"
+        return f"llama-server flags: -md DRAFT.gguf {spec_text(k, p_min=p_min)}"
+    if actuator == "lemonade-load":
+        return f'Lemonade /api/v1/load: {{"llamacpp_args": "{spec_text(k, p_min=p_min)}"}}'
+    if actuator == "request":
+        return f'request body: "speculative": {{"n_max": {k}, "n_min": 0, "p_min": {p_min:g}}}'
+    return f"K never reached the server through actuator {actuator or '?'}: nothing to paste"
+
+
+def recommendation_line(v: Verdict, actuator: str, server_kind: str = "") -> str:
+    if v.best is None:
+        return "no arm has a successful step: nothing to recommend"
+    if v.recommended_k is None:
+        return f"fastest: {v.best} (an adaptive arm: no fixed setting to paste)"
+    k = v.recommended_k
+    p = p_min_of(v.recommended or "")
+    what = "turn speculation off" if k == 0 else f"use K = {k}" + (f" with p_min {p:g}" if p else "")
+    why = ""
+    if v.smallest_of_tie:
+        why = (
+            f" (tied with the fastest, {v.best}, within {v.tolerance * 100:g}%:"
+            " the smallest K among the tied drafts least for the same speed)"
+        )
+    hedge = "" if v.decisive else " [not decisive: more rounds would narrow it]"
+    return f"{what}{why}{hedge}; {paste_setting(k, actuator, p, server_kind)}"
+
+
+def status_text(v: Verdict, arm: str, dropped: dict[str, int]) -> str:
+    """An arm's standing: best, worse, tied (equivalent), eliminated, when dropped."""
+    st = v.status(arm)
+    if arm in dropped and st != "best":
+        return f"{st} (dropped after round {dropped[arm]})"
+    c = v.comparison(arm)
+    if c is not None and c.status == "tied" and c.settled:
+        return "tied (equivalent)"
+    return st
+
+
+def verdict_lines(
+    v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None, server_kind: str = ""
+) -> list[str]:
+    """The verdict as text: per-arm table with CIs, phases, decision, nospec, recommendation."""
+    dropped = dict(decision.dropped)
+    w = max([10, *(len(a.arm) for a in v.arms)])
+    lines = [
+        "",
+        f"Verdict (tokens/s, 95% bootstrap CI of {RESAMPLES} resamples by round; "
+        f"tied within {v.tolerance * 100:g}%)",
+        f"{'arm':<{w}} {'n':>4} {'tok/s':>14} {'mean ms':>16} {'p95 ms':>16} "
+        f"{'srv tok/s':>14} {'CV':>6} {'best/arm':>21}  status",
+    ]
+    for a in v.arms:
+        c = v.comparison(a.arm)
+        cv = "-" if a.cv is None else f"{a.cv:.3f}"
+        lines.append(
+            f"{a.arm:<{w}} {a.n:>4} {fmt_est(a.tps):>14} {fmt_est(a.mean_ms):>16} "
+            f"{fmt_est(a.p95_ms):>16} {fmt_est(a.server_tps):>14} {cv:>6} "
+            f"{fmt_ratio(c.ratio if c else None):>21}  {status_text(v, a.arm, dropped)}"
+        )
+    for label, table in (("phase", v.phases), ("prompts", v.classes)):
+        if len({p.phase for p in table}) > 1:
+            lines += ["", f"{'arm':<{w}} {label:<10} {'n':>4} {'tok/s':>14} {'mean ms':>16}"]
+            for p in table:
+                lines.append(
+                    f"{p.arm:<{w}} {p.phase:<10} {p.n:>4} {fmt_est(p.tps):>14} "
+                    f"{fmt_est(p.mean_ms):>16}"
+                )
+    lines.append("")
+    how = "decisive" if v.decisive else "not decisive"
+    took = f"{decision.requests} requests ({decision.measured} measured, {decision.settle} settle)"
+    if decision.seconds is not None:
+        took += f" in {decision.seconds:.0f} s"
+    where = f" after {decision.rounds} rounds" if decision.rounds else ""
+    lines.append(f"decision: {how}{where}; {took}")
+    ns = nospec_line(v)
+    if ns:
+        lines.append(ns)
+    if nospec_drafted:
+        lines.append(
+            f"WARNING: nospec drafted {nospec_drafted} tokens: speculation was not switched off"
+        )
+    lines.append(f"recommendation: {recommendation_line(v, actuator, server_kind)}")
+    return lines

@@ -1,0 +1,450 @@
+"""Reading a results CSV back: every row checked, the file split into runs.
+
+Rows are read a chunk at a time and checked column by column (`check_row` is the
+same check for one row, and names the first fault of a bad row). A cell no run can
+write stops the read with `file:line: reason`; the bounds below say what a run can
+write. `iter_runs` turns each run into numpy columns (samples.py) as soon as it ends,
+so memory holds one run, never the file; `read_runs` keeps every row's cells (small
+files, tests).
+
+A file is split into runs where global_step stops growing or run_id changes: the
+original's CSV (no run_id) is appended run after run, each from global_step 1. When
+the rows of one run id are split that way, or one run id comes back after another,
+the rows are out of order (shuffled, sorted by another column, or one file pasted
+into another): `warn` is told (once per run id), and each stretch is read as a run
+of its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from halospec_tui.arms import K_LIMIT, NOSPEC, canonical, is_adaptive
+from halospec_tui.events import StepRecord
+from halospec_tui.plan import MAX_ROUNDS
+from halospec_tui.results.samples import ColumnsBuilder, Samples
+from halospec_tui.results.schema import COLUMNS, ORIGINAL_COLUMNS, ResultsError, record_cells
+from halospec_tui.stats import StepSample
+
+WarnFn = Callable[[str], None]
+
+# What a run can write, and no more. A cell outside these bounds is a bad row.
+DAY_MS = 86_400_000  # latency, reload and server times: a request has a total deadline
+MAX_TOKENS = 10_000_000  # tokens, drafted, accepted, predicted_n of one request
+MAX_STEP = 1_000_000_000  # global_step, step: a run of a billion requests is no run
+MAX_BLOCK_POS = 999  # an arm's place in a round: no plan lists a thousand arms
+# Whole numbers every row holds: column -> (least, most).
+WHOLE_COLUMNS = {
+    "global_step": (0, MAX_STEP),
+    "step": (0, MAX_STEP),
+    "draft_length": (0, K_LIMIT),
+    "latency_ms": (0, DAY_MS),
+    "tokens": (0, MAX_TOKENS),
+}
+# Numbers a row may leave empty, all at least 0: column -> (most, whole number?).
+OPTIONAL_COLUMNS = {
+    "drafted": (MAX_TOKENS, True),
+    "accepted": (MAX_TOKENS, True),
+    "predicted_n": (MAX_TOKENS, True),
+    "reload_ms": (DAY_MS, True),
+    "round": (MAX_ROUNDS, True),
+    "block_pos": (MAX_BLOCK_POS, True),
+    "predicted_ms": (DAY_MS, False),
+}
+CHUNK_ROWS = 1024  # rows read and checked at a time
+
+
+def _short(v: str) -> str:
+    return repr(v if len(v) <= 40 else v[:40] + "...")
+
+
+def _shown(n: int) -> str:
+    s = str(n)
+    return s if len(s) <= 40 else s[:40] + "..."
+
+
+def check_row(row: dict[str, str]) -> None:
+    """Raise ValueError naming the first column that no results row can hold."""
+    for c, (least, most) in WHOLE_COLUMNS.items():
+        v = row.get(c)
+        if v is None:
+            raise ValueError(f"{c} is missing")
+        try:
+            n = int(v)
+        except ValueError:
+            raise ValueError(f"{c}={_short(v)} is not an integer") from None
+        if n < least:
+            raise ValueError(f"{c}={n} is below {least}")
+        if n > most:
+            raise ValueError(f"{c}={_shown(n)} is above {most}")
+    if row.get("success") not in ("0", "1"):
+        raise ValueError(f"success={_short(row.get('success') or '')} must be 0 or 1")
+    mode = row.get("mode") or ""
+    if int(row["draft_length"]) == 0 and not _k0_allowed(mode):
+        raise ValueError(f"draft_length=0 belongs to nospec or an adaptive arm, not {_short(mode)}")
+    if row.get("settle") not in (None, "", "0", "1"):
+        raise ValueError(f"settle={_short(row.get('settle') or '')} must be 0 or 1")
+    for c, (most, whole) in OPTIONAL_COLUMNS.items():
+        v = row.get(c) or ""
+        if not v:
+            continue
+        try:
+            f = float(v)
+        except ValueError:
+            raise ValueError(f"{c}={_short(v)} is not a number") from None
+        if not math.isfinite(f) or f < 0:
+            raise ValueError(f"{c}={_short(v)} must be a finite number >= 0")
+        if f > most:
+            raise ValueError(f"{c}={_short(v)} is above {most}")
+        if whole and f != int(f):
+            raise ValueError(f"{c}={_short(v)} is not a whole number")
+
+
+def _k0_allowed(mode: str) -> bool:
+    """K 0 is no speculation: the nospec arm, or an adaptive arm that chose it."""
+    return canonical(mode) == NOSPEC or is_adaptive(mode)
+
+
+# -- one row as a sample (the live run's path, and read_runs') -------------------
+def _opt_int(s: str) -> int | None:
+    return int(float(s)) if s not in ("", None) else None
+
+
+def _opt_float(s: str) -> float | None:
+    return float(s) if s not in ("", None) else None
+
+
+def sample_from_row(row: dict[str, str]) -> StepSample:
+    return StepSample(
+        arm=sys.intern(canonical(row["mode"])),
+        draft_length=int(row["draft_length"]),
+        success=row["success"].strip() == "1",
+        latency_ms=int(row["latency_ms"]),
+        tokens=int(row["tokens"]),
+        drafted=_opt_int(row.get("drafted", "")),
+        accepted=_opt_int(row.get("accepted", "")),
+        predicted_n=_opt_int(row.get("predicted_n", "")),
+        predicted_ms=_opt_float(row.get("predicted_ms", "")),
+        reload_ms=_opt_int(row.get("reload_ms", "")),
+        phase=sys.intern(row.get("phase", "steady")),
+        round=_opt_int(row.get("round", "") or ""),
+        settle=(row.get("settle") or "").strip() == "1",
+        actuator=sys.intern(row.get("actuator") or ""),
+        timestamp=row.get("timestamp") or "",
+        prompt_class=sys.intern(row.get("prompt_class") or ""),
+        server_kind=sys.intern(row.get("server_kind") or ""),
+    )
+
+
+def sample_from_record(r: StepRecord) -> StepSample:
+    return sample_from_row(dict(zip(COLUMNS, record_cells(r), strict=False)))
+
+
+# -- a chunk of rows, column by column ----------------------------------------------
+class _Bad(Exception):
+    """Some row of the chunk is bad: check row by row to name it."""
+
+
+def _whole(cells: tuple[str, ...], least: int, most: int) -> np.ndarray:
+    try:
+        a = np.fromiter(map(int, cells), np.int64, len(cells))
+    except (ValueError, OverflowError):
+        raise _Bad from None
+    if a.size and (a.min() < least or a.max() > most):
+        raise _Bad
+    return a
+
+
+def _optional(cells: tuple[str, ...] | None, n: int, most: float, whole: bool) -> np.ndarray:
+    """Whole numbers as 32-bit ints, -1 where a cell is empty; others as floats, NaN."""
+    if cells is None:
+        return np.full(n, -1, np.int32) if whole else np.full(n, np.nan)
+    try:
+        a = np.fromiter((float(v) if v else 0.0 for v in cells), np.float64, n)
+    except ValueError:
+        raise _Bad from None
+    if not (np.isfinite(a).all() and (a >= 0).all() and (a <= most).all()):
+        raise _Bad
+    if whole and (a != np.floor(a)).any():
+        raise _Bad
+    empty = np.fromiter((not v for v in cells), bool, n)
+    if whole:
+        return np.where(empty, -1, a).astype(np.int32)
+    a[empty] = np.nan
+    return a
+
+
+def _flags(cells: tuple[str, ...] | None, n: int, allowed: frozenset[str]) -> np.ndarray:
+    if cells is None:
+        return np.zeros(n, bool)
+    if not allowed.issuperset(cells):
+        raise _Bad
+    return np.fromiter((v == "1" for v in cells), bool, n)
+
+
+_FLAG = frozenset(("0", "1"))
+_OPT_FLAG = frozenset(("", "0", "1"))
+
+
+class _Codes:
+    """Names (arms, phases, actuators, prompt classes) as small whole numbers."""
+
+    def __init__(self) -> None:
+        self.code_of: dict[str, int] = {}
+
+    def of(self, names: tuple[str, ...] | None, n: int) -> np.ndarray:
+        """The codes of `names` (all "" when the column is absent), new names numbered on."""
+        if names is None:
+            names = ("",) * n
+        code_of = self.code_of
+        return np.fromiter((code_of.setdefault(v, len(code_of)) for v in names), np.int32, n)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(map(sys.intern, self.code_of))
+
+
+@dataclass(frozen=True)
+class _Chunk:
+    lines: list[int]
+    cells: list[list[str]]
+    columns: dict[str, np.ndarray]  # the samples' columns but the time stamps
+    stamps: tuple[str, ...]
+    global_step: np.ndarray
+    run_id: list[str]
+    starts: np.ndarray  # True where a new run starts
+
+
+class _Reader:
+    """A results CSV read chunk by chunk: rows checked, runs told apart."""
+
+    def __init__(self, path: str | os.PathLike[str], warn: WarnFn | None) -> None:
+        self.path = Path(path)
+        self.warn = warn
+        self.codes = _Codes()
+        self.header: tuple[str, ...] = ()
+        self._last: tuple[int, str] | None = None  # (global_step, run id) of the row before
+        self._first_line: dict[str, int] = {}  # run id -> line it was first seen at
+        self._warned: set[str] = set()
+
+    def chunks(self) -> Iterator[_Chunk]:
+        rows: list[tuple[int, list[str]]] = []
+        for row in self._rows():
+            rows.append(row)
+            if len(rows) == CHUNK_ROWS:
+                yield self._chunk(rows)
+                rows = []
+        if rows:
+            yield self._chunk(rows)
+
+    def _rows(self) -> Iterator[tuple[int, list[str]]]:
+        """(line number, cells) of each whole row; a torn last row is skipped with a warning."""
+        p = self.path
+        try:
+            size = p.stat().st_size
+            with p.open("rb") as raw:
+                raw.seek(max(0, size - 1))
+                torn_tail = size > 0 and raw.read(1) != b"\n"
+            fh = p.open(newline="", encoding="utf-8")
+        except FileNotFoundError:
+            raise ResultsError(f"{p}: no such file") from None
+        except OSError as e:
+            raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
+        with fh:
+            reader = csv.reader(fh)
+            try:
+                self.header = header = tuple(next(reader, ()))
+                if header[: len(ORIGINAL_COLUMNS)] != ORIGINAL_COLUMNS:
+                    raise ResultsError(
+                        f"{p} is not a results CSV: its header must start with "
+                        f"{','.join(ORIGINAL_COLUMNS)}"
+                    )
+                pending: tuple[int, list[str]] | None = None
+                for cells in reader:
+                    if not cells:
+                        continue
+                    if pending is not None:
+                        yield self._counted(*pending)
+                    pending = (reader.line_num, cells)
+            except csv.Error as e:
+                raise ResultsError(f"{p}:{reader.line_num}: not a results row ({e})") from None
+            except UnicodeDecodeError as e:
+                raise ResultsError(f"{p}:{reader.line_num + 1}: not text ({e.reason})") from None
+        if pending is not None:
+            lineno, cells = pending
+            if torn_tail or len(cells) != len(header):
+                if self.warn is not None:
+                    self.warn(
+                        f"{p}:{lineno}: skipped a torn last row "
+                        "(cut short by a crash or a full disk)"
+                    )
+                return
+            yield self._counted(lineno, cells)
+
+    def _counted(self, lineno: int, cells: list[str]) -> tuple[int, list[str]]:
+        if len(cells) != len(self.header):
+            raise ResultsError(
+                f"{self.path}:{lineno}: not a results row ({len(cells)} fields, the header "
+                f"has {len(self.header)})"
+            )
+        return lineno, cells
+
+    def _chunk(self, rows: list[tuple[int, list[str]]]) -> _Chunk:
+        lines = [n for n, _ in rows]
+        cells = [c for _, c in rows]
+        try:
+            columns, g = self._parse(dict(zip(self.header, zip(*cells, strict=True), strict=True)))
+        except _Bad:
+            for n, c in rows:  # the first bad row, named as check_row names it
+                try:
+                    check_row(dict(zip(self.header, c, strict=True)))
+                except ValueError as e:
+                    raise ResultsError(f"{self.path}:{n}: not a results row ({e})") from None
+            raise AssertionError("a chunk failed its check but none of its rows did") from None
+        i = self.header.index("run_id") if "run_id" in self.header else -1
+        run_id = [c[i] for c in cells] if i >= 0 else [""] * len(cells)
+        i = self.header.index("timestamp") if "timestamp" in self.header else -1
+        stamps = tuple(c[i] for c in cells) if i >= 0 else ("",) * len(cells)
+        return _Chunk(lines, cells, columns, stamps, g, run_id, self._starts(lines, g, run_id))
+
+    def _parse(self, cols: dict[str, tuple[str, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The chunk's cells as the samples' columns but the time stamps (and
+        global_step); _Bad when any row is one check_row refuses."""
+        n = len(cols["global_step"])
+        whole = {c: _whole(cols[c], *bounds) for c, bounds in WHOLE_COLUMNS.items()}
+        success = _flags(cols["success"], n, _FLAG)
+        modes = cols["mode"]
+        if (whole["draft_length"] == 0).any():
+            zero = {modes[i] for i in np.flatnonzero(whole["draft_length"] == 0)}
+            if not all(map(_k0_allowed, zero)):
+                raise _Bad
+        settle = _flags(cols.get("settle"), n, _OPT_FLAG)
+        opt = {c: _optional(cols.get(c), n, most, w) for c, (most, w) in OPTIONAL_COLUMNS.items()}
+        canon = {m: canonical(m) for m in set(modes)}
+        out = {
+            "arm": self.codes.of(tuple(map(canon.__getitem__, modes)), n),
+            "draft_length": whole["draft_length"].astype(np.int32),
+            "success": success,
+            "latency_ms": whole["latency_ms"].astype(np.int32),
+            "tokens": whole["tokens"].astype(np.int32),
+            **{c: opt[c] for c in ("drafted", "accepted", "predicted_n", "predicted_ms", "reload_ms")},
+            "phase": self.codes.of(cols["phase"], n),
+            "round": opt["round"],
+            "settle": settle,
+            "actuator": self.codes.of(cols.get("actuator"), n),
+            "prompt_class": self.codes.of(cols.get("prompt_class"), n),
+            "server_kind": self.codes.of(cols.get("server_kind"), n),
+        }
+        return out, whole["global_step"]
+
+    def _starts(self, lines: list[int], g: np.ndarray, run_id: list[str]) -> np.ndarray:
+        """Where runs start: global_step does not grow, or run_id changes."""
+        starts = np.empty(len(g), bool)
+        changed = np.fromiter(map(str.__ne__, run_id[1:], run_id), bool, len(g) - 1)
+        starts[1:] = (g[1:] <= g[:-1]) | changed
+        last = self._last
+        starts[0] = last is None or g[0] <= last[0] or run_id[0] != last[1]
+        for i in np.flatnonzero(starts).tolist():
+            prev = (int(g[i - 1]), run_id[i - 1]) if i else last
+            self._out_of_order(lines[i], int(g[i]), run_id[i], prev)
+        self._last = (int(g[-1]), run_id[-1])
+        return starts
+
+    def _out_of_order(self, line: int, g: int, rid: str, prev: tuple[int, str] | None) -> None:
+        """Warn (once per run id) when a run id's rows are split: they are out of order."""
+        first = self._first_line.setdefault(rid, line)
+        if not rid or rid in self._warned or prev is None or first == line:
+            return
+        self._warned.add(rid)
+        if self.warn is None:
+            return
+        if prev[1] == rid:
+            why = f"global_step {g} follows {prev[0]} within run {rid}"
+        else:
+            why = f"run {rid} (first seen at line {first}) comes back after run {prev[1] or '?'}"
+        self.warn(f"{self.path}:{line}: rows out of order: {why}; read as another run from here")
+
+
+def iter_rows(
+    path: str | os.PathLike[str], warn: WarnFn | None = None
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line number, row) of a results CSV, every row checked.
+
+    A bad row raises ResultsError `file:line: reason`. A torn last row (no final
+    newline, or the wrong field count) is skipped, with `warn` told.
+    """
+    reader = _Reader(path, warn)
+    for chunk in reader.chunks():
+        for n, cells in zip(chunk.lines, chunk.cells, strict=True):
+            yield n, dict(zip(reader.header, cells, strict=True))
+
+
+@dataclass(frozen=True)
+class Run:
+    index: int  # 1-based position in the file
+    run_id: str
+    rows: tuple[dict[str, str], ...]
+
+    @property
+    def samples(self) -> list[StepSample]:
+        return [sample_from_row(r) for r in self.rows]
+
+
+def read_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> list[Run]:
+    """Rows of a results CSV, split into runs where global_step restarts or run_id changes.
+
+    Reads both this tool's CSVs and the original's 8-column ones. Keeps every row:
+    `iter_runs` is the bounded-memory way.
+    """
+    reader = _Reader(path, warn)
+    runs: list[list[dict[str, str]]] = []
+    for chunk in reader.chunks():
+        for new, cells in zip(chunk.starts.tolist(), chunk.cells, strict=True):
+            if new:
+                runs.append([])
+            runs[-1].append(dict(zip(reader.header, cells, strict=True)))
+    return [Run(i + 1, rs[0].get("run_id") or "", tuple(rs)) for i, rs in enumerate(runs)]
+
+
+@dataclass(frozen=True)
+class RunSamples:
+    """One run of a file, reduced to what the summary needs (its rows are not kept)."""
+
+    index: int
+    run_id: str
+    rows: int
+    samples: Samples
+
+
+def iter_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> Iterator[RunSamples]:
+    """Each run of a results CSV as soon as it ends, its rows reduced to numpy columns
+    as they are read: memory holds one run's columns, never the file's rows."""
+    reader = _Reader(path, warn)
+    built: ColumnsBuilder | None = None
+    index, run_id = 0, ""
+
+    def run(built: ColumnsBuilder) -> RunSamples:
+        columns = built.build(reader.codes.names())
+        return RunSamples(index, run_id, len(columns), Samples(columns))
+
+    for chunk in reader.chunks():
+        bounds = [*np.flatnonzero(chunk.starts).tolist(), len(chunk.lines)]
+        if bounds[0] != 0:
+            bounds.insert(0, 0)
+        for lo, hi in zip(bounds, bounds[1:], strict=False):
+            if chunk.starts[lo]:
+                if built is not None:
+                    yield run(built)
+                built = ColumnsBuilder()
+                index, run_id = index + 1, chunk.run_id[lo]
+            assert built is not None  # the first row starts a run
+            built.add({c: a[lo:hi] for c, a in chunk.columns.items()}, chunk.stamps[lo:hi])
+    if built is not None:
+        yield run(built)
