@@ -26,10 +26,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from halospec_tui.prompts import ALL_PROMPTS, OPEN, STRUCTURED  # noqa: E402
+from halospec_tui.race_rows import replay  # noqa: E402
 from halospec_tui.results import read_runs  # noqa: E402
 from halospec_tui.sim.physics import SimParams, expected_decode_ms  # noqa: E402
 from halospec_tui.sim.process import SimProcess  # noqa: E402
-from halospec_tui.verdict import by_arm, decide, measured, ratio  # noqa: E402
+from halospec_tui.verdict import by_arm, decide, measured, race_config  # noqa: E402
 
 FIXED = [f"fixed_{k}" for k in (1, 2, 3, 4, 5, 6, 8)]
 ADAPTIVE = ["adaptive", "adaptive:model", "adaptive:bandit", "pmin:0.75"]
@@ -66,17 +67,19 @@ def run(workload: str, rounds: int, block: int, seed: int) -> None:
     finally:
         sim.stop()
     rows = [s for s in samples if not s.settle]
-    v = decide(rows, with_phases=False)
+    v = decide(rows, with_groups=False)
+    race = replay(rows, race_config(0.02)).race
     groups = by_arm(rows)
-    fixed = [a for a in v.arms if a.arm in FIXED and a.tps]
+    fixed = [a for a in v.lines if a.arm in FIXED and a.tps]
     best = max(fixed, key=lambda a: a.tps.value if a.tps else 0.0)
     print(f"\nworkload {workload}: {rounds} rounds of {block} steps per arm, CPU load in the "
           f"middle rounds; best fixed {best.arm}")  # fmt: skip
     print(f"{'arm':<16} {'tok/s':>8} {'95% CI':>17} {'vs best fixed':>14} {'95% CI':>17} {'K changes':>9}")
-    for a in v.arms:
+    for a in v.lines:
         if a.tps is None:
             continue
-        r = ratio(groups[a.arm], groups[best.arm], 0, f"{a.arm}/{best.arm}")
+        pair = race.pair(a.arm, best.arm) if a.arm != best.arm else None
+        r = None if pair is None else pair.t
         ks = [s.draft_length for s in measured(groups[a.arm])]
         changes = sum(1 for x, y in zip(ks, ks[1:], strict=False) if x != y)
         vs = "-" if r is None else f"{(r.value - 1) * 100:+.1f}%"

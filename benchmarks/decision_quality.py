@@ -52,13 +52,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bootstrap_rule import decide, newly_worse, ratio, stop_reason  # noqa: E402
+
 from halospec_tui.confseq import t_radius  # noqa: E402
 from halospec_tui.controllers.model import tokens_per_pass  # noqa: E402
 from halospec_tui.race import Figures, Race, RaceConfig, pair_table  # noqa: E402
 from halospec_tui.schedule import grown_block, round_order, round_phase  # noqa: E402
 from halospec_tui.screen import Counts, screen  # noqa: E402
 from halospec_tui.stats import StepSample  # noqa: E402
-from halospec_tui.verdict import decide, newly_worse, ratio, stop_reason  # noqa: E402
 
 ARMS = ["nospec"] + [f"fixed_{k}" for k in range(1, 9)]
 K_OF = {a: (0 if a == "nospec" else int(a.split("_")[1])) for a in ARMS}

@@ -121,7 +121,17 @@ def build_run_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-ui", action="store_true", help="run headless: lines on stdout, for scripts and CI"
     )
-    g = p.add_argument_group("plan")
+    _plan_args(p.add_argument_group("plan"))
+    _schedule_args(p.add_argument_group("schedule and verdict (plans quick and tune)"))
+    _load_args(p.add_argument_group("load injection"))
+    _server_args(p.add_argument_group("server"))
+    _actuator_args(p.add_argument_group("how K reaches the server"))
+    _output_args(p.add_argument_group("output"))
+    add_sim_args(p)
+    return p
+
+
+def _plan_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--plan", default="classic", choices=sorted(PLANS), help="named plan (default %(default)s)"
     )
@@ -136,7 +146,9 @@ def build_run_parser() -> argparse.ArgumentParser:
         "--prompts", choices=("original", "pool"), help="the seed's one prompt, or a rotated pool"
     )
     g.add_argument("--controller", default="threshold", choices=("threshold",))
-    g = p.add_argument_group("schedule and verdict (plans quick and tune)")
+
+
+def _schedule_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--schedule", choices=("sequential", "interleaved"),
                    help="sequential: one arm after another (classic); interleaved: rounds of "
                    "one block per arm, order shuffled each round (tune)")  # fmt: skip
@@ -149,14 +161,26 @@ def build_run_parser() -> argparse.ArgumentParser:
                    "is decisive (default in the tune plan)")  # fmt: skip
     g.add_argument("--max-time", type=finite_float, help="cap on the run's wall time when deciding, s")
     g.add_argument("--tolerance", type=finite_float,
-                   help="arms within this share of the best are tied (default 0.02)")  # fmt: skip
+                   help="the difference the verdict resolves: an arm within this share of the "
+                   "fastest is good enough (default 0.02). Rounds grow about as 1/tolerance^2: "
+                   "0.05 decides in about a sixth of the rounds of 0.02")  # fmt: skip
+    g.add_argument("--screen", action=argparse.BooleanOptionalAction, default=None,
+                   help="first measure nospec, a middle K and the largest K, fit the server's "
+                   "model, and race only the K it predicts fastest (default in the tune plan; "
+                   "every K is raced when the fit misses)")  # fmt: skip
+    g.add_argument("--metric", choices=("client", "server"),
+                   help="what the verdict ranks: client tokens/s (default: what a user of the "
+                   "server sees) or the server's decode tokens/s from its timings (less noise: "
+                   "the prompt's share is left out)")  # fmt: skip
     g.add_argument("--workload", choices=("steady", "shift"),
                    help="steady: the prompt set as it is; shift: structured prompts (drafted "
                    "well) and open ones (drafted poorly) alternate")  # fmt: skip
     g.add_argument("--shift-every", type=int, help="shift: prompts of one class in a row (8)")
     g.add_argument("--load-round", type=int, help="interleaved: round at which load starts")
     g.add_argument("--load-rounds", type=int, help="interleaved: rounds the load lasts")
-    g = p.add_argument_group("load injection")
+
+
+def _load_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
         "--load", action="store_true", default=None, help="inject CPU load (also HALOSPEC_LOAD=1)"
     )
@@ -172,7 +196,9 @@ def build_run_parser() -> argparse.ArgumentParser:
                    help="background request clients during load (1..16, default 2)")  # fmt: skip
     g.add_argument("--load-arms", choices=("all", "adaptive"), default="all",
                    help="all: same load timeline in every mode; adaptive: the original's way")  # fmt: skip
-    g = p.add_argument_group("server")
+
+
+def _server_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--backend", choices=("auto", "sim", "server"), default="auto",
                    help="auto: a server at the default URLs, else the embedded one")  # fmt: skip
     g.add_argument("--base-url", help="server base URL (implies --backend server)")
@@ -208,7 +234,9 @@ def build_run_parser() -> argparse.ArgumentParser:
         default=None,
         help="log every response (HALOSPEC_DEBUG_JSON=1)",
     )
-    g = p.add_argument_group("how K reaches the server")
+
+
+def _actuator_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--actuator", default="auto",
                    help="auto | request | lemonade-load | llama-server | launch | field[:NAME]")  # fmt: skip
     g.add_argument("--launch", metavar="TEMPLATE",
@@ -236,13 +264,12 @@ def build_run_parser() -> argparse.ArgumentParser:
     g.add_argument("--leave", choices=("found", "recommended"), default="found",
                    help="at the end, put a server the run reloaded (lemonade-load) back as it "
                    "was found (default), or leave it at the recommended setting")  # fmt: skip
-    g = p.add_argument_group("output")
+
+
+def _output_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--csv", default=DEFAULT_CSV, help="results CSV, appended (default %(default)s)")
     g.add_argument("-v", "--verbose", action="store_true", help="debug lines in the log")
     g.add_argument("--log-file", help="also append every log line to this file")
-    add_sim_args(p)
-    return p
-
 
 def plan_from_args(ns: argparse.Namespace) -> Plan:
     plan = named_plan(ns.plan)
@@ -269,6 +296,8 @@ def plan_from_args(ns: argparse.Namespace) -> Plan:
         load_rounds=ns.load_rounds,
         workload=ns.workload,
         shift_every=ns.shift_every,
+        screen=ns.screen,
+        metric=ns.metric,
     )
 
 
@@ -610,7 +639,11 @@ def cmd_report(argv: Sequence[str]) -> int:
     p.add_argument("--run", type=int, help="which run of the file (1-based); default: every run")
     p.add_argument("--format", choices=("text", "json", "md"), default="text")
     p.add_argument("--tolerance", type=finite_float, default=0.02,
-                   help="arms within this share of the best are tied (default %(default)s)")  # fmt: skip
+                   help="the difference the verdict resolves (default %(default)s): give the "
+                   "run's own to read its verdict again")  # fmt: skip
+    p.add_argument("--metric", choices=("client", "server"), default="client",
+                   help="what the verdict ranks: client tokens/s (default) or the server's "
+                   "decode tokens/s; give the run's own to read its verdict again")  # fmt: skip
     p.add_argument("--plot", action="store_true",
                    help="draw tokens/s per arm with CIs and latency by step in the terminal")  # fmt: skip
     ns = p.parse_args(list(argv))
@@ -632,7 +665,7 @@ def cmd_report(argv: Sequence[str]) -> int:
         if ns.run is not None and run.index != ns.run:
             continue
         label = f"run {run.index}" + (f" ({run.run_id})" if run.run_id else "")
-        report = build_report(run.samples, tolerance=ns.tolerance)
+        report = build_report(run.samples, tolerance=ns.tolerance, metric=ns.metric)
         plots = ""
         if ns.plot:
             from halospec_tui.plots import report_plots

@@ -168,8 +168,13 @@ class RoundFinished:
     stop: RoundStop | None  # None: go on
     elapsed_s: float
     left_s: float | None  # at most this long to the last round
-    status: tuple[tuple[str, str], ...]  # (arm, best | tied | worse | eliminated)
+    # (arm, best | within | racing | dropped | screened out): "within" is certified
+    # within the tolerance of the fastest
+    status: tuple[tuple[str, str], ...]
     half_width: tuple[tuple[str, float, float], ...]  # (arm, tokens/s, CI half-width)
+    statement: str = ""  # what the race certifies, decisive or not (race.statement)
+    screened_out: tuple[str, ...] = ()  # arms the screen left out of the race
+    epsilon: tuple[tuple[str, float], ...] = ()  # (arm, certified within this share)
 
 
 @dataclass(frozen=True)

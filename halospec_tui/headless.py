@@ -31,23 +31,25 @@ from halospec_tui.runner import Runner
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 
 
+def arms_racing(n: int) -> str:
+    return f"{n} arm{'' if n == 1 else 's'} racing"
+
+
+STOPS = {"decisive": "decided", "rounds": "rounds used up", "time": "--max-time reached"}
+
+
 def round_line(e: RoundFinished) -> str:
-    """One line per finished round: where the verdict stands."""
-    tied = [a for a, st in e.status if st == "tied"]
+    """One line per finished round: what the race certifies, in its own words."""
     head = f"== round {e.round}/{e.rounds}: best {e.best or '-'}"
-    if tied:
-        head += f"; tied: {', '.join(tied)}"
+    if e.screened_out:
+        head += f"; screened out: {', '.join(e.screened_out)}"
     if e.dropped:
         head += f"; dropped: {', '.join(a for a, _ in e.dropped)}"
-    if e.stop == "decisive":
-        what = "no speculation" if e.recommended_k == 0 else f"use K = {e.recommended_k}"
-        if e.recommended_k is None:
-            what = f"fastest {e.best}"
-        return f"{head}; decisive: {what}"
+    said = e.statement or ("decisive" if e.decisive else "not decisive")
     if e.stop is not None:
-        return f"{head}; stopping ({e.stop} used up), not decisive"
+        return f"{head}; stopping ({STOPS[e.stop]}): {said}"
     left = "" if e.left_s is None else f", at most {e.left_s:.0f} s left"
-    return f"{head}; deciding: {len(e.remaining)} contenders{left}"
+    return f"{head}; {arms_racing(len(e.remaining))}{left}: {said}"
 
 
 def step_line(e: StepDone, block_step: int | None = None) -> str:

@@ -30,6 +30,7 @@ __all__ = [
 Schedule = Literal["sequential", "interleaved"]
 Prompts = Literal["original", "pool"]
 Workload = Literal["steady", "shift"]
+Metric = Literal["client", "server"]  # what the verdict ranks: client or decode tokens/s
 
 
 class PlanError(HalospecError, ValueError):
@@ -94,6 +95,8 @@ class Plan:
     load_rounds: int = 2  # interleaved: how many rounds it lasts
     workload: Workload = "steady"  # steady | shift (prompt classes alternate)
     shift_every: int = 8  # shift: prompts of one class before the other
+    screen: bool = False  # interleaved: screen the K by a fitted model before racing
+    metric: Metric = "client"  # the verdict ranks client tokens/s, or the server's decode
 
     @property
     def interleaved(self) -> bool:
@@ -171,6 +174,7 @@ def tune() -> Plan:
         until_decisive=True,
         min_rounds=4,
         max_time_s=600.0,
+        screen=True,
     )
 
 
@@ -208,6 +212,7 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "schedule": ("schedule", ("sequential", "interleaved")),
     "workload": ("workload", ("steady", "shift")),
     "prompts": ("prompt set", ("original", "pool")),
+    "metric": ("metric", ("client", "server")),
 }
 
 

@@ -13,7 +13,7 @@ import plotext as plt
 
 from halospec_tui.results.report import Report
 from halospec_tui.stats import StepSample
-from halospec_tui.verdict import ArmStats, Verdict
+from halospec_tui.verdict import ArmLine, Verdict
 
 PHASE_COLORS = {"load": "red", "recovery": "orange"}
 
@@ -23,6 +23,8 @@ def report_plots(samples: Sequence[StepSample], report: Report, width: int = 100
     out = []
     if report.verdict is not None:
         out.append(tps_plot(report.verdict, width))
+        if report.verdict.screen is not None and report.verdict.screen.predicted:
+            out.append(model_plot(report.verdict, width))
     rows = [s for s in samples if not s.settle and s.success]
     if rows:
         out.append(latency_plot(rows, width))
@@ -31,7 +33,7 @@ def report_plots(samples: Sequence[StepSample], report: Report, width: int = 100
 
 def tps_plot(v: Verdict, width: int) -> str:
     """A point per arm with a tokens/s figure, a bar for its CI where it has one."""
-    arms = [a for a in v.arms if a.tps is not None and math.isfinite(a.tps.value)]
+    arms = [a for a in v.lines if a.tps is not None and math.isfinite(a.tps.value)]
     plt.clf()
     plt.plotsize(width, 20)
     xs = list(range(1, len(arms) + 1))
@@ -52,7 +54,26 @@ def tps_plot(v: Verdict, width: int) -> str:
     return text
 
 
-def _tps(a: ArmStats) -> float:
+def model_plot(v: Verdict, width: int) -> str:
+    """The screen's fitted model, tokens/s by K, with the K measured as points."""
+    assert v.screen is not None
+    ks = [k for k, _ in v.screen.predicted]
+    plt.clf()
+    plt.plotsize(width, 16)
+    plt.plot(ks, [p for _, p in v.screen.predicted], marker="braille", color="white",
+             label="model")  # fmt: skip
+    seen = [(a.k, a.tps.value) for a in v.lines
+            if a.k is not None and a.tps is not None and a.arm.startswith(("fixed_", "nospec"))]  # fmt: skip
+    if seen:
+        plt.scatter([k for k, _ in seen], [t for _, t in seen], marker="dot", color="cyan",
+                    label="measured")  # fmt: skip
+    plt.title("tokens/s by K: the screen's model and what was measured")
+    plt.theme("clear")
+    text: str = plt.build()
+    return text
+
+
+def _tps(a: ArmLine) -> float:
     return a.tps.value if a.tps is not None else math.nan
 
 

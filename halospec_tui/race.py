@@ -518,7 +518,7 @@ def statement(status: RaceStatus, config: RaceConfig, rounds_needed: int | None 
     what = arm_label(rec, status.recommended_k)
     eps = status.epsilon_of(rec)
     if status.decisive:
-        return (f"decisive after round {status.round}: {what} is within {tol} of the fastest "
+        return (f"decisive: {what} is within {tol} of the fastest "
                 f"({conf}, valid at any stop)")  # fmt: skip
     if not math.isfinite(eps):
         head = f"not decisive: too few rounds to certify any arm ({conf} sequences still open)"

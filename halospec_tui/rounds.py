@@ -1,9 +1,13 @@
 """Interleaved rounds: in each round every remaining arm runs one block, in an order
 shuffled afresh (schedule.py), with the same prompts; load is laid on rounds.
 
-With `until_decisive`, arms clearly slower than the best are dropped after each round
-and the run stops once the verdict is decisive; `--max-time` is checked before every
-request (settle ones too), so it is a cap, not a hint.
+After each round the race (race.py, replayed from the rows by race_rows.py, as
+`report` replays it) says which arms are clearly slower; with `until_decisive` they are
+dropped, and the run stops once an arm is certified within the tolerance of the
+fastest (not before the plan's first stop). With `screen`, the first rounds run only
+nospec, a middle K and the largest K, and the model fitted on them picks the arms to
+race. `--max-time` is checked before every request (settle ones too): a cap, not a
+hint.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from dataclasses import dataclass, field
 from halospec_tui.controllers import Controller
 from halospec_tui.events import ArmStarted, Phase, RoundFinished, RoundStarted, RoundStop
 from halospec_tui.plan import ArmSpec
+from halospec_tui.race import statement
+from halospec_tui.race_rows import SCREEN_ROUNDS, Replay, replay, screen_arms
 from halospec_tui.results.reader import sample_from_record
 from halospec_tui.schedule import (
     Block,
@@ -23,7 +29,7 @@ from halospec_tui.schedule import (
     settle_prompt_index,
 )
 from halospec_tui.steps import Skipped, StepPlace, Steps, Stopped
-from halospec_tui.verdict import Verdict, decide, newly_worse, stop_reason
+from halospec_tui.verdict import race_config, race_words
 
 
 class OutOfTime(Exception):
@@ -36,6 +42,7 @@ class _Race:
 
     remaining: list[str]
     controllers: dict[str, Controller]
+    screened: bool = False  # the first SCREEN_ROUNDS rounds screen the arms
     dropped: list[tuple[str, int]] = field(default_factory=list)
     warmed: set[str] = field(default_factory=set)
     steps_done: dict[str, int] = field(default_factory=dict)
@@ -45,13 +52,16 @@ class _Race:
 def run_rounds(steps: Steps, load_enabled: bool) -> None:
     plan, control = steps.plan, steps.control
     controllers = {a.name: c for a in plan.arms if (c := steps.controller_for(a)) is not None}
-    race = _Race([a.name for a in plan.arms], controllers)
+    names = [a.name for a in plan.arms]
+    trio = screen_arms(names) if plan.screen else None
+    race = _Race(list(trio) if trio else names, controllers, screened=trio is not None)
     started = control.clock()
     deadline = started + plan.max_time_s if plan.max_time_s is not None else None
     load_round = plan.load_round if load_enabled else None
-    # A decisive verdict may stop the run from min_rounds, and not before every arm
-    # has seen the whole load timeline (steady, load and recovery).
+    # A decisive race may stop the run from min_rounds, and not before every arm has
+    # seen the whole load timeline (steady, load and recovery).
     first_stop = max(plan.min_rounds, load_round + plan.load_rounds if load_round else 0)
+    config = race_config(plan.tolerance)
     for rnd in range(1, plan.rounds + 1):
         timeline = round_phase(rnd, load_round, plan.load_rounds)
         _round_load(steps, timeline, rnd)
@@ -65,22 +75,19 @@ def run_rounds(steps: Steps, load_enabled: bool) -> None:
         except OutOfTime:
             out_of_time = True
         race.first_prompt += size
-        verdict = decide(
-            [sample_from_record(r) for r in steps.records if not r.settle],
-            tolerance=plan.tolerance,
-            eliminated=race.dropped,
-            with_phases=False,
-        )
-        if plan.until_decisive and rnd >= plan.drop_from_round and not out_of_time:
-            _drop_worse(steps, race, verdict, rnd)
+        samples = [sample_from_record(r) for r in steps.records if not r.settle]
+        now = replay(samples, config, plan.metric, arms=names, screened=race.screened)
+        _follow(steps, race, now, rnd, out_of_time)
         elapsed = control.clock() - started
         reason: RoundStop | None = "time" if out_of_time else None
-        if plan.until_decisive and reason is None:
-            reason = stop_reason(
-                verdict, rnd, min_rounds=first_stop,
-                max_rounds=plan.rounds, elapsed_s=elapsed, max_time_s=plan.max_time_s,
-            )  # fmt: skip
-        _announce_round(steps, race, verdict, rnd, reason, elapsed)
+        if reason is None:
+            if plan.until_decisive and now.status.decisive and rnd >= first_stop:
+                reason = "decisive"
+            elif rnd >= plan.rounds:
+                reason = "rounds"
+            elif plan.max_time_s is not None and elapsed >= plan.max_time_s:
+                reason = "time"
+        _announce_round(steps, race, now, rnd, reason, elapsed)
         if reason is not None:
             steps.log("info", f"round {rnd}: stopping ({reason})")
             break
@@ -88,6 +95,27 @@ def run_rounds(steps: Steps, load_enabled: bool) -> None:
             raise Stopped()
     if steps.load.active:
         steps.stop_load("load timeline over")
+
+
+def _follow(steps: Steps, race: _Race, now: Replay, rnd: int, out_of_time: bool) -> None:
+    """The arms the next round runs: after the screen, those it keeps; then the
+    survivors (with until_decisive: those not clearly slower)."""
+    plan = steps.plan
+    if race.screened and rnd < SCREEN_ROUNDS:
+        return
+    if race.screened and rnd == SCREEN_ROUNDS:
+        if now.screen is not None:
+            steps.log("info", f"screen: {now.screen.why}")
+        race.remaining = list(now.race.names)
+        return
+    if not plan.until_decisive or out_of_time:
+        return
+    for d in now.status.dropped:
+        if d.arm in race.remaining and len(race.remaining) > 1:
+            race.remaining.remove(d.arm)
+            race.dropped.append((d.arm, rnd))
+            steps.log("info", f"round {rnd}: {d.arm} is clearly slower than {d.by} "
+                              f"(by {(d.lower - 1) * 100:.1f}% at least): dropped")  # fmt: skip
 
 
 def _run_block(
@@ -153,34 +181,29 @@ def _first_k(
     return controller.next_k(steps.prompt(first)[2])
 
 
-def _drop_worse(steps: Steps, race: _Race, verdict: Verdict, rnd: int) -> None:
-    for arm in newly_worse(verdict):
-        if arm in race.remaining and len(race.remaining) > 1:
-            race.remaining.remove(arm)
-            race.dropped.append((arm, rnd))
-            steps.log("info", f"round {rnd}: {arm} is clearly slower than {verdict.best}: dropped")
-
-
 def _announce_round(
-    steps: Steps, race: _Race, verdict: Verdict, rnd: int, reason: RoundStop | None, elapsed: float
+    steps: Steps, race: _Race, now: Replay, rnd: int, reason: RoundStop | None, elapsed: float
 ) -> None:
-    plan = steps.plan
+    plan, st = steps.plan, now.status
+    words = race_words(now, plan.tolerance)
+    needed = None if st.decisive else now.race.rounds_needed()
     steps.sink.emit(
         RoundFinished(
             round=rnd,
             rounds=plan.rounds,
-            best=verdict.best,
-            decisive=verdict.decisive,
+            best=st.best,
+            decisive=st.decisive,
             remaining=tuple(race.remaining),
             dropped=tuple(race.dropped),
-            recommended_k=verdict.recommended_k,
+            recommended_k=st.recommended_k,
             stop=reason,
             elapsed_s=elapsed,
             left_s=None if reason else elapsed / rnd * (plan.rounds - rnd),
-            status=tuple((a.arm, verdict.status(a.arm)) for a in verdict.arms),
-            half_width=tuple(
-                (a.arm, a.tps.value, a.tps.half_width) for a in verdict.arms if a.tps
-            ),
+            status=tuple((a.name, words[a.name]) for a in plan.arms if a.name in words),
+            half_width=tuple((a.arm, a.tps.value, (a.tps.hi - a.tps.lo) / 2) for a in st.arms),
+            statement=statement(st, now.race.config, needed),
+            screened_out=now.screened_out,
+            epsilon=st.epsilon,
         )
     )
 

@@ -203,7 +203,7 @@ class Runner:
         if reason == "completed" and self.control.stopping:
             reason = self.control.reason  # stopped after the last step
         samples = [sample_from_record(r) for r in steps.records]
-        report = build_report(samples, tolerance=self.plan.tolerance)
+        report = build_report(samples, tolerance=self.plan.tolerance, metric=self.plan.metric)
         server = self._leave_server(steps, report)
         files: tuple[str, ...] = (str(Path(self.config.csv_path).resolve()),)
         failed: tuple[str, ...] = ()

@@ -118,7 +118,9 @@ def screen(
     ranked = sorted((k for k in every if k > 0), key=lambda k: -pooled.tps(k))[:keep]
     race = tuple(sorted({0, *ranked} & set(every)))
     why = (f"the model (a = {pooled.acceptance:.2f}, pass cost 1 + {pooled.cost_ratio:.3f} K) "
-           f"predicts K = {k_mid} within {miss_pct * 100:+.1f}%: racing K in {list(race)}")  # fmt: skip
+           f"checked on K = {k_mid}: measured/predicted {miss_pct * 100:+.1f}% "
+           f"(+-{math.expm1(radius) * 100:.1f}% at {confidence * 100:g}%, within "
+           f"{tolerance * 100:g}% not ruled out): racing K in {list(race)}")  # fmt: skip
     return Screen(race, predicted, True, why, pooled, miss_pct)
 
 

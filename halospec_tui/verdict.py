@@ -1,241 +1,94 @@
-"""Decisive verdicts: bootstrap confidence intervals, ties, elimination, a recommendation.
+"""The verdict: which arm to run, with what the data certify, from rows alone.
 
-Pure functions over `StepSample`s, the same for a live run and for a CSV read later
-(`report`): rows in, verdict out. The figure of merit is client-side tokens per second
-(sum of tokens / sum of latency), the speed a user of the server sees; for an arm that
-changes K itself, the reloads its own changes cost count as time too.
+The same function for a live run and for a CSV read later (`report`): rows in, verdict
+out. The figure of merit is client-side tokens per second (sum of tokens / sum of
+latency; an arm that changes K itself also pays the reloads of its own changes), or,
+with metric "server", the server's decode tokens/s from its timings.
 
-Confidence intervals are seeded percentile bootstraps over clusters: in an
-interleaved run a cluster is one round (an arm's block in it), since the steps of a
-block share the machine's conditions of that moment and are not independent; in a
-sequential run each step is its own cluster. Clusters are redrawn within their load
-phase, so every replicate keeps the phase mix the schedule gave every arm. Two arms
-are compared on the rounds both ran, redrawing the same rounds for both (paired: a
-round's conditions, and its prompts, hit both).
+A run in rounds (every measured row has a round: the interleaved schedule) is decided
+by the race (race.py, replayed from the rows by race_rows.py exactly as the runner
+replays it after each round): a confidence sequence per pair of arms, so that
+P(the recommended arm is more than the tolerance slower than the fastest) <= 5%
+whenever the run stops. Its reported intervals are Student-t over rounds.
 
-An arm is *tied* with the best when the CI of best/arm throughput reaches down to
-within the tolerance of 1, *worse* otherwise. A comparison is *settled* when the
-arm is worse, or when the whole CI lies within the tolerance (they are equivalent),
-or when the CI is no wider than the tolerance either side (an indifference zone:
-what difference is left is below what the run was asked to resolve).
-The verdict is decisive when every comparison with an arm still in the race is
-settled (an arm dropped earlier was settled as worse when it was dropped).
+A sequential run (the original's schedule) ran each arm at its own time, so a drift
+of the machine is not cancelled between arms: its verdict reports Student-t intervals
+over steps and ratios against the fastest (Welch), and decides nothing.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import math
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
 from halospec_tui.arms import NOSPEC, fixed_k
-from halospec_tui.events import RoundStop
-from halospec_tui.stats import StepSample, adapting_reload_ms
+from halospec_tui.confseq import t_quantile, t_radius, weighted_mean
+from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, statement
+from halospec_tui.race_rows import Metric, Replay, replay
+from halospec_tui.screen import Screen
+from halospec_tui.stats import StepSample, adapting_reload_ms, percentile_nearest_rank
 
-RESAMPLES = 2000
 CONFIDENCE = 0.95
-DEFAULT_TOLERANCE = 0.02
-DEFAULT_SEED = 0
+DROP_FROM = 3  # rounds before the race may drop an arm (Plan.drop_from_round)
+SEQUENTIAL = (
+    "sequential run: each arm ran at its own time, so a drift of the machine is not "
+    "cancelled between arms: no decision (the tune plan decides, in rounds)"
+)
+__all__ = ["CONFIDENCE", "DEFAULT_TOLERANCE", "DROP_FROM", "ArmLine", "Verdict", "decide"]
 
 
 @dataclass(frozen=True)
-class Estimate:
-    value: float
-    lo: float
-    hi: float
+class ArmLine:
+    """One arm (or one arm in one phase or prompt class) in the verdict."""
 
-    @property
-    def half_width(self) -> float:
-        return (self.hi - self.lo) / 2.0
-
-
-# -- resampling -----------------------------------------------------------------
-def _rng(seed: int, *labels: str) -> np.random.Generator:
-    return np.random.default_rng([seed, *(zlib.crc32(x.encode()) for x in labels)])
-
-
-def cluster_weights(
-    strata: Sequence[str], n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """(n_boot, n_clusters) counts: each replicate redraws, within each stratum, as many
-    clusters as the stratum holds, with replacement (a stratified cluster bootstrap).
-
-    Strata are visited in sorted order and each draws for its own size, so the same
-    strata sizes and seed give the same weights (two arms compared on the same
-    rounds are resampled together: paired)."""
-    keys = np.asarray(strata)
-    w = np.zeros((n_boot, len(keys)))
-    for key in sorted(set(strata)):
-        pos = np.flatnonzero(keys == key)
-        m = len(pos)
-        p = np.full(m, 1.0 / m)
-        # A slice of replicates at a time (the generator draws them one after another,
-        # so the weights are the same): no second n_boot x m array of counts.
-        for lo in range(0, n_boot, 256):
-            hi = min(n_boot, lo + 256)
-            w[lo:hi, pos] = rng.multinomial(m, p, size=hi - lo)
-    return w
-
-
-def _interval(point: float, reps: np.ndarray, confidence: float = CONFIDENCE) -> Estimate:
-    """The percentile interval of the replicates that have a value (NaN ends when none has)."""
-    finite = reps[np.isfinite(reps)]
-    tail = (1.0 - confidence) / 2.0 * 100.0
-    lo, hi = np.percentile(finite if finite.size else reps, [tail, 100.0 - tail])
-    return Estimate(float(point), float(lo), float(hi))
-
-
-@dataclass(frozen=True)
-class Rows:
-    """One arm's measured steps grouped into clusters (rounds; or single steps when the
-    schedule had none), each cluster in one stratum (its load phase)."""
-
-    tokens: np.ndarray  # per step
-    latency: np.ndarray  # per step, ms
-    cluster: np.ndarray  # per step: index into `keys`
-    keys: tuple[object, ...]  # cluster ids (round numbers, or step positions)
-    strata: tuple[str, ...]  # per cluster
-    extra: np.ndarray | None = None  # per step, ms: the arm's own reloads (tokens/s only)
-
-    @property
-    def n(self) -> int:
-        return len(self.latency)
-
-    def sums(self, values: np.ndarray) -> np.ndarray:
-        return np.bincount(self.cluster, weights=values, minlength=len(self.keys))
-
-
-MAX_CLUSTERS = 400  # a long sequential run is cut into this many runs of steps
-
-
-def rows_of(
-    samples: Sequence[StepSample],
-    tokens: str = "tokens",
-    ms: str = "latency_ms",
-    with_reloads: bool = False,
-) -> Rows:
-    """Clusters are rounds when every step has one (interleaved); else single steps, or
-    for a long run consecutive runs of steps (a block bootstrap: at most MAX_CLUSTERS,
-    which bounds memory and respects that neighbouring steps share the machine).
-    `with_reloads`: tokens/s also pays the reloads of the arm's own changes of K."""
-    rounds = all(s.round for s in samples)
-    n = len(samples)
-    keys: list[object] = []
-    strata: list[str] = []
-    where: dict[object, int] = {}
-    cluster = []
-    for i, s in enumerate(samples):
-        key: object = s.round if rounds else (i if n <= MAX_CLUSTERS else i * MAX_CLUSTERS // n)
-        if key not in where:
-            where[key] = len(keys)
-            keys.append(key)
-            strata.append(s.phase)
-        cluster.append(where[key])
-    extra = np.array(adapting_reload_ms(samples), dtype=float) if with_reloads else None
-    return Rows(
-        np.array([float(getattr(s, tokens) or 0) for s in samples]),
-        np.array([float(getattr(s, ms) or 0) for s in samples]),
-        np.array(cluster, dtype=np.int64),
-        tuple(keys),
-        tuple(strata),
-        extra if extra is not None and extra.any() else None,
-    )
-
-
-def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.where(b > 0, a / np.where(b > 0, b, 1.0), np.nan)
-
-
-def tps(r: Rows, w: np.ndarray) -> np.ndarray:
-    """Tokens per second: sum of tokens over sum of latency (plus the arm's own
-    reloads, when counted), per replicate."""
-    time = r.latency if r.extra is None else r.latency + r.extra
-    return _safe_div(w @ r.sums(r.tokens) * 1000.0, w @ r.sums(time))
-
-
-def mean_ms(r: Rows, w: np.ndarray) -> np.ndarray:
-    return _safe_div(w @ r.sums(r.latency), w @ r.sums(np.ones(r.n)))
-
-
-def _std(r: Rows, w: np.ndarray) -> np.ndarray:
-    m = mean_ms(r, w)
-    sq = _safe_div(w @ r.sums(r.latency**2), w @ r.sums(np.ones(r.n)))
-    out: np.ndarray = np.sqrt(np.maximum(sq - m * m, 0.0))
-    return out
-
-
-def _nearest_rank(r: Rows, w: np.ndarray, pct: float) -> np.ndarray:
-    """Nearest-rank percentile of the steps each replicate holds (weights per step),
-    a slice of replicates at a time so memory stays bounded on long runs."""
-    order = np.argsort(r.latency, kind="stable")
-    sorted_lat = r.latency[order]
-    by_step = r.cluster[order]
-    chunk = max(1, 500_000 // max(r.n, 1))
-    out = np.empty(w.shape[0])
-    for lo in range(0, w.shape[0], chunk):
-        cum = np.cumsum(w[lo : lo + chunk, by_step], axis=1)
-        rank = np.maximum(np.ceil(pct / 100.0 * cum[:, -1] - 1e-9), 1.0)
-        idx = np.minimum((cum < rank[:, None]).sum(axis=1), r.n - 1)
-        out[lo : lo + chunk] = sorted_lat[idx]
-    return out
-
-
-def median_ms(r: Rows, w: np.ndarray) -> np.ndarray:
-    return _nearest_rank(r, w, 50.0)
-
-
-def p95_ms(r: Rows, w: np.ndarray) -> np.ndarray:
-    return _nearest_rank(r, w, 95.0)
-
-
-def score(r: Rows, w: np.ndarray) -> np.ndarray:
-    """The original's SLO-aware score: avg + 0.5 * p95 + 0.2 * population stddev."""
-    return mean_ms(r, w) + 0.5 * p95_ms(r, w) + 0.2 * _std(r, w)
-
-
-Stat = Callable[[Rows, np.ndarray], np.ndarray]
-
-
-def bootstrap(
-    r: Rows, stat: Stat, rng: np.random.Generator, n_boot: int = RESAMPLES
-) -> Estimate | None:
-    """`stat` on the data and its percentile CI over stratified cluster resamples."""
-    if r.n == 0:
-        return None
-    point = float(stat(r, np.ones((1, len(r.keys))))[0])
-    if not math.isfinite(point):
-        return None
-    if len(r.keys) < 2:
-        return Estimate(point, -math.inf, math.inf)  # one cluster: no spread to measure
-    return _interval(point, stat(r, cluster_weights(r.strata, n_boot, rng)))
-
-
-# -- per arm --------------------------------------------------------------------
-def resamples(stat: str, n: int) -> int:
-    """Replicates for a statistic: all for tokens/s and means; for the percentile-based
-    ones (median, p95, score) on a long run fewer, as each costs a pass over every step."""
-    if stat in ("tps", "mean_ms") or n <= 2000:
-        return RESAMPLES
-    return max(200, RESAMPLES * 2000 // n)
-
-
-@dataclass(frozen=True)
-class ArmStats:
     arm: str
-    k: int | None
+    k: int | None  # the K it stands for (nospec 0, pmin n_max); None: adaptive
     n: int  # successful measured steps
-    tps: Estimate | None
-    mean_ms: Estimate | None
-    median_ms: Estimate | None
-    p95_ms: Estimate | None
-    score: Estimate | None
-    server_tps: Estimate | None
+    rounds: int  # rounds with a measured step (0: a sequential run)
+    tps: Interval | None  # Student-t over rounds (sequential: over steps), geometric mean
+    mean_ms: float | None
+    p95_ms: int | None
+    server_tps: float | None  # decoded tokens / decode time, from the server's timings
     cv: float | None  # coefficient of variation of latency
-    phase: str = ""  # "" for the whole arm
+    vs_best: Interval | None = None  # fastest / this arm, Student-t; None for the fastest
+    status: str = ""  # best | within | racing | dropped | screened out; "" sequential
+    epsilon: float | None = None  # certified within this share of the fastest
+    dropped_round: int | None = None
+    dropped_by: str = ""
+    group: str = ""  # "": the whole arm; else its phase or prompt class
+
+
+@dataclass(frozen=True)
+class Verdict:
+    lines: tuple[ArmLine, ...]
+    best: str | None
+    decisive: bool
+    recommended: str | None
+    recommended_k: int | None
+    tolerance: float
+    statement: str  # what the data certify, in one line
+    interleaved: bool
+    metric: str = "client"
+    vs_nospec: Interval | None = None  # fastest speculating arm / nospec, Student-t
+    vs_nospec_arm: str | None = None
+    screen: Screen | None = None
+    screened_out: tuple[str, ...] = ()
+    rounds_needed: int | None = None
+    phases: tuple[ArmLine, ...] = field(default=())
+    classes: tuple[ArmLine, ...] = field(default=())
+
+    @property
+    def smallest_of_tie(self) -> bool:
+        """The recommendation is a smaller K than the fastest's, certified as good."""
+        return self.recommended is not None and self.recommended != self.best
+
+    def line(self, arm: str) -> ArmLine | None:
+        return next((a for a in self.lines if a.arm == arm), None)
 
 
 def measured(samples: Sequence[StepSample]) -> list[StepSample]:
@@ -243,43 +96,9 @@ def measured(samples: Sequence[StepSample]) -> list[StepSample]:
     return [s for s in samples if s.success and not s.settle]
 
 
-def arm_stats(
-    arm: str, samples: Sequence[StepSample], seed: int = DEFAULT_SEED, phase: str = ""
-) -> ArmStats:
-    ok = measured(samples)
-    rows = rows_of(ok, with_reloads=True)
-    figures: dict[str, Estimate | None] = {}
-    for name, fn in (
-        ("tps", tps),
-        ("mean_ms", mean_ms),
-        ("median_ms", median_ms),
-        ("p95_ms", p95_ms),
-        ("score", score),
-    ):
-        figures[name] = bootstrap(rows, fn, _rng(seed, arm, phase, name), resamples(name, rows.n))
-    timed = [s for s in ok if s.predicted_n is not None and s.predicted_ms]
-    server = bootstrap(
-        rows_of(timed, "predicted_n", "predicted_ms"), tps, _rng(seed, arm, phase, "server_tps")
-    )
-    lat = rows.latency
-    cv = float(np.std(lat) / np.mean(lat)) if len(lat) >= 2 and lat.sum() > 0 else None
-    return ArmStats(
-        arm=arm,
-        k=fixed_k(arm),
-        n=len(ok),
-        server_tps=server,
-        cv=cv,
-        phase=phase,
-        **figures,
-    )
-
-
 def by_arm(samples: Sequence[StepSample]) -> dict[str, Sequence[StepSample]]:
-    """Samples grouped by arm, arms in order of first appearance.
-
-    A run read back from a CSV (`results.samples.Samples`) splits itself into per-arm
-    views of its columns (the same views each time), so each arm's samples are gathered
-    once however often the verdict groups them."""
+    """Samples grouped by arm, arms in order of first appearance (a store that keeps a
+    run column by column splits itself into per-arm views)."""
     split = getattr(samples, "by_arm_views", None)
     if split is not None:
         views: dict[str, Sequence[StepSample]] = split()
@@ -290,232 +109,188 @@ def by_arm(samples: Sequence[StepSample]) -> dict[str, Sequence[StepSample]]:
     return dict(out)
 
 
-def phase_stats(
-    samples: Sequence[StepSample], seed: int = DEFAULT_SEED, key: str = "phase"
-) -> list[ArmStats]:
-    """Per arm x phase (steady, load, recovery, then others); key="prompt_class": per
-    arm x prompt class (structured, open, neutral)."""
-    order = {"steady": 0, "load": 1, "recovery": 2, "structured": 0, "open": 1, "neutral": 2}
-    out: list[ArmStats] = []
-    for arm, rows in by_arm(samples).items():
-        groups = sorted({getattr(s, key) for s in measured(rows)}, key=lambda p: (order.get(p, 9), p))
-        for g in groups:
-            out.append(arm_stats(arm, [s for s in rows if getattr(s, key) == g], seed, phase=g))
-    return out
+def race_config(tolerance: float) -> RaceConfig:
+    """The race's settings, the same live (rounds.py) and from a CSV: decisive is what
+    the data certify; the plan's first stop only holds a run back from stopping."""
+    return RaceConfig(tolerance=tolerance, drop_from=DROP_FROM)
 
 
-# -- comparisons ----------------------------------------------------------------
-def ratio(
-    num: Sequence[StepSample], den: Sequence[StepSample], seed: int, label: str
-) -> Estimate | None:
-    """tokens/s of `num` over tokens/s of `den`.
+# -- per arm ----------------------------------------------------------------------------
+def _tps_values(rows: Sequence[StepSample], metric: Metric) -> list[float]:
+    """Per step: tokens/s (client: the arm's own reloads count as time)."""
+    if metric == "server":
+        return [s.predicted_n * 1000.0 / s.predicted_ms for s in rows
+                if s.predicted_n and s.predicted_ms]  # fmt: skip
+    extra = adapting_reload_ms(rows)
+    return [s.tokens * 1000.0 / (s.latency_ms + e) for s, e in zip(rows, extra, strict=True)
+            if s.latency_ms + e > 0 and s.tokens > 0]  # fmt: skip
 
-    Interleaved rows: on the rounds both ran, resampling rounds together (paired: a
-    round's conditions hit both arms). Otherwise each arm is resampled on its own."""
-    a, b = measured(num), measured(den)
-    if not a or not b:
+
+def t_interval_of_logs(logs: Sequence[float], weights: Sequence[float] | None = None) -> Interval | None:
+    """A geometric mean with its Student-t interval (df = values - 1; one value: the
+    point and an unbounded interval)."""
+    if not logs:
         return None
-    paired = all(s.round for s in a) and all(s.round for s in b)
-    if paired:
-        common = {s.round for s in a} & {s.round for s in b}
-        a = [s for s in a if s.round in common]
-        b = [s for s in b if s.round in common]
-        if not a:
-            return None
-    ra, rb = rows_of(a, with_reloads=True), rows_of(b, with_reloads=True)
-    del a, b  # only the Rows from here on: a long run's samples can go before resampling
-    pa, pb = tps(ra, np.ones((1, len(ra.keys))))[0], tps(rb, np.ones((1, len(rb.keys))))[0]
-    if not (math.isfinite(pa) and math.isfinite(pb) and pb > 0):
+    w = np.ones(len(logs)) if weights is None else np.asarray(weights, float)
+    m = weighted_mean(np.asarray(logs, float), w)
+    if m.n < 2:
+        return Interval(math.exp(m.mean), 0.0, math.inf)
+    r = t_radius(m, CONFIDENCE)
+    return Interval(math.exp(m.mean), math.exp(m.mean - r), _exp(m.mean + r))
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 700 else math.inf
+
+
+def arm_line(arm: str, rows: Sequence[StepSample], metric: Metric, group: str = "") -> ArmLine:
+    """What every verdict says of an arm: its figures (tokens/s over steps: a sequential
+    run's; a race fills in its own interval over rounds)."""
+    ok = measured(rows)
+    lat = [s.latency_ms for s in ok]
+    timed = [s for s in ok if s.predicted_n and s.predicted_ms]
+    server = (sum(s.predicted_n or 0 for s in timed) * 1000.0 / sum(s.predicted_ms or 0 for s in timed)
+              if timed else None)  # fmt: skip
+    cv = float(np.std(lat) / np.mean(lat)) if len(lat) >= 2 and sum(lat) > 0 else None
+    logs = [math.log(v) for v in _tps_values(ok, metric)]
+    return ArmLine(
+        arm=arm, k=fixed_k(arm), n=len(ok), rounds=len({s.round for s in ok if s.round}),
+        tps=t_interval_of_logs(logs), mean_ms=sum(lat) / len(lat) if lat else None,
+        p95_ms=percentile_nearest_rank(lat, 95.0), server_tps=server, cv=cv, group=group,
+    )  # fmt: skip
+
+
+def welch_ratio(num: Sequence[float], den: Sequence[float]) -> Interval | None:
+    """exp(mean log num - mean log den), Welch's t interval (unpaired: a sequential run)."""
+    if len(num) < 1 or len(den) < 1:
         return None
-    if len(ra.keys) < 2 or len(rb.keys) < 2:
-        return Estimate(float(pa / pb), 0.0, math.inf)  # one round in common: cannot tell
-    if paired:
-        # Same round order in both (sorted), so one weight matrix serves both arms.
-        ra, rb = _by_round(ra), _by_round(rb)
-        w = cluster_weights(ra.strata, RESAMPLES, _rng(seed, "pair", label))
-        reps = _safe_div(tps(ra, w), tps(rb, w))
-    else:  # one weight matrix at a time (each arm has its own generator)
-        num_tps = tps(ra, cluster_weights(ra.strata, RESAMPLES, _rng(seed, "num", label)))
-        den_tps = tps(rb, cluster_weights(rb.strata, RESAMPLES, _rng(seed, "den", label)))
-        reps = _safe_div(num_tps, den_tps)
-    return _interval(float(pa / pb), reps)
+    a, b = np.log(np.asarray(num, float)), np.log(np.asarray(den, float))
+    d = float(a.mean() - b.mean())
+    if len(a) < 2 or len(b) < 2:
+        return Interval(math.exp(d), 0.0, math.inf)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Interval(math.exp(d), math.exp(d), math.exp(d))
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    r = t_quantile(0.5 + CONFIDENCE / 2, df) * se
+    return Interval(math.exp(d), math.exp(d - r), _exp(d + r))
 
 
-def _by_round(r: Rows) -> Rows:
-    """The same rows with clusters renumbered in round order."""
-    order = sorted(range(len(r.keys)), key=lambda i: r.keys[i])  # type: ignore[arg-type,return-value]
-    new_index = np.empty(len(order), dtype=np.int64)
-    new_index[order] = np.arange(len(order))
-    return Rows(
-        r.tokens,
-        r.latency,
-        new_index[r.cluster],
-        tuple(r.keys[i] for i in order),
-        tuple(r.strata[i] for i in order),
-        r.extra,
-    )
-
-
-@dataclass(frozen=True)
-class Comparison:
-    arm: str
-    ratio: Estimate | None  # best tokens/s over this arm's: above 1, the best is faster
-    status: str  # tied | worse
-    settled: bool
-
-
-def classify(r: Estimate | None, tolerance: float) -> tuple[str, bool]:
-    """tied when the CI reaches within tolerance of 1, else worse.
-
-    Settled: worse; or tied and either equivalent (the whole CI within the tolerance)
-    or known to within the tolerance (half-width at most the tolerance), so that the
-    difference, if any, is below what the run is asked to resolve (an indifference zone).
-    """
-    if r is None:
-        return "tied", False
-    if r.lo > 1.0 + tolerance:
-        return "worse", True
-    return "tied", r.hi <= 1.0 + tolerance or r.half_width <= tolerance
-
-
-@dataclass(frozen=True)
-class Verdict:
-    arms: tuple[ArmStats, ...]
-    best: str | None
-    comparisons: tuple[Comparison, ...]
-    decisive: bool
-    recommended: str | None  # the arm to run
-    recommended_k: int | None
-    smallest_of_tie: bool  # the recommendation is a smaller K tied with the best
-    vs_nospec: Estimate | None  # fastest speculating arm's tokens/s over nospec's
-    vs_nospec_arm: str | None
-    tolerance: float
-    eliminated: tuple[tuple[str, int], ...] = ()  # (arm, round it was dropped)
-    phases: tuple[ArmStats, ...] = field(default=())
-    classes: tuple[ArmStats, ...] = field(default=())  # per prompt class, when they vary
-
-    def status(self, arm: str) -> str:
-        if arm == self.best:
-            return "best"
-        if any(a == arm for a, _ in self.eliminated):
-            return "eliminated"
-        for c in self.comparisons:
-            if c.arm == arm:
-                return c.status
-        return "-"
-
-    def comparison(self, arm: str) -> Comparison | None:
-        return next((c for c in self.comparisons if c.arm == arm), None)
-
-
+# -- the verdict --------------------------------------------------------------------------
 def decide(
     samples: Sequence[StepSample],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
-    seed: int = DEFAULT_SEED,
-    eliminated: Sequence[tuple[str, int]] = (),
-    with_phases: bool = True,
+    metric: Metric = "client",
+    with_groups: bool = True,
 ) -> Verdict:
-    groups = by_arm(samples)
-    arms = tuple(arm_stats(a, rows, seed) for a, rows in groups.items())
-    ranked = {a.arm: a.tps.value for a in arms if a.tps is not None and not math.isnan(a.tps.value)}
+    rows = [s for s in samples if not s.settle]
+    groups = by_arm(rows)
+    interleaved = bool(rows) and all(s.round for s in rows)
+    verdict = (_raced(rows, groups, tolerance, metric) if interleaved
+               else _sequential(groups, tolerance, metric))  # fmt: skip
+    if not with_groups:
+        return verdict
+    phases = _grouped(groups, metric, "phase") if len({s.phase for s in rows}) > 1 else ()
+    classes = (_grouped(groups, metric, "prompt_class")
+               if len({s.prompt_class for s in rows if s.prompt_class}) > 1 else ())  # fmt: skip
+    return _with(verdict, phases=phases, classes=classes)
+
+
+T = TypeVar("T", ArmLine, Verdict)
+
+
+def _with(v: T, **kw: object) -> T:
+    return replace(v, **kw)  # type: ignore[arg-type]
+
+
+def _grouped(groups: dict[str, Sequence[StepSample]], metric: Metric, key: str) -> tuple[ArmLine, ...]:
+    """Per arm and phase (steady, load, recovery) or prompt class."""
+    order = {"steady": 0, "load": 1, "recovery": 2, "structured": 0, "open": 1, "neutral": 2}
+    out = []
+    for arm, rows in groups.items():
+        ok = measured(rows)
+        for g in sorted({getattr(s, key) for s in ok}, key=lambda p: (order.get(p, 9), p)):
+            out.append(arm_line(arm, [s for s in ok if getattr(s, key) == g], metric, g))
+    return tuple(out)
+
+
+def _sequential(groups: dict[str, Sequence[StepSample]], tolerance: float, metric: Metric) -> Verdict:
+    lines = [arm_line(a, rows, metric) for a, rows in groups.items()]
+    values = {a: _tps_values(measured(rows), metric) for a, rows in groups.items()}
+    ranked = {a.arm: a.tps.value for a in lines if a.tps is not None}
     best = max(ranked, key=ranked.__getitem__) if ranked else None
-    comparisons: list[Comparison] = []
-    if best is not None:
-        for a in arms:
-            if a.arm == best:
-                continue
-            r = ratio(groups[best], groups[a.arm], seed, f"{best}/{a.arm}")
-            status, settled = classify(r, tolerance)
-            comparisons.append(Comparison(a.arm, r, status, settled))
-    stats_of = {a.arm: a for a in arms}
-    gone = {a for a, _ in eliminated}
-    contenders = [c for c in comparisons if c.arm not in gone]
-    rec, rec_k, smaller = recommend(best, contenders, stats_of, tolerance)
-    vs, vs_arm = _against_nospec(groups, arms, seed)
+    out = [_with(a, vs_best=welch_ratio(values[best], values[a.arm]))
+           if best is not None and a.arm != best else a for a in lines]  # fmt: skip
+    spec = {a: v for a, v in ranked.items() if a != NOSPEC}
+    fastest = max(spec, key=spec.__getitem__) if spec else None
+    vs = (welch_ratio(values[fastest], values[NOSPEC])
+          if fastest is not None and NOSPEC in values else None)  # fmt: skip
     return Verdict(
-        arms=arms,
-        best=best,
-        comparisons=tuple(comparisons),
-        decisive=best is not None and all(c.settled for c in contenders),
-        recommended=rec,
-        recommended_k=rec_k,
-        smallest_of_tie=smaller,
-        vs_nospec=vs,
-        vs_nospec_arm=vs_arm,
-        tolerance=tolerance,
-        eliminated=tuple(eliminated),
-        phases=(
-            tuple(phase_stats(samples, seed))
-            if with_phases and len({s.phase for s in samples}) > 1
-            else ()
-        ),
-        classes=(
-            tuple(phase_stats(samples, seed, key="prompt_class"))
-            if with_phases and len({s.prompt_class for s in samples if s.prompt_class}) > 1
-            else ()
-        ),
-    )
+        lines=tuple(out), best=best, decisive=False, recommended=best,
+        recommended_k=None if best is None else fixed_k(best), tolerance=tolerance,
+        statement=SEQUENTIAL if best is not None else "no arm has a successful step",
+        interleaved=False, metric=metric, vs_nospec=vs,
+        vs_nospec_arm=fastest if vs is not None else None,
+    )  # fmt: skip
 
 
-def recommend(
-    best: str | None,
-    comparisons: Sequence[Comparison],
-    stats_of: dict[str, ArmStats],
-    tolerance: float = DEFAULT_TOLERANCE,
-) -> tuple[str | None, int | None, bool]:
-    """The smallest K among the best and the arms tied with it (less draft work, same
-    speed). Only ties whose whole CI lies within the tolerance count here, so the
-    recommendation costs at most the tolerance (at 95% confidence)."""
-    if best is None:
-        return None, None, False
-    tied = [
-        c.arm
-        for c in comparisons
-        if c.status == "tied" and c.ratio is not None and c.ratio.hi <= 1.0 + tolerance
-    ]
-    candidates = [a for a in (best, *tied) if stats_of[a].k is not None]
-    if not candidates:
-        return best, None, False
-    pick = min(candidates, key=lambda a: stats_of[a].k or 0)
-    return pick, stats_of[pick].k, pick != best
+def _raced(
+    rows: Sequence[StepSample], groups: dict[str, Sequence[StepSample]], tolerance: float,
+    metric: Metric,
+) -> Verdict:  # fmt: skip
+    config = race_config(tolerance)
+    rep = replay(rows, config, metric)
+    st = rep.status
+    words = race_words(rep, tolerance)
+    by_arm_t = {a.arm: a for a in st.arms}
+    vs_best = {p.arm: p.t for p in st.pairs}
+    drops = {d.arm: d for d in st.dropped}
+    lines = []
+    for arm, arm_rows in groups.items():
+        base = arm_line(arm, arm_rows, metric)
+        race_t = by_arm_t.get(arm)
+        eps = st.epsilon_of(arm) if arm in st.survivors else None
+        d = drops.get(arm)
+        lines.append(_with(
+            base, rounds=race_t.rounds if race_t else base.rounds,
+            tps=race_t.tps if race_t else base.tps, vs_best=vs_best.get(arm),
+            status=words.get(arm, ""), epsilon=eps if eps is not None and math.isfinite(eps) else None,
+            dropped_round=d.round if d else None, dropped_by=d.by if d else "",
+        ))  # fmt: skip
+    needed = None if st.decisive else rep.race.rounds_needed()
+    spec = [a for a in rep.race.names if a != NOSPEC and a in by_arm_t]
+    fastest = max(spec, key=lambda a: by_arm_t[a].tps.value) if spec else None
+    pair = rep.race.pair(fastest, NOSPEC) if fastest is not None else None
+    return Verdict(
+        lines=tuple(lines), best=st.best, decisive=st.decisive, recommended=st.recommended,
+        recommended_k=st.recommended_k, tolerance=tolerance,
+        statement=statement(st, config, needed), interleaved=True, metric=metric,
+        vs_nospec=pair.t if pair else None, vs_nospec_arm=fastest if pair else None,
+        screen=rep.screen, screened_out=rep.screened_out, rounds_needed=needed,
+    )  # fmt: skip
 
 
-def _against_nospec(
-    groups: dict[str, Sequence[StepSample]], arms: Sequence[ArmStats], seed: int
-) -> tuple[Estimate | None, str | None]:
-    if NOSPEC not in groups:
-        return None, None
-    spec = {a.arm: a.tps.value for a in arms if a.arm != NOSPEC and a.tps is not None}
-    if not spec:
-        return None, None
-    fastest = max(spec, key=spec.__getitem__)
-    return ratio(groups[fastest], groups[NOSPEC], seed, f"{fastest}/{NOSPEC}"), fastest
-
-
-def newly_worse(verdict: Verdict) -> list[str]:
-    """Arms the verdict shows clearly worse than the best and not yet eliminated."""
-    gone = {a for a, _ in verdict.eliminated}
-    return [c.arm for c in verdict.comparisons if c.status == "worse" and c.arm not in gone]
-
-
-def stop_reason(
-    verdict: Verdict,
-    round_no: int,
-    *,
-    min_rounds: int,
-    max_rounds: int,
-    elapsed_s: float,
-    max_time_s: float | None,
-) -> RoundStop | None:
-    """Why the run may stop after this round: decisive, rounds or time used up; else None."""
-    if round_no >= min_rounds and verdict.decisive:
-        return "decisive"
-    if round_no >= max_rounds:
-        return "rounds"
-    if max_time_s is not None and elapsed_s >= max_time_s:
-        return "time"
-    return None
+def race_words(rep: Replay, tolerance: float) -> dict[str, str]:
+    """Each arm's standing in the race: best, within (certified within the tolerance of
+    the fastest), racing, dropped, screened out. One rule, for the summaries, the
+    headless lines and the monitor."""
+    st = rep.status
+    dropped = {d.arm for d in st.dropped}
+    out = {}
+    for arm in (*rep.race.names, *rep.screened_out):
+        if arm in rep.screened_out:
+            out[arm] = "screened out"
+        elif arm == st.best:
+            out[arm] = "best"
+        elif arm in dropped:
+            out[arm] = "dropped"
+        elif st.epsilon_of(arm) <= tolerance * (1 + 1e-9):
+            out[arm] = "within"
+        else:
+            out[arm] = "racing"
+    return out
 
 
 # -- how long the decision took, from the rows alone --------------------------------

@@ -160,17 +160,17 @@ def test_verdict_has_a_per_class_table(shift_run):
         counts[(r["mode"], r["prompt_class"])] += 1
     assert counts[("fixed_2", "structured")] == 2 * EVERY and counts[("fixed_2", "open")] == 2 * EVERY
     table = shift_run["json"]["verdict"]["prompt_classes"]
-    assert [(t["arm"], t["phase"]) for t in table] == [
+    assert [(t["arm"], t["group"]) for t in table] == [
         (m, c) for m in MODES for c in ("structured", "open")
     ]
-    assert all(t["n"] == counts[(t["arm"], t["phase"])] for t in table)
+    assert all(t["n"] == counts[(t["arm"], t["group"])] for t in table)
     report = subprocess.run(CLI + ["report", str(shift_run["csv"])], capture_output=True, text=True,
                             timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
     for where in (shift_run["text"], report.stdout):
         lines = where.splitlines()
         head = next(i for i, ln in enumerate(lines) if ln.split()[:3] == ["arm", "prompts", "n"])
         body = [ln.split()[:3] for ln in lines[head + 1 : head + 1 + len(table)]]
-        assert body == [[t["arm"], t["phase"], str(t["n"])] for t in table]
+        assert body == [[t["arm"], t["group"], str(t["n"])] for t in table]
 
 
 def test_model_arm_drafts_longer_on_structured_prompts(shift_run):

@@ -204,4 +204,4 @@ def test_bad_sim_option_is_exit_2():
 def test_report_tolerance_minus_zero_reads_as_zero():
     p = run(["report", "tests/data/golden.csv", "--tolerance", "-0"], timeout=60)
     assert p.returncode == 0, p.stderr
-    assert "tied within 0%" in p.stdout and "-0%" not in p.stdout
+    assert "tolerance 0%)" in p.stdout and "-0%" not in p.stdout

@@ -101,7 +101,7 @@ def test_a_k_that_could_not_be_loaded_is_never_measured(tmp_path):
     assert [(s.arm, s.successes, s.failures) for s in report.summaries] == [
         ("fixed_2", 3, 0), ("fixed_5", 0, 3), ("fixed_3", 3, 0),
     ]  # fmt: skip
-    assert report.verdict is not None and {a.arm for a in report.verdict.arms if a.n} == {
+    assert report.verdict is not None and {a.arm for a in report.verdict.lines if a.n} == {
         "fixed_2", "fixed_3"
     }
 

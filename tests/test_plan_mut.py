@@ -59,6 +59,8 @@ def test_tune_plan_as_data():
         load_rounds=2,
         workload="steady",
         shift_every=8,
+        screen=True,  # README: nospec, a middle K and the largest K first; the model picks
+        metric="client",
     )
     assert tune() == want == named_plan("tune")
     assert tune().interleaved and not classic().interleaved and not quick().interleaved

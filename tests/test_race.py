@@ -232,7 +232,7 @@ def test_statement_when_decisive_and_when_out_of_reach() -> None:
     for r in range(1, 7):
         st = race.add_round(r, three_arm_round(r))
     assert statement(st, race.config) == (
-        "decisive after round 6: K = 3 (fast) is within 2% of the fastest (95%, valid at any stop)"
+        "decisive: K = 3 (fast) is within 2% of the fastest (95%, valid at any stop)"
     )
     # Two arms 5% apart, 8% noise: no arm can be certified within 2% soon.
     race2 = Race({"nospec": 0, "fixed_1": 1})

@@ -56,7 +56,10 @@ def test_screen_races_nospec_and_the_three_fastest_predicted() -> None:
     predicted = dict(s.predicted)
     for k in range(9):  # relative curve exact (the pooled t0 scales every K alike)
         assert predicted[k] / predicted[0] == pytest.approx(tps(k) / tps(0), rel=1e-9)
-    assert s.why.startswith("the model (a = 0.70, pass cost 1 + 0.200 K) predicts K = 4")
+    assert s.why == (
+        "the model (a = 0.70, pass cost 1 + 0.200 K) checked on K = 4: measured/predicted "
+        "-0.0% (+-0.0% at 95%, within 2% not ruled out): racing K in [0, 2, 3, 4]"
+    )
 
 
 def test_a_miss_beyond_the_tolerance_races_every_k() -> None:

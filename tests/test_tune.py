@@ -67,7 +67,7 @@ def test_tune_plan_interleaves_settles_and_decides(tmp_path, no_leftovers):
     assert v["recommended_k"] in (0, 1, 4)
     assert v["speculation_vs_nospec"] is not None
     txt = (tmp_path / "tune_summary.txt").read_text()
-    assert "Verdict (tokens/s, 95% bootstrap CI" in txt
+    assert "Verdict (tokens/s, 95% intervals, Student-t over rounds" in txt
     assert "recommendation: " in txt and 'Lemonade /api/v1/load: {"llamacpp_args": "' in txt
     assert "speculation (" in txt and "nospec" in txt
     md = (tmp_path / "tune_summary.md").read_text()

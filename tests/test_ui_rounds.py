@@ -74,13 +74,14 @@ def test_mid_way_the_table_shows_half_widths_and_standings():
     shown = screen_of(upto(recorded_tune_run(), in_round(4, "adaptive:model", 1)))
     assert shown["verdict_shown"] is True
     assert shown["verdict"] == (
-        "deciding: 3 contenders, at most 24 s left; best so far fixed_3"
+        "3 arms racing, at most 24 s left; not decisive: K = 3 is within 4.6% of the fastest "
+        "(95%); about 2 more rounds would certify 2% at this noise"
     )
     assert shown["columns"][:3] == ["mode", "verdict", "tok/s ±95%"]
     rows = shown["rows"]
     assert rows["fixed_3"][:3] == ["fixed_3", "best", "412.3 ±8.1"]
-    assert rows["fixed_1"][:3] == ["fixed_1", "tied", "366.0 ±7.4"]
-    assert rows["adaptive:model"][:3] == ["adaptive:model", "tied", "404.6 ±9.3"]
+    assert rows["fixed_1"][:3] == ["fixed_1", "racing", "366.0 ±7.4"]
+    assert rows["adaptive:model"][:3] == ["adaptive:model", "racing", "404.6 ±9.3"]
     assert rows["nospec"][:3] == ["nospec", "dropped", "298.7 ±6.5"]
     assert shown["status"].splitlines()[1].startswith(
         "round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY"
@@ -94,10 +95,12 @@ def test_mid_way_the_table_shows_half_widths_and_standings():
 
 def test_finished_the_verdict_is_decisive():
     shown = screen_of(recorded_tune_run())
-    assert shown["verdict"] == "decisive: use K = 3 (fastest fixed_3, after round 4/5)"
+    assert shown["verdict"] == (
+        "decisive: K = 3 is within 2% of the fastest (95%, valid at any stop)"
+    )
     rows = shown["rows"]
     assert [rows[a][1] for a in ("nospec", "fixed_1", "fixed_3", "adaptive:model")] == [
-        "dropped", "worse", "best", "worse"
+        "dropped", "dropped", "best", "racing"
     ]  # fmt: skip
     assert rows["fixed_3"][2] == "413.0 ±5.2"
     assert "RUN COMPLETED" in shown["status"]
@@ -107,7 +110,7 @@ def test_before_the_first_round_finishes_the_table_is_as_today():
     events = recorded_tune_run()
     first = next(i for i, e in enumerate(events) if isinstance(e, RoundFinished))
     shown = screen_of(events[:first])
-    assert shown["verdict"] == "deciding: 4 contenders, first verdict after round 1"
+    assert shown["verdict"] == "4 arms racing, first verdict after round 1"
     rows = shown["rows"]
     # no verdict yet: no standing, tokens/s as the summary has it, without a half-width
     assert rows["fixed_3"][1] == "·" and "±" not in rows["fixed_3"][2]
@@ -122,41 +125,41 @@ def test_a_sequential_plan_shows_no_verdict_line_and_the_usual_columns():
     assert shown["controller"] == ""  # the original adaptive rule sends no ControllerState
 
 
+DECISIVE = "decisive: no speculation (K = 0) is within 2% of the fastest (95%, valid at any stop)"
+OPEN = "not decisive: K = 3 is within 6.1% of the fastest (95%); about 4 more rounds would certify 2% at this noise"
+
+
 def _verdict(**kw) -> RoundFinished:
     base = RoundFinished(
         round=5, rounds=TUNE_ROUNDS, best="nospec", decisive=True, remaining=("nospec",),
         dropped=(), recommended_k=0, stop="decisive", elapsed_s=50.0, left_s=None,
-        status=(("nospec", "best"),), half_width=(("nospec", 300.0, 3.0),),
+        status=(("nospec", "best"),), half_width=(("nospec", 300.0, 3.0),), statement=DECISIVE,
     )  # fmt: skip
     return replace(base, **kw)
 
 
 def test_every_verdict_wording():
+    """The verdict pane says what the race says, whatever stopped the run."""
     start = [e for e in recorded_tune_run() if isinstance(e, RoundStarted)][:1]
     m = model_of(recorded_tune_run()[:1] + start)
+    assert str(verdict_text(m)) == "4 arms racing, first verdict after round 1"
     m.apply(_verdict())
-    assert str(verdict_text(m)) == "decisive: turn speculation off (fastest nospec, after round 5/5)"
-    m.apply(_verdict(stop="rounds", decisive=False, recommended_k=None, best="fixed_3"))
-    assert str(verdict_text(m)) == "stopped (rounds used up), not decisive; best so far fixed_3"
-    m.apply(_verdict(stop="time", decisive=False, recommended_k=None, best="fixed_3"))
-    assert str(verdict_text(m)) == "stopped (time used up), not decisive; best so far fixed_3"
-    m.apply(_verdict(stop="decisive", recommended_k=None, best="adaptive:model"))
-    assert str(verdict_text(m)) == (
-        "decisive: use adaptive:model (fastest adaptive:model, after round 5/5)"
-    )
-    m.apply(_verdict(round=2, stop=None, decisive=False, left_s=150.0,
+    assert (str(verdict_text(m)), verdict_text(m).style) == (DECISIVE, "bold green")
+    for stop in ("rounds", "time"):
+        m.apply(_verdict(stop=stop, decisive=False, recommended_k=3, best="fixed_3", statement=OPEN))
+        assert (str(verdict_text(m)), verdict_text(m).style) == (OPEN, "bold red")
+    # --rounds below the first stop: the race may be decisive all the same, and says so
+    m.apply(_verdict(stop="rounds", decisive=True))
+    assert (str(verdict_text(m)), verdict_text(m).style) == (DECISIVE, "bold green")
+    m.apply(_verdict(round=2, stop=None, decisive=False, left_s=150.0, statement=OPEN,
                      remaining=("fixed_1", "fixed_3")))  # fmt: skip
-    assert str(verdict_text(m)) == (
-        "deciding: 2 contenders, at most 2 min left; best so far nospec"
-    )
-    # quit by the user between rounds: not decisive, said so
+    assert str(verdict_text(m)) == f"2 arms racing, at most 2 min left; {OPEN}"
+    m.apply(_verdict(round=2, stop=None, decisive=False, left_s=None, statement=OPEN,
+                     remaining=("fixed_3",)))  # fmt: skip
+    assert str(verdict_text(m)) == f"1 arm racing; {OPEN}"
+    # quit by the user between rounds: not decisive, in red
     m.apply(RunFinished("stopped", (), None, KnobVerdict("unverified", ""), (), ""))
-    assert str(verdict_text(m)) == (
-        "run stopped after round 2/5, not decisive; best so far nospec"
-    )
-    # without --until-decisive no round stops the run; its last verdict may be decisive
-    m.apply(_verdict(round=5, stop=None, decisive=True, recommended_k=2, best="fixed_3"))
-    assert str(verdict_text(m)) == "decisive: use K = 2 (fastest fixed_3, after round 5/5)"
+    assert (str(verdict_text(m)), verdict_text(m).style) == (OPEN, "bold red")
 
 
 def test_the_controller_pane_follows_the_running_adaptive_arm_or_the_last_one():

@@ -1,184 +1,333 @@
-"""Verdicts: the seeded bootstrap, tie/worse rules, elimination, stopping, recommendations."""
+"""The verdict from rows: the race replayed for a run in rounds, Student-t and Welch
+for a sequential one; its text and JSON; the schedule and the paste line it relies on.
 
-import numpy as np
+Expected figures are worked out in the tests from the rows written here (geometric
+means, Student-t with the quantile from a table), not read back from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import statistics
+
 import pytest
 
 from halospec_tui.arms import fixed_k, p_min_of
-from halospec_tui.results.export_text import paste_setting, recommendation_line
+from halospec_tui.confseq import t_quantile
+from halospec_tui.race import Interval
+from halospec_tui.results.export_json import verdict_dict
+from halospec_tui.results.export_text import (
+    fmt_ratio,
+    fmt_tps,
+    nospec_line,
+    paste_setting,
+    recommendation_line,
+    status_text,
+    verdict_lines,
+)
 from halospec_tui.schedule import grown_block, prompt_index, round_blocks, round_order, round_phase
-from halospec_tui.stats import StepSample, percentile_nearest_rank
+from halospec_tui.stats import StepSample
 from halospec_tui.verdict import (
-    Comparison,
-    Estimate,
-    bootstrap,
-    classify,
-    cluster_weights,
+    SEQUENTIAL,
+    ArmLine,
+    Decision,
+    Verdict,
     decide,
     decision_of,
-    mean_ms,
-    median_ms,
-    newly_worse,
-    p95_ms,
-    recommend,
-    rows_of,
-    stop_reason,
-    tps,
+    main_actuator,
+    welch_ratio,
 )
 
-
-def s(mode, lat, rnd=1, tokens=64, ok=True, settle=False, **kw):
-    return StepSample(mode, fixed_k(mode) or 0, ok, lat, tokens, round=rnd, settle=settle, **kw)
+T975 = {2: 4.302652730, 3: 3.182446305, 4: 2.776445105, 5: 2.570581836}  # Student-t, 97.5%
 
 
-def test_arm_k():
-    assert [fixed_k(m) for m in ("nospec", "fixed_1", "fixed_12", "adaptive", "fixed_x")] == [
-        0, 1, 12, None, None,
-    ]  # fmt: skip
+def s(arm, lat, rnd=None, tokens=64, phase="steady", **kw):
+    return StepSample(arm, fixed_k(arm) or 0, True, lat, tokens, round=rnd, phase=phase, **kw)
 
 
-def test_bootstrap_pinned_figures_with_a_fixed_seed():
-    # 3 steps of 64 tokens in 100, 200, 300 ms: 192 tokens in 0.6 s = 320 tok/s.
-    rows = rows_of([s("fixed_1", x, None) for x in (100, 200, 300)])
-    e = bootstrap(rows, tps, np.random.default_rng(0))
-    assert e == Estimate(320.0, 213.33333333333334, 640.0)
-    # The CI's ends are the all-300 ms and all-100 ms draws (each 1 in 27 > 2.5%).
-    assert e.lo == pytest.approx(64 / 0.3) and e.hi == pytest.approx(64 / 0.1)
+def rounds_of(per_arm: dict[str, list[list[int]]]) -> list[StepSample]:
+    """Rows of a run in rounds: per arm, per round, the latencies of its block."""
+    out = []
+    n = len(next(iter(per_arm.values())))
+    for r in range(n):
+        for arm, blocks in per_arm.items():
+            out += [s(arm, lat, r + 1) for lat in blocks[r]]
+    return out
 
 
-def test_rounds_are_resampled_whole():
-    # Each round holds 100 and 300 ms: redrawing whole rounds cannot move the mean...
-    rows = rows_of([s("fixed_1", x, rnd) for rnd in (1, 2) for x in (100, 300)])
-    assert rows.keys == (1, 2)
-    e = bootstrap(rows, mean_ms, np.random.default_rng(5))
-    assert (e.value, e.lo, e.hi) == (200.0, 200.0, 200.0)
-    # ...while steps as clusters (a sequential run) spread.
-    flat = rows_of([s("fixed_1", x, None) for x in (100, 300, 100, 300)])
-    f = bootstrap(flat, mean_ms, np.random.default_rng(5))
-    assert f.lo < 200.0 < f.hi
+def geo_t(values: list[float], df_t: float) -> tuple[float, float, float]:
+    """Geometric mean of values and its Student-t interval (by hand)."""
+    logs = [math.log(v) for v in values]
+    m, sd = statistics.fmean(logs), statistics.stdev(logs)
+    r = df_t * sd / math.sqrt(len(logs))
+    return math.exp(m), math.exp(m - r), math.exp(m + r)
 
 
-def test_cluster_weights_redraw_within_strata_and_pair_with_the_same_seed():
-    strata = ("steady", "steady", "load", "steady")
-    a = cluster_weights(strata, 300, np.random.default_rng(3))
-    b = cluster_weights(strata, 300, np.random.default_rng(3))
-    assert (a == b).all()
-    assert (a[:, [0, 1, 3]].sum(axis=1) == 3).all() and (a[:, 2] == 1).all()
+# -- a run in rounds: the race -------------------------------------------------------------
+def test_interleaved_lines_are_student_t_over_rounds():
+    # 5 rounds, 2 steps each; tokens/s of a round = 128 tokens over its two latencies
+    lat = {
+        "nospec": [[400, 410], [420, 400], [390, 400], [405, 415], [400, 400]],
+        "fixed_2": [[200, 210], [205, 200], [220, 200], [200, 195], [210, 205]],
+        "fixed_4": [[230, 220], [240, 225], [230, 230], [225, 235], [220, 240]],
+    }
+    v = decide(rounds_of(lat), with_groups=False)
+    assert v.interleaved and v.metric == "client" and v.tolerance == 0.02
+    for arm, blocks in lat.items():
+        per_round = [128 * 1000.0 / sum(b) for b in blocks]
+        want = geo_t(per_round, T975[4])
+        line = v.line(arm)
+        assert (line.n, line.rounds, line.k) == (10, 5, fixed_k(arm))
+        assert (line.tps.value, line.tps.lo, line.tps.hi) == pytest.approx(want, rel=1e-9)
+        steps = [x for b in blocks for x in b]
+        assert line.mean_ms == pytest.approx(statistics.fmean(steps))
+    assert v.best == "fixed_2"
+    assert v.line("fixed_2").vs_best is None and v.line("fixed_2").status == "best"
+    # best/arm: the geometric mean of the per-round ratios (equal blocks: equal weights)
+    ratio = math.exp(statistics.fmean(
+        math.log(sum(a) / sum(b)) for a, b in zip(lat["nospec"], lat["fixed_2"], strict=True)
+    ))  # fmt: skip
+    assert v.line("nospec").vs_best.value == pytest.approx(ratio, rel=1e-12)
+    assert v.vs_nospec_arm == "fixed_2" and v.vs_nospec.value == pytest.approx(ratio, rel=1e-12)
 
 
-def test_weighted_nearest_rank_is_the_nearest_rank_of_the_expanded_steps():
-    rng = np.random.default_rng(9)
-    for _ in range(50):
-        lat = [int(x) for x in rng.integers(1, 50, size=6)]
-        rows = rows_of([s("fixed_1", x, None) for x in lat])
-        w = rng.integers(0, 4, size=(1, 6)).astype(float)
-        if w.sum() == 0:
-            continue
-        expanded = [x for x, c in zip(lat, w[0], strict=True) for _ in range(int(c))]
-        for pct, fn in ((50.0, median_ms), (95.0, p95_ms)):
-            assert fn(rows, w)[0] == percentile_nearest_rank(expanded, pct)
+def test_one_rule_for_the_label_and_the_recommendation():
+    # two arms alike and clearly faster than a third, many rounds: the race certifies
+    rng = random.Random(5)
+    lat = {
+        "fixed_1": [[round(300 * rng.uniform(0.98, 1.02)) for _ in range(4)] for _ in range(12)],
+        "fixed_2": [[round(200 * rng.uniform(0.99, 1.01)) for _ in range(4)] for _ in range(12)],
+        "fixed_3": [[round(200 * rng.uniform(0.99, 1.01)) for _ in range(4)] for _ in range(12)],
+    }
+    v = decide(rounds_of(lat), with_groups=False)
+    assert v.decisive and v.statement.startswith("decisive: ")
+    within = [a for a in v.lines if a.status in ("within", "best")]
+    # every arm called within is certified within the tolerance, and the recommendation
+    # is the smallest K among them: the label and the paste line say the same
+    assert all(a.epsilon is not None and a.epsilon <= 0.02 for a in within)
+    assert v.recommended == min((a.arm for a in within), key=lambda a: fixed_k(a) or 0)
+    assert v.line("fixed_1").status == "dropped" and v.line("fixed_1").dropped_by in ("fixed_2", "fixed_3")
 
 
-def test_no_time_no_throughput():
-    rows = rows_of([s("fixed_1", 0, None, tokens=0)])
-    assert bootstrap(rows, tps, np.random.default_rng(0)) is None
+def test_an_undecided_race_says_what_it_certifies():
+    lat = {
+        "fixed_1": [[300, 310], [290, 330], [310, 300]],
+        "fixed_2": [[305, 295], [300, 320], [290, 310]],
+    }
+    v = decide(rounds_of(lat), with_groups=False)
+    assert not v.decisive and v.recommended in ("fixed_1", "fixed_2")
+    assert v.statement.startswith("not decisive: ")
+    assert "[not decisive: " in recommendation_line(v, "request")
 
 
-@pytest.mark.parametrize(
-    ("lo", "hi", "tol", "expected"),
-    [
-        (1.021, 1.05, 0.02, ("worse", True)),  # the whole CI is beyond 2%
-        (1.02, 1.07, 0.02, ("tied", False)),  # reaches exactly to 1 + tolerance: tied, open
-        (0.99, 1.02, 0.02, ("tied", True)),  # within tolerance everywhere: equivalent
-        (0.97, 1.0201, 0.02, ("tied", False)),  # neither equivalent nor known to +-2%
-        (1.0, 1.5, 0.25, ("tied", True)),  # known to +-25% (half-width exactly 0.25)
-        (1.0, 1.5078125, 0.25, ("tied", False)),  # half-width just over
-    ],
-)
-def test_tied_and_worse_at_the_tolerance_boundary(lo, hi, tol, expected):
-    assert classify(Estimate((lo + hi) / 2, lo, hi), tol) == expected
-
-
-def test_no_ratio_is_undecided():
-    assert classify(None, 0.02) == ("tied", False)
-
-
-def _stats(*arms):
-    from halospec_tui.verdict import ArmStats
-
-    return {a: ArmStats(a, fixed_k(a), 1, None, None, None, None, None, None, None) for a in arms}
-
-
-def test_recommend_the_smallest_k_among_the_tied():
-    comps = [
-        Comparison("fixed_2", Estimate(1.0, 0.99, 1.01), "tied", True),
-        Comparison("fixed_6", Estimate(1.3, 1.2, 1.4), "worse", True),
-        Comparison("fixed_4", Estimate(1.0, 0.99, 1.01), "tied", True),
-    ]
-    assert recommend("fixed_3", comps, _stats("fixed_2", "fixed_3", "fixed_4", "fixed_6")) == (
-        "fixed_2", 2, True,
-    )  # fmt: skip
-    # nospec tied with the best: speculation buys nothing, turn it off.
-    comps.append(Comparison("nospec", Estimate(1.0, 0.98, 1.01), "tied", True))
-    stats = _stats("nospec", "fixed_2", "fixed_3", "fixed_4", "fixed_6")
-    assert recommend("fixed_3", comps, stats) == ("nospec", 0, True)
-    # Nothing tied: the best itself.
-    assert recommend("fixed_3", comps[1:2], stats) == ("fixed_3", 3, False)
-    # An adaptive best has no K to paste.
-    assert recommend("adaptive", [], _stats("adaptive")) == ("adaptive", None, False)
-
-
-def _race():
-    """fixed_3 fastest (200 ms), fixed_2 1% slower, nospec 50% slower: 4 rounds of 4."""
-    rows = []
-    jitter = [0, 4, -4, 2]
-    for rnd in range(1, 5):
-        for arm, base in (("nospec", 300), ("fixed_2", 202), ("fixed_3", 200)):
-            rows += [s(arm, base + j, rnd, actuator="llama-server") for j in jitter]
-    return rows
-
-
-def test_decide_on_a_race():
-    v = decide(_race())
-    assert v.best == "fixed_3"
-    assert v.status("nospec") == "worse" and v.status("fixed_2") == "tied"
-    assert v.comparison("fixed_2").settled  # 1% apart with tight CIs: equivalent
-    assert v.decisive
-    assert (v.recommended, v.recommended_k, v.smallest_of_tie) == ("fixed_2", 2, True)
-    assert v.vs_nospec_arm == "fixed_3" and v.vs_nospec.value == pytest.approx(300.5 / 200.5)  # mean latencies
-    assert newly_worse(v) == ["nospec"]
-    line = recommendation_line(v, "llama-server")
-    assert line.startswith("use K = 2 (tied with the fastest, fixed_3, within 2%")
-    assert line.endswith(
-        "llama-server flags: -md DRAFT.gguf --spec-type draft-simple --spec-draft-n-max 2 "
-        "--spec-draft-n-min 0 --spec-draft-p-min 0"
-    )
+def test_server_metric_reads_decode_tokens_over_decode_time():
+    rows = [StepSample("fixed_1", 1, True, 500, 64, round=r, predicted_n=60, predicted_ms=ms)
+            for r, ms in ((1, 200.0), (2, 250.0), (3, 240.0))]  # fmt: skip
+    v = decide(rows, metric="server", with_groups=False)
+    want = geo_t([60_000 / 200, 60_000 / 250, 60_000 / 240], T975[2])
+    t = v.line("fixed_1").tps
+    assert (t.value, t.lo, t.hi) == pytest.approx(want, rel=1e-9) and v.metric == "server"
 
 
 def test_settle_rows_and_failures_are_not_measurements():
-    rows = _race() + [s("fixed_2", 1, 4, settle=True), s("fixed_2", 0, 4, ok=False)]
-    v = decide(rows)
-    assert next(a for a in v.arms if a.arm == "fixed_2").n == 16
+    rows = rounds_of({"fixed_1": [[300], [300]], "fixed_2": [[200], [210]]})
+    rows.append(StepSample("fixed_1", 1, True, 10, 64, round=2, settle=True))
+    rows.append(StepSample("fixed_1", 1, False, 0, 0, round=2))
+    assert decide(rows, with_groups=False).line("fixed_1").n == 2
 
 
-def test_a_dropped_arm_no_longer_holds_up_the_decision():
-    rows = _race()
-    # fixed_9 ran only round 1, as fast as fixed_3 within noise: undecided against it...
-    rows += [s("fixed_9", 199 + j, 1) for j in (0, 30, -30, 15)]
-    assert not decide(rows).decisive
-    # ...but once it was dropped it is settled, and never recommended.
-    v = decide(rows, eliminated=[("fixed_9", 1)])
-    assert v.decisive and v.status("fixed_9") == "eliminated" and v.recommended != "fixed_9"
+# -- a sequential run: no decision ---------------------------------------------------------
+def test_sequential_lines_welch_and_no_decision():
+    a = [s("fixed_1", x) for x in (300, 320, 310)]
+    b = [s("fixed_2", x) for x in (200, 210, 190, 205)]
+    v = decide(a + b, with_groups=False)
+    assert not v.interleaved and not v.decisive and v.statement == SEQUENTIAL
+    assert v.best == v.recommended == "fixed_2" and v.recommended_k == 2
+    tps_a = [64_000 / x for x in (300, 320, 310)]
+    tps_b = [64_000 / x for x in (200, 210, 190, 205)]
+    want = geo_t(tps_b, T975[3])
+    t = v.line("fixed_2").tps
+    assert (t.value, t.lo, t.hi) == pytest.approx(want, rel=1e-9)
+    # Welch on the logs, by hand
+    la, lb = [math.log(x) for x in tps_a], [math.log(x) for x in tps_b]
+    va, vb = statistics.variance(la) / 3, statistics.variance(lb) / 4
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 3)
+    d = statistics.fmean(lb) - statistics.fmean(la)
+    r = t_quantile(0.975, df) * math.sqrt(va + vb)
+    got = v.line("fixed_1").vs_best
+    assert (got.value, got.lo, got.hi) == pytest.approx((math.exp(d), math.exp(d - r), math.exp(d + r)))
+    assert recommendation_line(v, "request").startswith(
+        "use K = 2 [not decisive: a sequential run decides nothing]; request body"
+    )
 
 
-def test_stop_reasons():
-    v = decide(_race())
-    kw = {"min_rounds": 3, "max_rounds": 10, "elapsed_s": 5.0, "max_time_s": 60.0}
-    assert stop_reason(v, 2, **kw) is None  # decisive, but too early
-    assert stop_reason(v, 3, **kw) == "decisive"
-    undecided = decide(_race() + [s("fixed_9", 199 + j, 1) for j in (0, 30, -30, 15)])
-    assert stop_reason(undecided, 3, **kw) is None
-    assert stop_reason(undecided, 10, **kw) == "rounds"
-    assert stop_reason(undecided, 4, **{**kw, "elapsed_s": 60.0}) == "time"
+def test_welch_edges():
+    assert welch_ratio([], [1.0]) is None
+    assert welch_ratio([2.0], [1.0]) == Interval(2.0, 0.0, math.inf)  # one value: no spread
+    assert welch_ratio([2.0, 2.0], [1.0, 1.0]) == Interval(2.0, 2.0, 2.0)
+
+
+# -- the verdict as text and JSON -------------------------------------------------------
+def _full() -> tuple[Verdict, Decision]:
+    lines = (
+        ArmLine("fixed_3", 3, 8, 4, Interval(320.0, 310.25, 330.5), 200.0, 216, 400.0, 0.0125,
+                status="best", epsilon=0.018),
+        ArmLine("nospec", 0, 8, 4, Interval(160.0, 150.0, 170.0), 400.0, 410, None, None,
+                vs_best=Interval(2.0, 1.875, 2.125), status="dropped", dropped_round=3,
+                dropped_by="fixed_3"),
+        ArmLine("fixed_2", 2, 8, 4, Interval(318.0, 300.0, 336.0), 201.0, 215, None, None,
+                vs_best=Interval(1.0, 0.99, 1.015), status="within", epsilon=0.015),
+        ArmLine("fixed_5", 5, 8, 4, Interval(300.0, 280.0, 320.0), 213.0, 230, None, None,
+                vs_best=Interval(1.07, 1.01, math.inf), status="racing", epsilon=0.09),
+    )  # fmt: skip
+    v = Verdict(
+        lines, "fixed_3", True, "fixed_2", 2, 0.02,
+        "decisive: K = 2 is within 2% of the fastest (95%, valid at any stop)", True,
+        vs_nospec=Interval(2.0, 1.875, 2.125), vs_nospec_arm="fixed_3",
+        phases=(ArmLine("fixed_3", 3, 4, 2, Interval(330.0, 320.0, 340.0), 190.0, 195, None,
+                        None, group="steady"),
+                ArmLine("fixed_3", 3, 4, 2, Interval(310.0, 300.0, 320.0), 210.0, 220, None,
+                        None, group="load")),
+    )  # fmt: skip
+    return v, Decision(4, 40, 32, 8, 61.6, ())
+
+
+def test_verdict_lines_exact():
+    v, d = _full()
+    assert verdict_lines(v, d, "request", None) == [
+        "",
+        "Verdict (tokens/s, 95% intervals, Student-t over rounds; one confidence sequence per "
+        "pair decides, valid at any stop; tolerance 2%)",
+        "arm           n  rnd          tok/s   mean ms   p95 ms  srv tok/s     CV              "
+        "best/arm  status",
+        "fixed_3       8    4    320.0 ±10.1     200.0      216      400.0  0.013              "
+        "       -  best",
+        "nospec        8    4    160.0 ±10.0     400.0      410          -      -    2.00x "
+        "[1.88, 2.12]  dropped after round 3 (slower than fixed_3)",
+        "fixed_2       8    4    318.0 ±18.0     201.0      215          -      -    1.00x "
+        "[0.99, 1.01]  within (certified within 1.5%)",
+        "fixed_5       8    4    300.0 ±20.0     213.0      230          -      -       1.07x "
+        "[1.01, ?]  racing (certified within 9.0%)",
+        "",
+        "arm        phase         n          tok/s   mean ms",
+        "fixed_3    steady        4    330.0 ±10.0     190.0",
+        "fixed_3    load          4    310.0 ±10.0     210.0",
+        "",
+        "decision: decisive: K = 2 is within 2% of the fastest (95%, valid at any stop)",
+        "took: after 4 rounds; 40 requests (32 measured, 8 settle) in 62 s",
+        "speculation (fixed_3): 2.00x [1.88, 2.12] faster than nospec",
+        "recommendation: use K = 2 (within 2% of the fastest, fixed_3: the smallest K certified "
+        "so drafts least for the same speed); request body: \"speculative\": {\"n_max\": 2, "
+        "\"n_min\": 0, \"p_min\": 0}",
+    ]
+
+
+def test_verdict_dict_is_strict_json_and_complete():
+    v, d = _full()
+    doc = json.loads(json.dumps(verdict_dict(v, d, "request")),
+                     parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))  # fmt: skip
+    assert (doc["best"], doc["decisive"], doc["recommended_k"]) == ("fixed_3", True, 2)
+    assert doc["statement"] == v.statement and doc["interleaved"] is True
+    nospec = next(a for a in doc["arms"] if a["arm"] == "nospec")
+    assert (nospec["status"], nospec["dropped_after_round"], nospec["dropped_by"]) == (
+        "dropped", 3, "fixed_3",
+    )  # fmt: skip
+    five = next(a for a in doc["arms"] if a["arm"] == "fixed_5")
+    assert five["best_over_arm"] == {"value": 1.07, "lo": 1.01, "hi": None}  # no Infinity
+    assert [p["group"] for p in doc["phases"]] == ["steady", "load"]
+
+
+def test_texts_at_their_edges():
+    assert fmt_tps(None) == "-" and fmt_tps(Interval(12.25, 0.0, math.inf)) == "12.2 ±?"
+    assert fmt_ratio(None) == "-" and fmt_ratio(Interval(1.0, 0.5, math.inf)) == "1.00x [0.50, ?]"
+    v, _ = _full()
+    assert nospec_line(v) == "speculation (fixed_3): 2.00x [1.88, 2.12] faster than nospec"
+    for lo, hi, how in ((0.9, 0.99, "slower than"), (0.99, 1.01, "not distinguishable from")):
+        w = Verdict((), "x", False, None, None, 0.02, "", True, vs_nospec=Interval(1.0, lo, hi),
+                    vs_nospec_arm="fixed_1")  # fmt: skip
+        assert nospec_line(w).endswith(f"{how} nospec")
+    line = ArmLine("a", 1, 1, 1, None, None, None, None, None, status="racing")
+    assert status_text(line, 0.02) == "racing"
+    assert status_text(ArmLine("a", 1, 1, 1, None, None, None, None, None), 0.02) == "-"
+    empty = Verdict((), None, False, None, None, 0.02, "no arm has a successful step", False)
+    assert recommendation_line(empty, "request") == "no arm has a successful step: nothing to recommend"
+    adaptive = Verdict((), "adaptive:model", True, "adaptive:model", None, 0.02, "", True)
+    assert recommendation_line(adaptive, "request") == (
+        "fastest: adaptive:model (an adaptive arm: no fixed setting to paste)"
+    )
+    off = Verdict((), "nospec", True, "nospec", 0, 0.02, "", True)
+    assert recommendation_line(off, "llama-server") == (
+        "turn speculation off; llama-server flags: no speculation (no -md; --spec-type none)"
+    )
+    pmin = Verdict((ArmLine("pmin:0.75", 16, 1, 1, None, None, None, None, None, epsilon=0.03),),
+                   "pmin:0.75", False, "pmin:0.75", 16, 0.02, "", True)  # fmt: skip
+    assert recommendation_line(pmin, "request").startswith(
+        "use K = 16 with p_min 0.75 [not decisive: certified within 3.0% of the fastest]"
+    )
+
+
+# -- how long the decision took; what to paste ------------------------------------------------
+def _row(arm, lat, rnd, ts="", settle=False, actuator=""):
+    return StepSample(arm, 0, True, lat, 64, round=rnd, settle=settle, timestamp=ts,
+                      actuator=actuator)  # fmt: skip
+
+
+def test_decision_of_empty_and_unstamped():
+    assert decision_of([]) == Decision(0, 0, 0, 0, None, ())
+    # A sequential run: no rounds, so nothing was dropped; one stamp is not a span.
+    rows = [_row("fixed_1", 100, None, "2026-01-01T00:00:00+00:00"), _row("fixed_2", 100, None)]
+    assert decision_of(rows) == Decision(0, 2, 2, 0, None, ())
+    # An unreadable stamp at either end: no duration.
+    good, bad = "2026-01-01T00:00:00+00:00", "yesterday"
+    assert decision_of([_row("a", 1, 1, bad), _row("a", 1, 1, good)]).seconds is None
+    assert decision_of([_row("a", 1, 1, good), _row("a", 1, 1, bad)]).seconds is None
+
+
+def test_decision_of_one_row_spans_its_own_latency():
+    one = _row("fixed_1", 1500, 1, "2026-01-01T00:00:00+00:00")
+    assert decision_of([one]).seconds == 1.5
+
+
+def test_decision_of_dropped_arms_and_their_last_round():
+    rows = [
+        _row("a", 250, 1, "2026-01-01T00:00:00+00:00"),
+        _row("b", 1, 1), _row("c", 1, 1),
+        _row("a", 1, 2), _row("b", 1, 2),
+        _row("a", 1, 3, settle=True),
+        _row("a", 1, 3, "2026-01-01T00:01:00.5+00:00"),
+    ]  # fmt: skip
+    assert decision_of(rows) == Decision(3, 7, 6, 1, 60.75, (("b", 2), ("c", 1)))
+
+
+def test_main_actuator_is_the_most_common():
+    rows = [_row("a", 1, 1, actuator=x) for x in ("request", "", "llama-server", "request", "")]
+    assert main_actuator(rows) == "request"
+    assert main_actuator([_row("a", 1, 1)]) == ""
+    assert main_actuator([]) == ""
+
+
+def test_main_actuator_tie_goes_to_the_first_seen():
+    rows = [_row("a", 1, 1, actuator=x) for x in ("request", "llama-server", "llama-server", "request")]
+    assert main_actuator(rows) == "request"
+    assert main_actuator(rows[1:]) == "llama-server"
+    assert main_actuator([_row("a", 1, 1, actuator=x) for x in ("request", "lemonade-load", "lemonade-load")]) == (
+        "lemonade-load"
+    )
+
+def test_paste_setting_with_p_min_and_without_an_actuator():
+    assert paste_setting(4, "llama-server", 0.5) == (
+        "llama-server flags: -md DRAFT.gguf --spec-type draft-simple --spec-draft-n-max 4 "
+        "--spec-draft-n-min 0 --spec-draft-p-min 0.5"
+    )
+    assert paste_setting(0, "request") == (
+        'request body: "speculative": {"n_max": 0, "n_min": 0, "p_min": 0}'
+    )
+    assert paste_setting(16, "request", 0.75) == (
+        'request body: "speculative": {"n_max": 16, "n_min": 0, "p_min": 0.75}'
+    )
+    assert paste_setting(3, "") == "K never reached the server through actuator ?: nothing to paste"
 
 
 def test_paste_setting_per_server_kind():
@@ -203,17 +352,8 @@ def test_paste_setting_per_server_kind():
     assert fixed_k("pmin:0.75") == 16 and p_min_of("pmin:0.75") == 0.75 and p_min_of("fixed_3") == 0
 
 
-def test_decision_counts_from_rows():
-    rows = _race()[:8] + [s("fixed_2", 1, 1, settle=True)]
-    rows[0] = StepSample("nospec", 0, True, 500, 64, round=1, timestamp="2026-01-01T00:00:00+00:00")
-    rows[-1] = StepSample("fixed_2", 2, True, 100, 64, round=2, settle=True,
-                          timestamp="2026-01-01T00:00:09+00:00")  # fmt: skip
-    d = decision_of(rows)
-    assert (d.rounds, d.requests, d.measured, d.settle) == (2, 9, 8, 1)
-    assert d.seconds == pytest.approx(9.5)  # first start to last end
-    assert d.dropped == (("nospec", 1),)  # ran round 1 only, the run went to round 2
 
-
+# -- the schedule ---------------------------------------------------------------------------
 def test_round_order_is_a_reproducible_shuffle():
     arms = ["nospec", "fixed_1", "fixed_2", "fixed_3", "fixed_4"]
     orders = [round_order(arms, 7, r) for r in range(1, 6)]
@@ -242,10 +382,17 @@ def test_blocks_grow_as_arms_are_dropped():
     assert grown_block(2, 3, 0) == 2
 
 
-def test_long_runs_take_fewer_replicates_for_percentiles_only():
-    from halospec_tui.verdict import resamples
+def test_round_order_is_the_documented_shuffle():
+    """Round r of seed S is random.Random(S * 1_000_003 + r).shuffle of the arms: a
+    recorded seed gives the same orders again, in this version and later ones."""
+    arms = ["nospec", "fixed_1", "fixed_2", "fixed_3", "fixed_4", "fixed_5"]
+    for seed, rnd in ((7, 1), (7, 2), (123, 9), (0, 3)):
+        want = list(arms)
+        random.Random(seed * 1_000_003 + rnd).shuffle(want)
+        assert round_order(arms, seed, rnd) == want
+    assert arms == ["nospec", "fixed_1", "fixed_2", "fixed_3", "fixed_4", "fixed_5"]  # untouched
 
-    assert resamples("tps", 10**6) == resamples("mean_ms", 10**6) == 2000
-    assert resamples("p95_ms", 2000) == 2000
-    assert [resamples(s, 4000) for s in ("median_ms", "p95_ms", "score")] == [1000] * 3
-    assert resamples("p95_ms", 22_000) == 200  # never fewer than 200
+
+def test_one_load_round():
+    assert [round_phase(r, 2, 1) for r in (1, 2, 3)] == ["steady", "load", "recovery"]
+    assert [round_phase(r, 1, -1) for r in (1, 2)] == ["steady", "steady"]

@@ -151,23 +151,32 @@ TUNE_ORDERS = (
 # After each round: (best, decisive, stop, recommended K, left_s, status, (arm, tok/s, ±))
 TUNE_VERDICTS = (
     ("fixed_3", False, None, None, 40.0,
-     (("fixed_3", "best"), ("adaptive:model", "tied"), ("fixed_1", "tied"), ("nospec", "tied")),
+     (("fixed_3", "best"), ("adaptive:model", "racing"), ("fixed_1", "racing"),
+      ("nospec", "racing")),
      (("fixed_3", 405.2, 31.7), ("adaptive:model", 398.0, 35.2), ("fixed_1", 371.9, 28.4),
-      ("nospec", 301.4, 22.6))),
+      ("nospec", 301.4, 22.6)),
+     "not decisive: too few rounds to certify any arm (95% sequences still open); about 9 "
+     "more rounds would certify 2% at this noise"),
     ("fixed_3", False, None, None, 30.0,
-     (("fixed_3", "best"), ("adaptive:model", "tied"), ("fixed_1", "tied"), ("nospec", "worse")),
+     (("fixed_3", "best"), ("adaptive:model", "racing"), ("fixed_1", "racing"),
+      ("nospec", "racing")),
      (("fixed_3", 410.8, 14.9), ("adaptive:model", 401.3, 17.0), ("fixed_1", 368.5, 12.2),
-      ("nospec", 299.0, 9.8))),
+      ("nospec", 299.0, 9.8)),
+     "not decisive: K = 3 is within 14.2% of the fastest (95%); about 5 more rounds would "
+     "certify 2% at this noise"),
     ("fixed_3", False, None, None, 24.0,
-     (("fixed_3", "best"), ("adaptive:model", "tied"), ("fixed_1", "tied"),
-      ("nospec", "eliminated")),
+     (("fixed_3", "best"), ("adaptive:model", "racing"), ("fixed_1", "racing"),
+      ("nospec", "dropped")),
      (("fixed_3", 412.3, 8.1), ("adaptive:model", 404.6, 9.3), ("fixed_1", 366.0, 7.4),
-      ("nospec", 298.7, 6.5))),
+      ("nospec", 298.7, 6.5)),
+     "not decisive: K = 3 is within 4.6% of the fastest (95%); about 2 more rounds would "
+     "certify 2% at this noise"),
     ("fixed_3", True, "decisive", 3, None,
-     (("fixed_3", "best"), ("adaptive:model", "worse"), ("fixed_1", "worse"),
-      ("nospec", "eliminated")),
+     (("fixed_3", "best"), ("adaptive:model", "racing"), ("fixed_1", "dropped"),
+      ("nospec", "dropped")),
      (("fixed_3", 413.0, 5.2), ("adaptive:model", 399.1, 6.0), ("fixed_1", 365.2, 4.9),
-      ("nospec", 298.7, 6.5))),
+      ("nospec", 298.7, 6.5)),
+     "decisive: K = 3 is within 2% of the fastest (95%, valid at any stop)"),
 )  # fmt: skip
 TUNE_BLOCK = 2
 
@@ -232,7 +241,7 @@ def recorded_tune_run() -> list[Event]:
                 ev.append(StepDone(r, TUNE_BLOCK))
             mine = [sample_from_record(r) for r in records if r.arm == arm]
             ev.append(ArmFinished(summarize_arm(arm, mine)))
-        best, decisive, stop, rec_k, left, status, hw = TUNE_VERDICTS[rnd - 1]
+        best, decisive, stop, rec_k, left, status, hw, said = TUNE_VERDICTS[rnd - 1]
         if rnd == 3:
             dropped.append(("nospec", 3))
         remaining = tuple(a for a in arms if a not in dict(dropped))
@@ -241,6 +250,7 @@ def recorded_tune_run() -> list[Event]:
                 round=rnd, rounds=TUNE_ROUNDS, best=best, decisive=decisive,
                 remaining=remaining, dropped=tuple(dropped), recommended_k=rec_k, stop=stop,
                 elapsed_s=10.0 * rnd, left_s=left, status=status, half_width=hw,
+                statement=said,
             )
         )  # fmt: skip
         if rnd == 3:

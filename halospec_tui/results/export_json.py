@@ -8,9 +8,10 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from halospec_tui.results.export_text import recommendation_line, status_text
+from halospec_tui.race import Interval
+from halospec_tui.results.export_text import recommendation_line
 from halospec_tui.results.report import Report
-from halospec_tui.verdict import CONFIDENCE, RESAMPLES, ArmStats, Decision, Estimate, Verdict
+from halospec_tui.verdict import CONFIDENCE, ArmLine, Decision, Verdict
 
 
 def finite(v: Any) -> Any:
@@ -69,29 +70,24 @@ def runs_json(docs: Sequence[dict[str, Any]]) -> str:
     return dumps(list(docs))
 
 
-def _est_dict(e: Estimate | None) -> dict[str, float | None] | None:
+def _interval(e: Interval | None) -> dict[str, float | None] | None:
     """JSON has no infinity: an unknown bound is null."""
     if e is None:
         return None
-    return {
-        "value": e.value,
-        "lo": e.lo if math.isfinite(e.lo) else None,
-        "hi": e.hi if math.isfinite(e.hi) else None,
-    }
+    return {"value": e.value, "lo": e.lo, "hi": e.hi if math.isfinite(e.hi) else None}
 
 
-def _arm_dict(a: ArmStats) -> dict[str, object]:
+def _arm_dict(a: ArmLine) -> dict[str, object]:
     return {
         "arm": a.arm,
         "k": a.k,
-        "phase": a.phase or None,
+        "group": a.group or None,
         "n": a.n,
-        "tps": _est_dict(a.tps),
-        "mean_ms": _est_dict(a.mean_ms),
-        "median_ms": _est_dict(a.median_ms),
-        "p95_ms": _est_dict(a.p95_ms),
-        "score": _est_dict(a.score),
-        "server_tps": _est_dict(a.server_tps),
+        "rounds": a.rounds,
+        "tps": _interval(a.tps),
+        "mean_ms": a.mean_ms,
+        "p95_ms": a.p95_ms,
+        "server_tps": a.server_tps,
         "cv": a.cv,
     }
 
@@ -99,22 +95,29 @@ def _arm_dict(a: ArmStats) -> dict[str, object]:
 def verdict_dict(
     v: Verdict, decision: Decision, actuator: str, server_kind: str = ""
 ) -> dict[str, object]:
-    dropped = dict(decision.dropped)
+    s = v.screen
     return {
-        "metric": "tokens/s",
+        "metric": "decode tokens/s" if v.metric == "server" else "tokens/s",
         "confidence": CONFIDENCE,
-        "resamples": RESAMPLES,
+        "interleaved": v.interleaved,
         "tolerance": v.tolerance,
         "best": v.best,
         "decisive": v.decisive,
+        "statement": v.statement,
+        "rounds_needed": v.rounds_needed,
         "arms": [
-            {**_arm_dict(a), "status": status_text(v, a.arm, dropped).split(" ")[0],
-             "best_over_arm": _est_dict(c.ratio) if (c := v.comparison(a.arm)) else None,
-             "dropped_after_round": dropped.get(a.arm)}
-            for a in v.arms
+            {**_arm_dict(a), "status": a.status or None, "certified_within": a.epsilon,
+             "best_over_arm": _interval(a.vs_best), "dropped_after_round": a.dropped_round,
+             "dropped_by": a.dropped_by or None}
+            for a in v.lines
         ],  # fmt: skip
         "phases": [_arm_dict(p) for p in v.phases],
         "prompt_classes": [_arm_dict(p) for p in v.classes],
+        "screen": None if s is None else {
+            "why": s.why, "fit_ok": s.fit_ok, "raced_k": list(s.race),
+            "predicted_tps": [[k, p] for k, p in s.predicted], "miss": s.miss,
+            "screened_out": list(v.screened_out),
+        },  # fmt: skip
         "decision": {
             "rounds": decision.rounds,
             "requests": decision.requests,
@@ -122,7 +125,7 @@ def verdict_dict(
             "settle": decision.settle,
             "seconds": decision.seconds,
         },
-        "speculation_vs_nospec": _est_dict(v.vs_nospec),
+        "speculation_vs_nospec": _interval(v.vs_nospec),
         "speculation_arm": v.vs_nospec_arm,
         "recommended": v.recommended,
         "recommended_k": v.recommended_k,

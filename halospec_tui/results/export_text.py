@@ -3,15 +3,17 @@ figures, the knob check, regret, and the verdict with what to paste."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from halospec_tui import engines
 from halospec_tui.arms import p_min_of
 from halospec_tui.formats import plus_minus, summary_cells
 from halospec_tui.launch_template import paste_line
+from halospec_tui.race import Interval
 from halospec_tui.results.report import Report
 from halospec_tui.specflags import spec_text
-from halospec_tui.verdict import RESAMPLES, Decision, Estimate, Verdict
+from halospec_tui.verdict import CONFIDENCE, ArmLine, Decision, Verdict
 
 
 def _row(cols: Sequence[str]) -> str:
@@ -155,12 +157,16 @@ def verdict_section(report: Report) -> list[str]:
     )
 
 
-def fmt_est(e: Estimate | None, digits: int = 1) -> str:
-    return "-" if e is None else plus_minus(e.value, e.half_width, digits)
+def fmt_tps(e: Interval | None, digits: int = 1) -> str:
+    """tokens/s with its interval's half-width ("±?" while it cannot be measured)."""
+    return "-" if e is None else plus_minus(e.value, (e.hi - e.lo) / 2, digits)
 
 
-def fmt_ratio(e: Estimate | None) -> str:
-    return "-" if e is None else f"{e.value:.2f}x [{e.lo:.2f}, {e.hi:.2f}]"
+def fmt_ratio(e: Interval | None) -> str:
+    if e is None:
+        return "-"
+    hi = "?" if not math.isfinite(e.hi) else f"{e.hi:.2f}"
+    return f"{e.value:.2f}x [{e.lo:.2f}, {hi}]"
 
 
 def nospec_line(v: Verdict) -> str | None:
@@ -198,70 +204,75 @@ def paste_setting(k: int, actuator: str, p_min: float = 0.0, server_kind: str = 
 
 
 def recommendation_line(v: Verdict, actuator: str, server_kind: str = "") -> str:
-    if v.best is None:
+    if v.recommended is None:
         return "no arm has a successful step: nothing to recommend"
     if v.recommended_k is None:
-        return f"fastest: {v.best} (an adaptive arm: no fixed setting to paste)"
+        return f"fastest: {v.recommended} (an adaptive arm: no fixed setting to paste)"
     k = v.recommended_k
-    p = p_min_of(v.recommended or "")
+    p = p_min_of(v.recommended)
     what = "turn speculation off" if k == 0 else f"use K = {k}" + (f" with p_min {p:g}" if p else "")
     why = ""
     if v.smallest_of_tie:
         why = (
-            f" (tied with the fastest, {v.best}, within {v.tolerance * 100:g}%:"
-            " the smallest K among the tied drafts least for the same speed)"
+            f" (within {v.tolerance * 100:g}% of the fastest, {v.best}: the smallest K"
+            " certified so drafts least for the same speed)"
         )
-    hedge = "" if v.decisive else " [not decisive: more rounds would narrow it]"
+    hedge = ""
+    if not v.decisive:
+        line = v.line(v.recommended)
+        eps = line.epsilon if line is not None else None
+        hedge = (" [not decisive: a sequential run decides nothing]" if not v.interleaved
+                 else f" [not decisive: certified within {eps * 100:.1f}% of the fastest]"
+                 if eps is not None else " [not decisive: nothing certified yet]")  # fmt: skip
     return f"{what}{why}{hedge}; {paste_setting(k, actuator, p, server_kind)}"
 
 
-def status_text(v: Verdict, arm: str, dropped: dict[str, int]) -> str:
-    """An arm's standing: best, worse, tied (equivalent), eliminated, when dropped."""
-    st = v.status(arm)
-    if arm in dropped and st != "best":
-        return f"{st} (dropped after round {dropped[arm]})"
-    c = v.comparison(arm)
-    if c is not None and c.status == "tied" and c.settled:
-        return "tied (equivalent)"
-    return st
+def status_text(a: ArmLine, tolerance: float) -> str:
+    """An arm's standing in words: best; within the tolerance (certified); racing
+    (certified within what so far); dropped after which round, by whom; screened out."""
+    if a.status == "dropped" and a.dropped_round is not None:
+        return f"dropped after round {a.dropped_round} (slower than {a.dropped_by})"
+    if a.status in ("within", "racing") and a.epsilon is not None:
+        return f"{a.status} (certified within {a.epsilon * 100:.1f}%)"
+    return a.status or "-"
 
 
 def verdict_lines(
     v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None, server_kind: str = ""
 ) -> list[str]:
-    """The verdict as text: per-arm table with CIs, phases, decision, nospec, recommendation."""
-    dropped = dict(decision.dropped)
-    w = max([10, *(len(a.arm) for a in v.arms)])
+    """The verdict as text: per-arm table with intervals, phases and prompt classes, the
+    screen, the decision in the race's own words, nospec, the recommendation."""
+    w = max([10, *(len(a.arm) for a in v.lines)])
+    unit = "decode tokens/s (server timings)" if v.metric == "server" else "tokens/s"
+    how = ("Student-t over rounds; one confidence sequence per pair decides, valid at any stop"
+           if v.interleaved else "Student-t over steps; a sequential run decides nothing")  # fmt: skip
     lines = [
         "",
-        f"Verdict (tokens/s, 95% bootstrap CI of {RESAMPLES} resamples by round; "
-        f"tied within {v.tolerance * 100:g}%)",
-        f"{'arm':<{w}} {'n':>4} {'tok/s':>14} {'mean ms':>16} {'p95 ms':>16} "
-        f"{'srv tok/s':>14} {'CV':>6} {'best/arm':>21}  status",
+        f"Verdict ({unit}, {CONFIDENCE * 100:g}% intervals, {how}; tolerance {v.tolerance * 100:g}%)",
+        f"{'arm':<{w}} {'n':>4} {'rnd':>4} {'tok/s':>14} {'mean ms':>9} {'p95 ms':>8} "
+        f"{'srv tok/s':>10} {'CV':>6} {'best/arm':>21}  status",
     ]
-    for a in v.arms:
-        c = v.comparison(a.arm)
-        cv = "-" if a.cv is None else f"{a.cv:.3f}"
+    for a in v.lines:
         lines.append(
-            f"{a.arm:<{w}} {a.n:>4} {fmt_est(a.tps):>14} {fmt_est(a.mean_ms):>16} "
-            f"{fmt_est(a.p95_ms):>16} {fmt_est(a.server_tps):>14} {cv:>6} "
-            f"{fmt_ratio(c.ratio if c else None):>21}  {status_text(v, a.arm, dropped)}"
+            f"{a.arm:<{w}} {a.n:>4} {a.rounds:>4} {fmt_tps(a.tps):>14} {_num(a.mean_ms):>9} "
+            f"{_num(a.p95_ms, 0):>8} {_num(a.server_tps):>10} {_num(a.cv, 3):>6} "
+            f"{fmt_ratio(a.vs_best):>21}  {status_text(a, v.tolerance)}"
         )
     for label, table in (("phase", v.phases), ("prompts", v.classes)):
-        if len({p.phase for p in table}) > 1:
-            lines += ["", f"{'arm':<{w}} {label:<10} {'n':>4} {'tok/s':>14} {'mean ms':>16}"]
+        if len({p.group for p in table}) > 1:
+            lines += ["", f"{'arm':<{w}} {label:<10} {'n':>4} {'tok/s':>14} {'mean ms':>9}"]
             for p in table:
                 lines.append(
-                    f"{p.arm:<{w}} {p.phase:<10} {p.n:>4} {fmt_est(p.tps):>14} "
-                    f"{fmt_est(p.mean_ms):>16}"
+                    f"{p.arm:<{w}} {p.group:<10} {p.n:>4} {fmt_tps(p.tps):>14} {_num(p.mean_ms):>9}"
                 )
+    lines += screen_lines(v)
     lines.append("")
-    how = "decisive" if v.decisive else "not decisive"
     took = f"{decision.requests} requests ({decision.measured} measured, {decision.settle} settle)"
     if decision.seconds is not None:
         took += f" in {decision.seconds:.0f} s"
     where = f" after {decision.rounds} rounds" if decision.rounds else ""
-    lines.append(f"decision: {how}{where}; {took}")
+    lines.append(f"decision: {v.statement}")
+    lines.append(f"took:{where}; {took}")
     ns = nospec_line(v)
     if ns:
         lines.append(ns)
@@ -271,3 +282,24 @@ def verdict_lines(
         )
     lines.append(f"recommendation: {recommendation_line(v, actuator, server_kind)}")
     return lines
+
+
+def screen_lines(v: Verdict) -> list[str]:
+    """What the screen fitted and kept: its reason, and predicted vs measured per K."""
+    s = v.screen
+    if s is None:
+        return []
+    out = ["", f"screen: {s.why}"]
+    if v.screened_out:
+        out.append(f"screened out: {', '.join(v.screened_out)}")
+    if s.predicted:
+        measured = {a.k: a.tps.value for a in v.lines if a.k is not None and a.tps is not None
+                    and a.arm.startswith(("fixed_", "nospec"))}  # fmt: skip
+        cells = [f"K {k}: {p:.1f}" + (f" ({measured[k]:.1f})" if k in measured else "")
+                 for k, p in s.predicted]  # fmt: skip
+        out.append("model tok/s by K (measured): " + ", ".join(cells))
+    return out
+
+
+def _num(x: float | int | None, digits: int = 1) -> str:
+    return "-" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}f}"

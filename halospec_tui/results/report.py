@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from halospec_tui.arms import NOSPEC
 from halospec_tui.events import KnobVerdict
 from halospec_tui.knob import check_knob
+from halospec_tui.race_rows import Metric
 from halospec_tui.results.samples import Samples
 from halospec_tui.stats import (
     ArmSummary,
@@ -52,6 +53,7 @@ def build_report(
     samples: Sequence[StepSample],
     *,
     tolerance: float = DEFAULT_TOLERANCE,
+    metric: Metric = "client",
 ) -> Report:
     """Everything the summaries say, from rows alone (settle rows are not measurements)."""
     rows: Sequence[StepSample]
@@ -76,7 +78,7 @@ def build_report(
             if len({s.prompt_class for s in rows if s.prompt_class}) > 1
             else ()
         ),
-        verdict=decide(rows, tolerance=tolerance, eliminated=decision.dropped) if rows else None,
+        verdict=decide(rows, tolerance=tolerance, metric=metric) if rows else None,
         decision=decision,
         actuator=main_actuator(samples),
         server_kind=main_server_kind(samples),

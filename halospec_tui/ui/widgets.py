@@ -99,28 +99,16 @@ def verdict_text(m: RunModel) -> Text:
     if v is None:
         if m.finished is not None:
             return Text(f"run {m.finished.reason} before the first verdict", "bold red")
-        return Text(f"deciding: {len(rnd.order)} contenders, first verdict after round 1", "yellow")
-    after = f"after round {v.round}/{v.rounds}"
-    # A run without --until-decisive never stops early: its end may still be decisive.
-    if v.stop == "decisive" or (m.finished is not None and v.stop is None and v.decisive):
-        if v.recommended_k == 0:
-            what = "turn speculation off"
-        elif v.recommended_k is not None:
-            what = f"use K = {v.recommended_k}"
-        else:
-            what = f"use {v.best}"
-        return Text(f"decisive: {what} (fastest {v.best}, {after})", "bold green")
-    if v.stop is not None:
-        return Text(
-            f"stopped ({v.stop} used up), not decisive; best so far {v.best or '-'}", "bold red"
-        )
-    if m.finished is not None:
-        return Text(
-            f"run {m.finished.reason} {after}, not decisive; best so far {v.best or '-'}",
-            "bold red",
-        )
+        n = len(rnd.order)
+        return Text(f"{n} arm{'' if n == 1 else 's'} racing, first verdict after round 1", "yellow")
+    said = v.statement or ("decisive" if v.decisive else "not decisive")
+    if v.decisive:  # the race's own words, whether it stopped the run or not
+        return Text(said, "bold green")
+    if v.stop is not None or m.finished is not None:
+        return Text(said, "bold red")
+    n = len(v.remaining)
     left = "" if v.left_s is None else f", at most {fmt_seconds(v.left_s)} left"
-    return Text(f"deciding: {len(v.remaining)} contenders{left}; best so far {v.best or '-'}", "yellow")
+    return Text(f"{n} arm{'' if n == 1 else 's'} racing{left}; {said}", "yellow")
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -317,16 +305,17 @@ PENDING = "·"
 # Interleaved plans: the verdict's mark and tokens/s with its CI half-width come right
 # after the mode, where a narrow terminal still shows them; tok/s moves there.
 ROUND_COLUMNS = (
-    RESULT_COLUMNS[:1] + (("verdict", "verdict", 7), ("tok/s ±95%", "tps", 12))
+    RESULT_COLUMNS[:1] + (("verdict", "verdict", 8), ("tok/s ±95%", "tps", 12))
     + tuple(c for c in RESULT_COLUMNS[1:] if c[1] != "tps")
 )  # fmt: skip
-STATUS_STYLE = {"best": "bold green", "tied": "yellow", "worse": "red", "dropped": "dim"}
+STATUS_STYLE = {"best": "bold green", "within": "green", "racing": "yellow", "dropped": "dim",
+                "screened": "dim"}  # fmt: skip
 
 
 class ResultsTable(LightTable):
     """One row per mode of the plan, from the start, filled in place as modes finish;
     the best score highlighted. In rounds, each arm's tokens/s with its CI half-width
-    and its standing (best, tied, worse, dropped) from the last round's verdict.
+    and its standing (best, within, racing, dropped, screened out) from the last round.
 
     Every row exists from the start and every column has a fixed width, so the
     table's size never changes during the run: a change of size would lay out the
@@ -373,14 +362,12 @@ class ResultsTable(LightTable):
             )  # fmt: skip
 
 
-def round_status(mode: str, status: dict[str, str], v: RoundFinished | None) -> str:
-    """The verdict's word for an arm: best, tied, worse, dropped (eliminated), or "·"."""
-    if v is not None and any(arm == mode for arm, _ in v.dropped):
+def round_status(arm: str, status: dict[str, str], v: RoundFinished | None) -> str:
+    """The race's word for an arm: best, within, racing, dropped, screened out, or "·"."""
+    if v is not None and any(a == arm for a, _ in v.dropped):
         return "dropped"
-    word = status.get(mode)
-    if word is None:
-        return PENDING
-    return "dropped" if word == "eliminated" else word
+    word = status.get(arm) or PENDING
+    return "screened" if word == "screened out" else word
 
 
 def table_cells(s: ArmSummary) -> dict[str, str]:
