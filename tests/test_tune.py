@@ -100,3 +100,17 @@ def test_tune_with_load_lays_the_timeline_on_rounds(tmp_path, no_leftovers):
     assert "-- load off: round 4: load timeline over" in p.stdout
     txt = (tmp_path / "load_summary.txt").read_text()
     assert "fixed_1    load" in txt and "fixed_3    recovery" in txt  # per arm x phase
+
+
+def test_the_last_round_line_says_what_the_summary_says(tmp_path, no_leftovers):
+    """With --rounds below the first stop the run ends on rounds: its last round line
+    must carry the verdict's own statement, decisive or not, never a guess of its own."""
+    out = tmp_path / "short.csv"
+    p = run(["--no-ui", "--plan", "tune", "--modes", "nospec,fixed_4", "--rounds", "2",
+             "--block", "1", "--settle", "0", "--backend", "sim", "--csv", str(out), *FAST])  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    last = [ln for ln in p.stdout.splitlines() if ln.startswith("== round 2/2:")]
+    v = json.loads((tmp_path / "short_summary.json").read_text())["verdict"]
+    assert len(last) == 1 and last[0].endswith(f"stopping (rounds used up): {v['statement']}")
+    txt = (tmp_path / "short_summary.txt").read_text()
+    assert f"decision: {v['statement']}" in txt
