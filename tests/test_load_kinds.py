@@ -97,7 +97,12 @@ def test_request_load_in_a_run_queues_on_the_server(tmp_path, no_leftovers):
     rows = csv_rows(out)
     phases = [r["phase"] for r in rows]
     assert phases[:2] == ["steady", "steady"] and "load" in phases
-    load = [int(r["latency_ms"]) for r in rows if r["phase"] == "load"]
-    steady = [int(r["latency_ms"]) for r in rows if r["phase"] == "steady"]
-    # one decoding slot: a step under load waits behind another client's request
-    assert min(load) > min(steady)
+    # One decoding slot: under load a step waits behind the background clients' requests.
+    # The wait is the client's latency less the server's own time (prompt and decode,
+    # from its timings), so the machine's pace of the moment cancels out of it.
+    def waits(phase):
+        return sorted(int(r["latency_ms"]) - float(r["prompt_ms"]) - float(r["predicted_ms"])
+                      for r in rows if r["phase"] == phase)  # fmt: skip
+
+    load, steady = waits("load"), waits("steady")
+    assert load[len(load) // 2] > max(steady), (load, steady)
