@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Regenerate screenshots/*.svg from a real run of the monitor on the embedded server.
+"""Regenerate screenshots/*.svg from real runs of the monitor on the embedded server.
 
     python scripts/screenshots.py
 
 A quick plan with load in every arm runs for real; the screen is saved once while
-load is on (after a few modes have finished) and once at the end.
+load is on (after a few arms have finished) and once at the end. Then a tune plan
+runs for real: saved once the screen has picked the K to race and a few rounds have
+been decided, and once at its verdict.
 """
 
 from __future__ import annotations
@@ -42,8 +44,38 @@ async def capture(app, tmp: Path) -> None:
         app.save_screenshot("finished.svg", str(OUT))
 
 
+async def capture_tune(app, tmp: Path) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        deadline = time.monotonic() + 900
+        while not (app.model.verdict is not None and app.model.verdict.round >= 4):
+            assert time.monotonic() < deadline, "no fourth round"
+            await pilot.pause(0.05)
+        await pilot.pause(1.0)
+        app.save_screenshot("tune-racing.svg", str(OUT))
+        while app.finished is None:
+            assert time.monotonic() < deadline, "run did not finish"
+            await pilot.pause(0.1)
+        await pilot.pause(0.6)
+        app.save_screenshot("tune-verdict.svg", str(OUT))
+
+
+def tune_run() -> None:
+    log = LogRouter()
+    opts = SessionOptions(backend="sim", sim=SimParams(target_ms=4.0, reload_ms=150.0))
+    with tempfile.TemporaryDirectory() as d, open_session(opts, log) as session:
+        plan = customise(named_plan("tune"), rounds=10, max_time_s=600.0)
+        config = RunConfig(plan, str(Path(d) / "tune.csv"), backend=session.backend,
+                           server_pid=session.server_pid)  # fmt: skip
+        load = LoadInjector()
+        try:
+            asyncio.run(capture_tune(make_app(config, session, load, log), Path(d)))
+        finally:
+            load.stop()
+
+
 def main() -> int:
     OUT.mkdir(exist_ok=True)
+    tune_run()
     log = LogRouter()
     opts = SessionOptions(backend="sim", sim=SimParams(target_ms=4.0, reload_ms=150.0))
     with tempfile.TemporaryDirectory() as d, open_session(opts, log) as session:
