@@ -22,7 +22,7 @@ import numpy as np
 
 from halospec_tui import __version__
 from halospec_tui.sim.faults import FaultSpec, FaultSpecError, parse_faults
-from halospec_tui.sim.physics import Engine, Generation, SimParams, generate
+from halospec_tui.sim.physics import Engine, Generation, SimParams, generate, reload_pause_ms
 from halospec_tui.specflags import NO_SPECULATION, k_from_args, p_min_from_args, spec_text
 
 HOST = "127.0.0.1"
@@ -244,7 +244,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         with s.slot:  # a reload waits for the request in flight, then blocks the slot
             if args != s.llamacpp_args or new_k != s.k:
-                time.sleep(s.params.reload_ms / 1000.0)
+                time.sleep(reload_pause_ms(s.params) / 1000.0)
                 s.k = new_k
                 s.p_min = p_min_from_args(args)
                 s.llamacpp_args = args
