@@ -20,8 +20,10 @@ import pytest
 
 from halospec_tui.controllers.model import acceptance_from, best_k, ratio_from_pair
 from halospec_tui.sim.physics import (
+    REAL_PAIRS,
     Engine,
     SimParams,
+    expected_decode_ms,
     expected_passes,
     expected_request_ms,
     expected_speedup,
@@ -100,15 +102,48 @@ def test_expected_request_ms_matches_enumeration(k, tokens):
         assert expected_request_ms(P, a, k, tokens) == pytest.approx(enumerate_ms(P, a, k, tokens))
 
 
-def test_defaults_keep_the_earlier_physics():
-    """decay 1 and no extra costs: a pass costs T (1 + (c + v) d), passes as before."""
+# the new terms switched off: the physics before them
+NEUTRAL = SimParams(pass_overhead_ms=0.0, spec_overhead_ms=0.0, load_ms_per_mb=0.0)
+
+
+def test_neutral_terms_give_the_earlier_physics():
+    """decay 1 and no extra costs: a pass costs T (1 + (c + v) d), as before."""
+    assert pass_cost_ms(NEUTRAL, 3) == pytest.approx(6.0 * (1 + 0.19 * 3))
+    assert expected_request_ms(NEUTRAL, 0.7, 0) == pytest.approx(64 * 6.0)
+    # 2 tokens, K 1: one pass drafting 1 (6 (1 + 0.19) = 7.14), then a plain one (6) when
+    # the draft is rejected (0.3): 7.14 + 1.8
+    assert expected_request_ms(NEUTRAL, 0.7, 1, tokens=2) == pytest.approx(8.94)
+    assert reload_pause_ms(NEUTRAL) == NEUTRAL.reload_ms
+
+
+def test_defaults_are_the_fit():
+    """The fitted defaults (physics.FIT): no decay and no quadratic term, 0.35 ms per
+    pass, 0.2 ms more per drafting pass, reload 0.8 ms per MB (no size by default)."""
     p = SimParams()
     assert (p.acceptance_decay, p.verify_quadratic, p.pass_overhead_ms, p.spec_overhead_ms,
-            p.model_mb, p.load_ms_per_mb) == (1.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # fmt: skip
-    assert pass_cost_ms(p, 3) == pytest.approx(6.0 * (1 + 0.19 * 3))
-    # no cap bites when every pass drafts K: 0 drafts -> 64 passes of T
-    assert expected_request_ms(p, 0.7, 0) == pytest.approx(64 * 6.0)
+            p.model_mb, p.load_ms_per_mb) == (1.0, 0.0, 0.35, 0.2, 0.0, 0.8)  # fmt: skip
+    assert pass_cost_ms(p, 0) == pytest.approx(6.35)
+    assert pass_cost_ms(p, 2) == pytest.approx(6.0 * (1 + 0.19 * 2) + 0.55)
     assert reload_pause_ms(p) == p.reload_ms
+
+
+def test_real_pair_presets_keep_their_regimes():
+    """Each REAL_PAIRS preset, in the physics' own exact expectation over the prompt
+    pool (128-token answers, as the fit was measured), shows its pair's regime: no
+    speculation fastest for `loses`; a best K of 1..3 that K 8 loses more than 20% to
+    for `mid`; tokens/s rising with K to 8 for `large` (measured on the real pairs:
+    K 1..8 at 0.66-0.72 of no speculation; best K 1-2 (1.39x), K 8 1.06x; K 8 2.4x)."""
+    from halospec_tui.prompts import POOL
+
+    speed = {}
+    for name, p in REAL_PAIRS.items():
+        ms = [expected_decode_ms(p, k, POOL, 128) for k in range(9)]
+        speed[name] = [ms[0] / m for m in ms]
+    loses, mid, large = speed["loses"], speed["mid"], speed["large"]
+    assert max(loses[1:]) < 0.75
+    best = max(range(9), key=lambda k: mid[k])
+    assert 1 <= best <= 3 and mid[best] > 1.25 and mid[8] < mid[best] / 1.2
+    assert all(large[k + 1] > large[k] for k in range(8)) and large[8] > 2.2
 
 
 def test_expected_passes_by_hand():
@@ -166,7 +201,9 @@ def test_the_model_controllers_assumptions_do_not_hold():
     pass falls as K grows, and the K it then picks is not the physics' best K; with a
     quadratic verification and a drafting overhead, the line it fits through two
     passes' costs misses the others."""
-    p = SimParams(target_ms=1.0, draft_ratio=0.05, verify_per_token=0.0, acceptance_decay=0.85)
+    p = replace(
+        NEUTRAL, target_ms=1.0, draft_ratio=0.05, verify_per_token=0.0, acceptance_decay=0.85
+    )
     seen = []
     for k in (1, 4, 8):
         reach, accepted = 1.0, 0.0
