@@ -1,17 +1,18 @@
 """The truth table of the tiny model pairs: tokens/s per draft length on the real
 llama-server, for each regime of `halospec_tui.tiny_gguf` (loses, mid, large).
 
-Every (regime, K) arm runs once per round, in an order shuffled afresh each round
-(seeded), on the same prompts within a round; the server is restarted per arm with
-`--spec-draft-n-max K --spec-draft-n-min 0 --spec-draft-p-min 0` (K 0: no draft model,
-`--spec-type none`), one unmeasured request, then one request per prompt. Per arm:
-decode tokens/s (the server's `timings`: predicted_n / predicted_ms) and end-to-end
-tokens/s (tokens / client wall time, prompt processing included), mean over rounds with
-a Student-t 95% CI; the end-to-end ratio to no speculation from per-round paired log
-ratios (t CI, exponentiated); acceptance; and at the largest K the conditional
-acceptance per draft position from `/metrics`.
+Per regime, one llama-server per K is started at once (`--spec-draft-n-max K
+--spec-draft-n-min 0 --spec-draft-p-min 0`; K 0: no draft model, `--spec-type none`),
+and each round sends the same prompt to every K, in an order shuffled afresh each round
+(seeded), after one unmeasured request per server (pair_timing.interleave). Per K:
+decode tokens/s (the server's `timings`: predicted_n / predicted_ms), end-to-end
+tokens/s (tokens / client wall time, prompt processing included) and tokens per second
+of the server's CPU time, each a mean over rounds with a Student-t 95% CI; the ratios
+to no speculation from per-round paired log ratios (t CI, exponentiated); acceptance;
+milliseconds per verification pass; and at the largest K the conditional acceptance per
+draft position from `/metrics`.
 
-    python benchmarks/real_pairs.py                           # K 0..8, 3 regimes, 5 rounds
+    python benchmarks/real_pairs.py                           # K 0..8, 3 regimes, 8 rounds (10-20 min)
     python benchmarks/real_pairs.py --regimes mid --ks 0,2,4,8 --rounds 3
     python benchmarks/real_pairs.py --burners 2 --json out.json
 
@@ -161,7 +162,7 @@ def table(arms: list[Arm], regime: str) -> list[str]:
         if base is not None and a is not base:
             r_e2e, r_cpu = _ratio(a.e2e, base.e2e), _ratio(a.cpu, base.cpu)
         acc = f"{a.accepted / a.drafted:6.2f}" if a.drafted else "     -"
-        passes = a.predicted_n - a.accepted
+        passes = a.predicted_n - a.accepted - len(a.decode)  # the first token: prompt pass
         out.append(f"  {a.k:2d} {_fmt(*mean_ci(a.decode))} {_fmt(*mean_ci(a.e2e))} "
                    f"{_fmt(*mean_ci(a.cpu))}  {r_e2e} {r_cpu}  {acc}  "
                    f"{a.predicted_ms / max(passes, 1):7.2f}{' *' if a is best else ''}")  # fmt: skip

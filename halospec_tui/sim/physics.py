@@ -34,12 +34,12 @@ timings, predicted_ms per pass, against d drafted tokens per pass, K 0..8):
 - pass cost T + s [d > 0] + b d + w d^2: loses T 0.39 ms, s 0.17 ms, b 0.56 ms
   (1.4 T), w -0.02 ms; mid T 27.6 ms, s -0.5 ms, b 8.2 ms (0.30 T), w -0.08 ms;
   large T 27.2 ms, s 0.6 ms, b 7.5 ms (0.28 T), w 0.005 ms (rmse 0.13, 1.2, 1.4 ms;
-  the server's CPU time per pass gives the same within 10%). No quadratic term:
+  the server's CPU time per pass gives b within 20%, the same signs). No quadratic term:
   verify_quadratic 0. A fixed cost per pass, of which the 1.6 MB pair's whole pass
   (0.39 ms) is an upper bound: pass_overhead_ms 0.35; a fixed cost of drafting at all,
   clear on the small pair (0.17-0.27 ms, 0.4-0.7 of its pass) and lost in the noise
   on the wide ones: spec_overhead_ms 0.2. On the wide pairs verifying 3 tokens costs
-  more than the line says (K 1 -> 2 adds 11.8 ms where the others add 5-8 ms), a
+  more than the line says (K 1 -> 2 adds 11.8 ms where the other steps add 5-8.5 ms), a
   step the physics does not model.
 - restart of llama-server with the files in the page cache: 100 ms for the 1.6 MB
   pair, 331 ms for the 286 MB ones (medians of 4, load 4-6): load_ms_per_mb 0.8
