@@ -5,8 +5,9 @@ import os
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing import resource_tracker
+from pathlib import Path
 
 import psutil
 import pytest
@@ -41,6 +42,18 @@ def sim() -> Iterator[SimProcess]:
     assert (
         not psutil.pid_exists(proc.pid) or psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE
     )
+
+
+@pytest.fixture(scope="session")
+def model_pair() -> Callable[[str], tuple[Path, Path]]:
+    """(target, draft) of a tiny GGUF pair by regime (tiny_gguf.REGIMES: loses, mid,
+    large), from the model cache: written once (deterministic by seed, in a folder keyed
+    by a hash of its parameters) and reused across runs and workers.
+    HALOSPEC_MODEL_CACHE moves the cache (default ~/.cache/halospec-tui/models)."""
+    from halospec_tui.tiny_gguf import cached_pair
+
+    root = os.environ.get("HALOSPEC_MODEL_CACHE") or None
+    return lambda regime: cached_pair(regime, root=root)
 
 
 def descendants() -> list[psutil.Process]:

@@ -241,6 +241,8 @@ def test_params_round_trip_over_every_field():
         "profile": "drift", "shift_every": 7, "seed": 11, "draft_n_max": 0,
         "honor_request_draft": True, "reload_ms": 12.5, "fault": "500:0.1",
         "report_timings": False, "nature_shift": 0.05, "confidence_kappa": 3.5,
+        "acceptance_decay": 0.75, "verify_quadratic": 0.125, "pass_overhead_ms": 0.25,
+        "spec_overhead_ms": 0.5, "model_mb": 300.0, "load_ms_per_mb": 1.5,
     }  # fmt: skip
     assert set(changed) == {f.name for f in fields(SimParams)}, "a field has no test value"
     for name, value in changed.items():

@@ -60,6 +60,18 @@ _OPTIONS: dict[str, _Option] = {
     "confidence_kappa": _Option(
         help="spread of per-token draft confidence (p_min): Beta(a k, (1-a) k)", minimum=0.001
     ),
+    "acceptance_decay": _Option(
+        help="acceptance at draft position i is a * decay^i", minimum=0.0, maximum=1.0
+    ),
+    "verify_quadratic": _Option(
+        help="extra target cost per drafted token squared, relative", minimum=0.0
+    ),
+    "pass_overhead_ms": _Option(help="fixed cost of every pass, ms unloaded", minimum=0.0),
+    "spec_overhead_ms": _Option(help="fixed cost of a pass that drafts, ms unloaded", minimum=0.0),
+    "model_mb": _Option(help="size of the model files a reload loads, MB", minimum=0.0),
+    "load_ms_per_mb": _Option(
+        help="reload time per MB of model, on top of --sim-reload-ms", minimum=0.0
+    ),
 }
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from halospec_tui import __version__
 from halospec_tui.sim.faults import FaultSpec, parse_faults
 from halospec_tui.sim.lemonade import Stats
-from halospec_tui.sim.physics import Engine, SimParams
+from halospec_tui.sim.physics import Engine, SimParams, reload_pause_ms
 from halospec_tui.specflags import NO_SPECULATION, spec_text
 
 CHECKPOINT = "halospec-sim"
@@ -45,7 +45,7 @@ class SimState:
 
     def load(self, k: int, p_min: float, args: str) -> None:
         """(Re)load the model: the reload's pause, an empty prompt cache. Under the slot."""
-        time.sleep(self.params.reload_ms / 1000.0)
+        time.sleep(reload_pause_ms(self.params) / 1000.0)
         self.k, self.p_min, self.llamacpp_args = k, p_min, args
         self.last_prompt = None
         self.loaded = True
