@@ -151,7 +151,7 @@ def _run_block(
             done = race.steps_done[spec.name] = race.steps_done.get(spec.name, 0) + 1
             steps.measure(spec, controller, StepPlace(
                 done, prompt_index(race.first_prompt, i), timeline, rnd, blk.position,
-                planned=blk.steps,
+                planned=blk.steps, left=(plan.rounds - rnd) * blk.steps + blk.steps - i,
             ))  # fmt: skip
             steps.control.sleep(plan.cooldown_s)
     except Skipped:

@@ -41,7 +41,7 @@ def _run_arm(steps: Steps, index: int, spec: ArmSpec, load_here: bool) -> None:
             steps.start_load(f"{spec.name} step {step}")
         if steps.load.active:
             steps.load_seen = True
-        steps.measure(spec, controller, StepPlace(step))
+        steps.measure(spec, controller, StepPlace(step, left=spec.measured_steps - step))
         steps.control.sleep(plan.cooldown_s)
     while steps.load.active and load_here:
         steps.control.sleep(0.1)

@@ -158,6 +158,7 @@ class StepPlace:
     block_pos: int | None = None
     settle: bool = False  # run after a change of K, written but not measured
     planned: int | None = None  # steps planned for this arm (or block)
+    left: int | None = None  # measured steps the arm has left after this one, at most
 
 
 @dataclass
@@ -363,7 +364,7 @@ class Steps:
                 raise Stopped()  # an abandoned request is not a measurement
         shared = not_set is None and self.drafts.last_shared
         if controller is not None and not at.settle and not_set is None:
-            self._tell(spec, controller, k, reply, act, prompt_class)
+            self._tell(spec, controller, k, reply, act, prompt_class, at)
         phase = self._phase_of(at.timeline)
         if not at.settle:
             self.set_phase(spec.name, at.step, phase)
@@ -390,6 +391,7 @@ class Steps:
         reply: Reply,
         act: Actuation,
         prompt_class: str,
+        at: StepPlace,
     ) -> None:
         """The controller learns the step's outcome; its notes and view are passed on."""
         controller.observe(
@@ -399,7 +401,7 @@ class Steps:
             Observation(
                 k, reply.success, reply.latency_ms, reply.tokens if reply.success else 0,
                 reply.drafted, reply.accepted, reply.predicted_ms, act.reload_ms, prompt_class,
-                reply.tokens_reported,
+                reply.tokens_reported, at.left,
             ),  # fmt: skip
         )
         for note in controller.notes:

@@ -316,3 +316,14 @@ def test_other_parameters_follow_the_reference():
     c = BanditController(k_start=2, k_min=1, k_max=6, discount=0.9, xi=0.05, horizon=5)
     assert run_bandit(c, shifting, 80, 300) == want
     assert len(set(want[20:])) > 1  # a run where exploration and the cost both act
+
+
+def test_the_plans_steps_left_weigh_a_reload():
+    # a 1 s step, reloads of 3 s: two reloads within a quarter of 20 steps (5 s)? no;
+    # within a quarter of the 100 steps the plan leaves (25 s)? yes: K 0 is tried
+    def first_moves(steps_left):
+        c = BanditController(k_start=4)
+        c.observe(4, True, 1000, Observation(4, True, 1000, 64, reload_ms=3000, steps_left=steps_left))
+        return c.next_k()
+
+    assert first_moves(None) != 0 and first_moves(100) == 0

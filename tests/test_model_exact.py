@@ -213,7 +213,7 @@ def test_with_reloads_a_model_best_k_far_away_is_reached_in_one_move():
     # a 0.9: after K 0 is measured (the line through K 0 and K 4 is the true one, ratio
     # 0.2), K 7 is the best by the model: one reload from K 0 to K 7
     c = ModelController()
-    assert run(c, 12, 0.9, reload_ms=500) == [4, 0, 0] + [7] * 9
+    assert run(c, 12, 0.9, reload_ms=500) == [4, 0] + [7] * 10  # one step of K 0 is enough
     assert c.notes[-1] == "model controller: K 7 expected 137.8% faster than K 0: K 0 -> 7 (a reload)"
 
 
@@ -337,3 +337,12 @@ def test_a_step_whose_tokens_the_server_did_not_count_teaches_the_model_nothing(
     c.observe(o.k, True, o.latency_ms, o)
     assert c.estimates() == before and c.view().name == "model"  # no fallback either
     assert c.ema_ms == pytest.approx(0.4 * o.latency_ms + 0.6 * (step(4, 0.8).latency_ms))
+
+
+def test_with_reloads_the_plan_s_steps_left_weigh_the_moves():
+    # 5 s reloads against 288 ms steps: within a quarter of 20 steps (1440 ms) two do not
+    # fit, within a quarter of the 200 steps the plan leaves (14400 ms) they do
+    c = ModelController(k_start=1)
+    assert run(c, 3, 0.3, reload_ms=5000, steps_left=200) == [1, 0, 0]
+    c = ModelController(k_start=1)
+    assert run(c, 3, 0.3, reload_ms=5000, steps_left=20) == [1, 1, 1]

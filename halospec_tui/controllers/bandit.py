@@ -72,6 +72,8 @@ class BanditController(ModelFree):
         self._n = [g * c for c in self._n]
         self._s = [g * s for s in self._s]
         self._note_reload(obs)
+        if obs is not None and obs.steps_left is not None:
+            self._horizon = max(obs.steps_left, 1)  # weigh a move over what the plan leaves
         if success and latency_ms > 0 and k in self._ks:
             tokens = obs.tokens if obs is not None and obs.tokens else 64
             i = self._ks.index(k)

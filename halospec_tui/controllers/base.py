@@ -42,6 +42,7 @@ class Observation:
     reload_ms: int | None = None  # time this step's change of K cost, outside latency
     context: str = ""  # the request's class (the workload's prompt class), known before it is sent
     tokens_reported: bool = True  # False: `tokens` is max_tokens, not the server's count
+    steps_left: int | None = None  # measured steps the arm has left in its plan, at most
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,7 @@ class ModelController(ModelFree):
         probe_every: int = 6,
         explore_steps: int = 2,
         identify_share: float = 0.25,
+        identify_steps: int = 1,
     ) -> None:
         self._k = k_start
         self._k_max = k_max
@@ -206,6 +207,8 @@ class ModelController(ModelFree):
         # Where a change of K costs a reload (see `_decide_with_reloads`):
         self._explore_steps = explore_steps
         self._identify_share = identify_share
+        self._identify_steps = identify_steps
+        self._left: int | None = None  # measured steps the arm has left, when the plan says
         self._seen: dict[int, Seen] = {}  # K -> what was measured at it
         self._dwell = 0  # steps left at a K just moved to before deciding again
         self._held: str = ""  # why the controller holds a K it would rather leave
@@ -228,6 +231,8 @@ class ModelController(ModelFree):
             return
         self._track(latency_ms)
         self._note_reload(obs)
+        if obs is not None and obs.steps_left is not None:
+            self._left = obs.steps_left
         if obs is not None and not obs.tokens_reported:
             return  # passes = tokens - accepted needs the server's own token count
         if (
@@ -387,10 +392,12 @@ class ModelController(ModelFree):
         if est is None:
             return
         a, t0, t1 = est
+        ahead = self._ahead()
         if 0 not in self._seen and self._k_max >= 0:
-            budget = self._identify_share * self._horizon * max(self._step_ms, 1e-9)
-            if 2 * self._reload_ms <= budget:
-                self._move(0, "measuring plain decoding (K = 0) once, to know what drafting gains")
+            step = max(self._ema or 0.0, self._step_ms, 1e-9)  # a request's whole time
+            if 2 * self._reload_ms <= self._identify_share * ahead * step:
+                self._move(0, "measuring plain decoding (K = 0) once, to know what drafting gains",
+                           self._identify_steps)  # fmt: skip
                 return
         scores = self._scores(a, t0, t1)
         best = max(scores, key=lambda k: (scores[k], -k))
@@ -400,7 +407,7 @@ class ModelController(ModelFree):
             return
         gain = scores[best] / now - 1.0
         saving_ms = self._tokens * 1000.0 * (1.0 / now - 1.0 / scores[best])
-        if gain >= self._hysteresis and saving_ms * self._horizon > self._reload_ms:
+        if gain >= self._hysteresis and saving_ms * ahead > self._reload_ms:
             self._move(best, f"K {best} expected {gain * 100:.1f}% faster than K {self._k}")
             return
         held = (
@@ -411,10 +418,15 @@ class ModelController(ModelFree):
             self.notes.append(f"model controller: {held}; holding K {self._k}")
         self._held = held
 
-    def _move(self, k: int, why: str) -> None:
+    def _ahead(self) -> int:
+        """The steps a move is weighed over: those the plan leaves the arm (when the
+        runner says), else `horizon`."""
+        return self._left if self._left is not None else self._horizon
+
+    def _move(self, k: int, why: str, dwell: int | None = None) -> None:
         self.notes.append(f"model controller: {why}: K {self._k} -> {k} (a reload)")
         self._k = k
-        self._dwell = self._explore_steps - 1
+        self._dwell = (self._explore_steps if dwell is None else dwell) - 1
         self._held = ""
 
     def view(self) -> ControllerView | None:
