@@ -1,8 +1,11 @@
 """Small helpers shared by the tests."""
 
 import csv
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pytest
 
 
 def csv_rows(path: str | Path) -> list[dict[str, str]]:
@@ -81,3 +84,24 @@ class FakeLoad:
 
     def stop(self) -> None:
         self.ends_at = None
+
+
+# -- the real llama-server ------------------------------------------------------------
+CACHED_LLAMA = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
+
+
+def llama_binary() -> str | None:
+    """The real llama-server: $LLAMA_SERVER, else scripts/build-llama-server.sh's cache;
+    None when neither is there and executable."""
+    b = os.environ.get("LLAMA_SERVER") or (str(CACHED_LLAMA) if CACHED_LLAMA.exists() else None)
+    return b if b and os.access(b, os.X_OK) else None
+
+
+LLAMA_SERVER = llama_binary()
+if LLAMA_SERVER is None and os.environ.get("CI"):
+    raise RuntimeError("CI must provide a llama-server (scripts/build-llama-server.sh)")
+# a test that runs the real llama-server: marked, and skipped only off CI without one
+needs_llama = [
+    pytest.mark.llama,
+    pytest.mark.skipif(LLAMA_SERVER is None, reason="no llama-server: run scripts/build-llama-server.sh"),
+]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import CLI
-from helpers import csv_rows
+from helpers import LLAMA_SERVER, csv_rows, needs_llama
 
 from halospec_tui.events import LogRouter
 from halospec_tui.launch_template import parse_templates, paste_line
@@ -25,20 +24,9 @@ from halospec_tui.runner import RunConfig
 from halospec_tui.session import LaunchOptions, SessionOptions, open_session
 from halospec_tui.tiny_gguf import make_models
 
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-
-
-def _binary() -> str | None:
-    b = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
-    return b if b and os.access(b, os.X_OK) else None
-
-
-BINARY = _binary()
-if BINARY is None and os.environ.get("CI"):
-    raise RuntimeError("CI must provide a llama-server (scripts/build-llama-server.sh)")
+BINARY = LLAMA_SERVER
 pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(BINARY is None, reason="no llama-server: run scripts/build-llama-server.sh"),
+    *needs_llama,
     pytest.mark.xdist_group("launch_llama"),
 ]
 COMMON = "--host 127.0.0.1 --port {port} -np 1 -c 1024 -t 1 -td 1 --metrics"

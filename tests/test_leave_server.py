@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import httpx
 import pytest
 import respx
 from conftest import CLI, FAST_SIM, wait_until_gone
-from helpers import csv_rows
+from helpers import LLAMA_SERVER, csv_rows, needs_llama
 
 from halospec_tui.actuators import ActuatorError, LemonadeLoadActuator, Setting
 from halospec_tui.client import ChatClient
@@ -151,13 +150,8 @@ def test_leave_recommended_leaves_the_verdicts_setting(user_sim, tmp_path, no_le
 
 
 # -- a real llama-server behind a Lemonade-like front ----------------------------------
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-BINARY = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
+BINARY = LLAMA_SERVER
 FRONT_ARGS = "--spec-type draft-simple --spec-draft-n-max 2 --spec-draft-n-min 0 --spec-draft-p-min 0"
-real = [
-    pytest.mark.llama,
-    pytest.mark.skipif(BINARY is None and not os.environ.get("CI"), reason="no llama-server"),
-]
 
 
 @pytest.fixture
@@ -199,10 +193,9 @@ def _until_rows(csv: Path, n: int, timeout_s: float = 90.0) -> None:
 @pytest.mark.parametrize("how", ["done", "SIGINT", "SIGTERM"])
 @pytest.mark.xdist_group("lemonade_front")
 @pytest.mark.usefixtures("none_left")
+@needs_llama[0]
+@needs_llama[1]
 def test_a_real_server_is_put_back_however_the_run_ends(front, tmp_path, how):
-    for mark in real:
-        if mark.name == "skipif" and mark.args[0]:
-            pytest.skip("no llama-server")
     assert _state(front) == (FRONT_ARGS, 2)
     csv = tmp_path / "r.csv"
     cmd = _tune(front, csv, "--model", M, "--timeout", "60")
@@ -222,11 +215,11 @@ def test_a_real_server_is_put_back_however_the_run_ends(front, tmp_path, how):
 
 @pytest.mark.xdist_group("lemonade_front")
 @pytest.mark.usefixtures("none_left")
+@needs_llama[0]
+@needs_llama[1]
 def test_a_real_server_is_put_back_after_q_in_the_monitor(front, tmp_path):
     from halospec_tui.ui.app import ConfirmQuit, make_app
 
-    if BINARY is None:
-        pytest.skip("no llama-server")
     assert _state(front) == (FRONT_ARGS, 2)
     session = open_session(SessionOptions(backend="server", base_url=front, model=M,
                                           actuator="lemonade-load"), LogRouter())  # fmt: skip

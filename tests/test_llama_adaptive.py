@@ -2,33 +2,21 @@
 the suite's tiny GGUF models: both take effect, as the server's own timings show."""
 
 import json
-import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 from adaptive_replay import replay_model
-from helpers import csv_rows
+from helpers import LLAMA_SERVER, csv_rows, needs_llama
 
 from halospec_tui.controllers.model import ModelController
 from halospec_tui.specflags import k_from_args, p_min_from_args
 from halospec_tui.tiny_gguf import make_models
 
 CLI = [sys.executable, "-m", "halospec_tui"]
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-
-
-def _binary() -> str | None:
-    b = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
-    return b if b and os.access(b, os.X_OK) else None
-
-
-BINARY = _binary()
+BINARY = LLAMA_SERVER
 pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(BINARY is None, reason="no llama-server: run scripts/build-llama-server.sh"),
+    *needs_llama,
 ]
 STARTING = re.compile(r"^info: starting .*$", re.M)
 

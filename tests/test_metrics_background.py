@@ -3,14 +3,13 @@
 off the step's figures where it can be told apart, and the step is marked shared where
 it cannot. Rules with exact numbers, then against the embedded server."""
 
-import os
 import subprocess
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 import pytest
+from helpers import LLAMA_SERVER
 
 from halospec_tui.client import ChatClient
 from halospec_tui.llama_server import free_port
@@ -33,8 +32,7 @@ from halospec_tui.prompts import POOL
 from halospec_tui.specflags import spec_args
 from halospec_tui.tiny_gguf import make_models
 
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-LLAMA = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
+LLAMA = LLAMA_SERVER
 
 FIRST, SECOND = Span(10.0, 10.1), Span(12.0, 12.1)  # two reads of the counters
 

@@ -13,19 +13,17 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import psutil
 import pytest
 from conftest import tagged, wait_until_gone
-from helpers import csv_rows
+from helpers import LLAMA_SERVER, csv_rows
 
 from halospec_tui.procs import OWNER_ENV
 
 CLI = [sys.executable, "-m", "halospec_tui"]
 FAST = ["--sim-target-ms", "1.5", "--sim-reload-ms", "20"]
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-REAL_LLAMA = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
+REAL_LLAMA = LLAMA_SERVER
 
 # A stand-in for the llama-server binary: answers --help with the old flag spelling,
 # serves /health on --port, and (like the real binary) never looks at its parent.

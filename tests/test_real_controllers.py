@@ -10,23 +10,16 @@ timings, which a busy machine moves less than wall time.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import csv_rows
+from helpers import LLAMA_SERVER, csv_rows, needs_llama
 
 CLI = [sys.executable, "-m", "halospec_tui", "--no-ui"]
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-BINARY = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
-if BINARY is None and os.environ.get("CI"):
-    raise RuntimeError("CI must provide a llama-server (scripts/build-llama-server.sh)")
-pytestmark = [
-    pytest.mark.llama,
-    pytest.mark.skipif(BINARY is None, reason="no llama-server: run scripts/build-llama-server.sh"),
-]
+BINARY = LLAMA_SERVER
+pytestmark = needs_llama
 MID_GOOD = {1, 2, 3, 4}  # mid pair: within about 5% of the best (real_pairs.py, 2026-12-06)
 
 

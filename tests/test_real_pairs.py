@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from helpers import LLAMA_SERVER, needs_llama
 
 from halospec_tui.pair_timing import (
     Rounds,
@@ -33,18 +34,8 @@ from halospec_tui.pair_timing import (
 from halospec_tui.prompts import POOL
 from halospec_tui.tiny_gguf import REGIMES, PairSpec, cached_pair, make_models, write_pair
 
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-
-
-def _binary() -> str | None:
-    b = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
-    return b if b and os.access(b, os.X_OK) else None
-
-
-BINARY = _binary()
-needs_binary = pytest.mark.skipif(
-    BINARY is None, reason="no llama-server: run scripts/build-llama-server.sh"
-)
+BINARY = LLAMA_SERVER
+needs_binary = needs_llama[1]
 SMALL = PairSpec(n_embd=32, n_head=2, n_ff=64, draft_layers=1, target_layers=2)
 
 

@@ -9,11 +9,10 @@ real binary.
 
 from __future__ import annotations
 
-import os
 import subprocess
-from pathlib import Path
 
 import pytest
+from helpers import LLAMA_SERVER, needs_llama
 
 from halospec_tui.procs import tagged_env
 from halospec_tui.specflags import (
@@ -160,20 +159,12 @@ def test_a_value_is_the_next_argument_whatever_it_looks_like():
 
 
 # -- against the real binary ------------------------------------------------------------
-CACHED = Path.home() / ".cache/halospec-tui/llama-server-11434.0.0/llama-server"
-
-
-def _binary() -> str | None:
-    b = os.environ.get("LLAMA_SERVER") or (str(CACHED) if CACHED.exists() else None)
-    return b if b and os.access(b, os.X_OK) else None
-
-
-@pytest.mark.llama
-@pytest.mark.skipif(_binary() is None, reason="no llama-server: run scripts/build-llama-server.sh")
+@needs_llama[0]
+@needs_llama[1]
 def test_what_the_real_llama_server_refuses_is_refused_here():
     """Each value before `--version`: llama-server parses it, then prints its version
     and exits 0, or exits 1 on a value it refuses. Nothing loads, nothing listens."""
-    binary = _binary()
+    binary = LLAMA_SERVER
     assert binary is not None
     seen = {}
     for flag, table in (("--spec-draft-n-max", N_MAX), ("--spec-draft-p-min", P_MIN)):
