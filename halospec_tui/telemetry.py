@@ -122,6 +122,8 @@ class Telemetry:
         if self._said or self._log is None:
             return
         self._said = True
+        if self._memory is not None:
+            self._log("info", f"memory load: {self._memory.describe()}")
         if self._unavailable is not None:
             self._log(
                 "info",

@@ -4,6 +4,7 @@ nothing counts."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 from helpers import csv_rows
 
@@ -26,7 +27,7 @@ class Burners(MemoryLoad):
     """Memory burners whose count and state the test sets (nothing is spawned)."""
 
     def __init__(self) -> None:
-        super().__init__(workers=1, buffer_bytes=8 << 20)
+        super().__init__(workers=1, buffer_bytes=8 << 20, cache_dir=Path("/nonexistent"))
         self.moved = 0.0
         self.running = False
         self.rate: float | None = None
@@ -129,10 +130,16 @@ def test_unavailable_counters_are_said_once_and_give_no_figure():
     tel.close()
 
 
-def test_live_reads_the_burners_own_rates():
-    mem = Burners()
+def test_live_reads_the_burners_own_rates_and_their_buffers_are_said():
+    mem, logs = Burners(), []
     mem.rate = 21.25
-    assert Telemetry(load=mem).live() == Bandwidth(21.25, None)
+    tel = Telemetry(load=mem, log=lambda level, text: logs.append(text))
+    assert tel.live() == Bandwidth(21.25, None)
+    tel.sample()
+    tel.sample()
+    assert logs == [
+        "memory load: 1 memory burner(s), two 8 MiB buffers each (last-level cache unknown)"
+    ]
 
 
 def test_the_pane_says_what_the_load_and_the_machine_move():
