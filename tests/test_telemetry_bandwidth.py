@@ -2,6 +2,7 @@
 bytes over the step's window, the machine's counter, and nothing where nothing ran or
 nothing counts."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,3 +186,53 @@ def test_memory_load_in_a_run_is_in_the_csv(tmp_path, no_leftovers):
     else:
         counter.close()
         assert said == 0
+
+
+def test_the_monitor_shows_the_burners_gbps_live(sim, tmp_path, no_leftovers):
+    import asyncio
+    import time
+
+    from halospec_tui.events import LogRouter
+    from halospec_tui.plan import customise, named_plan
+    from halospec_tui.runner import RunConfig
+    from halospec_tui.session import SessionOptions, open_session
+    from halospec_tui.ui.app import ConfirmQuit, make_app
+    from halospec_tui.ui.lines import TextLines
+
+    session = open_session(SessionOptions(backend="server", base_url=sim.base_url), LogRouter())
+    plan = customise(named_plan("quick"), arms=["fixed_3"], warmup=0, steps=300,
+                     cooldown_s=0.05, load_duration_s=20.0)  # fmt: skip
+    config = RunConfig(plan, str(tmp_path / "ui.csv"), backend=session.backend)
+    app = make_app(config, session, MemoryLoad(workers=1, buffer_bytes=16 << 20))
+    seen: list[str] = []
+
+    async def until(pilot, cond, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while not cond():
+            assert time.monotonic() < deadline, seen[-1:] or "condition not met in time"
+            await pilot.pause(0.05)
+
+    def pane() -> str:
+        seen.append(str(app.query_one("#cpu", TextLines).text))
+        return seen[-1]
+
+    async def go():
+        async with app.run_test(size=(140, 44)) as pilot:
+            await until(pilot, lambda: app.model.step >= 2)
+            assert "GB/s" not in pane()  # no memory burner yet
+            await pilot.press("l")
+            # the burner's own rate, once it has measured one (every quarter second)
+            await until(pilot, lambda: re.search(r"LOAD ON: 1 burner\(s\), \d+ s left, "
+                                                 r"(\d+\.\d) GB/s", pane()) is not None
+                        and float(re.findall(r"(\d+\.\d) GB/s", pane())[0]) > 0)  # fmt: skip
+            await pilot.press("l")
+            await until(pilot, lambda: "load off" in pane())
+            await pilot.press("q")
+            await until(pilot, lambda: isinstance(app.screen, ConfirmQuit))
+            await pilot.press("y")
+            await until(pilot, lambda: app.finished is not None)
+
+    with session:
+        asyncio.run(go())
+    rows = csv_rows(tmp_path / "ui.csv")
+    assert any(r["load_gbps"] not in ("", "0") for r in rows)
