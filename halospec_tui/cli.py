@@ -182,16 +182,18 @@ def _schedule_args(g: argparse._ArgumentGroup) -> None:
 
 def _load_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument(
-        "--load", action="store_true", default=None, help="inject CPU load (also HALOSPEC_LOAD=1)"
+        "--load", action="store_true", default=None,
+        help="inject load, of --load-kind (also HALOSPEC_LOAD=1)",
     )
     g.add_argument("--load-step", type=int, help="measured step at which load starts (default 6)")
     g.add_argument("--load-duration", type=finite_float, help="seconds of load (default 30)")
-    g.add_argument(
-        "--load-workers", type=int, default=None, help="burner processes (default: one per core)"
-    )
-    g.add_argument("--load-kind", choices=("cpu", "requests", "both"), default="cpu",
-                   help="cpu: burner processes; requests: background clients on the same "
-                   "server (--load-clients); both")  # fmt: skip
+    g.add_argument("--load-workers", type=int, default=None,
+                   help="burner processes of each kind, CPU and memory (default: one per core)")  # fmt: skip
+    g.add_argument("--load-kind", choices=("cpu", "memory", "requests", "both", "all"), default="cpu",
+                   help="cpu: CPU burner processes; memory: burners that stream buffers larger "
+                   "than the last-level cache (memory bandwidth, as a build or a second model "
+                   "takes it); requests: background clients on the same server "
+                   "(--load-clients); both: cpu and requests; all: cpu, memory and requests")  # fmt: skip
     g.add_argument("--load-clients", type=int, default=2,
                    help="background request clients during load (1..16, default 2)")  # fmt: skip
     g.add_argument("--load-arms", choices=("all", "adaptive"), default="all",
@@ -458,15 +460,19 @@ def check_run_args(ns: argparse.Namespace, argv: Sequence[str]) -> None:
 
 
 def build_load(kind: str, workers: int | None, clients: int, client: ChatClient) -> Load:
-    """cpu: burner processes; requests: background clients on the same server; both."""
+    """cpu: CPU burners; memory: memory burners; requests: background clients on the
+    same server; both: cpu and requests; all: the three."""
     from halospec_tui.load import LoadInjector
+    from halospec_tui.load_memory import MemoryLoad
     from halospec_tui.load_requests import LoadGroup, RequestLoad
     from halospec_tui.prompts import POOL
 
     loads: list[Load] = []
-    if kind in ("cpu", "both"):
+    if kind in ("cpu", "both", "all"):
         loads.append(LoadInjector(workers))
-    if kind in ("requests", "both"):
+    if kind in ("memory", "all"):
+        loads.append(MemoryLoad(workers))
+    if kind in ("requests", "both", "all"):
         body = client.build_body(POOL[3], max_tokens=64, cache_prompt=False)
         loads.append(
             RequestLoad(client.base_url, client.path, body, clients, client.auth_headers())

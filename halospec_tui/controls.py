@@ -18,6 +18,8 @@ class LoadStatus:
     active: bool
     seconds_left: float | None  # None when the burners are off
     workers: int
+    load_gbps: float | None = None  # the memory burners' own GB/s now (None: none runs)
+    machine_gbps: float | None = None  # the memory controllers' (None: no counters)
 
 
 class RunControls(Protocol):

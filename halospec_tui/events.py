@@ -64,6 +64,8 @@ class StepRecord:
     tokens_reported: bool | None = None
     drafting_shared: bool = False  # /metrics counts shared with other clients: not the step's
     server_kind: str = ""  # lemonade | llama-server | vllm | sglang | sim | openai | unknown
+    load_gbps: float | None = None  # the memory burners' GB/s over the step (None: none ran)
+    machine_gbps: float | None = None  # the memory controllers' GB/s (None: no counters)
 
 
 @dataclass(frozen=True)

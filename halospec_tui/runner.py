@@ -17,9 +17,11 @@ from typing import Literal
 
 from halospec_tui.actuators import Actuator, ActuatorError, Setting
 from halospec_tui.arms import p_min_of
+from halospec_tui.bandwidth import open_counter
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import (
     ArmInfo,
+    LogLine,
     Paused,
     RunFinished,
     RunStarted,
@@ -44,7 +46,7 @@ from halospec_tui.steps import (
     Steps,
     Stopped,
 )
-from halospec_tui.telemetry import Telemetry
+from halospec_tui.telemetry import Bandwidth, Telemetry
 
 __all__ = ["AUTH_REFUSALS_TO_STOP", "RunConfig", "Runner", "new_run_id"]
 
@@ -134,7 +136,14 @@ class Runner:
             self._manual_load = req
 
     def load_status(self) -> LoadStatus:
-        return LoadStatus(self.load.active, self.load.seconds_left(), self.load.workers)
+        bw = self._steps.telemetry.live() if self._steps is not None else Bandwidth()
+        return LoadStatus(
+            self.load.active, self.load.seconds_left(), self.load.workers,
+            bw.load_gbps, bw.machine_gbps,
+        )  # fmt: skip
+
+    def _log(self, level: str, text: str) -> None:
+        self.sink.emit(LogLine(level, text))
 
     @property
     def debug(self) -> bool:
@@ -159,7 +168,7 @@ class Runner:
             load=self.load,
             writer=writer,
             control=self.control,
-            telemetry=Telemetry(cfg.server_pid),
+            telemetry=Telemetry(cfg.server_pid, self.load, open_counter(), self._log),
             controller_name=cfg.controller,
             server_kind=cfg.server_kind,
             server_down_after_s=cfg.server_down_after_s,
@@ -195,6 +204,7 @@ class Runner:
             raise
         finally:
             self.load.stop()
+            steps.telemetry.close()
             writer.close()
             finished = self._finish(steps, reason)
         return finished

@@ -435,6 +435,7 @@ class Steps:
         shared: bool,
     ) -> StepRecord:
         thr = controller.thresholds if controller is not None else None
+        bw = self.telemetry.take_bandwidth()  # over the request, as cpu; none when not sent
         return StepRecord(
             global_step=self.global_step,
             step=at.step,
@@ -471,6 +472,7 @@ class Steps:
             tokens_reported=reply.tokens_reported if reply.success else None,
             drafting_shared=shared,
             server_kind=self.server_kind,
+            load_gbps=bw.load_gbps, machine_gbps=bw.machine_gbps,
         )
 
     def _log_step(self, r: StepRecord, reply: Reply) -> None:

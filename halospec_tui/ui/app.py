@@ -276,7 +276,8 @@ class HaloSpecApp(App[None]):
         if not self.is_running:
             return
         load = self.runner.load_status()
-        text = cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers)
+        text = cpu_text(self.cpu_sampler(), load.seconds_left, self.model.load_reason, load.workers,
+                        load.load_gbps, load.machine_gbps)  # fmt: skip
         self.query_one("#cpu", TextLines).update(text)
 
     # -- keys ---------------------------------------------------------------

@@ -276,8 +276,16 @@ class KPanel(Vertical):
 
 
 def cpu_text(
-    per_core: list[float], load_left_s: float | None, load_reason: str, workers: int
+    per_core: list[float],
+    load_left_s: float | None,
+    load_reason: str,
+    workers: int,
+    load_gbps: float | None = None,
+    machine_gbps: float | None = None,
 ) -> Text:
+    """One bar per core, then the load's state on one line: what the memory burners
+    move (`load_gbps`) and the machine's memory traffic from its memory controllers
+    (`machine_gbps`), each where known, so the pane keeps its height."""
     t = Text()
     for i, pct in enumerate(per_core):
         n = round(pct / 10)
@@ -288,9 +296,13 @@ def cpu_text(
         t.append(f" {pct:5.1f}%\n")
     if load_left_s is not None:
         t.append(f"LOAD ON: {workers} burner(s), {load_left_s:.0f} s left", "bold red")
+        if load_gbps is not None:
+            t.append(f", {load_gbps:.1f} GB/s", "bold red")
         t.append(f" ({load_reason})" if load_reason else "")
     else:
         t.append("load off", "dim")
+    if machine_gbps is not None:
+        t.append(f"; memory {machine_gbps:.1f} GB/s", "cyan")
     return t
 
 
