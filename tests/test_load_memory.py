@@ -7,6 +7,7 @@ import sys
 import time
 
 import psutil
+import pytest
 from conftest import tagged, wait_until_gone
 from helpers import csv_rows
 
@@ -39,6 +40,10 @@ def _cache(tmp_path, levels):
         (d / "type").write_text(f"{kind}\n")
         (d / "size").write_text(f"{size}\n")
     return tmp_path
+
+
+# Live burners share a worker with the timing tests of tests/test_real_pairs.py.
+pytestmark = pytest.mark.xdist_group("memory_traffic")
 
 
 def test_cache_sizes_read_as_the_kernel_writes_them():
