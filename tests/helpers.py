@@ -2,6 +2,7 @@
 
 import csv
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,35 @@ import pytest
 def csv_rows(path: str | Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def wait_rows(csv_path: Path, n: int, proc=None, timeout_s: float = 120.0) -> None:
+    """Wait until the CSV holds at least n rows (and, given a process, while it runs)."""
+    deadline = time.monotonic() + timeout_s
+    while not (csv_path.exists() and len(csv_rows(csv_path)) >= n):
+        assert proc is None or proc.poll() is None, f"exited early with {proc.returncode}"
+        assert time.monotonic() < deadline, f"fewer than {n} rows in {timeout_s} s"
+        time.sleep(0.05)
+
+
+async def quit_after_rows(app, pilot, csv_path: Path, rows: int, deadline_s: float = 120.0):
+    """In a running monitor: once the CSV holds `rows` rows, press q, confirm with y and
+    wait for the run to finish; returns the RunFinished."""
+    from halospec_tui.ui.app import ConfirmQuit
+
+    deadline = time.monotonic() + deadline_s
+    while not csv_path.exists() or len(csv_rows(csv_path)) < rows:
+        assert time.monotonic() < deadline
+        await pilot.pause(0.1)
+    await pilot.press("q")
+    while not isinstance(app.screen, ConfirmQuit):
+        assert time.monotonic() < deadline
+        await pilot.pause(0.05)
+    await pilot.press("y")
+    while app.finished is None:
+        assert time.monotonic() < deadline
+        await pilot.pause(0.1)
+    return app.finished
 
 
 class FakeClientBase:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import tagged
-from helpers import csv_rows
+from helpers import csv_rows, wait_rows
 
 from halospec_tui.results import COLUMNS
 
@@ -36,14 +36,6 @@ def run(args, timeout=240, **kw):
     return subprocess.run(
         CLI + args, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, **kw
     )
-
-
-def wait_rows(csv: Path, n: int, proc: subprocess.Popen, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not (csv.exists() and len(csv_rows(csv)) >= n):
-        assert proc.poll() is None, f"exited early with {proc.returncode}"
-        assert time.monotonic() < deadline, f"fewer than {n} rows in {timeout_s} s"
-        time.sleep(0.05)
 
 
 def summary(csv: Path) -> dict:

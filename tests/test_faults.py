@@ -9,7 +9,7 @@ import time
 import httpx
 import psutil
 import pytest
-from helpers import csv_rows
+from helpers import csv_rows, wait_rows
 
 from halospec_tui.actuators import FieldActuator
 from halospec_tui.client import ChatClient
@@ -178,16 +178,6 @@ def test_exception_inside_the_runner_still_writes_csv_and_summary(sim, tmp_path)
     assert doc["meta"]["reason"] == "failed" and doc["modes"][0]["steps"] == 1
 
 
-def _wait_rows(path, n, proc, timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        if path.exists() and len(path.read_text().splitlines()) > n:
-            return
-        time.sleep(0.1)
-    raise AssertionError("rows did not arrive")
-
-
 @pytest.mark.parametrize(
     "sig,code,reason", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 )
@@ -199,7 +189,7 @@ def test_signals_write_everything_and_reap_everything(tmp_path, sig, code, reaso
                "--sim-target-ms", "1", "--csv", str(out)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    _wait_rows(out, 4, proc)
+    wait_rows(out, 4, proc)
     kids = psutil.Process(proc.pid).children(recursive=True)
     names = [" ".join(k.cmdline()) for k in kids]
     assert any("halospec_tui.sim" in n for n in names), names
@@ -225,7 +215,7 @@ def test_a_killed_harness_leaves_no_orphans(tmp_path):
                "--sim-target-ms", "1", "--csv", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
     )  # fmt: skip
-    _wait_rows(out, 2, proc)
+    wait_rows(out, 2, proc)
     kids = psutil.Process(proc.pid).children(recursive=True)
     assert len(kids) >= 2
     proc.kill()

@@ -9,12 +9,11 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from conftest import CLI
-from helpers import LLAMA_SERVER, csv_rows, needs_llama
+from helpers import LLAMA_SERVER, csv_rows, needs_llama, quit_after_rows, wait_rows
 
 from halospec_tui.events import LogRouter
 from halospec_tui.launch_template import parse_templates, paste_line
@@ -90,18 +89,11 @@ def test_the_tune_plan_sets_k_through_the_launch_command(tmp_path, templates, no
     assert line in report.stdout.splitlines()
 
 
-def _until_rows(csv: Path, n: int, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not (csv.exists() and len(csv_rows(csv)) >= n):
-        assert time.monotonic() < deadline, "no rows in time"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM"])
 def test_a_signal_ends_the_run_and_the_launched_server(tmp_path, templates, how, no_leftovers):
     proc = subprocess.Popen(_tune(tmp_path, templates, "--rounds", "20"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)  # fmt: skip
-    _until_rows(tmp_path / "r.csv", 3)
+    wait_rows(tmp_path / "r.csv", 3)
     proc.send_signal(getattr(signal, how))
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[how], err[-3000:]
@@ -109,7 +101,7 @@ def test_a_signal_ends_the_run_and_the_launched_server(tmp_path, templates, how,
 
 
 def test_q_in_the_monitor_ends_the_run_and_the_launched_server(tmp_path, templates, no_leftovers):
-    from halospec_tui.ui.app import ConfirmQuit, make_app
+    from halospec_tui.ui.app import make_app
 
     spec, nospec = templates
     plan = customise(named_plan("tune"), arms=["nospec", "fixed_3"], rounds=20, block=1, settle=0)
@@ -124,19 +116,9 @@ def test_q_in_the_monitor_ends_the_run_and_the_launched_server(tmp_path, templat
 
     async def go() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
-            deadline = time.monotonic() + 120
-            while not (tmp_path / "ui.csv").exists() or len(csv_rows(tmp_path / "ui.csv")) < 2:
-                assert time.monotonic() < deadline
-                await pilot.pause(0.1)
-            await pilot.press("q")
-            while not isinstance(app.screen, ConfirmQuit):
-                await pilot.pause(0.05)
-            await pilot.press("y")
-            while app.finished is None:
-                assert time.monotonic() < deadline
-                await pilot.pause(0.1)
-            assert app.finished.reason == "stopped"
-            assert app.finished.server == ""  # the harness's own server: nothing to put back
+            finished = await quit_after_rows(app, pilot, tmp_path / "ui.csv", 2)
+            assert finished.reason == "stopped"
+            assert finished.server == ""  # the harness's own server: nothing to put back
 
     with session:
         asyncio.run(go())

@@ -10,14 +10,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 import respx
 from conftest import CLI, FAST_SIM, wait_until_gone
-from helpers import LLAMA_SERVER, csv_rows, needs_llama
+from helpers import LLAMA_SERVER, csv_rows, needs_llama, quit_after_rows, wait_rows
 
 from halospec_tui.actuators import ActuatorError, LemonadeLoadActuator, Setting
 from halospec_tui.client import ChatClient
@@ -183,13 +182,6 @@ def front(tmp_path_factory):
         proc.wait(timeout=30)
 
 
-def _until_rows(csv: Path, n: int, timeout_s: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not (csv.exists() and len(csv_rows(csv)) >= n):
-        assert time.monotonic() < deadline, "no rows in time"
-        time.sleep(0.1)
-
-
 @pytest.mark.parametrize("how", ["done", "SIGINT", "SIGTERM"])
 @pytest.mark.xdist_group("lemonade_front")
 @pytest.mark.usefixtures("none_left")
@@ -204,7 +196,7 @@ def test_a_real_server_is_put_back_however_the_run_ends(front, tmp_path, how):
         assert p.returncode == 0, p.stderr
     else:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        _until_rows(csv, 1)
+        wait_rows(csv, 1)
         proc.send_signal(getattr(signal, how))
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == {"SIGINT": 130, "SIGTERM": 143}[how], err
@@ -218,7 +210,7 @@ def test_a_real_server_is_put_back_however_the_run_ends(front, tmp_path, how):
 @needs_llama[0]
 @needs_llama[1]
 def test_a_real_server_is_put_back_after_q_in_the_monitor(front, tmp_path):
-    from halospec_tui.ui.app import ConfirmQuit, make_app
+    from halospec_tui.ui.app import make_app
 
     assert _state(front) == (FRONT_ARGS, 2)
     session = open_session(SessionOptions(backend="server", base_url=front, model=M,
@@ -229,19 +221,9 @@ def test_a_real_server_is_put_back_after_q_in_the_monitor(front, tmp_path):
 
     async def go() -> None:
         async with app.run_test(size=(120, 40)) as pilot:
-            deadline = time.monotonic() + 120
-            while not (tmp_path / "ui.csv").exists() or len(csv_rows(tmp_path / "ui.csv")) < 1:
-                assert time.monotonic() < deadline
-                await pilot.pause(0.1)
-            await pilot.press("q")
-            while not isinstance(app.screen, ConfirmQuit):
-                await pilot.pause(0.05)
-            await pilot.press("y")
-            while app.finished is None:
-                assert time.monotonic() < deadline
-                await pilot.pause(0.1)
-            assert app.finished.reason == "stopped"
-            assert app.finished.server.startswith(f"reloaded {M} as found")
+            finished = await quit_after_rows(app, pilot, tmp_path / "ui.csv", 1)
+            assert finished.reason == "stopped"
+            assert finished.server.startswith(f"reloaded {M} as found")
 
     with session:
         asyncio.run(go())

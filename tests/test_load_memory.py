@@ -1,15 +1,11 @@
 """Memory burners: buffer sizing from the cache, the chunk rule, a real burner's count
 of the bytes it moves, its deadline, its tag, and the load kinds of the command line."""
 
-import signal
-import subprocess
 import sys
 import time
 
 import psutil
 import pytest
-from conftest import tagged, wait_until_gone
-from helpers import csv_rows
 
 from halospec_tui.cli import build_load
 from halospec_tui.client import ChatClient
@@ -192,29 +188,3 @@ def test_load_kinds_build_what_they_say():
         "both": [LoadInjector, RequestLoad],  # as before: CPU burners and request clients
         "all": [LoadInjector, MemoryLoad, RequestLoad],
     }
-
-
-def test_sigkilled_cli_leaves_no_memory_burner(tmp_path, no_leftovers):
-    out = tmp_path / "k.csv"
-    cli = subprocess.Popen(
-        CLI + ["--no-ui", "--plan", "quick", "--modes", "fixed_2", "--warmup", "0", "--steps", "500",
-               "--cooldown", "0.05", "--load", "--load-kind", "all", "--load-step", "2",
-               "--load-duration", "120", "--load-workers", "1", "--load-clients", "1",
-               "--backend", "sim", "--csv", str(out), *FAST],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while not (out.exists() and any(r["phase"] == "load" for r in csv_rows(out))):
-            assert cli.poll() is None and time.monotonic() < deadline, "no load phase in time"
-            time.sleep(0.1)
-        cmdlines = [" ".join(p.cmdline()) for p in tagged(no_leftovers)]
-        assert sum("spawn_main" in c for c in cmdlines) == 2, cmdlines  # a CPU and a memory burner
-        cli.send_signal(signal.SIGKILL)
-        cli.wait(timeout=10)
-        left = wait_until_gone(no_leftovers, deadline_s=10.0)
-        assert not left, [(p.pid, " ".join(p.cmdline())) for p in left]
-    finally:
-        if cli.poll() is None:
-            cli.kill()
-            cli.wait(timeout=10)

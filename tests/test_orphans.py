@@ -155,12 +155,21 @@ def test_watcher_ends_with_its_child_and_is_reaped(tmp_path, no_leftovers):
     assert watcher.returncode == 0
 
 
-def test_sigkilled_cli_leaves_no_server_and_no_burner(tmp_path, no_leftovers):
+@pytest.mark.parametrize(
+    "load",
+    [
+        ["--load-workers", "2"],  # two CPU burners
+        # a CPU and a memory burner, and a request client (a thread: no process)
+        ["--load-kind", "all", "--load-workers", "1", "--load-clients", "1"],
+    ],
+    ids=["cpu", "all"],
+)
+def test_sigkilled_cli_leaves_no_server_and_no_burner(tmp_path, no_leftovers, load):
     out = tmp_path / "k.csv"
     cli = subprocess.Popen(
         CLI + ["--no-ui", "--plan", "quick", "--modes", "fixed_2", "--warmup", "0", "--steps", "500",
                "--cooldown", "0.05", "--load", "--load-step", "2", "--load-duration", "120",
-               "--load-workers", "2", "--backend", "sim", "--csv", str(out), *FAST],
+               *load, "--backend", "sim", "--csv", str(out), *FAST],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
