@@ -4,6 +4,7 @@ table's CI half-widths and standings, round progress, the adaptive arm's reasoni
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import replace
 
 from test_snapshots import CPU, SIZE, replay_app, settle
@@ -26,7 +27,13 @@ from halospec_tui.events import (
 )
 from halospec_tui.ui.lines import TextLines
 from halospec_tui.ui.model import RunModel
-from halospec_tui.ui.widgets import ResultsTable, controller_text, verdict_text
+from halospec_tui.ui.widgets import (
+    ResultsTable,
+    controller_text,
+    round_status,
+    verdict_cell,
+    verdict_text,
+)
 
 
 def drive(events, body, size=SIZE):
@@ -80,9 +87,10 @@ def test_mid_way_the_table_shows_half_widths_and_standings():
     assert shown["columns"][:3] == ["mode", "verdict", "tok/s ±95%"]
     rows = shown["rows"]
     assert rows["fixed_3"][:3] == ["fixed_3", "best", "412.3 ±8.1"]
-    assert rows["fixed_1"][:3] == ["fixed_1", "racing", "366.0 ±7.4"]
-    assert rows["adaptive:model"][:3] == ["adaptive:model", "racing", "404.6 ±9.3"]
-    assert rows["nospec"][:3] == ["nospec", "dropped", "298.7 ±6.5"]
+    # racing with the bound certified so far (round 3's sequences), dropped with its round
+    assert rows["fixed_1"][:3] == ["fixed_1", "racing ≤15.8%", "366.0 ±7.4"]
+    assert rows["adaptive:model"][:3] == ["adaptive:model", "racing ≤7.1%", "404.6 ±9.3"]
+    assert rows["nospec"][:3] == ["nospec", "dropped r3", "298.7 ±6.5"]
     assert shown["status"].splitlines()[1].startswith(
         "round 4/5 · adaptive:model (3/3) block 1/2 · phase STEADY"
     )
@@ -100,7 +108,7 @@ def test_finished_the_verdict_is_decisive():
     )
     rows = shown["rows"]
     assert [rows[a][1] for a in ("nospec", "fixed_1", "fixed_3", "adaptive:model")] == [
-        "dropped", "dropped", "best", "racing"
+        "dropped r3", "dropped", "best", "racing ≤5.1%"
     ]  # fmt: skip
     assert rows["fixed_3"][2] == "413.0 ±5.2"
     assert "RUN COMPLETED" in shown["status"]
@@ -136,6 +144,23 @@ def _verdict(**kw) -> RoundFinished:
         status=(("nospec", "best"),), half_width=(("nospec", 300.0, 3.0),), statement=DECISIVE,
     )  # fmt: skip
     return replace(base, **kw)
+
+
+def test_a_standing_carries_what_it_rests_on():
+    v = _verdict(
+        status=(("nospec", "best"), ("fixed_2", "within"), ("fixed_4", "racing"),
+                ("fixed_6", "racing"), ("fixed_8", "racing"), ("fixed_1", "dropped")),
+        epsilon=(("nospec", 0.0), ("fixed_2", 0.0149), ("fixed_4", 0.0625),
+                 ("fixed_6", 1.5), ("fixed_8", math.inf)),
+        dropped=(("fixed_1", 4),),
+    )  # fmt: skip
+    status = dict(v.status)
+    cells = {a: verdict_cell(a, round_status(a, status, v), v) for a, _ in v.status}
+    assert cells == {
+        "nospec": "best", "fixed_2": "within ≤1.5%", "fixed_4": "racing ≤6.2%",
+        "fixed_6": "racing >100%", "fixed_8": "racing", "fixed_1": "dropped r4",
+    }  # fmt: skip
+    assert verdict_cell("fixed_4", "racing", None) == "racing"  # before the first round
 
 
 def test_every_verdict_wording():

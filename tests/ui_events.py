@@ -6,6 +6,7 @@ the monitor to be. Values are fixed so every rendering is the same.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 from halospec_tui.controllers.base import ControllerView
@@ -178,6 +179,14 @@ TUNE_VERDICTS = (
       ("nospec", 298.7, 6.5)),
      "decisive: K = 3 is within 2% of the fastest (95%, valid at any stop)"),
 )  # fmt: skip
+# what each round certifies per survivor (the statements above quote fixed_3's)
+TUNE_EPSILONS = (
+    (("fixed_3", math.inf), ("adaptive:model", math.inf), ("fixed_1", math.inf),
+     ("nospec", math.inf)),
+    (("fixed_3", 0.142), ("adaptive:model", 0.19), ("fixed_1", 0.31), ("nospec", 0.52)),
+    (("fixed_3", 0.046), ("adaptive:model", 0.071), ("fixed_1", 0.158)),
+    (("fixed_3", 0.02), ("adaptive:model", 0.051)),
+)  # fmt: skip
 TUNE_BLOCK = 2
 
 
@@ -250,7 +259,7 @@ def recorded_tune_run() -> list[Event]:
                 round=rnd, rounds=TUNE_ROUNDS, best=best, decisive=decisive,
                 remaining=remaining, dropped=tuple(dropped), recommended_k=rec_k, stop=stop,
                 elapsed_s=10.0 * rnd, left_s=left, status=status, half_width=hw,
-                statement=said,
+                statement=said, epsilon=TUNE_EPSILONS[rnd - 1],
             )
         )  # fmt: skip
         if rnd == 3:

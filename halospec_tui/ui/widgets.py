@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from rich.cells import cell_len
 from rich.text import Text
@@ -317,7 +319,7 @@ PENDING = "·"
 # Interleaved plans: the verdict's mark and tokens/s with its CI half-width come right
 # after the mode, where a narrow terminal still shows them; tok/s moves there.
 ROUND_COLUMNS = (
-    RESULT_COLUMNS[:1] + (("verdict", "verdict", 8), ("tok/s ±95%", "tps", 12))
+    RESULT_COLUMNS[:1] + (("verdict", "verdict", 14), ("tok/s ±95%", "tps", 12))
     + tuple(c for c in RESULT_COLUMNS[1:] if c[1] != "tps")
 )  # fmt: skip
 STATUS_STYLE = {"best": "bold green", "within": "green", "racing": "yellow", "dropped": "dim",
@@ -363,7 +365,7 @@ class ResultsTable(LightTable):
             style = "bold green" if s.arm == best else "dim" if mark == "dropped" else ""
             row = table_cells(s)
             if self._rounds:
-                row["verdict"] = mark
+                row["verdict"] = verdict_cell(s.arm, mark, v)
                 if s.arm in tps:
                     value, hw = tps[s.arm]
                     row["tps"] = plus_minus(value, hw)  # as the summary writes it
@@ -380,6 +382,23 @@ def round_status(arm: str, status: dict[str, str], v: RoundFinished | None) -> s
         return "dropped"
     word = status.get(arm) or PENDING
     return "screened" if word == "screened out" else word
+
+
+def verdict_cell(arm: str, mark: str, v: RoundFinished | None) -> str:
+    """The standing with what it rests on: the bound certified so far for an arm still
+    racing or within ("racing ≤6.2%": certified at most 6.2% slower than the fastest),
+    the round after which a dropped arm left."""
+    if v is None:
+        return mark
+    if mark in ("racing", "within"):
+        eps = dict(v.epsilon).get(arm)
+        if eps is not None and math.isfinite(eps):
+            return f"{mark} ≤{eps * 100:.1f}%" if eps < 1.0 else f"{mark} >100%"
+    if mark == "dropped":
+        after = dict(v.dropped).get(arm)
+        if after is not None:
+            return f"dropped r{after}"
+    return mark
 
 
 def table_cells(s: ArmSummary) -> dict[str, str]:
