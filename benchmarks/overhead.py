@@ -42,6 +42,7 @@ from halospec_tui.prompts import prompt_for
 from halospec_tui.runner import RunConfig, Runner
 from halospec_tui.sim.physics import SimParams
 from halospec_tui.sim.process import SimProcess
+from halospec_tui.telemetry import Telemetry
 
 PATH = "/api/v1/chat/completions"
 
@@ -102,7 +103,11 @@ def harness(sim: SimProcess, plan: Plan, csv: Path, split: bool) -> Parts:
             return reply
 
         client.chat = timed_chat  # type: ignore[method-assign]
-        runner.telemetry.sample = parts.timed("telemetry", runner.telemetry.sample)  # type: ignore[method-assign]
+    # the runner makes its Telemetry when the run starts: time the class's methods
+    sample, take = Telemetry.sample, Telemetry.take_bandwidth
+    if split:
+        Telemetry.sample = parts.timed("telemetry", sample)  # type: ignore[method-assign]
+        Telemetry.take_bandwidth = parts.timed("telemetry", take)  # type: ignore[method-assign]
     write = results.CsvWriter.write
     results.CsvWriter.write = parts.timed("csv row", write)  # type: ignore[method-assign]
     try:
@@ -112,6 +117,7 @@ def harness(sim: SimProcess, plan: Plan, csv: Path, split: bool) -> Parts:
         parts.spent["run end"] = time.perf_counter() - parts.t1
     finally:
         results.CsvWriter.write = write  # type: ignore[method-assign]
+        Telemetry.sample, Telemetry.take_bandwidth = sample, take  # type: ignore[method-assign]
         client.close()
     return parts
 
