@@ -69,6 +69,24 @@ def _k_list(text: str) -> list[str]:
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
+def _conditions(text: str) -> tuple[str, ...]:
+    from halospec_tui.conditions import ConditionError, parse_loads
+
+    try:
+        return parse_loads(text)
+    except ConditionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _levels(text: str) -> tuple[int, ...]:
+    from halospec_tui.conditions import ConditionError, parse_levels
+
+    try:
+        return parse_levels(text)
+    except ConditionError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "") == "1"
 
@@ -176,6 +194,15 @@ def _schedule_args(g: argparse._ArgumentGroup) -> None:
                    help="steady: the prompt set as it is; shift: structured prompts (drafted "
                    "well) and open ones (drafted poorly) alternate")  # fmt: skip
     g.add_argument("--shift-every", type=int, help="shift: prompts of one class in a row (8)")
+    g.add_argument("--conditions", type=_conditions,
+                   help="race every arm under each of these conditions, one verdict each, and "
+                   "give a policy table: idle (no load), cpu, memory, requests (loads as "
+                   "--load-kind's, held on for the condition's blocks); e.g. idle,memory "
+                   "(default: idle only)")  # fmt: skip
+    g.add_argument("--concurrency", type=_levels,
+                   help="race every arm at each of these levels of concurrent requests from "
+                   "this tool's own clients (1..16), one verdict each: the aggregate tokens/s "
+                   "decides; e.g. 1,2,4 (default 1)")  # fmt: skip
     g.add_argument("--load-round", type=int, help="interleaved: round at which load starts")
     g.add_argument("--load-rounds", type=int, help="interleaved: rounds the load lasts")
 
@@ -300,6 +327,8 @@ def plan_from_args(ns: argparse.Namespace) -> Plan:
         shift_every=ns.shift_every,
         screen=ns.screen,
         metric=ns.metric,
+        conditions=ns.conditions,
+        concurrency=ns.concurrency,
     )
 
 
@@ -449,6 +478,7 @@ def check_run_args(ns: argparse.Namespace, argv: Sequence[str]) -> None:
                 f"--base-url and {', '.join(sim_flags)} conflict: the --sim-* flags "
                 "shape the embedded server, which a --base-url run does not start"
             )
+    _check_conditions(ns, argv)
     if ns.log_file:
         clashes = [ns.csv, *summary_paths(ns.csv).values()]
         for target in clashes:
@@ -457,6 +487,30 @@ def check_run_args(ns: argparse.Namespace, argv: Sequence[str]) -> None:
                     f"--log-file {ns.log_file} is also a results file ({target}): "
                     "log lines would break it; choose another path"
                 )
+
+
+def _check_conditions(ns: argparse.Namespace, argv: Sequence[str]) -> None:
+    """Load conditions hold their own loads: no load timeline beside them, and a
+    --load-kind given must be one of them."""
+    loads = [c for c in (ns.conditions or ()) if c != "idle"]
+    if not loads:
+        return
+    if ns.load or _env_flag("HALOSPEC_LOAD"):
+        raise UsageError("--conditions holds each load on for its condition's blocks: drop "
+                         "--load (and HALOSPEC_LOAD), the load timeline")  # fmt: skip
+    given = any(a == "--load-kind" or a.startswith("--load-kind=") for a in argv)
+    if given and ns.load_kind not in loads:
+        raise UsageError(f"--load-kind {ns.load_kind} is not among --conditions "
+                         f"{','.join(ns.conditions)}: name the loads in --conditions")  # fmt: skip
+
+
+def condition_loads(
+    ns: argparse.Namespace, plan: Plan, client: ChatClient
+) -> dict[str, Load]:
+    """Each load condition's own load (cpu, memory, requests), built as --load-kind
+    builds that kind."""
+    kinds = dict.fromkeys(c.load for c in plan.condition_list if c.load != "idle")
+    return {k: build_load(k, ns.load_workers, ns.load_clients, client) for k in kinds}
 
 
 def build_load(kind: str, workers: int | None, clients: int, client: ChatClient) -> Load:
@@ -477,6 +531,12 @@ def build_load(kind: str, workers: int | None, clients: int, client: ChatClient)
         loads.append(
             RequestLoad(client.base_url, client.path, body, clients, client.auth_headers())
         )
+    return loads[0] if len(loads) == 1 else LoadGroup(loads)
+
+
+def _group(loads: list[Load]) -> Load:
+    from halospec_tui.load_requests import LoadGroup
+
     return loads[0] if len(loads) == 1 else LoadGroup(loads)
 
 
@@ -590,7 +650,10 @@ def cmd_run(argv: Sequence[str]) -> int:
         config = _run_config(run, session)
         log("info", f"actuator {session.actuator.name}: {session.why}")
         ns = run.ns
-        load = build_load(ns.load_kind, ns.load_workers, ns.load_clients, session.client)
+        loads = condition_loads(ns, run.plan, session.client)
+        config.condition_loads = loads
+        load = (_group(list(loads.values())) if loads
+                else build_load(ns.load_kind, ns.load_workers, ns.load_clients, session.client))  # fmt: skip
         try:
             if printer is not None:
                 finished, error = _run_headless(config, session, printer, load)

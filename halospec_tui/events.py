@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.stats import ArmSummary
+
+if TYPE_CHECKING:
+    from halospec_tui.policy import Policy
 
 Phase = Literal["steady", "load", "recovery"]  # the load timeline's phases
 # Why a run ended: done; quit from the UI; Ctrl-C; SIGTERM; an exception; the server
@@ -66,6 +69,13 @@ class StepRecord:
     server_kind: str = ""  # lemonade | llama-server | vllm | sglang | sim | openai | unknown
     load_gbps: float | None = None  # the memory burners' GB/s over the step (None: none ran)
     machine_gbps: float | None = None  # the memory controllers' GB/s (None: no counters)
+    # A run with conditions (conditions.py): the step's load (idle, cpu, memory,
+    # requests; "" without conditions), the requests its step sent at once, which of
+    # them this row is (1-based), and the step's wall time, first send to last answer.
+    condition: str = ""
+    concurrency: int | None = None
+    client: int | None = None
+    step_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +164,19 @@ class RoundStarted:
     rounds: int  # the most rounds the plan runs
     order: tuple[str, ...]
     phase: Phase  # the load timeline's phase for this round
+    conditions: tuple[str, ...] = ()  # a run with conditions: their order in this round
+
+
+@dataclass(frozen=True)
+class ConditionStarted:
+    """A run with conditions: one condition's blocks begin (its load held on)."""
+
+    round: int
+    condition: str  # LOAD@C
+    description: str  # in words: "memory load, 3 requests at a time"
+    index: int  # 1-based place in this round's order
+    total: int
+    order: tuple[str, ...]  # its arms, in this round's order
 
 
 @dataclass(frozen=True)
@@ -177,6 +200,14 @@ class RoundFinished:
     statement: str = ""  # what the race certifies, decisive or not (race.statement)
     screened_out: tuple[str, ...] = ()  # arms the screen left out of the race
     epsilon: tuple[tuple[str, float], ...] = ()  # (arm, certified within this share)
+    condition: str = ""  # a run with conditions: the condition this race is (LOAD@C)
+
+
+@dataclass(frozen=True)
+class PolicyChanged:
+    """A run with conditions: the policy table after a round (policy.py)."""
+
+    policy: Policy
 
 
 @dataclass(frozen=True)
@@ -227,7 +258,9 @@ Event = (
     | ArmFinished
     | ControllerState
     | RoundStarted
+    | ConditionStarted
     | RoundFinished
+    | PolicyChanged
     | LoadChanged
     | Paused
     | LogLine

@@ -12,11 +12,13 @@ from halospec_tui.events import (
     ArmFinished,
     ArmStarted,
     Calibrated,
+    ConditionStarted,
     Event,
     KnobVerdict,
     LoadChanged,
     LogLine,
     PhaseChanged,
+    PolicyChanged,
     RoundFinished,
     RoundStarted,
     RunFinished,
@@ -26,6 +28,7 @@ from halospec_tui.events import (
     WarmupStep,
 )
 from halospec_tui.formats import step_details
+from halospec_tui.policy import Policy, pick_text
 from halospec_tui.runner import Runner
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
@@ -40,7 +43,8 @@ STOPS = {"decisive": "decided", "rounds": "rounds used up", "time": "--max-time 
 
 def round_line(e: RoundFinished) -> str:
     """One line per finished round: what the race certifies, in its own words."""
-    head = f"== round {e.round}/{e.rounds}: best {e.best or '-'}"
+    at = f" [{e.condition}]" if e.condition else ""
+    head = f"== round {e.round}/{e.rounds}{at}: best {e.best or '-'}"
     if e.screened_out:
         head += f"; screened out: {', '.join(e.screened_out)}"
     if e.dropped:
@@ -52,12 +56,22 @@ def round_line(e: RoundFinished) -> str:
     return f"{head}; {arms_racing(len(e.remaining))}{left}: {said}"
 
 
+def policy_line(p: Policy) -> str:
+    """The policy after a round, on one line: each condition's pick, the static K."""
+    picks = ", ".join(f"{r.condition} {pick_text(r)}" for r in p.rows)
+    if p.static is None or p.mean_regret is None:
+        return f"-- policy: {picks}"
+    return (f"-- policy: {picks}; one static {p.static} everywhere: mean regret "
+            f"{p.mean_regret * 100:.1f}%")  # fmt: skip
+
+
 def step_line(e: StepDone, block_step: int | None = None) -> str:
     """One measured step. In rounds, `block_step` is the step's place in the arm's block
     (the record's step counts the arm's steps over every round so far)."""
     r = e.record
     where = f"{r.step}" if r.round is None or block_step is None else f"r{r.round} {block_step}"
-    head = f"[{r.arm} {where}/{e.measured_steps}] {r.phase:<8} K={r.draft_length}"
+    who = f" client {r.client}/{r.concurrency}" if r.concurrency and r.concurrency > 1 else ""
+    head = f"[{r.arm} {where}/{e.measured_steps}{who}] {r.phase:<8} K={r.draft_length}"
     if not r.success:
         return f"{head} FAILED after {r.attempts} attempts: {r.error}"
     d = step_details(r)
@@ -112,17 +126,25 @@ class HeadlessPrinter:
                 f"(warmup p50={event.p50_ms} p95={event.p95_ms})"
             )
         elif isinstance(event, StepDone):
-            self._block_step += 1
+            if (event.record.client or 1) == 1:  # a step of c requests counts once
+                self._block_step += 1
             self._print(step_line(event, self._block_step))
         elif isinstance(event, PhaseChanged):
             self._print(f"-- phase: {event.phase} ({event.arm} step {event.step})")
         elif isinstance(event, RoundStarted):
+            order = event.conditions or event.order  # with conditions: theirs
             self._print(
-                f"\n=== ROUND {event.round}/{event.rounds} ({event.phase}): "
-                + " ".join(event.order)
+                f"\n=== ROUND {event.round}/{event.rounds} ({event.phase}): " + " ".join(order)
+            )
+        elif isinstance(event, ConditionStarted):
+            self._print(
+                f"--- condition {event.condition} ({event.index}/{event.total}): "
+                f"{event.description}: " + " ".join(event.order)
             )
         elif isinstance(event, RoundFinished):
             self._print(round_line(event))
+        elif isinstance(event, PolicyChanged):
+            self._print(policy_line(event.policy))
         elif isinstance(event, LoadChanged):
             self._print(f"-- load {'ON' if event.active else 'off'}: {event.reason}")
         elif isinstance(event, ArmFinished):

@@ -20,6 +20,13 @@ from halospec_tui.arms import (
     ArmError,
     parse_arms,
 )
+from halospec_tui.conditions import (
+    LOADS,
+    MAX_CONCURRENCY,
+    Condition,
+    ConditionError,
+    conditions_of,
+)
 from halospec_tui.errors import HalospecError
 
 __all__ = [
@@ -97,10 +104,21 @@ class Plan:
     shift_every: int = 8  # shift: prompts of one class before the other
     screen: bool = False  # interleaved: screen the K by a fitted model before racing
     metric: Metric = "client"  # the verdict ranks client tokens/s, or the server's decode
+    # Interleaved: the loads (conditions.LOADS) and concurrency levels every arm is raced
+    # under, one race each; both empty: no conditions (one race, one request at a time).
+    conditions: tuple[str, ...] = ()
+    concurrency: tuple[int, ...] = ()
 
     @property
     def interleaved(self) -> bool:
         return self.schedule == "interleaved"
+
+    @property
+    def condition_list(self) -> tuple[Condition, ...]:
+        """Every (load, level) the run races under; () for a run without conditions."""
+        if not self.conditions and not self.concurrency:
+            return ()
+        return conditions_of(self.conditions or ("idle",), self.concurrency or (1,))
 
 
 def arm_specs(
@@ -266,7 +284,29 @@ def validate(plan: Plan) -> Plan:
         raise PlanError("--until-decisive needs --schedule interleaved")
     if plan.workload == "shift" and plan.prompts != "pool":
         raise PlanError("--workload shift draws prompts by class: drop --prompts original")
+    _check_conditions(plan)
     return plan
+
+
+def _check_conditions(plan: Plan) -> None:
+    if not plan.conditions and not plan.concurrency:
+        return
+    if not plan.interleaved:
+        raise PlanError("--conditions and --concurrency race arms in rounds: use --plan tune "
+                        "(or --schedule interleaved)")  # fmt: skip
+    for name in plan.conditions:
+        if name not in LOADS:
+            raise PlanError(f"--conditions: unknown condition {name!r} (choose from {', '.join(LOADS)})")
+    if len(set(plan.conditions)) != len(plan.conditions):
+        raise PlanError("--conditions lists a condition twice")
+    for c in plan.concurrency:
+        _check_whole("--concurrency", c, 1, MAX_CONCURRENCY)
+    if len(set(plan.concurrency)) != len(plan.concurrency):
+        raise PlanError("--concurrency lists a level twice")
+    try:
+        _ = plan.condition_list  # too many loads x levels
+    except ConditionError as e:
+        raise PlanError(str(e)) from None
 
 
 def customise(

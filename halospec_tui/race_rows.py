@@ -7,7 +7,9 @@ race round by round, with the screen first when the run had one, so that the run
 
 Figures come from an arm's successful measured steps of the round (settle steps and
 failed steps are not measurements; a step whose K the server did not take is a
-failed step). Time is client latency, plus, for an arm that changes K itself, the
+failed step). A step that sent c requests at once (a condition's concurrency) is one
+row per request: together they count once, with the step's wall time, so the figure
+is the aggregate tokens/s of the c clients. Time is client latency, plus, for an arm that changes K itself, the
 reloads its own changes cost (`stats.adapting_reload_ms`); with `metric="server"` it
 is the server's decode time and tokens its decoded tokens (`timings`), which K changes
 and the prompt does not.
@@ -74,14 +76,20 @@ def blocks_by_round(
                 tokens, ms = float(s.predicted_n), float(s.predicted_ms)
             else:
                 tokens, ms = float(s.tokens), float(s.latency_ms + extra)
+            share = 1.0
+            if s.concurrency and s.concurrency > 1 and s.step_ms is not None and metric == "client":
+                # One of c requests sent at once: its share of the step's wall time, so
+                # that the block's figure is the aggregate, all tokens over wall time.
+                share = 1.0 / s.concurrency
+                ms = s.step_ms * share + extra
             t = acc.setdefault(s.round, [0.0, 0.0, 0.0, 0.0, 0.0])
             t[0] += tokens
             t[1] += ms
-            t[2] += 1
+            t[2] += share
             t[3] += s.drafted or 0
             t[4] += s.accepted or 0
         for rnd, (tok, ms, n, dr, ac) in acc.items():
-            out.setdefault(rnd, {})[arm] = Block(tok, ms, int(n), dr, ac)
+            out.setdefault(rnd, {})[arm] = Block(tok, ms, max(1, round(n)), dr, ac)
     return dict(sorted(out.items()))
 
 

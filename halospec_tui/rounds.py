@@ -14,12 +14,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from halospec_tui.concurrent_step import client_prompt_index, measure_together
+from halospec_tui.conditions import IDLE, Condition, arm_seed, condition_order, key_of
 from halospec_tui.controllers import Controller
-from halospec_tui.events import ArmStarted, Phase, RoundFinished, RoundStarted, RoundStop
-from halospec_tui.plan import ArmSpec
+from halospec_tui.events import (
+    ArmStarted,
+    ConditionStarted,
+    Phase,
+    PolicyChanged,
+    RoundFinished,
+    RoundStarted,
+    RoundStop,
+)
+from halospec_tui.plan import ArmSpec, Plan
 from halospec_tui.race import statement
 from halospec_tui.race_rows import SCREEN_ROUNDS, Replay, replay, screen_arms
 from halospec_tui.results.reader import sample_from_record
+from halospec_tui.results.report import conditions_policy
 from halospec_tui.schedule import (
     Block,
     grown_block,
@@ -28,8 +39,11 @@ from halospec_tui.schedule import (
     round_phase,
     settle_prompt_index,
 )
+from halospec_tui.stats import StepSample
 from halospec_tui.steps import Skipped, StepPlace, Steps, Stopped
 from halospec_tui.verdict import race_config, race_words
+
+LOAD_SETTLE_S = 1.0  # after a condition's load starts, before its first request
 
 
 class OutOfTime(Exception):
@@ -38,7 +52,8 @@ class OutOfTime(Exception):
 
 @dataclass
 class _Race:
-    """What the rounds keep between rounds."""
+    """What the rounds keep between rounds, for one race (a run with conditions keeps
+    one per condition)."""
 
     remaining: list[str]
     controllers: dict[str, Controller]
@@ -47,14 +62,31 @@ class _Race:
     warmed: set[str] = field(default_factory=set)
     steps_done: dict[str, int] = field(default_factory=dict)
     first_prompt: int = 0  # the run's prompt index of this round's first measured step
+    condition: Condition | None = None
+    seed: int = 0  # of its arms' order in each round
+
+    @property
+    def concurrency(self) -> int:
+        return self.condition.concurrency if self.condition is not None else 1
+
+
+def _races(steps: Steps) -> list[_Race]:
+    """One race per condition (one race for a run without conditions)."""
+    plan = steps.plan
+    names = [a.name for a in plan.arms]
+    trio = screen_arms(names) if plan.screen else None
+    out = []
+    for i, cond in enumerate(plan.condition_list or (None,)):
+        controllers = {a.name: c for a in plan.arms if (c := steps.controller_for(a)) is not None}
+        out.append(_Race(list(trio) if trio else names, controllers, screened=trio is not None,
+                         condition=cond, seed=arm_seed(plan.seed, i)))  # fmt: skip
+    return out
 
 
 def run_rounds(steps: Steps, load_enabled: bool) -> None:
     plan, control = steps.plan, steps.control
-    controllers = {a.name: c for a in plan.arms if (c := steps.controller_for(a)) is not None}
     names = [a.name for a in plan.arms]
-    trio = screen_arms(names) if plan.screen else None
-    race = _Race(list(trio) if trio else names, controllers, screened=trio is not None)
+    races = _races(steps)
     started = control.clock()
     deadline = started + plan.max_time_s if plan.max_time_s is not None else None
     load_round = plan.load_round if load_enabled else None
@@ -65,36 +97,104 @@ def run_rounds(steps: Steps, load_enabled: bool) -> None:
     for rnd in range(1, plan.rounds + 1):
         timeline = round_phase(rnd, load_round, plan.load_rounds)
         _round_load(steps, timeline, rnd)
-        size = grown_block(plan.block, len(plan.arms), len(race.remaining))
-        blocks = round_blocks(race.remaining, plan.seed, rnd, size)
-        steps.sink.emit(RoundStarted(rnd, plan.rounds, tuple(b.arm for b in blocks), timeline))
+        order = races if len(races) == 1 else _in_order(races, plan.seed, rnd)
+        blocks = [(race, round_blocks(race.remaining, race.seed, rnd, _size(plan, race)))
+                  for race in order]  # fmt: skip
+        arms = tuple(dict.fromkeys(b.arm for _, bs in blocks for b in bs))
+        keys = tuple(r.condition.key for r in order if r.condition is not None)
+        steps.sink.emit(RoundStarted(rnd, plan.rounds, arms, timeline, keys))
         out_of_time = False
         try:
-            for blk in blocks:
-                _run_block(steps, race, blk, rnd, timeline, deadline)
+            for i, (race, bs) in enumerate(blocks, start=1):
+                _run_condition(steps, race, bs, (rnd, i, len(blocks)), timeline, deadline)
         except OutOfTime:
             out_of_time = True
-        race.first_prompt += size
+        for race, bs in blocks:
+            race.first_prompt += (bs[0].steps if bs else 0) * race.concurrency
         samples = [sample_from_record(r) for r in steps.records if not r.settle]
-        now = replay(samples, config, plan.metric, arms=names, screened=race.screened)
-        _follow(steps, race, now, rnd, out_of_time)
+        nows = [(race, replay(_of(samples, race), config, plan.metric, arms=names,
+                              screened=race.screened)) for race in races]  # fmt: skip
+        for race, now in nows:
+            _follow(steps, race, now, rnd, out_of_time)
         elapsed = control.clock() - started
         reason: RoundStop | None = "time" if out_of_time else None
         if reason is None:
-            if plan.until_decisive and now.status.decisive and rnd >= first_stop:
+            if plan.until_decisive and all(n.status.decisive for _, n in nows) and rnd >= first_stop:
                 reason = "decisive"
             elif rnd >= plan.rounds:
                 reason = "rounds"
             elif plan.max_time_s is not None and elapsed >= plan.max_time_s:
                 reason = "time"
-        _announce_round(steps, race, now, rnd, reason, elapsed)
+        for race, now in nows:
+            _announce_round(steps, race, now, rnd, reason, elapsed)
+        if plan.condition_list:
+            _announce_policy(steps, samples)
         if reason is not None:
             steps.log("info", f"round {rnd}: stopping ({reason})")
             break
         if control.stopping:
             raise Stopped()
     if steps.load.active:
-        steps.stop_load("load timeline over")
+        steps.stop_load("load timeline over" if not plan.condition_list else "conditions over")
+
+
+def _size(plan: Plan, race: _Race) -> int:
+    return grown_block(plan.block, len(plan.arms), len(race.remaining))
+
+
+def _in_order(races: list[_Race], seed: int, rnd: int) -> list[_Race]:
+    """The races in this round's shuffled order of their conditions."""
+    by_cond = {r.condition: r for r in races}
+    return [by_cond[c] for c in condition_order([r.condition for r in races if r.condition], seed, rnd)]
+
+
+def _of(samples: list[StepSample], race: _Race) -> list[StepSample]:
+    """The rows of this race (all of them without conditions)."""
+    if race.condition is None:
+        return samples
+    key = race.condition.key
+    return [s for s in samples if key_of(s.condition, s.concurrency) == key]
+
+
+def _run_condition(
+    steps: Steps, race: _Race, blocks: list[Block], where: tuple[int, int, int],
+    timeline: Phase, deadline: float | None,
+) -> None:  # fmt: skip
+    """One condition's blocks in a round: its load held on (the others off), then each
+    arm's block. `where`: (round, the condition's place in the round, conditions)."""
+    cond = race.condition
+    if cond is not None:
+        rnd, i, n = where
+        steps.sink.emit(ConditionStarted(rnd, cond.key, cond.describe(), i, n,
+                                         tuple(b.arm for b in blocks)))  # fmt: skip
+    for blk in blocks:
+        if cond is not None:
+            hold_load(steps, cond)
+        _run_block(steps, race, blk, where[0], timeline, deadline)
+
+
+def hold_load(steps: Steps, cond: Condition) -> None:
+    """The condition's load on (from idle: none), every other condition's load off. A
+    load that starts is given LOAD_SETTLE_S to take hold before the next request."""
+    want = None if cond.load == IDLE else cond.load
+    for name, load in steps.condition_loads.items():
+        if name != want and load.active:
+            load.stop()
+    if want is None:
+        steps.announce_load(False, f"condition {cond.key}")
+        return
+    load = steps.condition_loads[want]
+    if not load.active:
+        load.start(steps.plan.max_time_s or steps.plan.load_duration_s)
+        steps.log("info", f"load: {want} on for condition {cond.key}")
+        steps.control.sleep(LOAD_SETTLE_S)
+    steps.announce_load(True, f"condition {cond.key}")
+
+
+def _announce_policy(steps: Steps, samples: list[StepSample]) -> None:
+    _, policy = conditions_policy(samples, tolerance=steps.plan.tolerance, metric=steps.plan.metric)
+    if policy is not None:
+        steps.sink.emit(PolicyChanged(policy))
 
 
 def _follow(steps: Steps, race: _Race, now: Replay, rnd: int, out_of_time: bool) -> None:
@@ -144,14 +244,16 @@ def _run_block(
             before()
             steps.measure(spec, controller, StepPlace(
                 i, settle_prompt_index(rnd, plan.settle, i), timeline, rnd, blk.position,
-                settle=True, planned=plan.settle,
+                settle=True, planned=plan.settle, condition=race.condition,
             ))  # fmt: skip
+        c = race.concurrency
         for i in range(1, blk.steps + 1):
             before()
             done = race.steps_done[spec.name] = race.steps_done.get(spec.name, 0) + 1
-            steps.measure(spec, controller, StepPlace(
-                done, prompt_index(race.first_prompt, i), timeline, rnd, blk.position,
-                planned=blk.steps, left=(plan.rounds - rnd) * blk.steps + blk.steps - i,
+            measure_together(steps, spec, controller, StepPlace(
+                done, client_prompt_index(race.first_prompt, i, c, 1), timeline, rnd,
+                blk.position, planned=blk.steps,
+                left=(plan.rounds - rnd) * blk.steps + blk.steps - i, condition=race.condition,
             ))  # fmt: skip
             steps.control.sleep(plan.cooldown_s)
     except Skipped:
@@ -204,6 +306,7 @@ def _announce_round(
             statement=statement(st, now.race.config, needed),
             screened_out=now.screened_out,
             epsilon=st.epsilon,
+            condition=race.condition.key if race.condition is not None else "",
         )
     )
 

@@ -72,6 +72,8 @@ class RunConfig:
     # At the end: put the server back as it was found, or leave the recommendation.
     leave: Literal["found", "recommended"] = "found"
     server_kind: str = ""  # actuators.ServerInfo.kind, written on every row
+    # A run with conditions: each load condition's load (members of the runner's load).
+    condition_loads: dict[str, Load] = field(default_factory=dict)
 
 
 class Runner:
@@ -173,6 +175,7 @@ class Runner:
             server_kind=cfg.server_kind,
             server_down_after_s=cfg.server_down_after_s,
             manual_load=self._manual_load,
+            condition_loads=cfg.condition_loads,
         )
         self.sink.emit(
             RunStarted(
@@ -262,7 +265,11 @@ class Runner:
         setting = None
         v = report.verdict
         if self.config.leave == "recommended":
-            if v is not None and v.recommended_k is not None:
+            policy = report.policy
+            if v is None and policy is not None and policy.static_k is not None:
+                # several conditions: the one static setting that serves them all best
+                setting = Setting(policy.static_k, p_min_of(policy.static or ""))
+            elif v is not None and v.recommended_k is not None:
                 setting = Setting(v.recommended_k, p_min_of(v.recommended or ""))
             else:
                 steps.log("warning", "--leave recommended: no fixed setting was recommended; "

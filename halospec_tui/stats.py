@@ -97,6 +97,9 @@ class StepSample:
     timestamp: str = ""
     prompt_class: str = ""
     server_kind: str = ""  # what the server was (actuators.ServerInfo.kind), "" unknown
+    condition: str = ""  # the step's load in a run with conditions ("": none)
+    concurrency: int | None = None  # requests the step sent at once
+    step_ms: int | None = None  # the step's wall time, first send to last answer
 
 
 @dataclass(frozen=True)

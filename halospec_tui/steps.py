@@ -19,6 +19,7 @@ import httpx
 
 from halospec_tui.actuators import Actuation, Actuator, ActuatorError, ActuatorUnreachable
 from halospec_tui.client import Reply, preview
+from halospec_tui.conditions import Condition
 from halospec_tui.controllers import Controller, Observation, make_controller
 from halospec_tui.events import (
     ArmFinished,
@@ -159,6 +160,9 @@ class StepPlace:
     settle: bool = False  # run after a change of K, written but not measured
     planned: int | None = None  # steps planned for this arm (or block)
     left: int | None = None  # measured steps the arm has left after this one, at most
+    condition: Condition | None = None  # a run with conditions: the one laid on the step
+    client: int | None = None  # which of the step's concurrent requests (1-based)
+    step_ms: int | None = None  # the concurrent step's wall time (None: the request's own)
 
 
 @dataclass
@@ -184,6 +188,9 @@ class Steps:
     knob: KnobVerdict | None = None
     pending: Actuation = field(default_factory=Actuation)  # a reload that opened an arm
     manual_load: str | None = None  # "start" | "stop", asked for from outside
+    # A run with conditions: each load condition's own load (cpu, memory, requests), all
+    # of them members of `load`; the rounds hold one on at a time (rounds.hold_load).
+    condition_loads: dict[str, Load] = field(default_factory=dict)
     _load_announced: bool = False
     _down_since: float | None = None
     drafts: DraftCounter = field(init=False)
@@ -341,16 +348,9 @@ class Steps:
         index = at.prompt_index if at.prompt_index is not None else spec.warmup_steps + at.step - 1
         prompt_id, prompt, prompt_class = self.prompt(index)
         k = controller.next_k(prompt_class) if controller is not None else spec.warmup_k
-        act = self.actuate(k, spec.p_min)
-        if self.pending.reload_ms is not None:  # the reload that started this arm/block
-            act = replace(act, reload_ms=(act.reload_ms or 0) + self.pending.reload_ms)
-        self.pending = Actuation()
-        not_set = act.not_set(k)
+        act, not_set = self.set_k(k, spec.p_min)
         if not_set is not None:
-            reply = Reply(
-                False, 0, 0, error=f"{K_NOT_SET}: {not_set}", attempts=0,
-                connection_error=act.unreachable,
-            )  # fmt: skip
+            reply = self.not_sent(not_set, act)
             cpu: tuple[float | None, float | None] = (None, None)
         else:
             counters = self.drafts.before()
@@ -363,14 +363,44 @@ class Steps:
             if self.control.stopping and not reply.success:
                 raise Stopped()  # an abandoned request is not a measurement
         shared = not_set is None and self.drafts.last_shared
-        if controller is not None and not at.settle and not_set is None:
-            self._tell(spec, controller, k, reply, act, prompt_class, at)
+        return self.keep(spec, controller, at, k, reply, (prompt_id, prompt_class), act, cpu, shared)
+
+    def set_k(self, k: int, p_min: float) -> tuple[Actuation, str | None]:
+        """Set K for a step (the block's opening reload counted on it); the second item
+        says why K is not set, None when it is."""
+        act = self.actuate(k, p_min)
+        if self.pending.reload_ms is not None:  # the reload that started this arm/block
+            act = replace(act, reload_ms=(act.reload_ms or 0) + self.pending.reload_ms)
+        self.pending = Actuation()
+        return act, act.not_set(k)
+
+    @staticmethod
+    def not_sent(why: str, act: Actuation) -> Reply:
+        """The failed reply of a step whose K the server did not take."""
+        return Reply(
+            False, 0, 0, error=f"{K_NOT_SET}: {why}", attempts=0, connection_error=act.unreachable
+        )
+
+    def keep(
+        self,
+        spec: ArmSpec,
+        controller: Controller | None,
+        at: StepPlace,
+        k: int,
+        reply: Reply,
+        prompt: tuple[int, str],  # (id, class)
+        act: Actuation,
+        cpu: tuple[float | None, float | None],
+        shared: bool,
+    ) -> StepRecord:
+        """A request's outcome: told to the controller, written, announced, watched."""
+        if controller is not None and not at.settle and not reply.error.startswith(K_NOT_SET):
+            self._tell(spec, controller, k, reply, act, prompt[1], at)
         phase = self._phase_of(at.timeline)
         if not at.settle:
             self.set_phase(spec.name, at.step, phase)
         self.global_step += 1
-        record = self._record(spec, at, phase, k, reply, (prompt_id, prompt_class), act,
-                              controller, cpu, shared)  # fmt: skip
+        record = self._record(spec, at, phase, k, reply, prompt, act, controller, cpu, shared)
         self.writer.write(record)
         self.records.append(record)
         if at.settle:
@@ -473,6 +503,7 @@ class Steps:
             drafting_shared=shared,
             server_kind=self.server_kind,
             load_gbps=bw.load_gbps, machine_gbps=bw.machine_gbps,
+            **_condition_cells(at, reply),
         )
 
     def _log_step(self, r: StepRecord, reply: Reply) -> None:
@@ -482,3 +513,16 @@ class Steps:
             self.log(
                 "error", f"{r.arm} step {r.step}: failed after {r.attempts} attempts: {r.error}"
             )
+
+
+def _condition_cells(at: StepPlace, reply: Reply) -> dict[str, Any]:
+    """A step's condition columns: none without conditions; else its load, its
+    concurrency, which request it is, and the step's wall time (one request: its own)."""
+    c = at.condition
+    if c is None:
+        return {}
+    own = reply.latency_ms if reply.success else None
+    return {
+        "condition": c.load, "concurrency": c.concurrency, "client": at.client or 1,
+        "step_ms": at.step_ms if at.step_ms is not None else own,
+    }  # fmt: skip

@@ -232,13 +232,13 @@ FLOAT_HEADER = (
     "ema_ms,low_ms,high_ms,actuator,confirmed_k,reload_ms,drafted,accepted,acceptance,"
     "ttft_ms,prompt_ms,predicted_ms,predicted_n,cpu_percent,server_cpu_percent,prompt_id,"
     "attempts,error,round,block_pos,settle,prompt_class,tokens_reported,drafting_shared,"
-    "server_kind,load_gbps,machine_gbps"
+    "server_kind,load_gbps,machine_gbps,condition,concurrency,client,step_ms"
 )
 FLOAT_LINE = (
     "7,2,adaptive,load,5,1,1234,64,2026-01-02T03:04:05.678+00:00,r1,"
     "1050.4,850,1050,lemonade-load,5,20,100,40,0.4,"
     "12,3.126,812.25,64,100,0,3,"
-    "2,a b c d,,,0,,,0,,,"
+    "2,a b c d,,,0,,,0,,,,,,,"
 )
 
 
@@ -250,7 +250,7 @@ def test_csv_floats_are_written_with_three_decimals_trimmed(tmp_path):
     w.write(StepRecord(8, 3, "fixed_1", "steady", 1, False, 0, 0))
     w.close()
     # defaults: empty optionals, attempts 1, no error, no round, not a settle step
-    empty_tail = ",,,,,,,,,,,,,,,,,,,1,,,,0,,,0,,,"
+    empty_tail = ",,,,,,,,,,,,,,,,,,,1,,,,0,,,0,,,,,,,"
     assert p.read_text() == (
         FLOAT_HEADER + "\n" + FLOAT_LINE + "\n" + "8,3,fixed_1,steady,1,0,0,0" + empty_tail + "\n"
     )
@@ -335,7 +335,7 @@ def test_read_runs_errors_name_the_file_and_line(tmp_path):
     with pytest.raises(ResultsError, match=r"nope\.csv: no such file"):
         read_runs(tmp_path / "nope.csv")
     bad = tmp_path / "bad.csv"
-    bad.write_text(FLOAT_HEADER + "\n1,1,m,steady,1,yes,1,1" + "," * 29 + "\n")
+    bad.write_text(FLOAT_HEADER + "\n1,1,m,steady,1,yes,1,1" + "," * 33 + "\n")
     with pytest.raises(ResultsError, match=r"bad\.csv:2: not a results row \(success='yes' must be 0 or 1\)"):
         read_runs(bad)
     binary = tmp_path / "bin.csv"

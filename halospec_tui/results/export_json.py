@@ -8,8 +8,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from halospec_tui.paste import recommendation_line
 from halospec_tui.race import Interval
-from halospec_tui.results.export_text import recommendation_line
+from halospec_tui.results.export_policy import policy_dicts, static_dict
 from halospec_tui.results.report import Report
 from halospec_tui.verdict import CONFIDENCE, ArmLine, Decision, Verdict
 
@@ -58,7 +59,23 @@ def summary_dict(report: Report, meta: dict[str, Any] | None = None) -> dict[str
             if report.verdict is not None and report.decision is not None
             else None
         ),
+        **_conditions(report),
     }
+
+
+def _conditions(report: Report) -> dict[str, Any]:
+    """A run with conditions: each condition's verdict, and the policy table."""
+    if report.policy is None or report.decision is None:
+        return {}
+    return {
+        "conditions": [
+            {"condition": cond, "verdict": verdict_dict(v, report.decision, report.actuator,
+                                                        report.server_kind)}
+            for cond, v in report.conditions
+        ],
+        "policy": policy_dicts(report.policy),
+        "policy_static": static_dict(report.policy),
+    }  # fmt: skip
 
 
 def summary_json(report: Report, meta: dict[str, Any] | None = None) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from halospec_tui.formats import summary_cells
+from halospec_tui.results.export_policy import policy_lines, policy_markdown
 from halospec_tui.results.export_text import adapting_lines, regret_lines, verdict_section
 from halospec_tui.results.report import Report
 
@@ -64,9 +65,13 @@ def summary_markdown(report: Report, heading: str = f"# {TITLE}") -> str:
         lines += [""] + [f"- {md_escape(line)}" for line in regret_lines(report)]
     lines += ["", f"Knob check: **{report.knob.status}**: {md_escape(report.knob.message)}", ""]
     verdict = verdict_section(report)
+    level = "#" * (len(heading) - len(heading.lstrip("#")) + 1)
+    if verdict and report.policy is not None:
+        verdict = verdict[: len(verdict) - len(policy_lines(report.policy))]
     if verdict:
-        level = "#" * (len(heading) - len(heading.lstrip("#")) + 1)
         lines += [f"{level} Verdict", "", "```text", *verdict[1:], "```", ""]
+    if report.policy is not None:
+        lines += [f"{level} Policy", "", *policy_markdown(report.policy), ""]
     return "\n".join(lines)
 
 

@@ -6,13 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from halospec_tui import engines
-from halospec_tui.arms import p_min_of
 from halospec_tui.formats import plus_minus, summary_cells
-from halospec_tui.launch_template import paste_line
+from halospec_tui.paste import paste_setting as paste_setting  # their home; kept here too
+from halospec_tui.paste import recommendation_line as recommendation_line
 from halospec_tui.race import Interval
+from halospec_tui.results.export_policy import policy_lines
 from halospec_tui.results.report import Report
-from halospec_tui.specflags import spec_text
 from halospec_tui.verdict import CONFIDENCE, ArmLine, Decision, Verdict
 
 
@@ -150,11 +149,20 @@ def summary_text(report: Report) -> str:
 
 # -- the verdict ----------------------------------------------------------------------
 def verdict_section(report: Report) -> list[str]:
-    if report.verdict is None or report.decision is None:
+    """The verdict (a run with several conditions: one per condition), then the policy."""
+    if report.decision is None:
         return []
-    return verdict_lines(
-        report.verdict, report.decision, report.actuator, report.nospec_drafted, report.server_kind
-    )
+    out: list[str] = []
+    if report.verdict is not None:
+        out = verdict_lines(report.verdict, report.decision, report.actuator,
+                            report.nospec_drafted, report.server_kind)  # fmt: skip
+    else:
+        for cond, v in report.conditions:
+            out += verdict_lines(v, report.decision, report.actuator, report.nospec_drafted,
+                                 report.server_kind, at=cond)  # fmt: skip
+    if report.policy is not None:
+        out += policy_lines(report.policy)
+    return out
 
 
 def fmt_tps(e: Interval | None, digits: int = 1) -> str:
@@ -182,51 +190,6 @@ def nospec_line(v: Verdict) -> str | None:
     return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} nospec"
 
 
-def paste_setting(k: int, actuator: str, p_min: float = 0.0, server_kind: str = "") -> str:
-    """The server setting for K (and p_min), in the form the server in use takes it:
-    the run's own launch command (--actuator launch), vLLM's or SGLang's flags on those
-    servers, else the actuator's form."""
-    launch = paste_line(actuator, k, p_min)
-    if launch is not None:
-        return launch
-    engine = engines.paste_setting(server_kind, k, p_min)
-    if engine is not None and not actuator.startswith("field"):
-        return engine
-    if actuator == "llama-server":
-        if k == 0:
-            return f"llama-server flags: no speculation (no -md; {spec_text(0)})"
-        return f"llama-server flags: -md DRAFT.gguf {spec_text(k, p_min=p_min)}"
-    if actuator == "lemonade-load":
-        return f'Lemonade /api/v1/load: {{"llamacpp_args": "{spec_text(k, p_min=p_min)}"}}'
-    if actuator == "request":
-        return f'request body: "speculative": {{"n_max": {k}, "n_min": 0, "p_min": {p_min:g}}}'
-    return f"K never reached the server through actuator {actuator or '?'}: nothing to paste"
-
-
-def recommendation_line(v: Verdict, actuator: str, server_kind: str = "") -> str:
-    if v.recommended is None:
-        return "no arm has a successful step: nothing to recommend"
-    if v.recommended_k is None:
-        return f"fastest: {v.recommended} (an adaptive arm: no fixed setting to paste)"
-    k = v.recommended_k
-    p = p_min_of(v.recommended)
-    what = "turn speculation off" if k == 0 else f"use K = {k}" + (f" with p_min {p:g}" if p else "")
-    why = ""
-    if v.smallest_of_tie:
-        why = (
-            f" (within {v.tolerance * 100:g}% of the fastest, {v.best}: the smallest K"
-            " certified so drafts least for the same speed)"
-        )
-    hedge = ""
-    if not v.decisive:
-        line = v.line(v.recommended)
-        eps = line.epsilon if line is not None else None
-        hedge = (" [not decisive: a sequential run decides nothing]" if not v.interleaved
-                 else f" [not decisive: certified within {eps * 100:.1f}% of the fastest]"
-                 if eps is not None else " [not decisive: nothing certified yet]")  # fmt: skip
-    return f"{what}{why}{hedge}; {paste_setting(k, actuator, p, server_kind)}"
-
-
 def status_text(a: ArmLine, tolerance: float) -> str:
     """An arm's standing in words: best; within the tolerance (certified); racing
     (certified within what so far); dropped after which round, by whom; screened out."""
@@ -238,17 +201,20 @@ def status_text(a: ArmLine, tolerance: float) -> str:
 
 
 def verdict_lines(
-    v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None, server_kind: str = ""
-) -> list[str]:
+    v: Verdict, decision: Decision, actuator: str, nospec_drafted: int | None, server_kind: str = "",
+    at: str = "",
+) -> list[str]:  # fmt: skip
     """The verdict as text: per-arm table with intervals, phases and prompt classes, the
-    screen, the decision in the race's own words, nospec, the recommendation."""
+    screen, the decision in the race's own words, nospec, the recommendation. `at`: the
+    condition this verdict is of (a run with several)."""
     w = max([10, *(len(a.arm) for a in v.lines)])
     unit = "decode tokens/s (server timings)" if v.metric == "server" else "tokens/s"
     how = ("Student-t over rounds; one confidence sequence per pair decides, valid at any stop"
            if v.interleaved else "Student-t over steps; a sequential run decides nothing")  # fmt: skip
     lines = [
         "",
-        f"Verdict ({unit}, {CONFIDENCE * 100:g}% intervals, {how}; tolerance {v.tolerance * 100:g}%)",
+        f"Verdict{' at ' + at if at else ''} ({unit}, {CONFIDENCE * 100:g}% intervals, {how}; "
+        f"tolerance {v.tolerance * 100:g}%)",
         f"{'arm':<{w}} {'n':>4} {'rnd':>4} {'tok/s':>14} {'mean ms':>9} {'p95 ms':>8} "
         f"{'srv tok/s':>10} {'CV':>6} {'best/arm':>21}  status",
     ]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from halospec_tui.arms import K_LIMIT, NOSPEC, canonical, is_adaptive
+from halospec_tui.conditions import LOADS, MAX_CONCURRENCY
 from halospec_tui.events import StepRecord
 from halospec_tui.plan import MAX_ROUNDS
 from halospec_tui.results.samples import ColumnsBuilder, Samples
@@ -58,7 +59,11 @@ OPTIONAL_COLUMNS = {
     "round": (MAX_ROUNDS, True),
     "block_pos": (MAX_BLOCK_POS, True),
     "predicted_ms": (DAY_MS, False),
+    "concurrency": (MAX_CONCURRENCY, True),
+    "client": (MAX_CONCURRENCY, True),
+    "step_ms": (DAY_MS, True),
 }
+CONDITIONS = frozenset(("", *LOADS))  # a row's condition: none, or a load of conditions.py
 CHUNK_ROWS = 1024  # rows read and checked at a time
 
 
@@ -92,6 +97,10 @@ def check_row(row: dict[str, str]) -> None:
         raise ValueError(f"draft_length=0 belongs to nospec or an adaptive arm, not {_short(mode)}")
     if row.get("settle") not in (None, "", "0", "1"):
         raise ValueError(f"settle={_short(row.get('settle') or '')} must be 0 or 1")
+    if (row.get("condition") or "") not in CONDITIONS:
+        raise ValueError(
+            f"condition={_short(row.get('condition') or '')} is not one of {', '.join(LOADS)}"
+        )
     for c, (most, whole) in OPTIONAL_COLUMNS.items():
         v = row.get(c) or ""
         if not v:
@@ -141,6 +150,9 @@ def sample_from_row(row: dict[str, str]) -> StepSample:
         timestamp=row.get("timestamp") or "",
         prompt_class=sys.intern(row.get("prompt_class") or ""),
         server_kind=sys.intern(row.get("server_kind") or ""),
+        condition=sys.intern(row.get("condition") or ""),
+        concurrency=_opt_int(row.get("concurrency", "") or ""),
+        step_ms=_opt_int(row.get("step_ms", "") or ""),
     )
 
 
@@ -326,6 +338,8 @@ class _Reader:
             if not all(map(_k0_allowed, zero)):
                 raise _Bad
         settle = _flags(cols.get("settle"), n, _OPT_FLAG)
+        if "condition" in cols and not CONDITIONS.issuperset(cols["condition"]):
+            raise _Bad
         opt = {c: _optional(cols.get(c), n, most, w) for c, (most, w) in OPTIONAL_COLUMNS.items()}
         canon = {m: canonical(m) for m in set(modes)}
         out = {
@@ -341,6 +355,9 @@ class _Reader:
             "actuator": self.codes.of(cols.get("actuator"), n),
             "prompt_class": self.codes.of(cols.get("prompt_class"), n),
             "server_kind": self.codes.of(cols.get("server_kind"), n),
+            "condition": self.codes.of(cols.get("condition"), n),
+            "concurrency": opt["concurrency"],
+            "step_ms": opt["step_ms"],
         }
         return out, whole["global_step"]
 

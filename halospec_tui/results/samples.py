@@ -20,8 +20,8 @@ import numpy as np
 from halospec_tui.stats import StepSample
 
 FIELDS = tuple(f.name for f in fields(StepSample))
-NAMES = ("arm", "phase", "actuator", "prompt_class", "server_kind")  # codes into Columns.names
-OPTIONAL = ("drafted", "accepted", "predicted_n", "reload_ms", "round")  # -1: None
+NAMES = ("arm", "phase", "actuator", "prompt_class", "server_kind", "condition")  # codes
+OPTIONAL = ("drafted", "accepted", "predicted_n", "reload_ms", "round", "concurrency", "step_ms")
 WHOLE = ("draft_length", "latency_ms", "tokens", *OPTIONAL)
 # array.array type codes (a run's columns grow in them as it is read) and numpy's.
 TYPECODES = {f: "i" for f in (*NAMES, *WHOLE)} | {"predicted_ms": "d"}

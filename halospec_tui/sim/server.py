@@ -269,7 +269,18 @@ class Handler(JsonHandler):
         return True
 
     def _decode(self, req: _ChatRequest, on_pass: Callable[[str], None] | None) -> _Decoded:
-        """Generate on the one slot, counting what the /metrics counters add up."""
+        """Count the request in flight, then generate on the one slot."""
+        s = self.state
+        with s.meta:
+            s.in_flight += 1
+            s.most_in_flight = max(s.most_in_flight, s.in_flight)
+        try:
+            return self._decode_on_slot(req, on_pass)
+        finally:
+            with s.meta:
+                s.in_flight -= 1
+
+    def _decode_on_slot(self, req: _ChatRequest, on_pass: Callable[[str], None] | None) -> _Decoded:
         s = self.state
         with s.slot:
             if not s.loaded:  # as Lemonade: a request loads the model, with its defaults

@@ -39,6 +39,8 @@ class SimState:
         self.drafted_total = 0
         self.accepted_total = 0
         self.tokens_total = 0
+        self.in_flight = 0  # chat requests being answered or waiting for the slot
+        self.most_in_flight = 0  # the most at once (tests check a client's concurrency)
         self.last_prompt: str | None = None
         self.loaded = True  # /unload frees the model; a chat request loads it again
         self.stats = Stats()  # /stats: the last request's figures (under meta)

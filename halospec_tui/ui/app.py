@@ -45,6 +45,7 @@ from halospec_tui.ui.widgets import (
     LatencyPlot,
     ResultsTable,
     cpu_text,
+    policy_text,
     status_text,
     verdict_text,
 )
@@ -152,6 +153,7 @@ class HaloSpecApp(App[None]):
             with Vertical(id="results-pane"):
                 yield TextLines("", id="verdict")  # interleaved plans only (-rounds)
                 yield ResultsTable(id="results")
+                yield TextLines("", id="policy")  # runs with conditions only (-policy)
             # min_width=1: RichLog renders at least 78 columns by default, which
             # cuts lines at the edge of a narrower pane instead of wrapping them.
             yield RichLog(id="log", max_lines=500, wrap=True, markup=False, min_width=1)
@@ -255,6 +257,10 @@ class HaloSpecApp(App[None]):
                 self.query_one(ResultsTable).draw(m)
                 if m.interleaved:
                     self.query_one("#verdict", TextLines).update(verdict_text(m))
+                if m.policy is not None:
+                    if not self.screen.has_class("-policy"):
+                        self.screen.add_class("-policy")
+                    self.query_one("#policy", TextLines).update(policy_text(m))
             log = self.query_one(RichLog)
             for level, text in m.take_logs():
                 if level == "debug" and not self._debug:

@@ -16,6 +16,7 @@ from halospec_tui.events import (
     ArmFinished,
     ArmStarted,
     Calibrated,
+    ConditionStarted,
     ControllerState,
     Event,
     KnobVerdict,
@@ -23,6 +24,7 @@ from halospec_tui.events import (
     LogLine,
     Paused,
     PhaseChanged,
+    PolicyChanged,
     RoundFinished,
     RoundStarted,
     RunFinished,
@@ -31,6 +33,7 @@ from halospec_tui.events import (
     StepRecord,
     WarmupStep,
 )
+from halospec_tui.policy import Policy
 from halospec_tui.stats import ArmSummary, winner
 
 SPARK_POINTS = 60
@@ -73,6 +76,11 @@ class RunModel:
     # Interleaved schedule: the round running and the verdict after the last round.
     round: RoundStarted | None = None
     verdict: RoundFinished | None = None
+    # A run with conditions: the one running, each condition's last verdict (`verdict`
+    # is the running condition's), and the policy table after the last round.
+    condition: ConditionStarted | None = None
+    verdicts: dict[str, RoundFinished] = field(default_factory=dict)
+    policy: Policy | None = None
     block_step: int = 0  # measured steps of the running block (a StepDone's step counts the arm's)
     settling: bool = False  # a WarmupStep in rounds after the arm's warmup: a settle request
     warmups_seen: dict[str, int] = field(default_factory=dict)
@@ -161,7 +169,17 @@ class RunModel:
             self.arm_marks.append((self.next_step, f"r{e.round}"))
             self.table_version += 1
         elif isinstance(e, RoundFinished):
-            self.verdict = e
+            self.verdicts[e.condition] = e
+            running = self.condition.condition if self.condition is not None else ""
+            if not e.condition or e.condition == running or e.stop is not None:
+                self.verdict = e
+            self.table_version += 1
+        elif isinstance(e, ConditionStarted):
+            self.condition = e
+            self.verdict = self.verdicts.get(e.condition)
+            self.table_version += 1
+        elif isinstance(e, PolicyChanged):
+            self.policy = e.policy
             self.table_version += 1
         elif isinstance(e, LoadChanged):
             self.load_reason = e.reason
@@ -203,7 +221,8 @@ class RunModel:
         self.settling = False
         self.last = r
         self.step = r.step
-        self.block_step += 1
+        if (r.client or 1) == 1:  # a step of c requests at once counts once
+            self.block_step += 1
         self.k = r.draft_length
         lat = float(r.latency_ms) if r.success else float("nan")
         self.steps.append(r.global_step)

@@ -15,6 +15,7 @@ from textual.widgets import Label
 from halospec_tui.controllers.base import ControllerView
 from halospec_tui.events import RoundFinished
 from halospec_tui.formats import plus_minus, step_details, summary_cells
+from halospec_tui.results.export_policy import row_cells, static_line
 from halospec_tui.stats import ArmSummary
 from halospec_tui.ui.digits import FastDigits
 from halospec_tui.ui.fastplot import FastPlotextPlot
@@ -64,7 +65,14 @@ def status_text(m: RunModel) -> Text:
     if rnd is not None:  # interleaved: a block of every arm per round, modes repeat
         order = rnd.order
         pos = order.index(m.arm) + 1 if m.arm in order else 0
-        t.append(f"round {rnd.round}/{rnd.rounds} · {m.arm or '-'} ({pos}/{len(order)}) ")
+        t.append(f"round {rnd.round}/{rnd.rounds} · ")
+        c = m.condition
+        if c is not None and c.round == rnd.round:  # a run with conditions: which one runs
+            t.append(f"{c.condition}", "bold cyan")
+            t.append(f" ({c.index}/{c.total}) · ")
+            order = c.order
+            pos = order.index(m.arm) + 1 if m.arm in order else 0
+        t.append(f"{m.arm or '-'} ({pos}/{len(order)}) ")
     else:
         t.append(f"mode {m.arm or '-'} ({m.arm_index + 1}/{m.total_arms}) ")
     if m.warmup is not None:
@@ -104,6 +112,8 @@ def verdict_text(m: RunModel) -> Text:
         n = len(rnd.order)
         return Text(f"{n} arm{'' if n == 1 else 's'} racing, first verdict after round 1", "yellow")
     said = v.statement or ("decisive" if v.decisive else "not decisive")
+    if v.condition:  # a run with conditions: this is the running condition's race
+        said = f"[{v.condition}] {said}"
     if v.decisive:  # the race's own words, whether it stopped the run or not
         return Text(said, "bold green")
     if v.stop is not None or m.finished is not None:
@@ -111,6 +121,26 @@ def verdict_text(m: RunModel) -> Text:
     n = len(v.remaining)
     left = "" if v.left_s is None else f", at most {fmt_seconds(v.left_s)} left"
     return Text(f"{n} arm{'' if n == 1 else 's'} racing{left}; {said}", "yellow")
+
+
+def policy_text(m: RunModel) -> Text:
+    """The policy table (a run with conditions), as the summaries give it: per condition
+    the pick, its tokens/s, how far decided, the regret of one static K everywhere."""
+    p = m.policy
+    if p is None:
+        return Text("")
+    cells = [row_cells(r) for r in p.rows]
+    regret = f"regret of {p.static}" if p.static else "regret"
+    rows = [("condition", "pick", "tok/s", "decided", regret),
+            *((c.condition, c.pick, c.tps, c.decided, c.regret) for c in cells)]  # fmt: skip
+    widths = [max(cell_len(r[i]) for r in rows) for i in range(5)]
+    t = Text(no_wrap=True, overflow="ellipsis")
+    for i, r in enumerate(rows):
+        style = "bold" if i == 0 else ""
+        t.append("  ".join(f"{x:<{w}}" for x, w in zip(r, widths, strict=True)).rstrip(), style)
+        t.append("\n")
+    t.append(static_line(p), "cyan")
+    return t
 
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -413,5 +443,5 @@ def table_cells(s: ArmSummary) -> dict[str, str]:
 
 __all__ = [
     "LatencyPlot", "KPlot", "KPanel", "ResultsTable", "status_text", "cpu_text", "verdict_text",
-    "controller_text",
+    "controller_text", "policy_text",
 ]  # fmt: skip
