@@ -346,3 +346,60 @@ def test_with_reloads_the_plan_s_steps_left_weigh_the_moves():
     assert run(c, 3, 0.3, reload_ms=5000, steps_left=200) == [1, 0, 0]
     c = ModelController(k_start=1)
     assert run(c, 3, 0.3, reload_ms=5000, steps_left=20) == [1, 1, 1]
+
+
+def observed(k: int, passes: int, drafted: int, accepted: int, ms: float, **kw: object) -> Observation:
+    return replace(Observation(k, True, int(ms), passes + accepted, drafted, accepted, ms), **kw)  # type: ignore[arg-type]
+
+
+def test_with_reloads_the_cost_ratio_comes_from_the_steps_either_side_of_a_reload():
+    # A pair where speculation loses: a drafted token costs two target steps (r 2.0).
+    # K 4 at t0 6 ms: 40 passes of 6 x (1 + 2 x 4) = 54 ms; then K 0 at the same moment:
+    # 6 ms a pass. Across that reload r = (6/54 - 1) / (0 - 4 x 6/54) = 2.0 exactly.
+    # The machine then slows 2.5x while K 0 runs (t0 15 ms). The visits alone would
+    # compare K 4's 54 ms of the quiet moment with K 0's 15 ms of the busy one and read
+    # r as about (54/15 - 1) / 4 = 0.65, where K 2 to 4 beat K 0; across the reload the
+    # load cancels and K 0 stays best (1 token a pass against 1.9/5 and 3.1/9 at a 0.9).
+    c = ModelController()
+    acc = round(accepted_per_pass(0.9, 4) * 40)
+    ks = []
+    for i in range(12):
+        k = c.next_k()
+        t0 = 6.0 if i < 2 else 15.0
+        o = observed(k, 40, 4 * 40, acc, 40 * 54.0) if k == 4 else observed(k, 40, 0, 0, 40 * t0)
+        c.observe(k, True, o.latency_ms, replace(o, reload_ms=500, steps_left=200))
+        ks.append(k)
+    assert ks == [4] + [0] * 11
+    assert c._ratio_with_reloads() == pytest.approx(2.0, abs=1e-12)
+    assert 0.6 < c._ratio_from_visits() < 0.7  # what the visits would have said
+    view = c.view()
+    assert max(view.expected_tps, key=lambda kv: kv[1])[0] == 0
+
+
+def test_pace_noise_is_measured_between_steps_at_the_same_k():
+    # K 0 steps whose pass cost alternates 6 and 6 e^0.1 ms: every log change is +-0.1,
+    # so the mean square is 0.01 and a step's own SD sqrt(0.01 / 2) = 0.0707
+    import math
+
+    c = ModelController(k_start=0)
+    assert c.noise() == 0.0
+    for i in range(4):
+        ms = 40 * 6.0 * (math.exp(0.1) if i % 2 else 1.0)
+        c.observe(0, True, int(ms), observed(0, 40, 0, 0, ms, reload_ms=500))
+    assert c.noise() == pytest.approx(math.sqrt(0.005), rel=1e-12)
+
+
+@pytest.mark.parametrize(("noise", "third_k"), [(0.09, 0), (0.08, 1)])
+def test_with_reloads_a_move_needs_a_gain_above_the_machine_s_noise(noise, third_k):
+    # a 0.3, cost ratio 0.2: K 1 measured 8.3% faster than K 0 (see above), and over the
+    # 200 steps the plan leaves it repays a 500 ms reload; the machine's steps vary by
+    # `noise`: at 9% the gain could be noise and K 0 is held, at 8% K 1 is taken
+    c = ModelController(k_start=1)
+    c._pace_var, c._pace_n = 2 * noise**2, 2
+    ks = run(c, 3, 0.3, reload_ms=500, steps_left=200)
+    assert ks == [1, 0, third_k]
+    held = (
+        "model controller: K 1 expected 8.3% faster than K 0, within the machine's "
+        "step-to-step noise (9.0%); holding K 0"
+    )
+    assert (held in c.notes) == (third_k == 0)

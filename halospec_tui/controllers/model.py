@@ -27,6 +27,7 @@ reload on every class change).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -38,6 +39,8 @@ from halospec_tui.controllers.base import (
 )
 
 A_MAX = 0.995
+RHO_PRIOR = 2.0  # steps' worth of "the model is right" in each K's measured/model ratio
+R_MAX = 8.0  # a drafted token may cost several target steps on a tiny, fast target
 
 
 def tokens_per_pass(a: float, k: int) -> float:
@@ -170,7 +173,10 @@ class Seen:
 
     @property
     def rho(self) -> float:
-        return self.rho_sum / self.rho_weight if self.rho_weight > 0 else 1.0
+        """Measured over modelled tokens/s, shrunk towards 1 by `RHO_PRIOR` steps: two
+        steps of a busy moment (15-20% apart on a loaded machine) must not make a K
+        look 20% worse than the model says for the rest of the arm."""
+        return (self.rho_sum + RHO_PRIOR) / (self.rho_weight + RHO_PRIOR)
 
 
 class ModelController(ModelFree):
@@ -212,8 +218,13 @@ class ModelController(ModelFree):
         self._seen: dict[int, Seen] = {}  # K -> what was measured at it
         self._dwell = 0  # steps left at a K just moved to before deciding again
         self._held: str = ""  # why the controller holds a K it would rather leave
+        self._held_key: tuple[str, int] = ("", -1)  # (reason, K) last said in the log
         self._step_ms = 0.0  # recent decode time of a request, ms
         self._recent: deque[tuple[float, float]] = deque(maxlen=4)  # (drafted, ms) per pass
+        self._prev: tuple[int, float, float] | None = None  # (K, drafted, ms per pass) last
+        self._transits: deque[float] = deque(maxlen=8)  # t1 / t0 across each change of K
+        self._pace_var = 0.0  # mean square of log pace changes between same-K steps
+        self._pace_n = 0
 
     # -- the protocol (calibrate, ema_ms, thresholds: ModelFree) ---------------------
     def next_k(self, context: str = "") -> int:
@@ -331,6 +342,13 @@ class ModelController(ModelFree):
         tps = obs.tokens * 1000.0 / ms if ms > 0 else 0.0
         self._step_ms = ms if not self._step_ms else 0.7 * self._step_ms + 0.3 * ms
         self._recent.append((drafted_per_pass, ms_per_pass))
+        if self._prev is not None and self._prev[0] != k:  # the steps either side of a reload
+            r = ratio_from_pair(self._prev[1], self._prev[2], drafted_per_pass, ms_per_pass)
+            if r is not None and -0.5 <= r <= R_MAX:
+                self._transits.append(min(max(r, 0.0), R_MAX))
+        elif self._prev is not None and self._prev[2] > 0 and ms_per_pass > 0:
+            self._note_pace(k, self._prev[1], self._prev[2], drafted_per_pass, ms_per_pass)
+        self._prev = (k, drafted_per_pass, ms_per_pass)
         s = self._seen.setdefault(k, Seen())
         g = self._discount
         s.tps_sum, s.weight = g * s.tps_sum + tps, g * s.weight + 1.0
@@ -343,10 +361,34 @@ class ModelController(ModelFree):
             )
         s.last = self._steps
 
+    def _note_pace(self, k: int, x0: float, y0: float, x1: float, y1: float) -> None:
+        """The machine's pace changes between two steps at the same K: the target-step
+        cost of each (pass cost over 1 + r d), as a log ratio."""
+        r = self._cost.ratio()
+        d = math.log((y1 / (1.0 + r * x1)) / (y0 / (1.0 + r * x0)))
+        self._pace_n += 1
+        w = max(1.0 / self._pace_n, 0.2)  # a mean at first, then recent
+        self._pace_var += w * (d * d - self._pace_var)
+
+    def noise(self) -> float:
+        """The per-step relative noise of the machine's pace (its SD), 0 until measured:
+        a change of log pace between two steps has twice a step's variance."""
+        return math.sqrt(self._pace_var / 2.0) if self._pace_n >= 2 else 0.0
+
+    def _ratio_with_reloads(self) -> float | None:
+        """t1 / t0 where K changes only by reloads: the median over the changes of K seen
+        (the step before a reload and the one after it share the machine's moment, so
+        its load cancels, as in `CostFit`); before any, from the visits."""
+        if self._transits:
+            vals = sorted(self._transits)
+            n = len(vals)
+            return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+        return self._ratio_from_visits()
+
     def _ratio_from_visits(self) -> float | None:
         """t1 / t0 from the mean pass cost at K = 0 and at each drafting K visited,
-        weighted by how far each drafts: with reloads, K changes too rarely for pairs of
-        neighbouring steps to pin the line."""
+        weighted by how far each drafts. Visits made at different moments carry the
+        machine's load of each moment, so this is the fallback of `_ratio_with_reloads`."""
         zero = self._seen.get(0)
         if zero is None or zero.weight <= 0:
             return None
@@ -357,13 +399,13 @@ class ModelController(ModelFree):
             if k > 0 and x >= 0.5 and y0 > 0:
                 num += (s.y_sum / s.weight / y0 - 1.0) * x
                 den += x * x
-        return min(max(num / den, 0.0), 2.0) if den > 0 else None
+        return min(max(num / den, 0.0), R_MAX) if den > 0 else None
 
     def _model(self) -> tuple[float, float, float] | None:
         """(acceptance, t0 ms, t1 ms) as decisions with reloads use them: the cost ratio
-        from the visits (when K 0 was measured), t0 from the last few passes with it."""
+        across the reloads (once K 0 was measured), t0 from the last few passes with it."""
         est = self.estimates()
-        r = self._ratio_from_visits()
+        r = self._ratio_with_reloads() if 0 in self._seen else None
         if est is None or r is None or not self._recent:
             return est
         t0 = sum(y / (1.0 + r * x) for x, y in self._recent) / len(self._recent)
@@ -407,15 +449,27 @@ class ModelController(ModelFree):
             return
         gain = scores[best] / now - 1.0
         saving_ms = self._tokens * 1000.0 * (1.0 / now - 1.0 / scores[best])
-        if gain >= self._hysteresis and saving_ms * ahead > self._reload_ms:
+        # A reload is paid for a gain the machine's own step-to-step noise could not
+        # fake: the scores rest on a few steps at each K, each off by about `noise`.
+        noise = self.noise()
+        if gain >= max(self._hysteresis, noise) and saving_ms * ahead > self._reload_ms:
             self._move(best, f"K {best} expected {gain * 100:.1f}% faster than K {self._k}")
             return
-        held = (
-            f"switching does not pay here: reload {self._reload_ms:.0f} ms, expected gain "
-            f"{max(gain, 0.0) * 100:.1f}% (K {best} over K {self._k})"
-        )
-        if gain >= self._hysteresis and held != self._held:
+        why = "noise" if self._hysteresis <= gain < noise else "pay"
+        if why == "noise":
+            held = (
+                f"K {best} expected {gain * 100:.1f}% faster than K {self._k}, within the "
+                f"machine's step-to-step noise ({noise * 100:.1f}%)"
+            )
+        else:
+            held = (
+                f"switching does not pay here: reload {self._reload_ms:.0f} ms, expected gain "
+                f"{max(gain, 0.0) * 100:.1f}% (K {best} over K {self._k})"
+            )
+        # said once for each reason and K: the figures move with every step
+        if gain >= self._hysteresis and (why, best) != self._held_key:
             self.notes.append(f"model controller: {held}; holding K {self._k}")
+            self._held_key = (why, best)
         self._held = held
 
     def _ahead(self) -> int:
@@ -427,7 +481,7 @@ class ModelController(ModelFree):
         self.notes.append(f"model controller: {why}: K {self._k} -> {k} (a reload)")
         self._k = k
         self._dwell = (self._explore_steps if dwell is None else dwell) - 1
-        self._held = ""
+        self._held, self._held_key = "", ("", -1)
 
     def view(self) -> ControllerView | None:
         if self._fallback is not None:
