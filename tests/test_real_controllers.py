@@ -19,7 +19,9 @@ from helpers import LLAMA_SERVER, csv_rows, needs_llama
 
 CLI = [sys.executable, "-m", "halospec_tui", "--no-ui"]
 BINARY = LLAMA_SERVER
-pytestmark = needs_llama
+# quiet: these compare speeds across moments (a controller's moves rest on them), so
+# scripts/test.sh runs them alone after the parallel pass rather than beside 3 workers
+pytestmark = [*needs_llama, pytest.mark.quiet]
 MID_GOOD = {1, 2, 3, 4}  # mid pair: within about 5% of the best (real_pairs.py, 2026-12-06)
 
 
