@@ -225,7 +225,7 @@ def test_csv_lines_end_in_a_bare_newline(tmp_path):
     w.write(StepRecord(1, 1, "fixed_1", "steady", 1, True, 5, 64, error="x"))
     w.close()
     raw = p.read_bytes()
-    assert b"\r" not in raw and raw.count(b"\n") == 2 and raw.endswith(b",1,x,,,0,,,0,\n")
+    assert b"\r" not in raw and raw.count(b"\n") == 2 and raw.endswith(b",1,x,,,0,,,0,,,\n")
 
 
 def test_csv_writer_use_and_refusals(tmp_path):
