@@ -22,6 +22,7 @@ from halospec_tui.plan import (
     named_plan,
     quick,
     tune,
+    validate,
 )
 
 FIXED = [f"fixed_{k}" for k in range(1, 9)]
@@ -249,3 +250,47 @@ def test_a_shifting_workload_draws_from_the_pool():
     # steady leaves the prompt set alone
     assert customise(classic(), workload="steady").prompts == "original"
     assert customise(quick(), workload="steady", prompts="original").prompts == "original"
+
+
+# -- validate on a plan built directly: each refusal names the flag ------------------
+def _one(arm: str, warmup: int = 0, steps: int = 1) -> tuple[ArmSpec, ...]:
+    return (ArmSpec(parse_arm(arm), warmup, steps),)
+
+
+@pytest.mark.parametrize(
+    "plan,message",
+    [
+        (Plan("p", ()), "a plan needs at least one arm"),
+        (Plan("p", _one("fixed_1", warmup=-1)), "--warmup must not be negative (got -1)"),
+        (Plan("p", _one("fixed_1", steps=-2)), "--steps must not be negative (got -2)"),
+        # sequential: an adaptive arm's steps come from --adaptive-steps
+        (Plan("p", _one("adaptive", steps=-3)), "--adaptive-steps must not be negative (got -3)"),
+        # in rounds every arm's measured steps are one block, set like a fixed arm's
+        (
+            Plan("p", _one("adaptive", steps=-4), schedule="interleaved"),
+            "--steps must not be negative (got -4)",
+        ),
+        (
+            Plan("p", _one("fixed_1", steps=-5), schedule="interleaved"),
+            "--steps must not be negative (got -5)",
+        ),
+        # customise switches the prompts to the pool; a plan built directly is refused
+        (
+            Plan("p", _one("fixed_1"), workload="shift"),
+            "--workload shift draws prompts by class: drop --prompts original",
+        ),
+    ],
+)
+def test_validate_refuses_a_plan_built_directly_naming_the_flag(plan, message):
+    assert _refused(validate, plan) == message
+
+
+def test_validate_returns_the_plan_it_accepts():
+    p = Plan("p", _one("adaptive", steps=0), workload="shift", prompts="pool")
+    assert validate(p) is p
+
+
+def test_customise_names_settings_that_are_no_plan_field():
+    with pytest.raises(TypeError) as e:
+        customise(quick(), bogus=1, rounds=2, extra="x")
+    assert str(e.value) == "customise() got unknown settings ['bogus', 'extra']"
