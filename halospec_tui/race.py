@@ -206,31 +206,38 @@ def pooled_table(
     one, pooled over the members (df = observations - rank). Far more degrees of freedom
     than a pair's own n - 1 when the noise is alike across them; wrong when it is not.
     Pairs with a non-member keep their own rounds' figures."""
-    rounds, m = x.shape
     obs = np.isfinite(x) & (s > 0) & members[None, :]
-    r_idx, a_idx = np.nonzero(obs)
-    design = np.zeros((r_idx.size, rounds + m))
-    design[np.arange(r_idx.size), r_idx] = 1.0
-    design[np.arange(r_idx.size), rounds + a_idx] = 1.0
-    root = np.sqrt(s[obs])
-    a_mat, y = design * root[:, None], x[obs] * root
-    if r_idx.size == 0:
+    if not obs.any():
         return own
-    # One SVD: the rank, and the pseudo-inverse of A'A (V S^-2 V') for the contrasts.
-    _, sv, vt = np.linalg.svd(a_mat, full_matrices=False)
-    keep = sv > sv.max() * max(a_mat.shape) * np.finfo(float).eps
-    df = r_idx.size - int(keep.sum())
+    # The round effects are absorbed (each round's weighted mean is taken out), which
+    # leaves the arms' normal equations M mu = b, M = sum over rounds of
+    # diag(s_r) - s_r s_r' / S_r: an (arms x arms) system, whatever the rounds, where
+    # the full design's least squares grew with the rounds cubed.
+    w = np.where(obs, s, 0.0)
+    wx = w * np.where(obs, x, 0.0)
+    total = w.sum(axis=1)
+    live = total > 0
+    w, wx, total = w[live], wx[live], total[live]
+    share = w / total[:, None]
+    mat = np.diag(w.sum(axis=0)) - share.T @ w
+    b = wx.sum(axis=0) - share.T @ wx.sum(axis=1)
+    ev, vec = np.linalg.eigh(mat)
+    keep = ev > max(float(ev.max()), 0.0) * 1e-10
+    df = int(obs.sum()) - (int(live.sum()) + int(keep.sum()))
     if df < 1:
         return own
-    v = vt[keep].T
-    gram = (v / sv[keep] ** 2) @ v.T
-    beta = gram @ (a_mat.T @ y)
-    resid = y - a_mat @ beta
-    sigma2 = float(resid @ resid) / df  # per step
-    mu, g = beta[rounds:], gram[rounds:, rounds:]
+    g = (vec[:, keep] / ev[keep]) @ vec[:, keep].T  # pseudo-inverse of M
+    mu = g @ b
+    alpha_r = (wx.sum(axis=1) - w @ mu) / total  # each round's effect, given mu
+    resid = np.where(obs[live], x[live] - alpha_r[:, None] - mu[None, :], 0.0)
+    sigma2 = float((w * resid * resid).sum()) / df  # per step
     var_c = np.diag(g)[:, None] + np.diag(g)[None, :] - 2.0 * g  # var(contrast) / sigma^2
+    # mu_i - mu_j is estimable only where the rounds link i and j (e_i - e_j lies in
+    # the range of M); an arm measured alone in its rounds has no pooled contrast
+    q = np.eye(mat.shape[0]) - vec[:, keep] @ vec[:, keep].T
+    linked = np.abs(np.diag(q)[:, None] + np.diag(q)[None, :] - 2.0 * q) < 1e-8
     seen = obs.any(axis=0)
-    ok = seen[:, None] & seen[None, :] & (own.n > 0) & (var_c > 1e-12)
+    ok = seen[:, None] & seen[None, :] & linked & (own.n > 0) & (var_c > 1e-12)
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(ok, 1.0 / (var_c * w0), own.weight)
         var = np.where(ok, sigma2 / w0, own.var)

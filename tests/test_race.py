@@ -89,6 +89,42 @@ def test_pooled_table_is_the_two_way_anova_on_a_complete_table() -> None:
             assert t.weight[i, j] == pytest.approx(rounds)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_pooled_table_is_weighted_least_squares_on_the_full_design(seed: int) -> None:
+    # Reference: the round + arm design written out, one row per observed block,
+    # weighted by its steps, solved by numpy's lstsq; a contrast mu_i - mu_j, its
+    # variance sigma^2 c' (A'A)^+ c and df = observations - rank. Missing cells and
+    # uneven blocks, as a race leaves them.
+    rng = np.random.default_rng(seed)
+    rounds, arms = 9, 5
+    x = rng.normal(0.0, 0.1, size=(rounds, arms)) + np.linspace(0.0, 0.2, arms)
+    steps = rng.integers(1, 6, size=(rounds, arms)).astype(float)
+    x[rng.random((rounds, arms)) < 0.25] = np.nan
+    x[:, 0] = rng.normal(0.0, 0.1, size=rounds)  # arm 0 in every round links them all
+    t = pair_table(x, steps, pooled=True)
+    r_idx, a_idx = np.nonzero(np.isfinite(x))
+    design = np.zeros((r_idx.size, rounds + arms))
+    design[np.arange(r_idx.size), r_idx] = 1.0
+    design[np.arange(r_idx.size), rounds + a_idx] = 1.0
+    root = np.sqrt(steps[r_idx, a_idx])
+    a_mat, y = design * root[:, None], x[r_idx, a_idx] * root
+    beta, _, rank, _ = np.linalg.lstsq(a_mat, y, rcond=None)
+    df = r_idx.size - rank
+    sigma2 = float(((y - a_mat @ beta) ** 2).sum()) / df
+    gram = np.linalg.pinv(a_mat.T @ a_mat)
+    for i in range(arms):
+        for j in range(arms):
+            if i == j:
+                continue
+            c = np.zeros(rounds + arms)
+            c[rounds + i], c[rounds + j] = 1.0, -1.0
+            assert t.mean[i, j] == pytest.approx(c @ beta, abs=1e-12)
+            assert t.df[i, j] == df
+            # the table's variance and weight are per unit weight (the pair's first
+            # common round, as own rounds are), their ratio the contrast's variance
+            assert t.var[i, j] / t.weight[i, j] == pytest.approx(sigma2 * (c @ gram @ c))
+
+
 # -- drops, certification, the recommendation ----------------------------------------------
 DRIFT = [1.0, 1.3, 0.9, 1.1, 1.0, 0.8, 1.2, 1.0, 0.95, 1.05, 1.0, 1.0]
 
