@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             for burners in ns.burners:
                 print(f"{regime}, {burners} burner(s), load {os.getloadavg()[0]:.2f}", flush=True)
                 cells.append(run_cell(ns, binary, regime, burners, Path(d)))
-    report(cells)
+                report(cells)  # the table so far: a long run stopped early keeps its cells
     return 0
 
 
