@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Mutation testing of the pure core with mutmut (installed here from the `mutation` extra):
 #   stats, arms, knob, plan, schedule; the tune plan's decisions: confseq, race, screen,
-#   race_rows, verdict; controllers/ (base, threshold, model, bandit); results/ (schema,
-#   writer, reader, samples, report, export_text, export_json, export_md, summary_files).
+#   race_rows, verdict; the policy by condition: conditions, policy, paste; controllers/
+#   (base, threshold, model, bandit); results/ (schema, writer, reader, samples, report,
+#   export_text, export_json, export_md, export_policy, summary_files).
 # Not run in CI: about an hour on one core (some 7200 mutants). Modules and tests are set
 # in pyproject.toml ([tool.mutmut]); against each mutant, mutmut runs only the tests of
 # the configured fast unit-test files that reach the mutated function.
