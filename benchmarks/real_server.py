@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,12 +116,37 @@ def adaptive(binary: str, pair: tuple[Path, Path], csv: Path, static: list[str],
     return out
 
 
+class HeldLoad:
+    """CPU burners kept running for a whole cell: a burner ends by itself after
+    `load.HARD_LIMIT_S`, so a watcher starts a fresh one whenever none runs (checked
+    every half second) until `stop`."""
+
+    def __init__(self, workers: int) -> None:
+        self.load = LoadInjector(workers)
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._hold, daemon=True)
+
+    def _hold(self) -> None:
+        while not self._done.is_set():
+            if not self.load.active:
+                self.load.start(590.0)
+            self._done.wait(0.5)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+        self.load.stop()
+
+
 def run_cell(ns: argparse.Namespace, binary: str, regime: str, burners: int, tmp: Path) -> Cell:
     pair = cached_pair(regime)
-    load = LoadInjector(burners) if burners else None
+    load = HeldLoad(burners) if burners else None
     try:
         if load is not None:
-            load.start(7200.0)
+            load.start()
         t = truth(ns, binary, regime)
         best = max(t, key=t.__getitem__)
         cell = Cell(regime, burners, t, best, sorted(k for k, v in t.items() if v >= 0.97 * t[best]))

@@ -75,7 +75,7 @@ class Burners:
                 )
                 p.start()
                 self._procs.append((i, p))
-            self._ends_at = time.monotonic() + duration_s
+            self._ends_at = time.monotonic() + min(duration_s, HARD_LIMIT_S)
 
     @property
     def active(self) -> bool:

@@ -106,3 +106,18 @@ def test_request_load_in_a_run_queues_on_the_server(tmp_path, no_leftovers):
 
     load, steady = waits("load"), waits("steady")
     assert load[len(load) // 2] > max(steady), (load, steady)
+
+
+def test_burners_say_they_end_at_the_hard_limit_when_asked_for_longer(no_leftovers):
+    # a burner never runs past load.HARD_LIMIT_S (600 s), so a 2-hour window's burners
+    # end within 600 s and seconds_left must say so, not 7200
+    from halospec_tui.load import HARD_LIMIT_S, LoadInjector
+
+    load = LoadInjector(1)
+    load.start(7200.0)
+    try:
+        left = load.seconds_left()
+        assert left is not None and HARD_LIMIT_S - 5.0 < left <= HARD_LIMIT_S
+    finally:
+        load.stop()
+    assert not load.active and load.seconds_left() is None
