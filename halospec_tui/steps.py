@@ -187,6 +187,9 @@ class Steps:
     load_seen: bool = False  # sequential: this arm has met load (recovery follows it)
     knob: KnobVerdict | None = None
     pending: Actuation = field(default_factory=Actuation)  # a reload that opened an arm
+    # A settle step's reload (its row holds it), told to the controller with the next
+    # measured step: what a change of K costs, known before the controller's first move
+    untold_reload_ms: int | None = None
     manual_load: str | None = None  # "start" | "stop", asked for from outside
     # A run with conditions: each load condition's own load (cpu, memory, requests), all
     # of them members of `load`; the rounds hold one on at a time (rounds.hold_load).
@@ -394,8 +397,14 @@ class Steps:
         shared: bool,
     ) -> StepRecord:
         """A request's outcome: told to the controller, written, announced, watched."""
+        if controller is not None and at.settle and act.reload_ms:
+            self.untold_reload_ms = act.reload_ms
         if controller is not None and not at.settle and not reply.error.startswith(K_NOT_SET):
-            self._tell(spec, controller, k, reply, act, prompt[1], at)
+            told = act  # the row keeps its own reload; the controller learns the cost
+            if not act.reload_ms and self.untold_reload_ms:
+                told = replace(act, reload_ms=self.untold_reload_ms)
+            self.untold_reload_ms = None
+            self._tell(spec, controller, k, reply, told, prompt[1], at)
         phase = self._phase_of(at.timeline)
         if not at.settle:
             self.set_phase(spec.name, at.step, phase)

@@ -176,3 +176,31 @@ def test_rows_say_whether_the_server_counted_the_tokens_and_what_it_is(tmp_path)
     assert [(r["success"], r["tokens_reported"]) for r in csv_rows(tmp_path / "f/r.csv")] == [
         ("0", ""), ("0", ""),
     ]  # fmt: skip
+
+
+def test_a_settle_step_s_reload_is_told_to_the_controller_with_the_next_step(tmp_path, monkeypatch):
+    # In rounds each block opens with a reload to the arm's K, run as a settle step that
+    # feeds no controller. Its cost must still reach the controller (with the block's
+    # first measured step), or a controller would think a change of K free and move
+    # before it had paid for one. The rows keep each reload where it happened.
+    from halospec_tui.controllers.model import ModelController
+
+    told: list[int | None] = []
+    observe = ModelController.observe
+
+    def spy(self, k, success, latency_ms, obs=None):
+        told.append(None if obs is None else obs.reload_ms)
+        return observe(self, k, success, latency_ms, obs)
+
+    monkeypatch.setattr(ModelController, "observe", spy)
+    plan = customise(named_plan("tune"), arms=["fixed_2", "adaptive:model"], rounds=2, block=2,
+                     settle=1, until_decisive=False, screen=False, seed=1)  # fmt: skip
+    done, _, _, _ = _run(plan, tmp_path, ReloadingActuator())
+    assert done.reason == "completed"
+    rows = [r for r in csv_rows(tmp_path / "r.csv") if r["mode"] == "adaptive:model"]
+    cells = [(r["settle"], r["reload_ms"]) for r in rows]
+    # each block opens with a settle row holding the 100 ms reload to the arm's K
+    assert [cells[0], cells[3]] == [("1", "100")] * 2 and len(cells) == 6
+    # the block's first measured step tells that reload; a later one its own, if any
+    expected = [100, int(cells[2][1] or 0) or None, 100, int(cells[5][1] or 0) or None]
+    assert cells[1] == cells[4] == ("0", "") and told == expected
