@@ -204,9 +204,14 @@ def test_with_reloads_plain_decoding_is_measured_once_where_two_reloads_are_chea
         "gains: K 1 -> 0 (a reload)",
         f"model controller: {note}; holding K 0",
     ]
-    # reloads of 5 s: more than a quarter of 20 steps for the two, K 0 is not measured
+    # reloads of 5 s: more than a quarter of 20 steps for the two, K 0 is not measured,
+    # and K 1 is held, said once
     c = ModelController(k_start=1)
-    assert run(c, 13, 0.3, reload_ms=5000) == [1] * 13 and c.notes == []
+    assert run(c, 13, 0.3, reload_ms=5000) == [1] * 13
+    assert c.notes == [
+        "model controller: plain decoding not measured: two reloads (10000 ms) exceed a "
+        "quarter of the 20 steps left; holding K 1"
+    ]
 
 
 def test_with_reloads_a_model_best_k_far_away_is_reached_in_one_move():
@@ -403,3 +408,18 @@ def test_with_reloads_a_move_needs_a_gain_above_the_machine_s_noise(noise, third
         "step-to-step noise (9.0%); holding K 0"
     )
     assert (held in c.notes) == (third_k == 0)
+
+
+def test_with_reloads_no_move_rests_on_the_prior_alone():
+    # a 0.99, 12 steps left, reloads of 900 ms against 40 passes of 6 x 1.8 = 432 ms:
+    # two reloads (1800 ms) exceed a quarter of 12 steps (1296 ms), so K 0 is not
+    # measured, and the cost of drafting is then the prior ratio's alone (0.2). By it K 8
+    # would be 22% faster and repay a reload; on a pair where drafting costs 2 target
+    # steps it is 40% slower. The controller holds its K and says why, once.
+    c = ModelController()
+    assert run(c, 4, 0.99, reload_ms=900, steps_left=12) == [4, 4, 4, 4]
+    assert c.notes == [
+        "model controller: plain decoding not measured: two reloads (1800 ms) exceed a "
+        "quarter of the 12 steps left; holding K 4"
+    ]
+    assert c.view().note.startswith("plain decoding not measured")

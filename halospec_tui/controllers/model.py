@@ -441,6 +441,16 @@ class ModelController(ModelFree):
                 self._move(0, "measuring plain decoding (K = 0) once, to know what drafting gains",
                            self._identify_steps)  # fmt: skip
                 return
+            if not self._transits:  # the cost of drafting is the prior's alone: no move on it
+                held = (
+                    f"plain decoding not measured: two reloads ({2 * self._reload_ms:.0f} ms) "
+                    f"exceed a quarter of the {ahead} steps left"
+                )
+                if self._held_key != ("unmeasured", self._k):
+                    self.notes.append(f"model controller: {held}; holding K {self._k}")
+                    self._held_key = ("unmeasured", self._k)
+                self._held = held
+                return
         scores = self._scores(a, t0, t1)
         best = max(scores, key=lambda k: (scores[k], -k))
         now = scores[self._k]
