@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from halospec_tui.arms import NOSPEC, arm_of, fixed_k
+from halospec_tui.arms import NOSPEC, arm_of, fixed_k, lean_key
 from halospec_tui.race import Figures, Race, RaceConfig, RaceStatus
 from halospec_tui.screen import Counts, Screen, screen
 from halospec_tui.stats import StepSample, adapting_reload_ms
@@ -50,8 +50,9 @@ class Block:
 
 
 def arm_order(arms: Sequence[str]) -> list[str]:
-    """Arms in one order whatever the rows' order: by K (no K last), then by name."""
-    return sorted(dict.fromkeys(arms), key=lambda a: (fixed_k(a) is None, fixed_k(a) or 0, a))
+    """Arms in one order whatever the rows' order: by K (no K last), then by thread
+    count (the server's own last: arms.lean_key), then by name."""
+    return sorted(dict.fromkeys(arms), key=lambda a: (fixed_k(a) is None, *lean_key(a, fixed_k(a) or 0), a))
 
 
 def blocks_by_round(

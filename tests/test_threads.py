@@ -36,7 +36,7 @@ from halospec_tui.paste import paste_setting, recommendation_line, setting_words
 from halospec_tui.plan import PlanError, customise, named_plan
 from halospec_tui.policy import PolicyRow, best_static, pick_text
 from halospec_tui.race import pick
-from halospec_tui.race_rows import screen_arms
+from halospec_tui.race_rows import arm_order, screen_arms
 from halospec_tui.session import SessionOptions, SetupError, open_session
 from halospec_tui.stats import StepSample
 from halospec_tui.verdict import decide
@@ -250,6 +250,13 @@ def test_among_equal_k_the_race_picks_fewer_threads_whatever_the_speed():
     assert pick(list(ad), ad, {"adaptive@t2": 2.0, "adaptive@t1": 1.0}) == "adaptive@t1"
     # the static K of the policy: the same order on equal means
     assert best_static([{"fixed_4@t2": 1.0, "fixed_4@t1": 1.0, "fixed_4@t10": 1.0}]) == "fixed_4@t1"
+
+
+def test_the_race_orders_its_arms_by_k_then_threads_whatever_the_rows_order():
+    rows = ["fixed_4@t2", "adaptive", "fixed_4@t10", "nospec@t1", "fixed_4", "fixed_4@t1",
+            "fixed_2", "adaptive@t1"]  # fmt: skip
+    assert arm_order(rows) == ["nospec@t1", "fixed_2", "fixed_4@t1", "fixed_4@t2", "fixed_4@t10",
+                               "fixed_4", "adaptive@t1", "adaptive"]  # fmt: skip
 
 
 def _rows() -> list[StepSample]:
