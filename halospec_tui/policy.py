@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from halospec_tui.arms import arm_of, fixed_k, lean_key
+from halospec_tui.arms import arm_of, fixed_k, lean_key, threads_of
 from halospec_tui.conditions import ConditionError, parse_key
 from halospec_tui.paste import recommendation_line
 from halospec_tui.race import Interval
@@ -191,8 +191,11 @@ def advice(rows: Sequence[PolicyRow], server_kind: str, reload_ms: float | None 
         )
     reload = f" (a reload took {reload_ms:.0f} ms in this run)" if reload_ms is not None else ""
     who = {"vllm": "vLLM", "sglang": "SGLang", "lemonade": "Lemonade"}.get(server_kind, "llama-server")
+    threads = any(threads_of(p) is not None for p in picks)
+    what = "K and the thread count at launch: nothing switches them" if threads else (
+        "K at launch: nothing switches it")  # fmt: skip
     how = (
-        f"{who} takes K at launch: nothing switches it at run time; follow the table by "
+        f"{who} takes {what} at run time; follow the table by "
         f"reloading the server with the row's setting when the condition changes{reload}, "
         "or race an adaptive arm (adaptive:model), which switches with its reload cost counted"
     )

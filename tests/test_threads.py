@@ -34,7 +34,7 @@ from halospec_tui.launched import RestartActuator, needs_restart
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
 from halospec_tui.paste import paste_setting, recommendation_line, setting_words
 from halospec_tui.plan import PlanError, customise, named_plan
-from halospec_tui.policy import PolicyRow, best_static, pick_text
+from halospec_tui.policy import PolicyRow, advice, best_static, pick_text
 from halospec_tui.race import pick
 from halospec_tui.race_rows import arm_order, screen_arms
 from halospec_tui.session import SessionOptions, SetupError, open_session
@@ -304,6 +304,13 @@ def test_the_policy_table_shows_the_thread_count_of_each_pick():
     assert [pick_text(row(a)) for a in ("nospec@t1", "nospec", "fixed_4@t2")] == [
         "speculation off @t1", "speculation off", "fixed_4@t2",
     ]  # fmt: skip
+    # picks that differ: the server is reloaded with the row's K and thread count
+    assert advice([row("fixed_4@t2"), row("nospec@t1")], "llama-server", 812.4) == (
+        "llama-server takes K and the thread count at launch: nothing switches them at run "
+        "time; follow the table by reloading the server with the row's setting when the "
+        "condition changes (a reload took 812 ms in this run), or race an adaptive arm "
+        "(adaptive:model), which switches with its reload cost counted"
+    )
 
 
 # -- the command line ------------------------------------------------------------------------
