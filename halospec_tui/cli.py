@@ -285,7 +285,8 @@ def _actuator_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--launch", metavar="TEMPLATE",
                    help="actuator launch (implied): the server's launch command, run without a "
                    "shell, with {k} (draft length) and {port} (a free port picked here), "
-                   "{p_min} for pmin arms; every other brace is kept as written")  # fmt: skip
+                   "{p_min} for pmin arms, {threads} for arms with a thread count (@tN, "
+                   "--threads); every other brace is kept as written")  # fmt: skip
     g.add_argument("--launch-nospec", metavar="TEMPLATE",
                    help="actuator launch: the command without speculation, for K 0 (nospec, "
                    "adaptive:model, adaptive:bandit)")  # fmt: skip
