@@ -201,6 +201,12 @@ def p_min_of(name: str) -> float:
     return 0.0 if arm is None else arm.p_min
 
 
+def is_nospec(name: str) -> bool:
+    """An arm that never speculates: nospec, at any thread count."""
+    arm = arm_of(name)
+    return arm is not None and arm.kind == "nospec"
+
+
 def threads_of(name: str) -> int | None:
     """The thread count an arm sets (@tN); None for the server's own, or no arm."""
     arm = arm_of(name)

@@ -513,7 +513,7 @@ def arm_label(arm: str, k: int | None) -> str:
     if k is None:
         return arm
     if k == 0:
-        return "no speculation (K = 0)"
+        return "no speculation (K = 0)" if arm == "nospec" else f"no speculation (K = 0, {arm})"
     return f"K = {k}" + ("" if arm == f"fixed_{k}" else f" ({arm})")
 
 

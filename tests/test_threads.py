@@ -270,6 +270,22 @@ def test_threads_through_the_embedded_server_one_reload_per_arm(tmp_path, no_lef
     # first step; its second step runs on the loaded server
     assert [r["reload_ms"] != "" for r in rows] == [True, False] * 4
     assert [r["draft_length"] for r in rows] == ["0"] * 4 + ["2"] * 4
+    # report, from the CSV alone, says and pastes the thread count of the pick
+    spec2 = "--spec-type draft-simple --spec-draft-n-max 2 --spec-draft-n-min 0 --spec-draft-p-min 0"
+    load = 'Lemonade /api/v1/load: {"llamacpp_args": "'
+    expected = {
+        "nospec@t1": f'turn speculation off and use 1 thread {SEQ}; {load}--spec-type none -t 1 -td 1"}}',
+        "nospec@t2": f'turn speculation off and use 2 threads {SEQ}; {load}--spec-type none -t 2 -td 2"}}',
+        "fixed_2@t1": f'use K = 2 with 1 thread {SEQ}; {load}{spec2} -t 1 -td 1"}}',
+        "fixed_2@t2": f'use K = 2 with 2 threads {SEQ}; {load}{spec2} -t 2 -td 2"}}',
+    }
+    rep = subprocess.run([*CLI, "report", str(tmp_path / "r.csv"), "--format", "json"],
+                         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert rep.returncode == 0, rep.stderr
+    v = json.loads(rep.stdout)["verdict"]
+    assert v["recommendation"] == expected[v["recommended"]]
+    live = json.loads((tmp_path / "r_summary.json").read_text())["verdict"]
+    assert (live["recommended"], live["recommendation"]) == (v["recommended"], v["recommendation"])
 
 
 def test_threads_through_a_launched_server(tmp_path, no_leftovers):

@@ -9,15 +9,17 @@ import sys
 
 import pytest
 
+from halospec_tui.arms import is_nospec
 from halospec_tui.launch_template import parse_templates
 from halospec_tui.launched import needs_restart
 from halospec_tui.paste import paste_setting, recommendation_line, setting_words
 from halospec_tui.plan import PlanError, customise, named_plan
 from halospec_tui.policy import PolicyRow, advice, best_static, pick_text
-from halospec_tui.race import pick
+from halospec_tui.race import arm_label, pick
 from halospec_tui.race_rows import arm_order, screen_arms
+from halospec_tui.results.export_text import fmt_ratio, nospec_line
 from halospec_tui.stats import StepSample
-from halospec_tui.verdict import decide
+from halospec_tui.verdict import decide, nospec_reference
 
 PY = sys.executable
 SPEC4 = "--spec-type draft-simple --spec-draft-n-max 4 --spec-draft-n-min 0 --spec-draft-p-min 0"
@@ -151,3 +153,30 @@ def test_the_policy_table_shows_the_thread_count_of_each_pick():
         "condition changes (a reload took 812 ms in this run), or race an adaptive arm "
         "(adaptive:model), which switches with its reload cost counted"
     )
+
+
+def test_speculation_is_compared_with_the_fastest_arm_that_does_not_speculate():
+    # nospec@t2 (310 ms) is slower than nospec@t1 (300 ms): speculation is set against
+    # nospec@t1; fixed_4@t2 is the fastest speculating arm, 300 / 99 = 3.03x
+    v = decide(_rows() + [StepSample("nospec@t2", 0, True, 310, 64, round=r) for r in range(1, 7)])
+    assert (v.vs_nospec_arm, v.vs_nospec_ref) == ("fixed_4@t2", "nospec@t1")
+    assert v.vs_nospec is not None and v.vs_nospec.value == pytest.approx(300 / 99)
+    assert nospec_reference({"nospec@t1": 5.0, "nospec@t2": 6.0, "fixed_2": 9.0}) == "nospec@t2"
+    assert nospec_reference({"fixed_2": 9.0}) is None
+    assert nospec_reference({"nospec": 1.0}) == "nospec"
+    assert nospec_line(v) == (
+        f"speculation (fixed_4@t2): {fmt_ratio(v.vs_nospec)} faster than nospec@t1"
+    )
+    # a sequential run: the same reference
+    seq = decide([StepSample(m, k, True, lat, 64) for m, k, lat in
+                  (("nospec@t1", 0, 300), ("nospec@t2", 0, 200), ("fixed_2@t1", 2, 100))] * 3)  # fmt: skip
+    assert (seq.vs_nospec_arm, seq.vs_nospec_ref) == ("fixed_2@t1", "nospec@t2")
+
+
+def test_the_race_statement_names_the_nospec_arm_of_a_thread_count():
+    assert arm_label("nospec", 0) == "no speculation (K = 0)"
+    assert arm_label("nospec@t1", 0) == "no speculation (K = 0, nospec@t1)"
+    assert arm_label("fixed_4@t1", 4) == "K = 4 (fixed_4@t1)"
+    assert [is_nospec(a) for a in ("nospec", "nospec@t2", "fixed_2@t1", "adaptive", "x")] == [
+        True, True, False, False, False,
+    ]  # fmt: skip

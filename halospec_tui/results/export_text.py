@@ -188,7 +188,7 @@ def nospec_line(v: Verdict) -> str | None:
         how = "slower than"
     else:
         how = "not distinguishable from"
-    return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} nospec"
+    return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} {v.vs_nospec_ref or 'nospec'}"
 
 
 def status_text(a: ArmLine, tolerance: float) -> str:
