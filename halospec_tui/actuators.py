@@ -18,7 +18,13 @@ import httpx
 from halospec_tui.client import ChatClient, LogFn
 from halospec_tui.engines import detect_engine
 from halospec_tui.errors import HalospecError
-from halospec_tui.specflags import k_from_args, spec_text, thread_args, without_thread_flags
+from halospec_tui.specflags import (
+    k_from_args,
+    spec_text,
+    thread_args,
+    threads_from_args,
+    without_thread_flags,
+)
 
 
 @dataclass(frozen=True)
@@ -206,7 +212,7 @@ class LemonadeLoadActuator:
             detail = doc.get("error") if isinstance(doc, dict) else doc
             raise ActuatorError(f"load with K={k} failed: HTTP {status} {detail}")
         self.current = (k, p_min, threads)
-        self.confirmed = self._confirm()
+        self.confirmed = self._confirm(threads)
         if self.confirmed != k:
             self._log(
                 "warning",
@@ -226,17 +232,29 @@ class LemonadeLoadActuator:
         models = doc.get("all_models_loaded") or []
         return [m for m in models if isinstance(m, dict) and isinstance(m.get("model_name"), str)]
 
-    def _confirm(self) -> int | None:
+    def _launch_command(self) -> str | list[str] | None:
+        """Our model's launch_command in /api/v1/health: a string, or (Lemonade after
+        v11) the list of its arguments; None when not said (Lemonade v10 sends none:
+        K then cannot be confirmed, never guessed)."""
         for m in self._loaded_models() or []:
             if m.get("model_name") == self.model:
-                # a string, or (Lemonade after v11) the list of its arguments; Lemonade
-                # v10 sends none: K then cannot be confirmed, never guessed
                 cmd = m.get("launch_command")
                 if isinstance(cmd, str) or (
                     isinstance(cmd, list) and all(isinstance(x, str) for x in cmd)
                 ):
-                    return k_from_launch_command(cmd)
+                    return cmd
         return None
+
+    def _confirm(self, threads: int | None = None) -> int | None:
+        """K as the server's launch_command shows it; a thread count it shows other
+        than the one loaded is said in the log."""
+        cmd = self._launch_command()
+        if cmd is None:
+            return None
+        shown = threads_from_args(cmd) if threads is not None else None
+        if shown is not None and shown != threads:
+            self._log("warning", f"server launch_command shows -t {shown} after loading -t {threads}")
+        return k_from_launch_command(cmd)
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {}

@@ -118,9 +118,12 @@ def without_thread_flags(argv: Sequence[str]) -> list[str]:
 
 
 def threads_from_args(command: str | Sequence[str]) -> int | None:
-    """The thread count a command line sets (the last -t/--threads), None when none
-    or when its value is not a whole number."""
-    argv = _tokens(command)
+    """The thread count a command line sets (the last -t/--threads), None when none,
+    when its value is not a whole number, or when the line cannot be split."""
+    try:
+        argv = _tokens(command)
+    except SpecFlagError:  # an unbalanced quote
+        return None
     found = None
     for i, word in enumerate(argv[:-1]):
         if word in _THREAD_FLAGS:

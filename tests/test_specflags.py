@@ -121,3 +121,7 @@ def test_what_is_written_reads_back_as_the_same_thread_count(n):
     assert threads_from_args(line) == n
     assert threads_from_args(without_thread_flags(shlex.split(line)) + thread_args(n)) == n
     assert k_from_args(line) == 4  # the speculative flags read as before
+
+
+def test_a_command_line_that_cannot_be_split_has_no_thread_count():
+    assert threads_from_args("llama-server -t 2 --alias 'unclosed") is None

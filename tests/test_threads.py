@@ -322,3 +322,21 @@ def test_threads_in_rounds_each_change_of_arm_is_a_reload(tmp_path, no_leftovers
     # setting is not the arm's)
     before = [None] + [r["mode"] for r in rows[:-1]]
     assert [r["reload_ms"] != "" for r in rows] == [r["mode"] != b for r, b in zip(rows, before, strict=True)]
+
+
+@respx.mock
+def test_lemonade_load_says_when_the_launch_command_shows_another_thread_count():
+    said: list[tuple[str, str]] = []
+    shown = ["llama-server", "-md", "d", "--spec-draft-n-max", "4", "-t", "8"]
+    respx.get(BASE + "/api/v1/health").mock(return_value=_health({"model_name": M, "launch_command": shown}))
+    respx.post(BASE + "/api/v1/load").mock(return_value=httpx.Response(200, json={}))
+    act = LemonadeLoadActuator(ChatClient(BASE, M), M, log=lambda level, text: said.append((level, text)))
+    assert act.apply(4, 0.0, 2).confirmed_k == 4
+    assert ("warning", "server launch_command shows -t 8 after loading -t 2") in said
+    said.clear()
+    act.apply(4, 0.0, 8)  # as shown: nothing to say but the reload
+    assert [level for level, _ in said] == ["info"]
+    said.clear()
+    act.apply(2)  # no thread count asked: the server's own is not compared
+    assert [level for level, _ in said] == ["warning", "info"]  # K 2 asked, K 4 shown
+    assert said[0][1] == "server launch_command shows K=4 after loading K=2"
