@@ -8,6 +8,7 @@ knob check (`knob.py`) then proves from the server's own figures whether it work
 from __future__ import annotations
 
 import re
+import shlex
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -17,7 +18,13 @@ import httpx
 from halospec_tui.client import ChatClient, LogFn
 from halospec_tui.engines import detect_engine
 from halospec_tui.errors import HalospecError
-from halospec_tui.specflags import k_from_args, spec_text
+from halospec_tui.specflags import (
+    k_from_args,
+    spec_text,
+    thread_args,
+    threads_from_args,
+    without_thread_flags,
+)
 
 
 @dataclass(frozen=True)
@@ -39,19 +46,36 @@ class Actuation:
 
 @dataclass(frozen=True)
 class Setting:
-    """A server setting to leave behind: draft length K (0: no speculation) and p_min."""
+    """A server setting to leave behind: draft length K (0: no speculation), p_min and
+    the thread count (None: the server's own)."""
 
     k: int
     p_min: float = 0.0
+    threads: int | None = None
+
+
+THREADS_ACTUATORS = ("llama-server", "launch", "lemonade-load")  # start or reload the server
+
+
+def threads_refused(actuator: str, threads: int | None) -> None:
+    """ActuatorError when an actuator that cannot set the server's thread count is
+    asked for one (K rides on each request: the server is never started or reloaded)."""
+    if threads is not None:
+        raise ActuatorError(
+            f"actuator {actuator} cannot set the server's thread count ({threads} asked): "
+            f"only {', '.join(THREADS_ACTUATORS)} start or reload the server"
+        )
 
 
 class Actuator(Protocol):
     """Sets K (and p_min: the draft confidence below which the server stops drafting,
-    llama.cpp's --spec-draft-p-min; 0 = never) the way its server takes them."""
+    llama.cpp's --spec-draft-p-min; 0 = never; and the thread count where it starts or
+    reloads the server, None: the server's own) the way its server takes them."""
 
     name: str
+    sets_threads: bool  # can set the thread count (THREADS_ACTUATORS)
 
-    def apply(self, k: int, p_min: float = 0.0) -> Actuation: ...
+    def apply(self, k: int, p_min: float = 0.0, threads: int | None = None) -> Actuation: ...
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]: ...
 
@@ -74,7 +98,10 @@ class FieldActuator:
         self.field_name = field_name
         self.name = f"field:{field_name}"
 
-    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
+    sets_threads = False
+
+    def apply(self, k: int, p_min: float = 0.0, threads: int | None = None) -> Actuation:
+        threads_refused(self.name, threads)
         return Actuation()
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
@@ -91,8 +118,10 @@ class RequestActuator:
     """Per-request `speculative` object, honoured by llama-server up to about b8941."""
 
     name = "request"
+    sets_threads = False
 
-    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
+    def apply(self, k: int, p_min: float = 0.0, threads: int | None = None) -> Actuation:
+        threads_refused(self.name, threads)
         return Actuation()
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
@@ -133,6 +162,7 @@ class LemonadeLoadActuator:
     """
 
     name = "lemonade-load"
+    sets_threads = True
 
     def __init__(
         self, client: ChatClient, model: str, base_args: str = "", log: LogFn | None = None
@@ -140,23 +170,32 @@ class LemonadeLoadActuator:
         self.client = client
         self.model = model
         self.base_args = base_args.strip()
-        self.current: tuple[int, float] | None = None  # (K, p_min) loaded
+        self.current: tuple[int, float, int | None] | None = None  # (K, p_min, threads) loaded
         self.confirmed: int | None = None
         self._log = log or (lambda level, text: None)
         self.found: list[dict[str, Any]] | None = None  # models loaded before the run
         self._noted = False  # `found` was asked for (None then: health did not say)
         self._left = False
 
-    def llamacpp_args(self, k: int, p_min: float = 0.0) -> str:
-        return f"{self.base_args} {spec_text(k, p_min=p_min)}".strip()
+    def llamacpp_args(self, k: int, p_min: float = 0.0, threads: int | None = None) -> str:
+        """--lemonade-args, then the speculative flags; with a thread count, its flags
+        instead of any the base arguments give."""
+        spec = spec_text(k, p_min=p_min)
+        if threads is None:
+            return f"{self.base_args} {spec}".strip()
+        try:
+            base = shlex.join(without_thread_flags(shlex.split(self.base_args)))
+        except ValueError as e:  # an unbalanced quote
+            raise ActuatorError(f"--lemonade-args cannot be split into words: {e}") from None
+        return f"{base} {spec} {shlex.join(thread_args(threads))}".strip()
 
-    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
-        if (k, p_min) == self.current:
+    def apply(self, k: int, p_min: float = 0.0, threads: int | None = None) -> Actuation:
+        if (k, p_min, threads) == self.current:
             return Actuation(confirmed_k=self.confirmed)
         if not self._noted:
             self._noted = True
             self.found = self._loaded_models()
-        body = {"model_name": self.model, "llamacpp_args": self.llamacpp_args(k, p_min)}
+        body = {"model_name": self.model, "llamacpp_args": self.llamacpp_args(k, p_min, threads)}
         start = time.perf_counter()
         try:
             status, doc = self.client.post_json("/api/v1/load", body)
@@ -172,8 +211,8 @@ class LemonadeLoadActuator:
         if not 200 <= status < 300:
             detail = doc.get("error") if isinstance(doc, dict) else doc
             raise ActuatorError(f"load with K={k} failed: HTTP {status} {detail}")
-        self.current = (k, p_min)
-        self.confirmed = self._confirm()
+        self.current = (k, p_min, threads)
+        self.confirmed = self._confirm(threads)
         if self.confirmed != k:
             self._log(
                 "warning",
@@ -193,17 +232,29 @@ class LemonadeLoadActuator:
         models = doc.get("all_models_loaded") or []
         return [m for m in models if isinstance(m, dict) and isinstance(m.get("model_name"), str)]
 
-    def _confirm(self) -> int | None:
+    def _launch_command(self) -> str | list[str] | None:
+        """Our model's launch_command in /api/v1/health: a string, or (Lemonade after
+        v11) the list of its arguments; None when not said (Lemonade v10 sends none:
+        K then cannot be confirmed, never guessed)."""
         for m in self._loaded_models() or []:
             if m.get("model_name") == self.model:
-                # a string, or (Lemonade after v11) the list of its arguments; Lemonade
-                # v10 sends none: K then cannot be confirmed, never guessed
                 cmd = m.get("launch_command")
                 if isinstance(cmd, str) or (
                     isinstance(cmd, list) and all(isinstance(x, str) for x in cmd)
                 ):
-                    return k_from_launch_command(cmd)
+                    return cmd
         return None
+
+    def _confirm(self, threads: int | None = None) -> int | None:
+        """K as the server's launch_command shows it; a thread count it shows other
+        than the one loaded is said in the log."""
+        cmd = self._launch_command()
+        if cmd is None:
+            return None
+        shown = threads_from_args(cmd) if threads is not None else None
+        if shown is not None and shown != threads:
+            self._log("warning", f"server launch_command shows -t {shown} after loading -t {threads}")
+        return k_from_launch_command(cmd)
 
     def body_fields(self, k: int, p_min: float = 0.0) -> dict[str, Any]:
         return {}
@@ -213,12 +264,13 @@ class LemonadeLoadActuator:
             return None  # left already, or never reloaded: nothing of ours to undo
         self._left = True
         if setting is not None:
-            self.apply(setting.k, setting.p_min)
-            return f"left {self.model} at the recommendation: {self.llamacpp_args(setting.k, setting.p_min)}"
+            self.apply(setting.k, setting.p_min, setting.threads)
+            args = self.llamacpp_args(setting.k, setting.p_min, setting.threads)
+            return f"left {self.model} at the recommendation: {args}"
         if self.found is None:
             raise ActuatorError(
                 f"cannot put {self.model} back: /api/v1/health did not say what was loaded "
-                f"before the run; it stays at {self.llamacpp_args(*(self.current or (0, 0.0)))}"
+                f"before the run; it stays at {self.llamacpp_args(*(self.current or (0, 0.0, None)))}"
             )
         return "; ".join(self._restore(self.found))
 

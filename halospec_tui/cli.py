@@ -69,6 +69,15 @@ def _k_list(text: str) -> list[str]:
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
+def _thread_counts(text: str) -> tuple[int, ...]:
+    """--threads: whole numbers, a comma list (their range is the plan's to check)."""
+    words = [w.strip() for w in text.split(",")]
+    bad = next((w for w in words if not (w.isascii() and w.isdigit())), None)
+    if bad is not None:
+        raise argparse.ArgumentTypeError(f"{bad!r} is no thread count: give whole numbers, e.g. 1,2")
+    return tuple(int(w) for w in words)
+
+
 def _conditions(text: str) -> tuple[str, ...]:
     from halospec_tui.conditions import ConditionError, parse_loads
 
@@ -154,7 +163,12 @@ def _plan_args(g: argparse._ArgumentGroup) -> None:
         "--plan", default="classic", choices=sorted(PLANS), help="named plan (default %(default)s)"
     )
     g.add_argument("--modes", "--arms", dest="arms", type=_k_list,
-                   help="arms, a comma list, e.g. nospec,fixed_4,adaptive (" + ARM_HELP + ")")  # fmt: skip
+                   help="arms, a comma list, e.g. nospec,fixed_4,adaptive (" + ARM_HELP
+                   + "; any may end in @tN: the server runs on N threads)")  # fmt: skip
+    g.add_argument("--threads", type=_thread_counts, metavar="N,N",
+                   help="run every arm at each of these server thread counts (X becomes "
+                   "X@t1, X@t2 ...; plans quick and tune; actuators llama-server, launch "
+                   "with {threads}, lemonade-load), e.g. 1,2")  # fmt: skip
     g.add_argument("--warmup", type=int, help="warmup requests per mode")
     g.add_argument("--steps", type=int, help="measured steps per fixed mode")
     g.add_argument("--adaptive-steps", type=int, help="measured steps of the adaptive mode")
@@ -271,7 +285,8 @@ def _actuator_args(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--launch", metavar="TEMPLATE",
                    help="actuator launch (implied): the server's launch command, run without a "
                    "shell, with {k} (draft length) and {port} (a free port picked here), "
-                   "{p_min} for pmin arms; every other brace is kept as written")  # fmt: skip
+                   "{p_min} for pmin arms, {threads} for arms with a thread count (@tN, "
+                   "--threads); every other brace is kept as written")  # fmt: skip
     g.add_argument("--launch-nospec", metavar="TEMPLATE",
                    help="actuator launch: the command without speculation, for K 0 (nospec, "
                    "adaptive:model, adaptive:bandit)")  # fmt: skip
@@ -308,6 +323,7 @@ def plan_from_args(ns: argparse.Namespace) -> Plan:
         warmup=ns.warmup,
         steps=ns.steps,
         adaptive_steps=ns.adaptive_steps,
+        threads=ns.threads,
         warmup_sleep_s=ns.warmup_sleep,
         cooldown_s=ns.cooldown,
         load_step=ns.load_step,
@@ -369,12 +385,17 @@ def launch_options(ns: argparse.Namespace, plan: Plan) -> LaunchOptions:
     if plan.interleaved:
         name = round_order([a.name for a in plan.arms], plan.seed, 1)[0]
         first = next(a for a in plan.arms if a.name == name)
-    return LaunchOptions(templates, ns.launch_timeout, first.warmup_k, first.p_min)
+    return LaunchOptions(templates, ns.launch_timeout, first.warmup_k, first.p_min, first.threads)
+
+
+def threads_arm(plan: Plan) -> str | None:
+    """The first arm that sets the server's thread count, None when none does."""
+    return next((a.name for a in plan.arms if a.threads is not None), None)
 
 
 def session_options(ns: argparse.Namespace, plan: Plan | None = None) -> SessionOptions:
     from halospec_tui.llama_server import LlamaServerConfig
-    from halospec_tui.session import ACTUATORS, SessionOptions, SetupError
+    from halospec_tui.session import ACTUATORS, SessionOptions, SetupError, threads_refusal
     from halospec_tui.sim.process import params_from_args
 
     actuator, _, field_name = ns.actuator.partition(":")
@@ -382,6 +403,9 @@ def session_options(ns: argparse.Namespace, plan: Plan | None = None) -> Session
         actuator = "launch"  # --launch says how K reaches the server
     if actuator not in ACTUATORS:
         raise UsageError(f"unknown actuator {ns.actuator!r}")
+    threaded = threads_arm(plan or named_plan(ns.plan))
+    if threaded is not None and actuator in ("request", "field"):
+        raise UsageError(threads_refusal(ns.actuator, threaded))
     launch = None
     if actuator == "launch":
         if ns.base_url or ns.backend == "sim":
@@ -410,6 +434,7 @@ def session_options(ns: argparse.Namespace, plan: Plan | None = None) -> Session
         lemonade_args=ns.lemonade_args,
         llama=llama,
         launch=launch,
+        threads_arm=threaded,
         stream=ns.stream,
         timeout_s=ns.timeout,
         debug_json=debug,

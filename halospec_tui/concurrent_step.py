@@ -66,7 +66,7 @@ def measure_together(
     index = [at.prompt_index + i for i in range(c)]
     prompts = [steps.prompt(i) for i in index]
     k = controller.next_k(prompts[0][2]) if controller is not None else spec.warmup_k
-    act, not_set = steps.set_k(k, spec.p_min)
+    act, not_set = steps.set_k(k, spec.p_min, spec.threads)
     cpu: tuple[float | None, float | None] = (None, None)
     wall: int | None = None
     if not_set is not None:

@@ -2,9 +2,10 @@
 placeholders, checked once, resolved for each K, and pasted back by the verdict.
 
 Rules (the README says the same):
-- `{k}` (the draft length), `{port}` (a free port the harness picks) and `{p_min}`
-  (the draft-confidence cutoff of a `pmin:P` arm, else 0) are replaced wherever they
-  appear. Every other brace is kept as written, so JSON (vLLM's
+- `{k}` (the draft length), `{port}` (a free port the harness picks), `{p_min}`
+  (the draft-confidence cutoff of a `pmin:P` arm, else 0) and `{threads}` (the thread
+  count of an `@tN` arm; an arm without one cannot run a template that has it, nor
+  an arm with one a template without it) are replaced wherever they appear. Every other brace is kept as written, so JSON (vLLM's
   `--speculative-config '{"model": "D", "num_speculative_tokens": {k}}'`) and Jinja
   need no escaping.
 - Any other `{word}` is refused as an unknown placeholder (a typo such as `{K}` or
@@ -35,7 +36,7 @@ from halospec_tui.arms import Arm
 from halospec_tui.errors import HalospecError
 from halospec_tui.redact import MASK, redact_text
 
-PLACEHOLDERS = ("k", "port", "p_min")
+PLACEHOLDERS = ("k", "port", "p_min", "threads")
 ZERO_K_CONTROLLERS = ("model", "bandit")  # adaptive arms whose controller may choose K 0
 PREFIX = "launch:"
 SEPARATOR = " | nospec: "  # between the two templates in the actuator's name
@@ -53,11 +54,15 @@ def fill(text: str, values: dict[str, str]) -> str:
     return _BRACED.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
-def values_for(k: int, port: int | None, p_min: float = 0.0) -> dict[str, str]:
-    """The placeholders' values (without `port` when it is None: left as `{port}`)."""
+def values_for(
+    k: int, port: int | None, p_min: float = 0.0, threads: int | None = None
+) -> dict[str, str]:
+    """The placeholders' values (without `port` or `threads` when None: left as written)."""
     out = {"k": str(k), "p_min": f"{p_min:g}"}
     if port is not None:
         out["port"] = str(port)
+    if threads is not None:
+        out["threads"] = str(threads)
     return out
 
 
@@ -103,8 +108,8 @@ def check_template(text: str, flag: str, needs_k: bool = False) -> None:
     bad = _unknown(text)
     if bad is not None:
         raise TemplateError(
-            f"{flag}: unknown placeholder {bad} (only {{k}}, {{port}} and {{p_min}} are "
-            "replaced; other braces are kept as written)"
+            f"{flag}: unknown placeholder {bad} (only {{k}}, {{port}}, {{p_min}} and "
+            "{threads} are replaced; other braces are kept as written)"
         )
     if needs_k and "k" not in used(text):
         raise TemplateError(
@@ -119,7 +124,7 @@ def check_template(text: str, flag: str, needs_k: bool = False) -> None:
     if SEPARATOR.strip() in text:
         raise TemplateError(f"{flag} may not contain {SEPARATOR.strip()!r}")
     try:
-        words = shlex.split(fill(text, values_for(1, 1)))
+        words = shlex.split(fill(text, values_for(1, 1, threads=1)))
     except ValueError as e:  # an unbalanced quote, or a trailing backslash
         raise TemplateError(f"{flag} cannot be split into words: {e}") from None
     _, argv = split_env(words)
@@ -137,16 +142,25 @@ class LaunchTemplates:
     spec: str
     nospec: str | None = None
 
-    def text(self, k: int, port: int | None, p_min: float = 0.0) -> str:
-        """The template for K, resolved (`{port}` kept when `port` is None)."""
-        template = self.spec if k != 0 or self.nospec is None else self.nospec
-        return fill(template, values_for(k, port, p_min))
+    def template(self, k: int) -> str:
+        """The template that runs K: --launch-nospec for K 0 when given, else --launch."""
+        return self.spec if k != 0 or self.nospec is None else self.nospec
 
-    def command(self, k: int, port: int, p_min: float = 0.0) -> tuple[dict[str, str], list[str]]:
-        """The environment additions and the argv that start the server for K."""
+    def text(self, k: int, port: int | None, p_min: float = 0.0, threads: int | None = None) -> str:
+        """The template for K, resolved (`{port}` kept when `port` is None)."""
+        return fill(self.template(k), values_for(k, port, p_min, threads))
+
+    def command(
+        self, k: int, port: int, p_min: float = 0.0, threads: int | None = None
+    ) -> tuple[dict[str, str], list[str]]:
+        """The environment additions and the argv that start the server for K; a
+        thread count needs a template with {threads} (and one without needs none)."""
         if k == 0 and self.nospec is None:
             raise TemplateError("K 0 (no speculation) needs --launch-nospec")
-        return split_env(shlex.split(self.text(k, port, p_min)))
+        has = "threads" in used(self.template(k))
+        if has != (threads is not None):
+            raise TemplateError(_threads_mismatch(threads, f"the template for K {k}"))
+        return split_env(shlex.split(self.text(k, port, p_min, threads)))
 
     def actuator_name(self, secrets: tuple[str, ...] = ()) -> str:
         """What the rows call the actuator: both templates, API keys masked."""
@@ -178,7 +192,22 @@ def arm_problem(templates: LaunchTemplates, arm: Arm) -> str | None:
             f"arm {arm.name} sets p_min {arm.p_min:g}: --launch needs {{p_min}} "
             "(e.g. --spec-draft-p-min {p_min})"
         )
+    runs = [("--launch", templates.spec)] if arm.k != 0 or templates.nospec is None else []
+    if templates.nospec is not None and (arm.k == 0 or may_choose_0):
+        runs.append(("--launch-nospec", templates.nospec))
+    for flag, text in runs:
+        if ("threads" in used(text)) != (arm.threads is not None):
+            return f"arm {arm.name}: " + _threads_mismatch(arm.threads, flag)
     return None
+
+
+def _threads_mismatch(threads: int | None, what: str) -> str:
+    """Why a template and a thread count do not go together."""
+    if threads is not None:
+        return (f"{threads} thread(s) asked, but {what} has no {{threads}} to set them "
+                "(e.g. -t {threads} -td {threads})")  # fmt: skip
+    return (f"{what} has {{threads}}, but no thread count is asked: give --threads or "
+            "arms ending in @tN")  # fmt: skip
 
 
 def templates_of(actuator: str) -> LaunchTemplates | None:
@@ -190,12 +219,12 @@ def templates_of(actuator: str) -> LaunchTemplates | None:
     return LaunchTemplates(spec, nospec if sep else None)
 
 
-def paste_line(actuator: str, k: int, p_min: float = 0.0) -> str | None:
-    """The run's own launch command for K, `{port}` left for the user; None when the
-    actuator is no launch actuator."""
+def paste_line(actuator: str, k: int, p_min: float = 0.0, threads: int | None = None) -> str | None:
+    """The run's own launch command for K (and the thread count), `{port}` left for
+    the user; None when the actuator is no launch actuator."""
     t = templates_of(actuator)
     if t is None:
         return None
     if k == 0 and t.nospec is None:
         return "launch command: yours without its speculative flags (the run had no --launch-nospec)"
-    return f"launch command: {t.text(k, None, p_min)}"
+    return f"launch command: {t.text(k, None, p_min, threads)}"

@@ -184,16 +184,26 @@ def _healthy(http: httpx.Client, net: DeadlineBackend) -> bool:
     return False
 
 
+Running = tuple[int, float, int | None]  # (K, p_min, threads) a server runs with
+
+
+def needs_restart(running: Running | None, asked: Running, alive: bool) -> bool:
+    """A server runs with (K, p_min, threads): a change of any of them, or a server
+    that is not running, is a restart (its time goes to reload_ms)."""
+    return not alive or running != asked
+
+
 class RestartActuator:
-    """Sets K (and p_min) by restarting its server with `command(k, p_min)` when they
-    change. The server holds nothing of the user's: `leave` has nothing to put back,
-    and `close` ends it."""
+    """Sets K (and p_min, and the thread count) by restarting its server with
+    `command(k, p_min, threads)` when they change. The server holds nothing of the
+    user's: `leave` has nothing to put back, and `close` ends it."""
 
     name = "restart"
+    sets_threads = True
 
     def __init__(self, server: OwnedServer) -> None:
         self.server = server
-        self._k: tuple[int, float] | None = None  # (K, p_min) it runs with
+        self._k: Running | None = None  # (K, p_min, threads) it runs with
 
     @property
     def pid(self) -> int | None:
@@ -207,20 +217,20 @@ class RestartActuator:
     def base_url(self) -> str:
         return self.server.base_url
 
-    def command(self, k: int, p_min: float = 0.0) -> list[str]:
+    def command(self, k: int, p_min: float = 0.0, threads: int | None = None) -> list[str]:
         raise NotImplementedError
 
-    def environment(self, k: int, p_min: float = 0.0) -> dict[str, str]:
+    def environment(self, k: int, p_min: float = 0.0, threads: int | None = None) -> dict[str, str]:
         """What the command adds to the server's environment."""
         return {}
 
-    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
-        if (k, p_min) == self._k and self.pid is not None:
+    def apply(self, k: int, p_min: float = 0.0, threads: int | None = None) -> Actuation:
+        if not needs_restart(self._k, (k, p_min, threads), self.pid is not None):
             return Actuation(confirmed_k=k)
         start = time.perf_counter()
         self._k = None
-        self.server.start(self.command(k, p_min), self.environment(k, p_min))
-        self._k = (k, p_min)
+        self.server.start(self.command(k, p_min, threads), self.environment(k, p_min, threads))
+        self._k = (k, p_min, threads)
         reload_ms = int((time.perf_counter() - start) * 1000)
         return Actuation(confirmed_k=k, reload_ms=reload_ms)
 
@@ -252,8 +262,8 @@ class LaunchActuator(RestartActuator):
         self.templates = templates
         self.name = templates.actuator_name(secrets)
 
-    def command(self, k: int, p_min: float = 0.0) -> list[str]:
-        return self.templates.command(k, self.port, p_min)[1]
+    def command(self, k: int, p_min: float = 0.0, threads: int | None = None) -> list[str]:
+        return self.templates.command(k, self.port, p_min, threads)[1]
 
-    def environment(self, k: int, p_min: float = 0.0) -> dict[str, str]:
-        return self.templates.command(k, self.port, p_min)[0]
+    def environment(self, k: int, p_min: float = 0.0, threads: int | None = None) -> dict[str, str]:
+        return self.templates.command(k, self.port, p_min, threads)[0]

@@ -1,5 +1,7 @@
 """A llama-server the harness starts and owns, restarted with a new K when K changes
-(the process itself is owned as every launched server is: see launched.py)."""
+(the process itself is owned as every launched server is: see launched.py). An arm
+with a thread count runs it with `-t N -td N` in place of any thread flags of
+--llama-args."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ from halospec_tui.actuators import ActuatorError
 from halospec_tui.client import LogFn
 from halospec_tui.launched import HOST, OwnedServer, RestartActuator, free_port
 from halospec_tui.procs import tagged_env
-from halospec_tui.specflags import NO_SPECULATION, SpecSyntax, spec_args, syntax_from_help
+from halospec_tui.specflags import (
+    NO_SPECULATION,
+    SpecSyntax,
+    spec_args,
+    syntax_from_help,
+    thread_args,
+    without_thread_flags,
+)
 
 __all__ = ["HOST", "LlamaServerActuator", "LlamaServerConfig", "free_port", "spec_flags",
            "spec_spelling", "spec_syntax"]  # fmt: skip
@@ -72,12 +81,15 @@ class LlamaServerActuator(RestartActuator):
         self.spelling = self.syntax.spelling
         super().__init__(OwnedServer("llama-server", cfg.start_timeout_s, log=log))
 
-    def command(self, k: int, p_min: float = 0.0) -> list[str]:
+    def command(self, k: int, p_min: float = 0.0, threads: int | None = None) -> list[str]:
+        extra = shlex.split(self.cfg.extra_args)
+        if threads is not None:
+            extra = without_thread_flags(extra) + thread_args(threads)
         return [
             self.cfg.binary, "-m", self.cfg.model,
             # K = 0: no draft model either, so nothing can speculate.
             *(["-md", self.cfg.draft] if k != NO_SPECULATION else []),
             *spec_args(k, self.syntax, p_min),
             "--host", HOST, "--port", str(self.port), "--metrics",
-            *shlex.split(self.cfg.extra_args),
+            *extra,
         ]  # fmt: skip

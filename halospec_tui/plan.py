@@ -16,9 +16,11 @@ from halospec_tui.arms import (
     K_LIMIT,
     NOSPEC,
     PMIN_N_MAX,
+    THREADS_MAX,
     Arm,
     ArmError,
     parse_arms,
+    with_threads,
 )
 from halospec_tui.conditions import (
     LOADS,
@@ -65,6 +67,10 @@ class ArmSpec:
         return self.arm.p_min
 
     @property
+    def threads(self) -> int | None:
+        return self.arm.threads
+
+    @property
     def controller(self) -> str | None:
         return self.arm.controller
 
@@ -108,6 +114,9 @@ class Plan:
     # under, one race each; both empty: no conditions (one race, one request at a time).
     conditions: tuple[str, ...] = ()
     concurrency: tuple[int, ...] = ()
+    # --threads: the thread counts every arm was crossed with (X: X@t1, X@t2, ...);
+    # (): none (an arm may still name its own, @tN).
+    threads: tuple[int, ...] = ()
 
     @property
     def interleaved(self) -> bool:
@@ -285,7 +294,25 @@ def validate(plan: Plan) -> Plan:
     if plan.workload == "shift" and plan.prompts != "pool":
         raise PlanError("--workload shift draws prompts by class: drop --prompts original")
     _check_conditions(plan)
+    _check_threads(plan)
     return plan
+
+
+def _check_threads(plan: Plan) -> None:
+    """--threads: counts within 1..THREADS_MAX, each once, on a plan that may change
+    its arms (not classic), and the arms crossed with exactly those counts."""
+    if not plan.threads:
+        return
+    if plan.name == "classic":
+        raise PlanError("--threads adds arms: the classic plan keeps the original's; use "
+                        "--plan tune or quick")  # fmt: skip
+    for n in plan.threads:
+        _check_whole("--threads", n, 1, THREADS_MAX)
+    if len(set(plan.threads)) != len(plan.threads):
+        raise PlanError("--threads lists a thread count twice")
+    if any(a.threads not in plan.threads for a in plan.arms):
+        raise PlanError("--threads crosses every arm with each thread count: an arm with "
+                        "its own @tN cannot be given with it")  # fmt: skip
 
 
 def _check_conditions(plan: Plan) -> None:
@@ -316,6 +343,7 @@ def customise(
     warmup: int | None = None,
     steps: int | None = None,
     adaptive_steps: int | None = None,
+    threads: tuple[int, ...] | None = None,
     **settings: object,
 ) -> Plan:
     """A plan with some of its numbers overridden (None: keep the plan's), then checked.
@@ -323,7 +351,8 @@ def customise(
     `settings` are Plan fields (rounds=, tolerance=, ...). `arms` are names: an arm the
     plan has keeps its warmup; a new one takes the first arm's. `steps` and
     `adaptive_steps` set the measured steps of fixed and adaptive arms; in rounds a
-    block is every arm's measured steps."""
+    block is every arm's measured steps. `threads` crosses every arm (those named, or
+    the plan's) with each thread count, in the order given."""
     given = {k: v for k, v in settings.items() if v is not None}
     unknown = set(given) - {f.name for f in fields(Plan)} - {"name", "arms"}
     if unknown:
@@ -340,10 +369,23 @@ def customise(
         if v is not None:
             _check_whole(flag, v, 0, MAX_STEPS)
     new = replace(plan, arms=_arms_for(plan, arms, warmup, steps, adaptive_steps), **given)  # type: ignore[arg-type]
+    if threads:
+        new = _crossed(new, threads)
     if new.interleaved and ("block" in given or not plan.interleaved):
         # In rounds, an arm's measured steps are one block.
         new = replace(new, arms=tuple(replace(a, measured_steps=new.block) for a in new.arms))
     return validate(new)
+
+
+def _crossed(plan: Plan, threads: tuple[int, ...]) -> Plan:
+    """The plan with every arm crossed with each thread count (each keeps its steps)."""
+    try:
+        arms = [with_threads([s.arm], threads) for s in plan.arms]
+    except ArmError as e:
+        raise PlanError(str(e)) from None
+    specs = tuple(replace(s, arm=a) for s, crossed in zip(plan.arms, arms, strict=True)
+                  for a in crossed)  # fmt: skip
+    return replace(plan, arms=specs, threads=threads)
 
 
 def _arms_for(

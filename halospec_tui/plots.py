@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import plotext as plt
 
+from halospec_tui.race_rows import screenable
 from halospec_tui.results.report import Report
 from halospec_tui.stats import StepSample
 from halospec_tui.verdict import ArmLine, Verdict
@@ -63,7 +64,7 @@ def model_plot(v: Verdict, width: int) -> str:
     plt.plot(ks, [p for _, p in v.screen.predicted], marker="braille", color="white",
              label="model")  # fmt: skip
     seen = [(a.k, a.tps.value) for a in v.lines
-            if a.k is not None and a.tps is not None and a.arm.startswith(("fixed_", "nospec"))]  # fmt: skip
+            if a.k is not None and a.tps is not None and screenable(a.arm)]  # fmt: skip
     if seen:
         plt.scatter([k for k, _ in seen], [t for _, t in seen], marker="dot", color="cyan",
                     label="measured")  # fmt: skip

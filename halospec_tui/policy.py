@@ -23,7 +23,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from halospec_tui.arms import NOSPEC, fixed_k
+from halospec_tui.arms import arm_of, fixed_k, lean_key, threads_of
 from halospec_tui.conditions import ConditionError, parse_key
 from halospec_tui.paste import recommendation_line
 from halospec_tui.race import Interval
@@ -98,14 +98,14 @@ def regret_of(v: Verdict, arm: str) -> Regret | None:
     return None if rel is None else Regret(1.0 - rel)
 
 
-def _k_order(arm: str) -> tuple[int, str]:
-    k = fixed_k(arm)
-    return (k if k is not None else 10**6, arm)
+def _k_order(arm: str) -> tuple[int, int, str]:
+    return (*lean_key(arm, fixed_k(arm)), arm)
 
 
 def best_static(rates: Sequence[Mapping[str, float]]) -> str | None:
     """The fixed arm measured in every condition with the largest mean relative rate;
-    a tie (equal means) goes to the smallest K, then the name. None: no such arm."""
+    a tie (equal means) goes to the smallest K, then fewer threads, then the name
+    (arms.lean_key). None: no such arm."""
     if not rates:
         return None
     shared = set.intersection(*(set(r) for r in rates))
@@ -191,8 +191,11 @@ def advice(rows: Sequence[PolicyRow], server_kind: str, reload_ms: float | None 
         )
     reload = f" (a reload took {reload_ms:.0f} ms in this run)" if reload_ms is not None else ""
     who = {"vllm": "vLLM", "sglang": "SGLang", "lemonade": "Lemonade"}.get(server_kind, "llama-server")
+    threads = any(threads_of(p) is not None for p in picks)
+    what = "K and the thread count at launch: nothing switches them" if threads else (
+        "K at launch: nothing switches it")  # fmt: skip
     how = (
-        f"{who} takes K at launch: nothing switches it at run time; follow the table by "
+        f"{who} takes {what} at run time; follow the table by "
         f"reloading the server with the row's setting when the condition changes{reload}, "
         "or race an adaptive arm (adaptive:model), which switches with its reload cost counted"
     )
@@ -205,6 +208,7 @@ def pick_text(r: PolicyRow) -> str:
     """The pick in words: nospec is "speculation off"; an arm and its K otherwise."""
     if r.recommended is None:
         return "-"
-    if r.recommended == NOSPEC:
-        return "speculation off"
+    arm = arm_of(r.recommended)
+    if arm is not None and arm.kind == "nospec":
+        return "speculation off" + ("" if arm.threads is None else f" @t{arm.threads}")
     return r.recommended

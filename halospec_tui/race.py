@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from halospec_tui.arms import lean_key
 from halospec_tui.confseq import PRIOR, Mean, mixture_factor, t_radius, weighted_mean
 
 ALPHA = 0.05
@@ -347,13 +348,15 @@ def shared_best(x: np.ndarray, alive: Sequence[int]) -> int | None:
 def pick(
     candidates: Sequence[str], ks: Mapping[str, int | None], speed: Mapping[str, float]
 ) -> str | None:
-    """The smallest K among the candidates that have one (a tie in K: the faster); none
-    with a K: the fastest."""
+    """The smallest K among the candidates that have one, then the fewest threads
+    (arms.lean_key), then the faster; none with a K: the fewest threads, then the
+    fastest."""
     with_k = [a for a in candidates if ks.get(a) is not None]
     pool = with_k or list(candidates)
     if not pool:
         return None
-    return min(pool, key=lambda a: (ks.get(a) if with_k else 0, -speed.get(a, -math.inf)))
+    return min(pool, key=lambda a: (*lean_key(a, ks.get(a) if with_k else 0),
+                                    -speed.get(a, -math.inf)))  # fmt: skip
 
 
 # -- reported intervals ------------------------------------------------------------------
@@ -510,7 +513,7 @@ def arm_label(arm: str, k: int | None) -> str:
     if k is None:
         return arm
     if k == 0:
-        return "no speculation (K = 0)"
+        return "no speculation (K = 0)" if arm == "nospec" else f"no speculation (K = 0, {arm})"
     return f"K = {k}" + ("" if arm == f"fixed_{k}" else f" ({arm})")
 
 

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from halospec_tui.arms import NOSPEC, arm_of, fixed_k
+from halospec_tui.arms import NOSPEC, arm_of, fixed_k, lean_key
 from halospec_tui.race import Figures, Race, RaceConfig, RaceStatus
 from halospec_tui.screen import Counts, Screen, screen
 from halospec_tui.stats import StepSample, adapting_reload_ms
@@ -50,8 +50,9 @@ class Block:
 
 
 def arm_order(arms: Sequence[str]) -> list[str]:
-    """Arms in one order whatever the rows' order: by K (no K last), then by name."""
-    return sorted(dict.fromkeys(arms), key=lambda a: (fixed_k(a) is None, fixed_k(a) or 0, a))
+    """Arms in one order whatever the rows' order: by K (no K last), then by thread
+    count (the server's own last: arms.lean_key), then by name."""
+    return sorted(dict.fromkeys(arms), key=lambda a: (fixed_k(a) is None, *lean_key(a, fixed_k(a) or 0), a))
 
 
 def blocks_by_round(
@@ -93,11 +94,17 @@ def blocks_by_round(
     return dict(sorted(out.items()))
 
 
+def screenable(arm: str) -> bool:
+    """An arm the screen's model covers: nospec or fixed_K at the server's own thread
+    count (the model has no term for threads: arms with @tN are always raced)."""
+    x = arm_of(arm)
+    return x is not None and x.kind in ("fixed", "nospec") and x.threads is None
+
+
 def screen_arms(arms: Sequence[str]) -> tuple[str, ...] | None:
     """nospec, the middle K and the largest K of the arms' fixed-K (not pmin) arms;
     None when there is nothing to screen (fewer than four fixed K, or no nospec)."""
-    fixed = sorted((fixed_k(a) or 0, a) for a in arms
-                   if (x := arm_of(a)) is not None and x.kind in ("fixed", "nospec"))  # fmt: skip
+    fixed = sorted((fixed_k(a) or 0, a) for a in arms if screenable(a))
     ks = [k for k, _ in fixed]
     if 0 not in ks or len(fixed) < 5:
         return None
@@ -107,9 +114,8 @@ def screen_arms(arms: Sequence[str]) -> tuple[str, ...] | None:
 
 def screen_of(rounds: Sequence[Mapping[str, Block]], arms: Sequence[str], tolerance: float) -> Screen:
     counts = [{fixed_k(a) or 0: Counts(b.tokens, b.ms, b.drafted, b.accepted)
-               for a, b in r.items() if fixed_k(a) is not None} for r in rounds]  # fmt: skip
-    ks = sorted({fixed_k(a) or 0 for a in arms
-                 if (x := arm_of(a)) is not None and x.kind in ("fixed", "nospec")})  # fmt: skip
+               for a, b in r.items() if screenable(a)} for r in rounds]  # fmt: skip
+    ks = sorted({fixed_k(a) or 0 for a in arms if screenable(a)})
     out = screen(counts, ks, tolerance)
     top = max((k for r in counts for k in r), default=0)
     if out.fit is None:
@@ -152,8 +158,7 @@ def replay(
         first = [rounds[r] for r in order[:SCREEN_ROUNDS]]
         scr = screen_of(first, names, config.tolerance)
         keep = set(scr.race)
-        racing = [a for a in names if fixed_k(a) is None or arm_of(a) is None
-                  or arm_of(a).kind == "pmin" or fixed_k(a) in keep]  # type: ignore[union-attr]  # fmt: skip
+        racing = [a for a in names if not screenable(a) or fixed_k(a) in keep]
     race = Race({a: fixed_k(a) for a in racing}, config)
     status = race.status
     for r in order:
@@ -169,7 +174,7 @@ def _screened_trio(rounds: Mapping[int, Mapping[str, Block]]) -> tuple[str, ...]
     if len(order) < SCREEN_ROUNDS:
         return None
     trio = set(rounds[order[0]])
-    if len(trio) != 3 or NOSPEC not in trio or any(fixed_k(a) is None for a in trio):
+    if len(trio) != 3 or NOSPEC not in trio or not all(screenable(a) for a in trio):
         return None
     if any(set(rounds[r]) != trio for r in order[:SCREEN_ROUNDS]):
         return None

@@ -236,7 +236,7 @@ def _run_block(
 
     try:
         before()
-        steps.pending = steps.actuate(_first_k(steps, race, spec, controller, rnd), spec.p_min)
+        steps.pending = steps.actuate(_first_k(steps, race, spec, controller, rnd), spec.p_min, spec.threads)
         if spec.name not in race.warmed:
             race.warmed.add(spec.name)
             steps.warmup(spec, controller)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from halospec_tui.actuators import Actuator, ActuatorError, Setting
-from halospec_tui.arms import p_min_of
+from halospec_tui.arms import p_min_of, threads_of
 from halospec_tui.bandwidth import open_counter
 from halospec_tui.controls import LoadStatus
 from halospec_tui.events import (
@@ -268,9 +268,11 @@ class Runner:
             policy = report.policy
             if v is None and policy is not None and policy.static_k is not None:
                 # several conditions: the one static setting that serves them all best
-                setting = Setting(policy.static_k, p_min_of(policy.static or ""))
+                static = policy.static or ""
+                setting = Setting(policy.static_k, p_min_of(static), threads_of(static))
             elif v is not None and v.recommended_k is not None:
-                setting = Setting(v.recommended_k, p_min_of(v.recommended or ""))
+                pick = v.recommended or ""
+                setting = Setting(v.recommended_k, p_min_of(pick), threads_of(pick))
             else:
                 steps.log("warning", "--leave recommended: no fixed setting was recommended; "
                                      "putting the server back as it was found")  # fmt: skip

@@ -33,7 +33,7 @@ def _run_arm(steps: Steps, index: int, spec: ArmSpec, load_here: bool) -> None:
     steps.load_seen = False
     steps.set_phase(spec.name, 0, "load" if steps.load.active else "steady")
     controller = steps.controller_for(spec)
-    steps.pending = steps.actuate(spec.warmup_k, spec.p_min)
+    steps.pending = steps.actuate(spec.warmup_k, spec.p_min, spec.threads)
     steps.warmup(spec, controller)
     for step in range(1, spec.measured_steps + 1):
         steps.before_request()

@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import httpx
 
 from halospec_tui.actuators import (
+    THREADS_ACTUATORS,
     Actuator,
     ActuatorError,
     FieldActuator,
@@ -46,6 +47,15 @@ class ServerUnreachable(SetupError):
 API_SUFFIXES = ("/api/v1", "/v1")  # the client adds the API path itself
 
 
+def threads_refusal(actuator: str, arm: str) -> str:
+    """Why an actuator that sends K with each request cannot run an arm with @tN."""
+    return (
+        f"arm {arm} sets the server's thread count, which actuator {actuator} cannot: "
+        f"only {', '.join(THREADS_ACTUATORS)} start or reload the server (drop --threads "
+        "and the @tN of the arms, or choose one of those)"
+    )
+
+
 @dataclass(frozen=True)
 class LaunchOptions:
     """`--actuator launch`: the templates, the start timeout, and the K (and p_min)
@@ -55,6 +65,7 @@ class LaunchOptions:
     start_timeout_s: float = 600.0
     first_k: int = 4
     first_p_min: float = 0.0
+    first_threads: int | None = None
 
 
 @dataclass
@@ -68,6 +79,7 @@ class SessionOptions:
     lemonade_args: str = ""
     llama: LlamaServerConfig | None = None
     launch: LaunchOptions | None = None
+    threads_arm: str | None = None  # an arm that sets the server's thread count (@tN)
     stream: bool = False
     timeout_s: float = 60.0
     debug_json: bool = False
@@ -159,7 +171,7 @@ def _launch(opts: SessionOptions, log: LogFn) -> _Server:
     headers = {"Authorization": f"Bearer {opts.api_key}"} if opts.api_key else {}
     act = LaunchActuator(cfg.templates, cfg.start_timeout_s, headers, secrets, log)
     try:
-        act.apply(cfg.first_k, cfg.first_p_min)
+        act.apply(cfg.first_k, cfg.first_p_min, cfg.first_threads)
     except ServerStartError as e:
         raise ServerUnreachable(redact(str(e))) from None
     except ActuatorError as e:
@@ -265,6 +277,8 @@ def open_session(opts: SessionOptions, log: LogFn) -> Session:
         server.owned.server.interrupted = lambda: client.abandoned or not client.retrying
     try:
         actuator, info, why = choose(opts, server, client, model, log)
+        if opts.threads_arm is not None and not actuator.sets_threads:
+            raise SetupError(threads_refusal(actuator.name, opts.threads_arm) + f" ({why})")
         if info.kind in ("llama-server", "openai", "vllm", "sglang"):
             client.path = OPENAI_CHAT_PATH  # llama-server has no /api/v1 routes
     except BaseException:

@@ -23,6 +23,12 @@ draft length is refused, as llama-server does), and a plain decimal within a flo
 normal range (llama-server refuses 1e999 and 1e-40: out of range). `--flag=value` is
 refused too: llama-server takes no such argument. Anything else is a SpecFlagError
 naming the flag, and `k_from_args` reads no K from such a command.
+
+Threads: `-t N -td N` (`thread_args`) runs the target and the draft on N threads.
+`without_thread_flags` removes the thread flags a command already has (`-t`,
+`--threads`, `-td`, `--threads-draft`, `--spec-draft-threads`, with their values), so
+that an arm's own count replaces them; `threads_from_args` reads the count back (the
+last `-t`/`--threads`, None when there is none).
 """
 
 from __future__ import annotations
@@ -81,6 +87,49 @@ def spec_args(k: int, syntax: SpecSyntax = SpecSyntax(), p_min: float = 0.0) -> 
 def spec_text(k: int, syntax: SpecSyntax = SpecSyntax(), p_min: float = 0.0) -> str:
     """`spec_args` as one shell-quoted string (Lemonade's llamacpp_args)."""
     return shlex.join(spec_args(k, syntax, p_min))
+
+
+_THREAD_FLAGS = frozenset({"-t", "--threads"})
+_DRAFT_THREAD_FLAGS = frozenset({"-td", "--threads-draft", "--spec-draft-threads"})
+
+
+def thread_args(threads: int | None) -> list[str]:
+    """The flags that run the target and the draft on `threads` threads (None: none,
+    the server's own count)."""
+    if threads is None:
+        return []
+    if threads < 1:
+        raise ValueError(f"thread count {threads} is below 1")
+    return ["-t", str(threads), "-td", str(threads)]
+
+
+def without_thread_flags(argv: Sequence[str]) -> list[str]:
+    """`argv` without its thread flags and their values (see the top of the module)."""
+    out: list[str] = []
+    skip = False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word in _THREAD_FLAGS or word in _DRAFT_THREAD_FLAGS:
+            skip = True
+        else:
+            out.append(word)
+    return out
+
+
+def threads_from_args(command: str | Sequence[str]) -> int | None:
+    """The thread count a command line sets (the last -t/--threads), None when none,
+    when its value is not a whole number, or when the line cannot be split."""
+    try:
+        argv = _tokens(command)
+    except SpecFlagError:  # an unbalanced quote
+        return None
+    found = None
+    for i, word in enumerate(argv[:-1]):
+        if word in _THREAD_FLAGS:
+            value = argv[i + 1]
+            found = int(value) if _INT.fullmatch(value) else None
+    return found
 
 
 class SpecFlagError(HalospecError, ValueError):

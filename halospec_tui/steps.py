@@ -241,10 +241,11 @@ class Steps:
         self.apply_manual_load()
 
     # -- one request ------------------------------------------------------------------
-    def actuate(self, k: int, p_min: float = 0.0) -> Actuation:
-        """Set K; an actuator's refusal is logged and returned as `error`."""
+    def actuate(self, k: int, p_min: float = 0.0, threads: int | None = None) -> Actuation:
+        """Set K (and p_min, and the thread count); an actuator's refusal is logged and
+        returned as `error`."""
         try:
-            return self.actuator.apply(k, p_min)
+            return self.actuator.apply(k, p_min, threads)
         except ActuatorError as e:
             self.log("error", str(e))
             return Actuation(error=str(e), unreachable=isinstance(e, ActuatorUnreachable))
@@ -351,7 +352,7 @@ class Steps:
         index = at.prompt_index if at.prompt_index is not None else spec.warmup_steps + at.step - 1
         prompt_id, prompt, prompt_class = self.prompt(index)
         k = controller.next_k(prompt_class) if controller is not None else spec.warmup_k
-        act, not_set = self.set_k(k, spec.p_min)
+        act, not_set = self.set_k(k, spec.p_min, spec.threads)
         if not_set is not None:
             reply = self.not_sent(not_set, act)
             cpu: tuple[float | None, float | None] = (None, None)
@@ -368,10 +369,10 @@ class Steps:
         shared = not_set is None and self.drafts.last_shared
         return self.keep(spec, controller, at, k, reply, (prompt_id, prompt_class), act, cpu, shared)
 
-    def set_k(self, k: int, p_min: float) -> tuple[Actuation, str | None]:
+    def set_k(self, k: int, p_min: float, threads: int | None = None) -> tuple[Actuation, str | None]:
         """Set K for a step (the block's opening reload counted on it); the second item
         says why K is not set, None when it is."""
-        act = self.actuate(k, p_min)
+        act = self.actuate(k, p_min, threads)
         if self.pending.reload_ms is not None:  # the reload that started this arm/block
             act = replace(act, reload_ms=(act.reload_ms or 0) + self.pending.reload_ms)
         self.pending = Actuation()

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 import numpy as np
 
-from halospec_tui.arms import NOSPEC, fixed_k
+from halospec_tui.arms import fixed_k, is_nospec
 from halospec_tui.confseq import t_quantile, t_radius, weighted_mean
 from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, statement
 from halospec_tui.race_rows import Metric, Replay, replay
@@ -76,6 +76,7 @@ class Verdict:
     metric: str = "client"
     vs_nospec: Interval | None = None  # fastest speculating arm / nospec, Student-t
     vs_nospec_arm: str | None = None
+    vs_nospec_ref: str | None = None  # the nospec arm it is compared with (nospec_reference)
     screen: Screen | None = None
     screened_out: tuple[str, ...] = ()
     rounds_needed: int | None = None
@@ -89,6 +90,13 @@ class Verdict:
 
     def line(self, arm: str) -> ArmLine | None:
         return next((a for a in self.lines if a.arm == arm), None)
+
+
+def nospec_reference(tps: Mapping[str, float]) -> str | None:
+    """The arm speculation is compared with: nospec, or, where arms set thread counts,
+    the fastest of the arms that do not speculate (nospec@t1, nospec@t2); None: none."""
+    arms = [a for a in tps if is_nospec(a)]
+    return max(arms, key=tps.__getitem__) if arms else None
 
 
 def measured(samples: Sequence[StepSample]) -> list[StepSample]:
@@ -223,16 +231,18 @@ def _sequential(groups: dict[str, Sequence[StepSample]], tolerance: float, metri
     best = max(ranked, key=ranked.__getitem__) if ranked else None
     out = [_with(a, vs_best=welch_ratio(values[best], values[a.arm]))
            if best is not None and a.arm != best else a for a in lines]  # fmt: skip
-    spec = {a: v for a, v in ranked.items() if a != NOSPEC}
+    spec = {a: v for a, v in ranked.items() if not is_nospec(a)}
     fastest = max(spec, key=spec.__getitem__) if spec else None
-    vs = (welch_ratio(values[fastest], values[NOSPEC])
-          if fastest is not None and NOSPEC in values else None)  # fmt: skip
+    ref = nospec_reference(ranked)
+    vs = (welch_ratio(values[fastest], values[ref])
+          if fastest is not None and ref is not None else None)  # fmt: skip
     return Verdict(
         lines=tuple(out), best=best, decisive=False, recommended=best,
         recommended_k=None if best is None else fixed_k(best), tolerance=tolerance,
         statement=SEQUENTIAL if best is not None else "no arm has a successful step",
         interleaved=False, metric=metric, vs_nospec=vs,
         vs_nospec_arm=fastest if vs is not None else None,
+        vs_nospec_ref=ref if vs is not None else None,
     )  # fmt: skip
 
 
@@ -260,15 +270,16 @@ def _raced(
             dropped_round=d.round if d else None, dropped_by=d.by if d else "",
         ))  # fmt: skip
     needed = None if st.decisive else rep.race.rounds_needed()
-    spec = [a for a in rep.race.names if a != NOSPEC and a in by_arm_t]
+    spec = [a for a in rep.race.names if not is_nospec(a) and a in by_arm_t]
     fastest = max(spec, key=lambda a: by_arm_t[a].tps.value) if spec else None
-    pair = rep.race.pair(fastest, NOSPEC) if fastest is not None else None
+    ref = nospec_reference({a: t.tps.value for a, t in by_arm_t.items()})
+    pair = rep.race.pair(fastest, ref) if fastest is not None and ref is not None else None
     return Verdict(
         lines=tuple(lines), best=st.best, decisive=st.decisive, recommended=st.recommended,
         recommended_k=st.recommended_k, tolerance=tolerance,
         statement=statement(st, config, needed), interleaved=True, metric=metric,
         vs_nospec=pair.t if pair else None, vs_nospec_arm=fastest if pair else None,
-        screen=rep.screen, screened_out=rep.screened_out, rounds_needed=needed,
+        vs_nospec_ref=ref if pair else None, screen=rep.screen, screened_out=rep.screened_out, rounds_needed=needed,
     )  # fmt: skip
 
 

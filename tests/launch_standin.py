@@ -4,7 +4,7 @@ starts a worker of its own (as vLLM and SGLang start engine processes), answers
 asked: `vllm` makes it look like vLLM to detection, with `/version`), and answers
 every chat with 8 tokens. Never looks at its parent.
 
-    python launch_standin.py --port N [--k K] [--health 200] [--models 200]
+    python launch_standin.py --port N [--k K] [--threads N] [--health 200] [--models 200]
                              [--owned-by NAME] [--exit CODE]
 """
 
@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 p = argparse.ArgumentParser()
 p.add_argument("--port", type=int, required=True)
 p.add_argument("--k", default="")
+p.add_argument("--threads", default="", help="taken as a server's thread count, unused")
 p.add_argument("--health", type=int, default=200)
 p.add_argument("--models", type=int, default=200)
 p.add_argument("--owned-by", default="standin")

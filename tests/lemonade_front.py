@@ -25,7 +25,7 @@ import httpx
 
 from halospec_tui.actuators import ActuatorError
 from halospec_tui.llama_server import LlamaServerActuator, LlamaServerConfig
-from halospec_tui.specflags import SpecFlagError, k_from_args, read_spec_flags
+from halospec_tui.specflags import SpecFlagError, k_from_args, read_spec_flags, threads_from_args
 
 
 class Front:
@@ -35,6 +35,7 @@ class Front:
         self.launch_args = launch_args
         self.args = launch_args
         self.k, self.p_min = 0, 0.0
+        self.threads: int | None = None  # -t of the llamacpp_args (None: the launch's)
         self.loaded = False
         self.lock = threading.Lock()  # one slot: a load waits for the chat in flight
         self.load(launch_args)
@@ -45,8 +46,9 @@ class Front:
         if k is None:
             raise SpecFlagError("llamacpp_args", args, "no draft length")
         p = flags.p_min or 0.0
-        self.llama.apply(k, p)
-        self.k, self.p_min, self.args, self.loaded = k, p, args, True
+        t = threads_from_args(args)
+        self.llama.apply(k, p, t)
+        self.k, self.p_min, self.threads, self.args, self.loaded = k, p, t, args, True
 
     def unload(self) -> None:
         self.llama.close()
@@ -57,7 +59,7 @@ class Front:
             "model_name": self.model,
             "recipe": "llamacpp",
             "recipe_options": {"llamacpp_args": self.args, "ctx_size": 1024},
-            "launch_command": self.llama.command(self.k, self.p_min),
+            "launch_command": self.llama.command(self.k, self.p_min, self.threads),
         }
         return {
             "status": "ok",

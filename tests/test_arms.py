@@ -12,6 +12,7 @@ from halospec_tui.arms import (
     ADAPTIVE_KINDS,
     K_LIMIT,
     PMIN_N_MAX,
+    THREADS_MAX,
     WARMUP_K,
     Arm,
     ArmError,
@@ -19,9 +20,12 @@ from halospec_tui.arms import (
     canonical,
     fixed_k,
     is_adaptive,
+    lean_key,
     p_min_of,
     parse_arm,
     parse_arms,
+    threads_of,
+    with_threads,
 )
 
 HELP = (
@@ -141,3 +145,102 @@ def test_names_read_from_a_file():
         True, True, False, False,
     ]  # fmt: skip
     assert [p_min_of(n) for n in ("pmin:0.75", "fixed_2", "pmin:x")] == [0.75, 0.0, 0.0]
+
+
+# -- the thread count, @tN ---------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text,arm,name",
+    [
+        ("fixed_4@t1", Arm("fixed", 4, threads=1), "fixed_4@t1"),
+        ("fixed_04@t2", Arm("fixed", 4, threads=2), "fixed_4@t2"),
+        ("nospec@t2", Arm("nospec", 0, threads=2), "nospec@t2"),
+        ("pmin:0.750@t1", Arm("pmin", 16, p_min=0.75, threads=1), "pmin:0.75@t1"),
+        ("adaptive@t3", Arm("adaptive", threads=3), "adaptive@t3"),
+        ("adaptive:model@t1", Arm("adaptive", controller="model", threads=1), "adaptive:model@t1"),
+        ("fixed_16@t256", Arm("fixed", 16, threads=256), "fixed_16@t256"),
+        ("fixed_1@t10", Arm("fixed", 1, threads=10), "fixed_1@t10"),
+    ],
+)
+def test_any_arm_may_carry_a_thread_count(text, arm, name):
+    parsed = parse_arm(text)
+    assert parsed == arm and parsed.name == name and parse_arm(name) == arm
+    assert canonical(text) == name and threads_of(text) == arm.threads
+    assert (fixed_k(text), p_min_of(text)) == (arm.k, arm.p_min)  # K and p_min as without
+
+
+@pytest.mark.parametrize(
+    "text,suffix,example",
+    [
+        ("fixed_4@t0", "@t0", "fixed_4@t1"),
+        ("fixed_4@t01", "@t01", "fixed_4@t1"),
+        ("fixed_4@t257", "@t257", "fixed_4@t1"),
+        ("fixed_4@t", "@t", "fixed_4@t1"),
+        ("fixed_4@t+1", "@t+1", "fixed_4@t1"),
+        ("fixed_4@t-1", "@t-1", "fixed_4@t1"),
+        ("fixed_4@t 1", "@t 1", "fixed_4@t1"),
+        ("fixed_4@t1 ", "@t1 ", "fixed_4@t1"),
+        ("fixed_4@t1.0", "@t1.0", "fixed_4@t1"),
+        ("fixed_4@t1@t2", "@t1@t2", "fixed_4@t1"),
+        ("fixed_04@t1e1", "@t1e1", "fixed_4@t1"),
+        ("pmin:0.50@t0x1", "@t0x1", "pmin:0.5@t1"),
+        ("fixed_4@", "@", "fixed_4@t1"),
+        ("fixed_4@T1", "@T1", "fixed_4@t1"),
+        ("fixed_4@x1", "@x1", "fixed_4@t1"),
+        ("nospec@threads1", "@threads1", "nospec@t1"),
+        ("adaptive:model@1", "@1", "adaptive:model@t1"),
+        ("nospec@", "@", "nospec@t1"),
+    ],
+)
+def test_a_suffix_other_than_at_t_1_to_256_is_refused_naming_the_canonical_form(
+    text, suffix, example
+):
+    assert _refused(text) == (
+        f"{text!r}: {suffix!r} is no thread count: write @tN, N a whole number 1..256 "
+        f"without a leading zero, e.g. {example}"
+    )
+
+
+def test_the_arm_before_the_suffix_is_checked_as_any_arm():
+    assert _refused("fixed_17@t1") == "draft length 17 in 'fixed_17' is outside 1..16"
+    assert _refused("fixed_x@t1") == f"unknown arm 'fixed_x': use {HELP}"
+    assert _refused("fixed_4@t٢") == f"arm 'fixed_4@t٢' is not ASCII: use {HELP}"
+
+
+def test_thread_variants_are_different_arms_and_twins_are_refused():
+    assert parse_arms(["fixed_4", "fixed_4@t1", "fixed_4@t2"]) == (
+        Arm("fixed", 4), Arm("fixed", 4, threads=1), Arm("fixed", 4, threads=2),
+    )  # fmt: skip
+    with pytest.raises(ArmError) as e:
+        parse_arms(["fixed_4@t1", "fixed_04@t1"])
+    assert str(e.value) == (
+        "'fixed_4@t1' and 'fixed_04@t1' are the same arm, fixed_4@t1: list each arm once"
+    )
+
+
+def test_threads_cross_every_arm_in_the_order_given():
+    arms = parse_arms(["fixed_2", "nospec", "adaptive:model"])
+    assert [a.name for a in with_threads(arms, [2, 1])] == [
+        "fixed_2@t2", "fixed_2@t1", "nospec@t2", "nospec@t1",
+        "adaptive:model@t2", "adaptive:model@t1",
+    ]  # fmt: skip
+    with pytest.raises(ArmError) as e:
+        with_threads(parse_arms(["nospec", "fixed_2@t1"]), [1, 2])
+    assert str(e.value) == (
+        "--threads crosses every arm with each thread count: arm fixed_2@t1 has its own; "
+        "drop --threads or the @tN of the arms"
+    )
+
+
+def test_the_tie_order_is_smaller_k_then_fewer_threads_then_the_servers_own():
+    assert THREADS_MAX == 256
+    names = ["fixed_4", "fixed_4@t2", "fixed_2@t8", "fixed_4@t1", "nospec@t2", "adaptive@t1",
+             "fixed_4@t10"]  # fmt: skip
+    keys = {n: lean_key(n, fixed_k(n)) for n in names}
+    assert keys == {
+        "fixed_4": (4, 257), "fixed_4@t2": (4, 2), "fixed_2@t8": (2, 8), "fixed_4@t1": (4, 1),
+        "nospec@t2": (0, 2), "adaptive@t1": (10**6, 1), "fixed_4@t10": (4, 10),
+    }  # fmt: skip
+    assert sorted(names, key=keys.__getitem__) == [
+        "nospec@t2", "fixed_2@t8", "fixed_4@t1", "fixed_4@t2", "fixed_4@t10", "fixed_4",
+        "adaptive@t1",
+    ]  # fmt: skip

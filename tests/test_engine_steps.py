@@ -49,7 +49,7 @@ class ReloadingActuator:
         self.unreachable = unreachable
         self.current: int | None = None
 
-    def apply(self, k: int, p_min: float = 0.0) -> Actuation:
+    def apply(self, k: int, p_min: float = 0.0, threads: int | None = None) -> Actuation:
         if k == self.current:
             return Actuation(confirmed_k=k)
         if k in self.refuse:

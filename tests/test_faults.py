@@ -164,7 +164,7 @@ def test_exception_inside_the_runner_still_writes_csv_and_summary(sim, tmp_path)
             super().__init__()
             self.calls = 0
 
-        def apply(self, k, p_min=0.0):
+        def apply(self, k, p_min=0.0, threads=None):
             self.calls += 1
             if self.calls == 3:
                 raise RuntimeError("actuator exploded")

@@ -1,8 +1,19 @@
 """The speculative flags: written and read back in one place."""
 
+import shlex
+
 import pytest
 
-from halospec_tui.specflags import SpecSyntax, k_from_args, spec_args, spec_text, syntax_from_help
+from halospec_tui.specflags import (
+    SpecSyntax,
+    k_from_args,
+    spec_args,
+    spec_text,
+    syntax_from_help,
+    thread_args,
+    threads_from_args,
+    without_thread_flags,
+)
 
 NEW_HELP = """
 --spec-type [none|draft-simple|draft-mtp|ngram-mod]   type of speculative decoding (default: none)
@@ -62,3 +73,55 @@ def test_what_is_written_reads_back(k, syntax):
 )
 def test_k_from_args(cmd, default, k):
     assert k_from_args(cmd, default) == k
+
+
+# -- threads ----------------------------------------------------------------------------
+def test_thread_flags_are_written_for_target_and_draft():
+    assert thread_args(1) == ["-t", "1", "-td", "1"]
+    assert thread_args(12) == ["-t", "12", "-td", "12"]
+    assert thread_args(None) == []
+    with pytest.raises(ValueError):
+        thread_args(0)
+
+
+@pytest.mark.parametrize(
+    "argv,kept",
+    [
+        (["-np", "1", "-c", "1024", "-t", "1", "-td", "1"], ["-np", "1", "-c", "1024"]),
+        (["--threads", "4", "-fa", "--threads-draft", "2", "-c", "9"], ["-fa", "-c", "9"]),
+        (["--spec-draft-threads", "3", "-tb", "2"], ["-tb", "2"]),  # -tb: batch threads, kept
+        (["-c", "512"], ["-c", "512"]),
+        (["-t"], []),  # a flag without its value goes too
+        (["--temp", "0.1", "-td", "1", "-t", "2", "-t", "3"], ["--temp", "0.1"]),
+    ],
+)
+def test_thread_flags_are_removed_with_their_values(argv, kept):
+    assert without_thread_flags(argv) == kept
+
+
+@pytest.mark.parametrize(
+    "cmd,threads",
+    [
+        ("llama-server -m a.gguf -t 2 -td 2", 2),
+        (["llama-server", "--threads", "3", "-td", "1"], 3),  # -td is the draft's, not read
+        ("llama-server -t 1 -c 9 -t 4", 4),  # the last one
+        ("llama-server -td 2 -c 9", None),
+        ("llama-server -t x", None),
+        ("llama-server -t", None),
+        ("", None),
+    ],
+)
+def test_the_thread_count_reads_back(cmd, threads):
+    assert threads_from_args(cmd) == threads
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 256])
+def test_what_is_written_reads_back_as_the_same_thread_count(n):
+    line = f"-np 1 -t 9 -td 9 {spec_text(4)} {shlex.join(thread_args(n))}"
+    assert threads_from_args(line) == n
+    assert threads_from_args(without_thread_flags(shlex.split(line)) + thread_args(n)) == n
+    assert k_from_args(line) == 4  # the speculative flags read as before
+
+
+def test_a_command_line_that_cannot_be_split_has_no_thread_count():
+    assert threads_from_args("llama-server -t 2 --alias 'unclosed") is None

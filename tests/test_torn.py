@@ -235,7 +235,7 @@ def test_a_runner_error_and_a_summary_failure_are_both_reported(sim, tmp_path):
     class Broken(FieldActuator):
         calls = 0
 
-        def apply(self, k, p_min=0.0):
+        def apply(self, k, p_min=0.0, threads=None):
             Broken.calls += 1
             if Broken.calls == 3:  # 1: the mode start, 2: step 1
                 raise RuntimeError("actuator exploded")

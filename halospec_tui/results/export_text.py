@@ -10,6 +10,7 @@ from halospec_tui.formats import plus_minus, summary_cells
 from halospec_tui.paste import paste_setting as paste_setting  # their home; kept here too
 from halospec_tui.paste import recommendation_line as recommendation_line
 from halospec_tui.race import Interval
+from halospec_tui.race_rows import screenable
 from halospec_tui.results.export_policy import policy_lines
 from halospec_tui.results.report import Report
 from halospec_tui.verdict import CONFIDENCE, ArmLine, Decision, Verdict
@@ -187,7 +188,7 @@ def nospec_line(v: Verdict) -> str | None:
         how = "slower than"
     else:
         how = "not distinguishable from"
-    return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} nospec"
+    return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} {v.vs_nospec_ref or 'nospec'}"
 
 
 def status_text(a: ArmLine, tolerance: float) -> str:
@@ -260,7 +261,7 @@ def screen_lines(v: Verdict) -> list[str]:
         out.append(f"screened out: {', '.join(v.screened_out)}")
     if s.predicted:
         measured = {a.k: a.tps.value for a in v.lines if a.k is not None and a.tps is not None
-                    and a.arm.startswith(("fixed_", "nospec"))}  # fmt: skip
+                    and screenable(a.arm)}  # fmt: skip
         cells = [f"K {k}: {p:.1f}" + (f" ({measured[k]:.1f})" if k in measured else "")
                  for k, p in s.predicted]  # fmt: skip
         out.append("model tok/s by K (measured): " + ", ".join(cells))

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from halospec_tui.arms import K_LIMIT, NOSPEC, canonical, is_adaptive
+from halospec_tui.arms import K_LIMIT, canonical, is_adaptive, is_nospec
 from halospec_tui.conditions import LOADS, MAX_CONCURRENCY
 from halospec_tui.events import StepRecord
 from halospec_tui.plan import MAX_ROUNDS
@@ -119,7 +119,7 @@ def check_row(row: dict[str, str]) -> None:
 
 def _k0_allowed(mode: str) -> bool:
     """K 0 is no speculation: the nospec arm, or an adaptive arm that chose it."""
-    return canonical(mode) == NOSPEC or is_adaptive(mode)
+    return is_nospec(mode) or is_adaptive(mode)
 
 
 # -- one row as a sample (the live run's path, and read_runs') -------------------

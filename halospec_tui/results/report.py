@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from halospec_tui.arms import NOSPEC
+from halospec_tui.arms import is_nospec
 from halospec_tui.conditions import key_of, ordered_keys
 from halospec_tui.events import KnobVerdict
 from halospec_tui.knob import check_knob
@@ -104,7 +104,7 @@ def build_report(
     # As stats.summarize (arms in order of appearance), one arm's samples at a time.
     summaries = tuple(summarize_arm(m, list(g)) for m, g in groups.items())
     best = winner(summaries)
-    nospec = [s.drafted for s in rows if s.arm == NOSPEC and s.success and s.drafted]
+    nospec = [s.drafted for s in rows if is_nospec(s.arm) and s.success and s.drafted]
     decision = decision_of(samples)
     conditions, policy = conditions_policy(samples, tolerance=tolerance, metric=metric)
     verdict = decide(rows, tolerance=tolerance, metric=metric) if rows else None
