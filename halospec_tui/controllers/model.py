@@ -28,6 +28,7 @@ reload on every class change).
 from __future__ import annotations
 
 import math
+import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -141,9 +142,7 @@ class CostFit:
 
     def ratio(self) -> float:
         """r = t1 / t0: the median of the pair estimates and the prior (twice), 0.02..1."""
-        vals = sorted([*self._pairs, self.prior_ratio, self.prior_ratio])
-        n = len(vals)
-        mid = vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+        mid = statistics.median([*self._pairs, self.prior_ratio, self.prior_ratio])
         return min(max(mid, 0.02), 1.0)
 
     def fit(self) -> tuple[float, float] | None:
@@ -380,9 +379,7 @@ class ModelController(ModelFree):
         (the step before a reload and the one after it share the machine's moment, so
         its load cancels, as in `CostFit`); before any, from the visits."""
         if self._transits:
-            vals = sorted(self._transits)
-            n = len(vals)
-            return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+            return statistics.median(self._transits)
         return self._ratio_from_visits()
 
     def _ratio_from_visits(self) -> float | None:
