@@ -36,7 +36,7 @@ def regret_text(r: Regret | None) -> str:
         return text + " (point)"
     if r.lo == r.hi == r.value:
         return text
-    lo = "-inf" if not math.isfinite(r.lo) else f"{r.lo * 100:.1f}"
+    lo = f"{r.lo * 100:.1f}"  # an unbounded lower end prints as "-inf"
     hi = "?" if not math.isfinite(r.hi) else f"{r.hi * 100:.1f}"
     return f"{text} [{lo}, {hi}]"
 
@@ -55,7 +55,7 @@ def decided_text(r: PolicyRow) -> str:
 
 
 def row_cells(r: PolicyRow) -> RowCells:
-    tps = "-" if r.tps is None else plus_minus(r.tps.value, (r.tps.hi - r.tps.lo) / 2, 1)
+    tps = "-" if r.tps is None else plus_minus(r.tps.value, (r.tps.hi - r.tps.lo) / 2)
     return RowCells(r.condition, pick_text(r), tps, decided_text(r), regret_text(r.static_regret))
 
 
@@ -79,7 +79,7 @@ def policy_lines(p: Policy) -> list[str]:
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     out = ["", f"Policy (tolerance {p.tolerance * 100:g}%; regret: {REGRET_NOTE})"]
     for row in table:
-        out.append("  ".join(f"{x:<{w}}" for x, w in zip(row, widths, strict=True)).rstrip())
+        out.append("  ".join(x.ljust(widths[i]) for i, x in enumerate(row)).rstrip())
     out.append(static_line(p))
     out += [f"{r.condition}: {r.setting}" for r in p.rows]
     out.append(f"server: {p.advice}")
