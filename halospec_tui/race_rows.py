@@ -68,7 +68,8 @@ def blocks_by_round(
         a = arm_of(arm)
         reloads = adapting_reload_ms(rows) if a is not None and a.adaptive else [0] * len(rows)
         acc: dict[int, list[float]] = {}
-        for s, extra in zip(rows, reloads, strict=True):
+        for i, s in enumerate(rows):
+            extra = reloads[i]
             if not s.success or s.round is None:
                 continue
             if metric == "server":
@@ -117,10 +118,10 @@ def screen_of(rounds: Sequence[Mapping[str, Block]], arms: Sequence[str], tolera
                for a, b in r.items() if screenable(a)} for r in rounds]  # fmt: skip
     ks = sorted({fixed_k(a) or 0 for a in arms if screenable(a)})
     out = screen(counts, ks, tolerance)
-    top = max((k for r in counts for k in r), default=0)
-    if out.fit is None:
-        return out
     fit = out.fit
+    if fit is None:
+        return out
+    top = max(k for r in counts for k in r)  # a fit means some K was measured
     return replace(out, predicted=tuple((k, fit.tps(k)) for k in range(top + 1)))
 
 
@@ -171,13 +172,12 @@ def _screened_trio(rounds: Mapping[int, Mapping[str, Block]]) -> tuple[str, ...]
     """The screen arms, when the rows show a screen: the leading SCREEN_ROUNDS rounds
     ran the same three fixed-K arms (nospec among them), and a later round another."""
     order = sorted(rounds)
-    if len(order) < SCREEN_ROUNDS:
+    leading = {frozenset(rounds[r]) for r in order[:SCREEN_ROUNDS]}
+    if len(leading) != 1:
         return None
-    trio = set(rounds[order[0]])
+    (trio,) = leading
     if len(trio) != 3 or NOSPEC not in trio or not all(screenable(a) for a in trio):
-        return None
-    if any(set(rounds[r]) != trio for r in order[:SCREEN_ROUNDS]):
         return None
     if not any(set(rounds[r]) - trio for r in order[SCREEN_ROUNDS:]):
         return None
-    return tuple(arm_order(sorted(trio)))
+    return tuple(arm_order(list(trio)))
