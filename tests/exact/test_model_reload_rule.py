@@ -298,15 +298,16 @@ def test_the_held_reason_clears_once_the_current_k_is_best(deciding: Decider) ->
     assert c._k == 0 and c._held == ""
 
 
-@pytest.mark.parametrize(("explore_steps", "decides_at"), [(2, 2), (3, 3)])
+@pytest.mark.parametrize(("explore_steps", "decides_at"), [(None, 2), (3, 3)])
 def test_a_new_k_is_kept_for_explore_steps_before_the_next_decision(
-    deciding: Decider, explore_steps: int, decides_at: int
+    deciding: Decider, explore_steps: int | None, decides_at: int
 ) -> None:
     # the first decision moves to K 1; then K 2 scores best, but the decisions in the
     # following explore_steps - 1 steps are skipped: the move to K 2 comes at the
-    # explore_steps-th
+    # explore_steps-th (2 by default)
     scores = {0: 64.0, 1: 128.0, 2: 64.0}
-    c = deciding(scores, explore_steps=explore_steps)
+    kw = {} if explore_steps is None else {"explore_steps": explore_steps}
+    c = deciding(scores, **kw)
     c._decide_with_reloads()
     assert c._k == 1 and c._held == ""
     scores[2] = 256.0
