@@ -166,6 +166,13 @@ def test_a_step_with_no_decode_time_says_nothing_of_its_k_s_speed() -> None:
     assert c._seen[4].rho_weight == 1.0 and c._seen[4].weight == pytest.approx(1.7)
 
 
+def test_a_step_decoded_within_a_millisecond_still_measures_its_k() -> None:
+    # 40 passes of 0.02 ms: 0.8 ms of decoding for 40 tokens (a fast stub server)
+    c = ModelController()
+    feed(c, at(4, 4, 10.8), at(4, 4, 0.02))
+    assert c._seen[4].rho_weight == pytest.approx(1.7)
+
+
 def test_a_very_slow_step_still_measures_its_k() -> None:
     # 1 token in 1000 ms: 1 token/s, still a measurement
     c = ModelController()
