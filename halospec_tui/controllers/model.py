@@ -155,20 +155,15 @@ class CostFit:
 
 @dataclass
 class Seen:
-    """What was measured at one K: decode tokens/s, drafted per pass and ms per pass
-    (discounted sums), and the step it was last measured at."""
+    """What was measured at one K: drafted per pass and ms per pass (discounted sums),
+    measured over modelled tokens/s, and the step it was last measured at."""
 
-    tps_sum: float = 0.0
     weight: float = 0.0
     x_sum: float = 0.0
     y_sum: float = 0.0
     rho_sum: float = 0.0  # measured tokens/s over the model's, at the time
     rho_weight: float = 0.0
     last: int = 0
-
-    @property
-    def tps(self) -> float:
-        return self.tps_sum / self.weight if self.weight > 0 else 0.0
 
     @property
     def rho(self) -> float:
@@ -216,8 +211,9 @@ class ModelController(ModelFree):
         self._left: int | None = None  # measured steps the arm has left, when the plan says
         self._seen: dict[int, Seen] = {}  # K -> what was measured at it
         self._dwell = 0  # steps left at a K just moved to before deciding again
-        self._held: str = ""  # why the controller holds a K it would rather leave
-        self._held_key: tuple[str, int] = ("", -1)  # (reason, K) last said in the log
+        self._held: str  # why the controller holds a K it would rather leave
+        self._held_key: tuple[str | bool, int] | None  # (reason, K) last said in the log
+        self._forget_held()
         self._step_ms = 0.0  # recent decode time of a request, ms
         self._recent: deque[tuple[float, float]] = deque(maxlen=4)  # (drafted, ms) per pass
         self._prev: tuple[int, float, float] | None = None  # (K, drafted, ms per pass) last
@@ -269,7 +265,7 @@ class ModelController(ModelFree):
                 acc = self._by_class.setdefault(obs.context, [0.0, 0.0])
                 acc[0], acc[1] = g * acc[0] + a_step, g * acc[1] + 1.0
         self._cost.add(drafted / passes, obs.predicted_ms / passes, min(passes, 64))
-        self._note_seen(k, drafted / passes, obs.predicted_ms / passes, obs)
+        self._note_seen(k, drafted / passes, obs.predicted_ms / passes, obs.predicted_ms, obs.tokens)
         self._decide()
 
     def _to_fallback(self, k: int, latency_ms: int, obs: Observation | None) -> None:
@@ -327,18 +323,17 @@ class ModelController(ModelFree):
         # but only where a change of K is free.
         unidentified = self._cost.spread() < 0.25
         if unidentified and self._reload_ms == 0 and self._steps % self._probe_every == 0:
-            step = 1 if (self._steps // self._probe_every) % 2 else -1
+            step = 1 if self._steps % (2 * self._probe_every) else -1  # odd multiples: up
             if 0 <= self._k + step <= self._k_max:
                 self._probe = step
 
     # -- where a change of K costs a reload ----------------------------------------------
     def _note_seen(
-        self, k: int, drafted_per_pass: float, ms_per_pass: float, obs: Observation
+        self, k: int, drafted_per_pass: float, ms_per_pass: float, ms: float, tokens: int
     ) -> None:
-        """What this K decoded at: tokens/s (from the server's decode time) and the cost
-        of its passes, fading with `discount` at each of its own steps."""
-        ms = obs.predicted_ms or 0.0
-        tps = obs.tokens * 1000.0 / ms if ms > 0 else 0.0
+        """What this K decoded at: tokens/s (from the server's decode time `ms`) and the
+        cost of its passes, fading with `discount` at each of its own steps."""
+        tps = tokens * 1000.0 / ms if ms > 0 else 0.0
         self._step_ms = ms if not self._step_ms else 0.7 * self._step_ms + 0.3 * ms
         self._recent.append((drafted_per_pass, ms_per_pass))
         if self._prev is not None and self._prev[0] != k:  # the steps either side of a reload
@@ -346,11 +341,11 @@ class ModelController(ModelFree):
             if r is not None and -0.5 <= r <= R_MAX:
                 self._transits.append(min(max(r, 0.0), R_MAX))
         elif self._prev is not None and self._prev[2] > 0 and ms_per_pass > 0:
-            self._note_pace(k, self._prev[1], self._prev[2], drafted_per_pass, ms_per_pass)
+            self._note_pace(self._prev[1], self._prev[2], drafted_per_pass, ms_per_pass)
         self._prev = (k, drafted_per_pass, ms_per_pass)
         s = self._seen.setdefault(k, Seen())
         g = self._discount
-        s.tps_sum, s.weight = g * s.tps_sum + tps, g * s.weight + 1.0
+        s.weight = g * s.weight + 1.0
         s.x_sum, s.y_sum = g * s.x_sum + drafted_per_pass, g * s.y_sum + ms_per_pass
         model = self._model()
         if model is not None and tps > 0:  # measured over the model of the moment
@@ -360,7 +355,7 @@ class ModelController(ModelFree):
             )
         s.last = self._steps
 
-    def _note_pace(self, k: int, x0: float, y0: float, x1: float, y1: float) -> None:
+    def _note_pace(self, x0: float, y0: float, x1: float, y1: float) -> None:
         """The machine's pace changes between two steps at the same K: the target-step
         cost of each (pass cost over 1 + r d), as a log ratio."""
         r = self._cost.ratio()
@@ -387,7 +382,7 @@ class ModelController(ModelFree):
         weighted by how far each drafts. Visits made at different moments carry the
         machine's load of each moment, so this is the fallback of `_ratio_with_reloads`."""
         zero = self._seen.get(0)
-        if zero is None or zero.weight <= 0:
+        if zero is None:  # a K seen has a weight of 1 at least
             return None
         y0 = zero.y_sum / zero.weight
         num = den = 0.0
@@ -432,8 +427,8 @@ class ModelController(ModelFree):
             return
         a, t0, t1 = est
         ahead = self._ahead()
-        if 0 not in self._seen and self._k_max >= 0:
-            step = max(self._ema or 0.0, self._step_ms, 1e-9)  # a request's whole time
+        if 0 not in self._seen:
+            step = max(self._ema or 0.0, self._step_ms)  # a request's whole time
             if 2 * self._reload_ms <= self._identify_share * ahead * step:
                 self._move(0, "measuring plain decoding (K = 0) once, to know what drafting gains",
                            self._identify_steps)  # fmt: skip
@@ -462,8 +457,8 @@ class ModelController(ModelFree):
         if gain >= max(self._hysteresis, noise) and saving_ms * ahead > self._reload_ms:
             self._move(best, f"K {best} expected {gain * 100:.1f}% faster than K {self._k}")
             return
-        why = "noise" if self._hysteresis <= gain < noise else "pay"
-        if why == "noise":
+        noisy = self._hysteresis <= gain < noise
+        if noisy:
             held = (
                 f"K {best} expected {gain * 100:.1f}% faster than K {self._k}, within the "
                 f"machine's step-to-step noise ({noise * 100:.1f}%)"
@@ -474,9 +469,9 @@ class ModelController(ModelFree):
                 f"{max(gain, 0.0) * 100:.1f}% (K {best} over K {self._k})"
             )
         # said once for each reason and K: the figures move with every step
-        if gain >= self._hysteresis and (why, best) != self._held_key:
+        if gain >= self._hysteresis and (noisy, best) != self._held_key:
             self.notes.append(f"model controller: {held}; holding K {self._k}")
-            self._held_key = (why, best)
+            self._held_key = (noisy, best)
         self._held = held
 
     def _ahead(self) -> int:
@@ -488,7 +483,11 @@ class ModelController(ModelFree):
         self.notes.append(f"model controller: {why}: K {self._k} -> {k} (a reload)")
         self._k = k
         self._dwell = (self._explore_steps if dwell is None else dwell) - 1
-        self._held, self._held_key = "", ("", -1)
+        self._forget_held()
+
+    def _forget_held(self) -> None:
+        """No K held against the controller's wish, and no reason said for one yet."""
+        self._held, self._held_key = "", None
 
     def view(self) -> ControllerView | None:
         if self._fallback is not None:
