@@ -128,7 +128,7 @@ def ordered_keys(keys: Iterable[str]) -> list[str]:
     """Condition names in canonical order (names that do not parse last, by name)."""
     def sort(k: str) -> tuple[int, int, str]:
         try:
-            return (*parse_key(k).sort_key, "")
+            return (*parse_key(k).sort_key, k)
         except ConditionError:
             return (len(LOADS) + 1, 0, k)
 
