@@ -57,6 +57,21 @@ def test_vllms_flags_carry_the_thread_count_in_words() -> None:
     assert paste_setting(4, "lemonade-load", 0.0, "vllm", 8) == f"{vllm} (with 8 threads)"
 
 
+def test_the_runs_own_launch_command_carries_k_p_min_and_the_thread_count() -> None:
+    launch = "launch:srv --port {port} --n {k} --p {p_min} -t {threads}"
+    # the launch command wins over the server kind's flags
+    assert paste_setting(16, launch, 0.75, "vllm", 4) == (
+        "launch command: srv --port {port} --n 16 --p 0.75 -t 4"
+    )
+
+
+def test_vllm_says_it_has_no_p_min() -> None:
+    assert paste_setting(16, "request", 0.5, "vllm") == (
+        "vLLM flags: --speculative-config '{\"model\": \"DRAFT\", \"num_speculative_tokens\": 16}' "
+        "(vLLM has no draft-confidence cutoff like p_min 0.5)"
+    )
+
+
 def test_the_setting_in_words() -> None:
     assert setting_words(0) == "turn speculation off"
     assert setting_words(0, 0.5) == "turn speculation off"  # no drafts: no cutoff to say
@@ -113,6 +128,11 @@ def test_a_smaller_k_within_the_tolerance_says_why() -> None:
     assert recommendation_line(v, "request") == (
         "use K = 2 with 2 threads (within 2% of the fastest, fixed_2: the same K on fewer "
         f"threads); {REQUEST_2}"
+    )
+    # a smaller K on threads of its own is the smaller K, not fewer threads
+    v = verdict("fixed_4", "fixed_2@t2", [arm("fixed_4", 4), arm("fixed_2@t2", 2)])
+    assert recommendation_line(v, "request").startswith(
+        "use K = 2 with 2 threads (within 2% of the fastest, fixed_4: the smallest K certified"
     )
     # a smaller K on the same threads is the smaller K, not fewer threads
     v = verdict("fixed_4@t2", "fixed_2@t2", [arm("fixed_4@t2", 4), arm("fixed_2@t2", 2)])
