@@ -124,12 +124,15 @@ def key_of(load: str, concurrency: int | None) -> str:
     return Condition(load, concurrency or 1).key if load else ""
 
 
+def _parsed(key: str) -> Condition | None:
+    try:
+        return parse_key(key)
+    except ConditionError:
+        return None
+
+
 def ordered_keys(keys: Iterable[str]) -> list[str]:
     """Condition names in canonical order (names that do not parse last, by name)."""
-    def sort(k: str) -> tuple[int, int, str]:
-        try:
-            return (*parse_key(k).sort_key, "")
-        except ConditionError:
-            return (len(LOADS) + 1, 0, k)
-
-    return sorted(set(keys), key=sort)
+    parsed = {k: _parsed(k) for k in set(keys)}
+    known = sorted((c.sort_key, k) for k, c in parsed.items() if c is not None)
+    return [k for _, k in known] + sorted(k for k, c in parsed.items() if c is None)

@@ -92,7 +92,7 @@ def regret_of(v: Verdict, arm: str) -> Regret | None:
     r = line.vs_best
     if r is not None and r.value > 0:
         lo = 1.0 - 1.0 / r.lo if r.lo > 0 else -math.inf
-        hi = 1.0 - 1.0 / r.hi if math.isfinite(r.hi) else 1.0
+        hi = 1.0 - 1.0 / r.hi  # an unbounded ratio (inf): 1
         return Regret(1.0 - 1.0 / r.value, lo, hi)
     rel = relative_rates(v).get(arm)
     return None if rel is None else Regret(1.0 - rel)
@@ -112,9 +112,10 @@ def best_static(rates: Sequence[Mapping[str, float]]) -> str | None:
     candidates = sorted((a for a in shared if fixed_k(a) is not None), key=_k_order)
     if not candidates:
         return None
-    means = {a: math.fsum(r[a] for r in rates) / len(rates) for a in candidates}
-    top = max(means.values())
-    return next(a for a in candidates if means[a] == top)
+    # every mean is over the same len(rates) conditions: the largest sum is the largest mean
+    sums = {a: math.fsum(r[a] for r in rates) for a in candidates}
+    top = max(sums.values())
+    return next(a for a in candidates if sums[a] == top)
 
 
 def build_policy(
@@ -127,8 +128,9 @@ def build_policy(
     static = best_static([relative_rates(v) for _, v in verdicts])
     rows = tuple(_row(cond, v, actuator, server_kind, static) for cond, v in verdicts)
     regrets = [(r.condition, r.static_regret.value) for r in rows if r.static_regret is not None]
-    mean = math.fsum(x for _, x in regrets) / len(regrets) if static and regrets else None
-    worst = max(regrets, key=lambda cr: cr[1])[0] if static and regrets else None
+    # regrets: one per condition when there is a static arm (it has a rate everywhere), none else
+    mean = math.fsum(x for _, x in regrets) / len(regrets) if regrets else None
+    worst = max(regrets, key=lambda cr: cr[1])[0] if regrets else None
     tolerance = verdicts[0][1].tolerance if verdicts else 0.0
     return Policy(rows, static, fixed_k(static) if static else None, mean, worst,
                   advice(rows, server_kind, reload_ms), tolerance)  # fmt: skip
