@@ -135,4 +135,5 @@ def test_md_escape_makes_markup_and_formulas_inert() -> None:
     assert md_escape("@SUM(A1)") == "'@SUM(A1)"
     assert md_escape("+5") == "+5" and md_escape("-0.25") == "-0.25"
     assert md_escape("a=b") == "a=b" and md_escape("") == ""
+    assert md_escape("MAX X|x") == "MAX X\\|x"  # only the markup characters change
     assert md_escape(42) == "42"  # type: ignore[arg-type]

@@ -4,6 +4,8 @@ line, and the verdict of each condition followed by the policy."""
 
 from __future__ import annotations
 
+import pytest
+
 from halospec_tui.events import KnobVerdict
 from halospec_tui.policy import Policy
 from halospec_tui.results.export_policy import policy_lines
@@ -149,3 +151,16 @@ def test_a_run_with_conditions_has_a_verdict_per_condition_then_the_policy() -> 
                    conditions=(("idle@1", idle),), policy=policy)  # fmt: skip
     assert verdict_section(whole) == verdict_lines(idle, DECISION, "x", None) + policy_lines(policy)
     assert verdict_section(Report((), None, None, KNOB, conditions=(("idle@1", idle),))) == []
+
+
+def test_a_classic_row_of_the_wrong_number_of_cells_is_an_error_not_a_cut_row() -> None:
+    from halospec_tui.results.export_text import _row
+
+    with pytest.raises(ValueError):
+        _row(["fixed_1", "10", "100.0", "0", "1", "2", "3", "4", "5", "6", "7"])  # 11 of 12
+    with pytest.raises(ValueError):
+        _row(["fixed_1", "10", "100.0", "0", "1", "2", "3", "4", "5", "6", "7", "8", "9"])
+    assert _row(["m", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]) == (
+        "m               1        2%         3            4            5            6"
+        "          7          8            9             10         11"
+    )
