@@ -143,11 +143,14 @@ def test_the_summary_carries_meta_winner_knob_and_both_regret_tables() -> None:
 
 
 def test_a_verdict_is_written_only_with_its_decision() -> None:
-    v = Verdict((), best=None, decisive=False, recommended=None, recommended_k=None,
+    v = Verdict((), best="fixed_2", decisive=True, recommended="fixed_2", recommended_k=2,
                 tolerance=0.02, statement="-", interleaved=False)  # fmt: skip
-    with_both = summary_dict(_report(verdict=v, decision=DECISION, actuator="lemonade",
+    with_both = summary_dict(_report(verdict=v, decision=DECISION, actuator="lemonade-load",
                                      server_kind="sglang"))  # fmt: skip
-    assert with_both["verdict"] == verdict_dict(v, DECISION, "lemonade", "sglang")
+    assert with_both["verdict"] == verdict_dict(v, DECISION, "lemonade-load", "sglang")
+    # on SGLang the setting to paste is SGLang's own flag, not Lemonade's load call
+    assert "SGLang" in with_both["verdict"]["recommendation"]
+    assert "SGLang" not in str(verdict_dict(v, DECISION, "lemonade-load", "")["recommendation"])
     assert summary_dict(_report(verdict=v))["verdict"] is None
     assert summary_dict(_report(decision=DECISION))["verdict"] is None
 
@@ -160,16 +163,17 @@ def test_a_run_with_conditions_lists_each_verdict_and_the_policy() -> None:
     policy = Policy(rows=(), static="fixed_2", static_k=2, mean_regret=0.01, worst="load@4",
                     advice="restart per condition", tolerance=0.02)  # fmt: skip
     r = _report(decision=DECISION, conditions=(("steady@1", v1), ("load@4", v2)), policy=policy,
-                actuator="llama-server", server_kind="llama")  # fmt: skip
+                actuator="llama-server", server_kind="vllm")  # fmt: skip
     d = summary_dict(r)
     assert d["verdict"] is None
     assert d["conditions"] == [
-        {"condition": "steady@1", "verdict": verdict_dict(v1, DECISION, "llama-server", "llama")},
-        {"condition": "load@4", "verdict": verdict_dict(v2, DECISION, "llama-server", "llama")},
+        {"condition": "steady@1", "verdict": verdict_dict(v1, DECISION, "llama-server", "vllm")},
+        {"condition": "load@4", "verdict": verdict_dict(v2, DECISION, "llama-server", "vllm")},
     ]
-    assert d["conditions"][0]["verdict"]["recommendation"] != (
-        verdict_dict(v1, DECISION, "", "")["recommendation"]
-    )
+    # the run's server tells: vLLM's own flags, not llama-server's
+    said = d["conditions"][0]["verdict"]["recommendation"]
+    assert "vLLM" in said
+    assert "vLLM" not in str(verdict_dict(v1, DECISION, "llama-server", "")["recommendation"])
     assert d["policy"] == policy_dicts(policy) and d["policy_static"] == static_dict(policy)
     assert d["policy_static"]["advice"] == "restart per condition"
     assert list(d)[-3:] == ["conditions", "policy", "policy_static"]
