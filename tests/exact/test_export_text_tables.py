@@ -153,6 +153,16 @@ def test_a_run_with_conditions_has_a_verdict_per_condition_then_the_policy() -> 
     assert verdict_section(Report((), None, None, KNOB, conditions=(("idle@1", idle),))) == []
 
 
+def test_the_recommendation_pastes_the_flags_of_the_server_the_run_used() -> None:
+    v = _v("fixed_2 wins")
+    on_vllm = Report((), None, None, KNOB, verdict=v, decision=DECISION, actuator="llama-server",
+                     server_kind="vllm")  # fmt: skip
+    last = verdict_section(on_vllm)[-1]
+    assert last.startswith("recommendation: use K = 2; vLLM flags: --speculative-config ")
+    plain = Report((), None, None, KNOB, verdict=v, decision=DECISION, actuator="llama-server")
+    assert verdict_section(plain)[-1].startswith("recommendation: use K = 2; llama-server flags: ")
+
+
 def test_a_classic_row_of_the_wrong_number_of_cells_is_an_error_not_a_cut_row() -> None:
     from halospec_tui.results.export_text import _row
 
