@@ -3,6 +3,8 @@ condition's verdict and the policy they make, and what build_report passes on.""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from halospec_tui.results.report import (
     build_report,
     condition_groups,
@@ -124,3 +126,34 @@ def test_the_winner_and_its_score_and_class_regret_only_across_classes() -> None
     ]  # fmt: skip
     untagged = build_report([*rows, S("fixed_1", 1, True, 100, 64)])
     assert untagged.class_regret == ()  # "" is no class: one class only
+
+
+def test_the_client_metric_is_the_default_of_the_report_and_of_each_condition() -> None:
+    rows = _two_conditions()
+    verdicts, _ = conditions_policy(rows)
+    assert [v.metric for _, v in verdicts] == ["client", "client"]
+    assert [v.metric for _, v in build_report(rows).conditions] == ["client", "client"]
+    one = build_report([s for s in rows if s.condition == "idle"])
+    assert one.verdict is not None and one.verdict.metric == "client"
+
+
+def test_a_conditions_verdict_has_no_phase_or_prompt_tables_the_whole_runs_has() -> None:
+    def phased(s: S) -> S:
+        return replace(s, phase="load" if s.round == 1 else "steady",
+                       prompt_class="open" if s.round == 2 else "structured")  # fmt: skip
+
+    rows = [phased(s) for s in _two_conditions()]
+    verdicts, _ = conditions_policy(rows)
+    assert [(v.phases, v.classes) for _, v in verdicts] == [((), ()), ((), ())]
+    idle = [s for s in rows if s.condition == "idle"]
+    one = build_report(idle)
+    assert one.verdict is not None
+    assert [(p.arm, p.group, p.n) for p in one.verdict.phases] == [
+        ("fixed_1", "steady", 2), ("fixed_1", "load", 1), ("fixed_4", "steady", 2),
+        ("fixed_4", "load", 1),
+    ]  # fmt: skip
+    assert [(p.arm, p.group) for p in one.verdict.classes] == [
+        ("fixed_1", "structured"), ("fixed_1", "open"), ("fixed_4", "structured"),
+        ("fixed_4", "open"),
+    ]  # fmt: skip
+    assert [(v.phases, v.classes) for _, v in one.conditions] == [((), ())]
