@@ -27,8 +27,8 @@ def finite(v: Any) -> Any:
 
 
 def dumps(doc: Any) -> str:
-    """Strict JSON, indented."""
-    return json.dumps(finite(doc), indent=2, allow_nan=False)
+    """Strict JSON, indented: `finite` leaves no NaN or Infinity to write."""
+    return json.dumps(finite(doc), indent=2)
 
 
 def summary_dict(report: Report, meta: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def _row(cols: Sequence[str]) -> str:
     # {:>10} {:>10} {:>12} {:>14} {:>10}
     widths = (6, 8, 9, 12, 12, 12, 10, 10, 12, 14, 10)
     out = f"{cols[0]:<10}"
-    for i, (c, w) in enumerate(zip(cols[1:], widths, strict=False)):
+    for i, (c, w) in enumerate(zip(cols[1:], widths, strict=True)):
         out += f" {c:>{w}}"
         if i == 1:
             out += "%"

@@ -42,8 +42,8 @@ def _write_whole(path: Path, text: str) -> None:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a missing temporary among them
+            tmp.unlink()
         raise
 
 
