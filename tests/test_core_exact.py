@@ -327,6 +327,9 @@ def test_summary_json_layout_exactly():
         ("+cmd", "'+cmd"),
         ("-cmd", "'-cmd"),
         ("@cmd", "'@cmd"),
+        ("-", "-"),  # the tables' "none": a lone sign is no formula
+        ("=", "="),
+        ("=1", "'=1"),  # the shortest formula
         ("-5", "-5"),  # a number stays a number
         ("+2.5", "+2.5"),
         ("plain", "plain"),

@@ -20,7 +20,8 @@ def md_escape(text: str) -> str:
     t = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("\r", " ")
     for ch in "`*_[]<>#!":
         t = t.replace(ch, "\\" + ch)
-    if t[:1] in ("=", "+", "-", "@") and not _is_number(t):
+    # A lone sign is the tables' "none" placeholder, not a formula: it stays as it is.
+    if t[:1] in ("=", "+", "-", "@") and len(t) > 1 and not _is_number(t):
         t = "'" + t
     return t
 

@@ -184,9 +184,9 @@ def test_the_markdown_table_escapes_every_cell() -> None:
     assert policy_markdown(UNSHARED) == [
         "| condition | pick | tok/s | decided | regret |",
         "|---|---|---|---|---|",
-        "| idle@1 | fixed\\_4 | 40.0 ±4.0 | decisive (tie: fixed\\_4 fixed\\_3) | '- |",
-        "| memory@2 | speculation off | '- | within 25.0% | '- |",
-        "| cpu@4 | '- | '- | not yet | '- |",
+        "| idle@1 | fixed\\_4 | 40.0 ±4.0 | decisive (tie: fixed\\_4 fixed\\_3) | - |",
+        "| memory@2 | speculation off | - | within 25.0% | - |",
+        "| cpu@4 | - | - | not yet | - |",
         "",
         f"Regret: {REGRET_NOTE}.",
         "",
