@@ -252,13 +252,22 @@ def _last_index(mask: np.ndarray) -> np.ndarray:
 
 
 # -- the decisions -----------------------------------------------------------------------
+def _lower(table: PairTable, alpha: float, prior: float) -> np.ndarray:
+    """(m, m) lower bounds of log(tps_i / tps_j) over the whole sequence; -inf for a pair
+    that shares no round (no mean: nothing is known, and a nan would compare as neither
+    larger nor smaller, so the decisions would hang on the order of the arms)."""
+    lower = table.mean - table.radius(alpha, prior)
+    out: np.ndarray = np.where(np.isnan(lower), -np.inf, lower)
+    return out
+
+
 def drops(
     table: PairTable, survivors: Sequence[int], log_tol: float, alpha: float, prior: float
 ) -> list[tuple[int, int, float]]:
     """(arm, by, lower) for each survivor that another survivor beats by more than the
     tolerance over the whole sequence (lower bound of log(by/arm) > log(1 + tol)); `by`
     is the survivor with the highest lower bound. Never every survivor."""
-    lower = table.mean - table.radius(alpha, prior)
+    lower = _lower(table, alpha, prior)
     out: list[tuple[int, int, float]] = []
     for j in survivors:
         others = [i for i in survivors if i != j]
@@ -279,7 +288,7 @@ def certified_epsilon(
     """Per survivor i: the smallest epsilon with i certified epsilon-good, i.e. the
     largest upper bound of tps_j / tps_i over the other survivors j, minus 1 (never
     below 0; inf while some sequence is unbounded)."""
-    lower = table.mean - table.radius(alpha, prior)  # lower bound of log(tps_i / tps_j)
+    lower = _lower(table, alpha, prior)
     out: dict[int, float] = {}
     for i in survivors:
         worst = max((-float(lower[i, j]) for j in survivors if j != i), default=-math.inf)
