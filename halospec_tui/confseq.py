@@ -187,7 +187,7 @@ def cs_radius(m: Mean, alpha: float, prior: float = PRIOR) -> float:
     q = float(mixture_factor(m.dof, m.weight, alpha, prior))
     if not math.isfinite(q):
         return math.inf
-    return q * m.se if m.var > 0 else 0.0
+    return q * m.se  # 0 when the rounds agree (var 0)
 
 
 def mixture_e_value(m: Mean, mu0: float, prior: float = PRIOR) -> float:
