@@ -161,7 +161,7 @@ class PairTable:
             q = mixture_factor(self.df, self.weight, alpha, prior)
             with np.errstate(invalid="ignore", divide="ignore"):
                 r = q * np.sqrt(self.var / self.weight)
-            self._radii[key] = np.where(np.isfinite(q), np.where(self.var > 0, r, 0.0), np.inf)
+            self._radii[key] = np.where(np.isfinite(q), r, np.inf)  # r = 0 where var = 0
         return self._radii[key]
 
 
@@ -267,13 +267,12 @@ def drops(
     """(arm, by, lower) for each survivor that another survivor beats by more than the
     tolerance over the whole sequence (lower bound of log(by/arm) > log(1 + tol)); `by`
     is the survivor with the highest lower bound. Never every survivor."""
+    if len(survivors) < 2:
+        return []
     lower = _lower(table, alpha, prior)
     out: list[tuple[int, int, float]] = []
     for j in survivors:
-        others = [i for i in survivors if i != j]
-        if not others:
-            continue
-        by = max(others, key=lambda i: lower[i, j])
+        by = max((i for i in survivors if i != j), key=lambda i: lower[i, j])
         if lower[by, j] > log_tol:
             out.append((j, by, float(lower[by, j])))
     if len(out) == len(survivors):  # cannot happen when the sequences hold: keep the arm
@@ -292,7 +291,7 @@ def certified_epsilon(
     out: dict[int, float] = {}
     for i in survivors:
         worst = max((-float(lower[i, j]) for j in survivors if j != i), default=-math.inf)
-        out[i] = max(0.0, math.expm1(worst)) if worst < math.inf else math.inf
+        out[i] = max(0.0, math.expm1(worst))
     return out
 
 
@@ -308,33 +307,27 @@ def rounds_needed(
     """More rounds until some survivor would be certified tolerance-good, if every pair
     kept its current mean and spread and each further round weighed as the latest did
     (an estimate, not a promise); None when beyond `cap` or never at these means."""
-    best: int | None = None
-    extra = np.arange(0, cap + 1)
+    extra = np.arange(cap + 1)
+    needs = []
     for i in survivors:
-        need = 0
-        for j in survivors:
-            if j == i:
-                continue
+        need = 0.0
+        for j in (j for j in survivors if j != i):
             m = table.of(i, j)
-            margin = m.mean + log_tol  # the lower bound must reach -log_tol
-            if not (m.dof >= 1 and margin > 0 and math.isfinite(m.var)):
-                need = cap + 1
-                break
-            w_next = float(table.last_weight[i, j]) or 1.0
-            big_w = m.weight + extra * w_next
+            # the lower bound must reach -log_tol; a pair without rounds in common (nan)
+            # or without degrees of freedom (q inf) never does
+            big_w = m.weight + extra * float(table.last_weight[i, j])
             q = mixture_factor(m.dof + extra * df_per_round, big_w, alpha, prior)
-            ok = np.flatnonzero(q * np.sqrt(m.var / big_w) <= margin)
-            need = max(need, int(ok[0]) if ok.size else cap + 1)
-        if need <= cap and (best is None or need < best):
-            best = need
-    return best
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ok = np.flatnonzero(q * np.sqrt(m.var / big_w) <= m.mean + log_tol)
+            need = max(need, float(ok[0]) if ok.size else math.inf)
+        needs.append(need)
+    reachable = [int(n) for n in needs if n <= cap]
+    return min(reachable) if reachable else None
 
 
 def shared_means(x: np.ndarray, alive: Sequence[int]) -> dict[int, float]:
     """Mean log tokens/s of each survivor on the rounds all survivors ran (none in
     common: on each one's own rounds)."""
-    if not alive or x.size == 0:
-        return {}
     cols = x[:, list(alive)]
     ok = np.isfinite(cols)
     rows = ok.all(axis=1)
@@ -345,7 +338,7 @@ def shared_means(x: np.ndarray, alive: Sequence[int]) -> dict[int, float]:
         means = np.where(
             counts > 0, np.where(ok, cols, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan
         )
-    return {i: float(v) for i, v in zip(alive, means, strict=True) if math.isfinite(v)}
+    return {i: float(means[c]) for c, i in enumerate(alive) if math.isfinite(means[c])}
 
 
 def shared_best(x: np.ndarray, alive: Sequence[int]) -> int | None:
@@ -360,12 +353,9 @@ def pick(
     """The smallest K among the candidates that have one, then the fewest threads
     (arms.lean_key), then the faster; none with a K: the fewest threads, then the
     fastest."""
-    with_k = [a for a in candidates if ks.get(a) is not None]
-    pool = with_k or list(candidates)
-    if not pool:
+    if not candidates:  # (lean_key puts an arm without a K after every K)
         return None
-    return min(pool, key=lambda a: (*lean_key(a, ks.get(a) if with_k else 0),
-                                    -speed.get(a, -math.inf)))  # fmt: skip
+    return min(candidates, key=lambda a: (*lean_key(a, ks.get(a)), -speed.get(a, -math.inf)))
 
 
 # -- reported intervals ------------------------------------------------------------------
@@ -382,7 +372,10 @@ def arm_interval(
 
 
 def _exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
+    try:
+        return math.exp(x)
+    except OverflowError:  # an interval too wide for a float ends at infinity
+        return math.inf
 
 
 def pair_interval(
@@ -390,7 +383,7 @@ def pair_interval(
 ) -> PairInterval | None:
     """tps_i / tps_j on the rounds both ran: Student-t and the confidence sequence."""
     m = table.of(i, j)
-    if m.n == 0 or not math.isfinite(m.mean):
+    if m.n == 0:  # no round in common: no mean
         return None
     r_t = t_radius(m, config.confidence)
     r_cs = float(table.radius(alpha_pair, config.prior)[i, j])
@@ -503,8 +496,7 @@ class Race:
         same way as the pairs against the best."""
         if num not in self._index or den not in self._index or not self._x:
             return None
-        table = self.last_table or self.table()
-        return pair_interval(table, self.names, self._index[num], self._index[den],
+        return pair_interval(self.table(), self.names, self._index[num], self._index[den],
                              self.config, self.alpha_pair)  # fmt: skip
 
     def rounds_needed(self) -> int | None:
