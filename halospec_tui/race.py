@@ -174,19 +174,18 @@ def pair_table(
     (the variance of the difference of two block means goes as its inverse), relative
     to the pair's first common round. `pooled` (every arm, or those marked): see
     `pooled_table`."""
-    x = np.asarray(log_tps, dtype=float)
-    s = np.asarray(steps, dtype=float)
+    x, s = np.asarray(log_tps), np.asarray(steps)
     both = np.isfinite(x)[:, :, None] & np.isfinite(x)[:, None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(both, 1.0 / (1.0 / s[:, :, None] + 1.0 / s[:, None, :]), 0.0)
-        d = np.where(both, x[:, :, None] - x[:, None, :], 0.0)
+    with np.errstate(divide="ignore"):
+        raw = 1.0 / (1.0 / s[:, :, None] + 1.0 / s[:, None, :])  # (0 for a block of 0 steps)
+    d = x[:, :, None] - x[:, None, :]  # nan where either did not run
     n = both.sum(axis=0)
     first = np.argmax(both, axis=0)
     w0 = np.take_along_axis(raw, first[None], axis=0)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(both, raw / np.where(w0 > 0, w0, 1.0), 0.0)
         big_w = w.sum(axis=0)
-        mean = np.where(n > 0, (w * d).sum(axis=0) / big_w, np.nan)
+        mean = np.where(both, w * d, 0.0).sum(axis=0) / big_w  # nan (0 / 0) without rounds
         dev = np.where(both, d - mean[None], 0.0)
         var = np.where(n >= 2, (w * dev**2).sum(axis=0) / (n - 1), np.nan)
     last = np.where(n > 0, np.take_along_axis(w, _last_index(both)[None], axis=0)[0], 0.0)
@@ -215,7 +214,7 @@ def pooled_table(
     # diag(s_r) - s_r s_r' / S_r: an (arms x arms) system, whatever the rounds, where
     # the full design's least squares grew with the rounds cubed.
     w = np.where(obs, s, 0.0)
-    wx = w * np.where(obs, x, 0.0)
+    wx = np.where(obs, s * x, 0.0)
     total = w.sum(axis=1)
     live = total > 0
     w, wx, total = w[live], wx[live], total[live]
@@ -223,22 +222,21 @@ def pooled_table(
     mat = np.diag(w.sum(axis=0)) - share.T @ w
     b = wx.sum(axis=0) - share.T @ wx.sum(axis=1)
     ev, vec = np.linalg.eigh(mat)
-    keep = ev > max(float(ev.max()), 0.0) * 1e-10
+    keep = ev > float(ev.max()) * 1e-10  # (M is positive semidefinite)
     df = int(obs.sum()) - (int(live.sum()) + int(keep.sum()))
     if df < 1:
         return own
     g = (vec[:, keep] / ev[keep]) @ vec[:, keep].T  # pseudo-inverse of M
     mu = g @ b
     alpha_r = (wx.sum(axis=1) - w @ mu) / total  # each round's effect, given mu
-    resid = np.where(obs[live], x[live] - alpha_r[:, None] - mu[None, :], 0.0)
-    sigma2 = float((w * resid * resid).sum()) / df  # per step
+    resid = x[live] - alpha_r[:, None] - mu[None, :]
+    sigma2 = float(np.where(obs[live], w * resid * resid, 0.0).sum()) / df  # per step
     var_c = np.diag(g)[:, None] + np.diag(g)[None, :] - 2.0 * g  # var(contrast) / sigma^2
-    # mu_i - mu_j is estimable only where the rounds link i and j (e_i - e_j lies in
-    # the range of M); an arm measured alone in its rounds has no pooled contrast
-    q = np.eye(mat.shape[0]) - vec[:, keep] @ vec[:, keep].T
-    linked = np.abs(np.diag(q)[:, None] + np.diag(q)[None, :] - 2.0 * q) < 1e-8
-    seen = obs.any(axis=0)
-    ok = seen[:, None] & seen[None, :] & linked & (own.n > 0) & (var_c > 1e-12)
+    # Two members measured in one round are linked by it, so mu_i - mu_j is estimable;
+    # a pair without a round in common keeps its own (empty) figures, and so does the
+    # diagonal.
+    both = obs.astype(float)
+    ok = (both.T @ both > 0) & ~np.eye(x.shape[1], dtype=bool)
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(ok, 1.0 / (var_c * w0), own.weight)
         var = np.where(ok, sigma2 / w0, own.var)
