@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from halospec_tui.race import Figures, Race, RaceConfig, RaceStatus, statement
+from halospec_tui.race import Figures, Race, RaceConfig, RaceStatus, rounds_needed, statement
 
 OWN = RaceConfig(pooled=False)
 T_975_3 = 3.182446305284
@@ -221,3 +221,21 @@ def test_statement_prints_epsilon_as_a_percentage_with_one_decimal() -> None:
     cfg = RaceConfig(alpha=0.1, tolerance=0.05)
     assert statement(st, cfg, 3) == ("not decisive: K = 2 is within 10.0% of the fastest (90%); "
                                      "about 3 more rounds would certify 5% at this noise")  # fmt: skip
+
+
+@pytest.mark.parametrize(("pooled", "per_round", "other"), [(True, 2, 1), (False, 1, 2)])
+def test_rounds_needed_counts_the_degrees_of_freedom_a_round_adds(
+    pooled: bool, per_round: int, other: int
+) -> None:
+    """Three survivors: a further round adds arms - 1 = 2 degrees of freedom to the pooled
+    variance, 1 to a pair's own (rounds_needed itself is pinned in test_race_rules.py)."""
+    race = Race({"a": 1, "b": 2, "c": 3}, RaceConfig(pooled=pooled))
+    for r in range(1, 5):
+        st = race.add_round(r, {"a": fig(100 * math.exp(0.03 * sign(r))),
+                                "b": fig(99 * math.exp(-0.02 * sign(r))), "c": fig(98.5)})  # fmt: skip
+    assert st.survivors == ("a", "b", "c") and not st.decisive
+    table, tol = race.table(), math.log1p(0.02)
+    expected = rounds_needed(table, [0, 1, 2], tol, 0.025, 8.0, df_per_round=per_round)
+    assert expected is not None
+    assert expected != rounds_needed(table, [0, 1, 2], tol, 0.025, 8.0, df_per_round=other)
+    assert race.rounds_needed() == expected
