@@ -119,3 +119,15 @@ def test_a_race_with_gaps_computes_without_floating_point_warnings() -> None:
             pair_table(x, np.array([[4.0, 0.0], [4.0, 4.0]]), pooled).radius(0.05, 8.0)
         q = mixture_factor(np.array([0, 1, 3]), np.array([0.0, 0.0, 4.0]), 0.05)
         assert q[0] == q[1] == math.inf and math.isfinite(q[2])
+
+
+def test_a_block_of_no_steps_is_not_an_observation_of_the_pooled_model() -> None:
+    x = np.log(np.array([[100.0, 90.0, 80.0], [104.0, 91.0, 83.0], [99.0, 93.0, 79.0]]))
+    steps = np.full((3, 3), 4.0)
+    steps[1, 2] = 0.0
+    gap = x.copy()
+    gap[1, 2] = NAN
+    t, ref = pair_table(x, steps, pooled=True), pair_table(gap, steps, pooled=True)
+    assert t.df[0, 1] == ref.df[0, 1] == 8 - 5  # 8 blocks, rank 3 rounds + 3 arms - 1
+    assert t.var[0, 1] == pytest.approx(ref.var[0, 1], rel=1e-12)
+    assert t.mean[0, 1] == pytest.approx(ref.mean[0, 1], abs=1e-15)

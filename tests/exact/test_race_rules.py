@@ -198,3 +198,15 @@ def test_the_radius_is_kept_per_level_and_prior() -> None:
     # rounds that agree exactly: zero width (not 0 * inf)
     same = pair_table(np.log(np.array([[100.0, 90.0]] * 4)), np.full((4, 2), 4.0))
     assert same.radius(0.05, 8.0)[0, 1] == 0.0
+
+
+def test_reaching_the_tolerance_exactly_needs_no_more_rounds() -> None:
+    # Arm 0 is exactly 2% slower than arm 1 with no spread (as certified_epsilon
+    # certifies it: the bound must reach -log 1.02, not pass it) and far ahead of arm 2;
+    # arms 1 and 2 never shared a round, so neither of them can be certified.
+    mean = np.array([[0.0, -LOG_TOL, 1.0], [LOG_TOL, 0.0, np.nan], [-1.0, np.nan, 0.0]])
+    n = np.array([[10, 10, 10], [10, 10, 0], [10, 0, 10]])
+    var = np.where(n > 0, 0.0, np.nan)
+    t = PairTable(n, n.astype(float), mean, var, np.maximum(n - 1, 0), (n > 0).astype(float))
+    assert rounds_needed(t, [0, 1, 2], LOG_TOL, 0.05, 8.0) == 0
+    assert rounds_needed(t, [1, 2], LOG_TOL, 0.05, 8.0) is None
