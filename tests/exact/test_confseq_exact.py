@@ -11,7 +11,16 @@ import math
 import numpy as np
 import pytest
 
-from halospec_tui.confseq import Mean, cs_radius, mixture_e_value, t_radius, weighted_mean
+from halospec_tui.confseq import (
+    Mean,
+    betainc,
+    cs_radius,
+    mixture_e_value,
+    mixture_factor,
+    t_cdf,
+    t_radius,
+    weighted_mean,
+)
 
 T_975_1 = 12.706204736174705  # tan(pi * .475): t_.975 with 1 df
 T_975_24 = 2.063898561628
@@ -81,3 +90,53 @@ def test_one_round_is_no_evidence_either_way() -> None:
     m = weighted_mean(np.array([0.3]), np.array([2.0]))
     assert mixture_e_value(m, 0.0, 8.0) == 1.0
     assert mixture_e_value(m, 5.0, 8.0) == 1.0
+
+
+# -- the t distribution and the incomplete beta, against closed forms ------------------------
+def t_cdf_closed(x: float, df: int) -> float:
+    """Student's t cdf for 1, 2 and 3 df in closed form (theta = atan(x / sqrt(df)))."""
+    if df == 1:
+        return 0.5 + math.atan(x) / math.pi
+    if df == 2:
+        return 0.5 + x / (2 * math.sqrt(2 + x * x))
+    th = math.atan(x / math.sqrt(3))
+    return 0.5 + (th + math.sin(th) * math.cos(th)) / math.pi
+
+
+@pytest.mark.parametrize("df", [1, 2, 3])
+@pytest.mark.parametrize("x", [0.0, 0.05, 0.4, -0.4, 1.0, 2.5, -2.5, 9.0, -30.0, 250.0])
+def test_t_cdf_equals_the_closed_forms_for_few_degrees_of_freedom(x: float, df: int) -> None:
+    assert t_cdf(x, df) == pytest.approx(t_cdf_closed(x, df), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize("x", [0.001, 0.1, 0.3, 0.5, 0.7, 0.9, 0.999])
+@pytest.mark.parametrize("a", [0.5, 1.5, 4.0, 12.5])
+def test_betainc_equals_its_closed_forms_on_both_sides_of_the_switch(a: float, x: float) -> None:
+    # I_x(a, 1) = x^a; I_x(1, a) = 1 - (1 - x)^a; the switch to the complement at
+    # x = (a + 1) / (a + b + 2) falls inside the grid for every a
+    assert betainc(a, 1.0, x) == pytest.approx(x**a, rel=1e-12, abs=1e-300)
+    assert betainc(1.0, a, x) == pytest.approx(1 - (1 - x) ** a, rel=1e-12)
+
+
+@pytest.mark.parametrize("x", [0.02, 0.25, 0.5, 0.8, 0.97])
+def test_betainc_half_half_is_the_arcsine_law(x: float) -> None:
+    assert betainc(0.5, 0.5, x) == pytest.approx(2 / math.pi * math.asin(math.sqrt(x)), rel=1e-12)
+
+
+def test_betainc_is_zero_and_one_outside_the_unit_interval() -> None:
+    assert (betainc(2.0, 0.5, -0.5), betainc(2.0, 0.5, 0.0)) == (0.0, 0.0)
+    assert (betainc(2.0, 0.5, 1.0), betainc(2.0, 0.5, 1.5)) == (1.0, 1.0)
+
+
+def test_no_rounds_give_an_empty_mean() -> None:
+    m = weighted_mean(np.array([]), np.array([]))
+    assert (m.n, m.weight, m.dof) == (0, 0.0, -1)
+    assert math.isnan(m.mean) and math.isnan(m.var) and math.isnan(m.se)
+    assert t_radius(m) == math.inf and cs_radius(m, 0.05) == math.inf
+
+
+def test_a_light_weight_with_many_degrees_of_freedom_is_still_bounded() -> None:
+    # df 100, W tau^2 = 1: U = (1 - exp(ln(.00125) / 101)) * 2 = (1 - .935958) * 2 = .12808
+    assert float(mixture_factor(100, 0.125, 0.05, 8.0)) == pytest.approx(q_ref(100, 0.125, 0.05), rel=1e-12)
+    u = (1 - (0.0025 / 2) ** (1 / 101)) * 2
+    assert u == pytest.approx(0.12808, abs=1e-5)
