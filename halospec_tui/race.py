@@ -235,8 +235,7 @@ def pooled_table(
     # Two members measured in one round are linked by it, so mu_i - mu_j is estimable;
     # a pair without a round in common keeps its own (empty) figures, and so does the
     # diagonal.
-    both = obs.astype(float)
-    ok = (both.T @ both > 0) & ~np.eye(x.shape[1], dtype=bool)
+    ok = (obs.T @ obs) & ~np.eye(x.shape[1], dtype=bool)  # (boolean product: any round)
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(ok, 1.0 / (var_c * w0), own.weight)
         var = np.where(ok, sigma2 / w0, own.var)
@@ -315,7 +314,7 @@ def rounds_needed(
             # or without degrees of freedom (q inf) never does
             big_w = m.weight + extra * float(table.last_weight[i, j])
             q = mixture_factor(m.dof + extra * df_per_round, big_w, alpha, prior)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(invalid="ignore"):  # inf * 0 while unbounded; nan / 0 is quiet
                 ok = np.flatnonzero(q * np.sqrt(m.var / big_w) <= m.mean + log_tol)
             need = max(need, float(ok[0]) if ok.size else math.inf)
         needs.append(need)

@@ -131,3 +131,16 @@ def test_a_block_of_no_steps_is_not_an_observation_of_the_pooled_model() -> None
     assert t.df[0, 1] == ref.df[0, 1] == 8 - 5  # 8 blocks, rank 3 rounds + 3 arms - 1
     assert t.var[0, 1] == pytest.approx(ref.var[0, 1], rel=1e-12)
     assert t.mean[0, 1] == pytest.approx(ref.mean[0, 1], abs=1e-15)
+
+
+def test_identical_figures_in_a_pooled_table_raise_no_warning() -> None:
+    """A server that answers alike every time: the residual variance is exactly 0, so a
+    pair that never shared a round meets 0 / 0 on the way (and keeps its own nan)."""
+    x = np.full((5, 3), math.log(100.0))
+    x[[1, 3], 0] = NAN
+    x[[0, 2, 4], 2] = NAN
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        t = pair_table(x, np.where(np.isfinite(x), 4.0, 0.0), pooled=True)
+    assert (t.var[0, 1], t.var[1, 2], t.df[0, 1], t.n[0, 2]) == (0.0, 0.0, 3, 0)
+    assert math.isnan(t.var[0, 2]) and math.isnan(t.mean[0, 2])
