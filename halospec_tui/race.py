@@ -318,7 +318,7 @@ def rounds_needed(
                 ok = np.flatnonzero(q * np.sqrt(m.var / big_w) <= m.mean + log_tol)
             need = max(need, float(ok[0]) if ok.size else math.inf)
         needs.append(need)
-    reachable = [int(n) for n in needs if n <= cap]
+    reachable = [int(n) for n in needs if math.isfinite(n)]  # within cap: the extra rounds
     return min(reachable) if reachable else None
 
 
