@@ -210,3 +210,15 @@ def test_reaching_the_tolerance_exactly_needs_no_more_rounds() -> None:
     t = PairTable(n, n.astype(float), mean, var, np.maximum(n - 1, 0), (n > 0).astype(float))
     assert rounds_needed(t, [0, 1, 2], LOG_TOL, 0.05, 8.0) == 0
     assert rounds_needed(t, [1, 2], LOG_TOL, 0.05, 8.0) is None
+
+
+def test_the_latest_common_round_is_the_last_one_both_ran() -> None:
+    # 4 rounds; arm 1 runs only rounds 1-2, with blocks of 2 then 6 steps (arm 0: 2 each).
+    # Round weights 1/(1/2 + 1/2) = 1 and 1/(1/2 + 1/6) = 1.5: relative to the first, 1.5.
+    x = np.log(np.array([[100.0, 90.0], [100.0, 91.0], [100.0, np.nan], [100.0, np.nan]]))
+    steps = np.array([[2.0, 2.0], [2.0, 6.0], [2.0, 0.0], [2.0, 0.0]])
+    t = pair_table(x, steps)
+    assert (t.n[0, 1], t.weight[0, 1], t.last_weight[0, 1]) == (2, 2.5, 1.5)
+    # a single common round is its own latest
+    one = pair_table(x[1:], steps[1:])
+    assert (one.n[0, 1], one.weight[0, 1], one.last_weight[0, 1]) == (1, 1.0, 1.0)
