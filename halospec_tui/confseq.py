@@ -169,8 +169,8 @@ def mixture_factor(
     """q of the confidence sequence (its half-width is q * s / sqrt(W)), elementwise, for
     s^2 on `df` degrees of freedom (df = n - 1 for a pair's own rounds); inf where the
     sequence is still unbounded (df < 1, or U >= 1)."""
-    nu = np.asarray(df, dtype=float)
-    g = np.asarray(weight, dtype=float) * prior  # W tau^2
+    nu = np.asarray(df)  # (integer df and weights give the same floats below)
+    g = np.asarray(weight) * prior  # W tau^2
     with np.errstate(divide="ignore", invalid="ignore"):
         # 1 - (alpha^2 / (1 + g))^(1/(df + 1)), without cancellation when it is small
         one_minus = -np.expm1((2.0 * math.log(alpha) - np.log1p(g)) / (nu + 1.0))
