@@ -56,24 +56,25 @@ from functools import lru_cache
 import numpy as np
 
 PRIOR = 8.0  # tau^2: prior variance of the standardised effect, per first-round weight
+TINY = 1e-300  # Lentz's stand-in for a denominator of 0
 
 
 # -- Student-t ------------------------------------------------------------------
+def _nonzero(v: float) -> float:
+    return v if abs(v) > TINY else TINY
+
+
 def _beta_cf(a: float, b: float, x: float) -> float:
     """Continued fraction for the regularised incomplete beta (modified Lentz)."""
-    tiny = 1e-300
     qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
+    c, d = 1.0, 1.0 / _nonzero(1.0 - qab * x / qap)
     h = d
     for m in range(1, 400):
         m2 = 2 * m
         for num in (m * (b - m) * x / ((qam + m2) * (a + m2)),
                     -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):  # fmt: skip
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
+            d = 1.0 / _nonzero(1.0 + num * d)
+            c = _nonzero(1.0 + num / c)
             h *= d * c
         if abs(d * c - 1.0) < 1e-15:
             break
@@ -98,8 +99,8 @@ def betainc(a: float, b: float, x: float) -> float:
 
 def t_cdf(x: float, df: float) -> float:
     """P(T <= x) for Student's t with `df` degrees of freedom."""
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + x * x))
-    return 1.0 - tail if x >= 0 else tail
+    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + x * x))  # P(T > |x|)
+    return 0.5 + math.copysign(0.5 - tail, x)
 
 
 @lru_cache(maxsize=4096)
@@ -144,8 +145,7 @@ class Mean:
 
 
 def weighted_mean(values: np.ndarray, weights: np.ndarray) -> Mean:
-    y = np.asarray(values, dtype=float)
-    w = np.asarray(weights, dtype=float)
+    y, w = np.asarray(values), np.asarray(weights)
     n = int(y.size)
     if n == 0:
         return Mean(0, 0.0, math.nan, math.nan)
@@ -169,14 +169,14 @@ def mixture_factor(
     """q of the confidence sequence (its half-width is q * s / sqrt(W)), elementwise, for
     s^2 on `df` degrees of freedom (df = n - 1 for a pair's own rounds); inf where the
     sequence is still unbounded (df < 1, or U >= 1)."""
-    nu = np.asarray(df, dtype=float)
-    g = np.asarray(weight, dtype=float) * prior  # W tau^2
+    nu = np.asarray(df)  # (integer df and weights give the same floats below)
+    g = np.asarray(weight) * prior  # W tau^2
     with np.errstate(divide="ignore", invalid="ignore"):
         # 1 - (alpha^2 / (1 + g))^(1/(df + 1)), without cancellation when it is small
         one_minus = -np.expm1((2.0 * math.log(alpha) - np.log1p(g)) / (nu + 1.0))
         u = one_minus * (1.0 + g) / g
         q = np.sqrt(nu * u / (1.0 - u))
-    out: np.ndarray = np.where((nu >= 1) & (g > 0) & (u < 1.0), q, np.inf)
+    out: np.ndarray = np.where((nu >= 1) & (u < 1.0), q, np.inf)  # (u is inf where g = 0)
     return out
 
 
@@ -187,7 +187,7 @@ def cs_radius(m: Mean, alpha: float, prior: float = PRIOR) -> float:
     q = float(mixture_factor(m.dof, m.weight, alpha, prior))
     if not math.isfinite(q):
         return math.inf
-    return q * m.se if m.var > 0 else 0.0
+    return q * m.se  # 0 when the rounds agree (var 0)
 
 
 def mixture_e_value(m: Mean, mu0: float, prior: float = PRIOR) -> float:

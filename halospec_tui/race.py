@@ -161,7 +161,7 @@ class PairTable:
             q = mixture_factor(self.df, self.weight, alpha, prior)
             with np.errstate(invalid="ignore", divide="ignore"):
                 r = q * np.sqrt(self.var / self.weight)
-            self._radii[key] = np.where(np.isfinite(q), np.where(self.var > 0, r, 0.0), np.inf)
+            self._radii[key] = np.where(np.isfinite(q), r, np.inf)  # r = 0 where var = 0
         return self._radii[key]
 
 
@@ -174,19 +174,18 @@ def pair_table(
     (the variance of the difference of two block means goes as its inverse), relative
     to the pair's first common round. `pooled` (every arm, or those marked): see
     `pooled_table`."""
-    x = np.asarray(log_tps, dtype=float)
-    s = np.asarray(steps, dtype=float)
+    x, s = np.asarray(log_tps), np.asarray(steps)
     both = np.isfinite(x)[:, :, None] & np.isfinite(x)[:, None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.where(both, 1.0 / (1.0 / s[:, :, None] + 1.0 / s[:, None, :]), 0.0)
-        d = np.where(both, x[:, :, None] - x[:, None, :], 0.0)
+    with np.errstate(divide="ignore"):
+        raw = 1.0 / (1.0 / s[:, :, None] + 1.0 / s[:, None, :])  # (0 for a block of 0 steps)
+    d = x[:, :, None] - x[:, None, :]  # nan where either did not run
     n = both.sum(axis=0)
     first = np.argmax(both, axis=0)
     w0 = np.take_along_axis(raw, first[None], axis=0)[0]
     with np.errstate(divide="ignore", invalid="ignore"):
         w = np.where(both, raw / np.where(w0 > 0, w0, 1.0), 0.0)
         big_w = w.sum(axis=0)
-        mean = np.where(n > 0, (w * d).sum(axis=0) / big_w, np.nan)
+        mean = np.where(both, w * d, 0.0).sum(axis=0) / big_w  # nan (0 / 0) without rounds
         dev = np.where(both, d - mean[None], 0.0)
         var = np.where(n >= 2, (w * dev**2).sum(axis=0) / (n - 1), np.nan)
     last = np.where(n > 0, np.take_along_axis(w, _last_index(both)[None], axis=0)[0], 0.0)
@@ -215,7 +214,7 @@ def pooled_table(
     # diag(s_r) - s_r s_r' / S_r: an (arms x arms) system, whatever the rounds, where
     # the full design's least squares grew with the rounds cubed.
     w = np.where(obs, s, 0.0)
-    wx = w * np.where(obs, x, 0.0)
+    wx = np.where(obs, s * x, 0.0)
     total = w.sum(axis=1)
     live = total > 0
     w, wx, total = w[live], wx[live], total[live]
@@ -223,22 +222,20 @@ def pooled_table(
     mat = np.diag(w.sum(axis=0)) - share.T @ w
     b = wx.sum(axis=0) - share.T @ wx.sum(axis=1)
     ev, vec = np.linalg.eigh(mat)
-    keep = ev > max(float(ev.max()), 0.0) * 1e-10
+    keep = ev > float(ev.max()) * 1e-10  # (M is positive semidefinite)
     df = int(obs.sum()) - (int(live.sum()) + int(keep.sum()))
     if df < 1:
         return own
     g = (vec[:, keep] / ev[keep]) @ vec[:, keep].T  # pseudo-inverse of M
     mu = g @ b
     alpha_r = (wx.sum(axis=1) - w @ mu) / total  # each round's effect, given mu
-    resid = np.where(obs[live], x[live] - alpha_r[:, None] - mu[None, :], 0.0)
-    sigma2 = float((w * resid * resid).sum()) / df  # per step
+    resid = x[live] - alpha_r[:, None] - mu[None, :]
+    sigma2 = float(np.where(obs[live], w * resid * resid, 0.0).sum()) / df  # per step
     var_c = np.diag(g)[:, None] + np.diag(g)[None, :] - 2.0 * g  # var(contrast) / sigma^2
-    # mu_i - mu_j is estimable only where the rounds link i and j (e_i - e_j lies in
-    # the range of M); an arm measured alone in its rounds has no pooled contrast
-    q = np.eye(mat.shape[0]) - vec[:, keep] @ vec[:, keep].T
-    linked = np.abs(np.diag(q)[:, None] + np.diag(q)[None, :] - 2.0 * q) < 1e-8
-    seen = obs.any(axis=0)
-    ok = seen[:, None] & seen[None, :] & linked & (own.n > 0) & (var_c > 1e-12)
+    # Two members measured in one round are linked by it, so mu_i - mu_j is estimable;
+    # a pair without a round in common keeps its own (empty) figures, and so does the
+    # diagonal.
+    ok = (obs.T @ obs) & ~np.eye(x.shape[1], dtype=bool)  # (boolean product: any round)
     with np.errstate(divide="ignore", invalid="ignore"):
         weight = np.where(ok, 1.0 / (var_c * w0), own.weight)
         var = np.where(ok, sigma2 / w0, own.var)
@@ -252,19 +249,27 @@ def _last_index(mask: np.ndarray) -> np.ndarray:
 
 
 # -- the decisions -----------------------------------------------------------------------
+def _lower(table: PairTable, alpha: float, prior: float) -> np.ndarray:
+    """(m, m) lower bounds of log(tps_i / tps_j) over the whole sequence; -inf for a pair
+    that shares no round (no mean: nothing is known, and a nan would compare as neither
+    larger nor smaller, so the decisions would hang on the order of the arms)."""
+    lower = table.mean - table.radius(alpha, prior)
+    out: np.ndarray = np.where(np.isnan(lower), -np.inf, lower)
+    return out
+
+
 def drops(
     table: PairTable, survivors: Sequence[int], log_tol: float, alpha: float, prior: float
 ) -> list[tuple[int, int, float]]:
     """(arm, by, lower) for each survivor that another survivor beats by more than the
     tolerance over the whole sequence (lower bound of log(by/arm) > log(1 + tol)); `by`
     is the survivor with the highest lower bound. Never every survivor."""
-    lower = table.mean - table.radius(alpha, prior)
+    if len(survivors) < 2:
+        return []
+    lower = _lower(table, alpha, prior)
     out: list[tuple[int, int, float]] = []
     for j in survivors:
-        others = [i for i in survivors if i != j]
-        if not others:
-            continue
-        by = max(others, key=lambda i: lower[i, j])
+        by = max((i for i in survivors if i != j), key=lambda i: lower[i, j])
         if lower[by, j] > log_tol:
             out.append((j, by, float(lower[by, j])))
     if len(out) == len(survivors):  # cannot happen when the sequences hold: keep the arm
@@ -279,11 +284,11 @@ def certified_epsilon(
     """Per survivor i: the smallest epsilon with i certified epsilon-good, i.e. the
     largest upper bound of tps_j / tps_i over the other survivors j, minus 1 (never
     below 0; inf while some sequence is unbounded)."""
-    lower = table.mean - table.radius(alpha, prior)  # lower bound of log(tps_i / tps_j)
+    lower = _lower(table, alpha, prior)
     out: dict[int, float] = {}
     for i in survivors:
         worst = max((-float(lower[i, j]) for j in survivors if j != i), default=-math.inf)
-        out[i] = max(0.0, math.expm1(worst)) if worst < math.inf else math.inf
+        out[i] = max(0.0, math.expm1(worst))
     return out
 
 
@@ -299,33 +304,27 @@ def rounds_needed(
     """More rounds until some survivor would be certified tolerance-good, if every pair
     kept its current mean and spread and each further round weighed as the latest did
     (an estimate, not a promise); None when beyond `cap` or never at these means."""
-    best: int | None = None
-    extra = np.arange(0, cap + 1)
+    extra = np.arange(cap + 1)
+    needs = []
     for i in survivors:
-        need = 0
-        for j in survivors:
-            if j == i:
-                continue
+        need = 0.0
+        for j in (j for j in survivors if j != i):
             m = table.of(i, j)
-            margin = m.mean + log_tol  # the lower bound must reach -log_tol
-            if not (m.dof >= 1 and margin > 0 and math.isfinite(m.var)):
-                need = cap + 1
-                break
-            w_next = float(table.last_weight[i, j]) or 1.0
-            big_w = m.weight + extra * w_next
+            # the lower bound must reach -log_tol; a pair without rounds in common (nan)
+            # or without degrees of freedom (q inf) never does
+            big_w = m.weight + extra * float(table.last_weight[i, j])
             q = mixture_factor(m.dof + extra * df_per_round, big_w, alpha, prior)
-            ok = np.flatnonzero(q * np.sqrt(m.var / big_w) <= margin)
-            need = max(need, int(ok[0]) if ok.size else cap + 1)
-        if need <= cap and (best is None or need < best):
-            best = need
-    return best
+            with np.errstate(invalid="ignore"):  # inf * 0 while unbounded; nan / 0 is quiet
+                ok = np.flatnonzero(q * np.sqrt(m.var / big_w) <= m.mean + log_tol)
+            need = max(need, float(ok[0]) if ok.size else math.inf)
+        needs.append(need)
+    reachable = [int(n) for n in needs if math.isfinite(n)]  # within cap: the extra rounds
+    return min(reachable) if reachable else None
 
 
 def shared_means(x: np.ndarray, alive: Sequence[int]) -> dict[int, float]:
     """Mean log tokens/s of each survivor on the rounds all survivors ran (none in
     common: on each one's own rounds)."""
-    if not alive or x.size == 0:
-        return {}
     cols = x[:, list(alive)]
     ok = np.isfinite(cols)
     rows = ok.all(axis=1)
@@ -336,7 +335,7 @@ def shared_means(x: np.ndarray, alive: Sequence[int]) -> dict[int, float]:
         means = np.where(
             counts > 0, np.where(ok, cols, 0.0).sum(axis=0) / np.maximum(counts, 1), np.nan
         )
-    return {i: float(v) for i, v in zip(alive, means, strict=True) if math.isfinite(v)}
+    return {i: float(means[c]) for c, i in enumerate(alive) if math.isfinite(means[c])}
 
 
 def shared_best(x: np.ndarray, alive: Sequence[int]) -> int | None:
@@ -351,12 +350,9 @@ def pick(
     """The smallest K among the candidates that have one, then the fewest threads
     (arms.lean_key), then the faster; none with a K: the fewest threads, then the
     fastest."""
-    with_k = [a for a in candidates if ks.get(a) is not None]
-    pool = with_k or list(candidates)
-    if not pool:
+    if not candidates:  # (lean_key puts an arm without a K after every K)
         return None
-    return min(pool, key=lambda a: (*lean_key(a, ks.get(a) if with_k else 0),
-                                    -speed.get(a, -math.inf)))  # fmt: skip
+    return min(candidates, key=lambda a: (*lean_key(a, ks.get(a)), -speed.get(a, -math.inf)))
 
 
 # -- reported intervals ------------------------------------------------------------------
@@ -373,7 +369,10 @@ def arm_interval(
 
 
 def _exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
+    try:
+        return math.exp(x)
+    except OverflowError:  # an interval too wide for a float ends at infinity
+        return math.inf
 
 
 def pair_interval(
@@ -381,7 +380,7 @@ def pair_interval(
 ) -> PairInterval | None:
     """tps_i / tps_j on the rounds both ran: Student-t and the confidence sequence."""
     m = table.of(i, j)
-    if m.n == 0 or not math.isfinite(m.mean):
+    if m.n == 0:  # no round in common: no mean
         return None
     r_t = t_radius(m, config.confidence)
     r_cs = float(table.radius(alpha_pair, config.prior)[i, j])
@@ -494,8 +493,7 @@ class Race:
         same way as the pairs against the best."""
         if num not in self._index or den not in self._index or not self._x:
             return None
-        table = self.last_table or self.table()
-        return pair_interval(table, self.names, self._index[num], self._index[den],
+        return pair_interval(self.table(), self.names, self._index[num], self._index[den],
                              self.config, self.alpha_pair)  # fmt: skip
 
     def rounds_needed(self) -> int | None:
