@@ -28,7 +28,7 @@ import numpy as np
 
 from halospec_tui.arms import fixed_k, is_nospec
 from halospec_tui.confseq import t_quantile, t_radius, weighted_mean
-from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, statement
+from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, _exp, statement
 from halospec_tui.race_rows import Metric, Replay, replay
 from halospec_tui.screen import Screen
 from halospec_tui.stats import StepSample, adapting_reload_ms, percentile_nearest_rank
@@ -134,21 +134,16 @@ def _tps_values(rows: Sequence[StepSample], metric: Metric) -> list[float]:
             if s.latency_ms + e > 0 and s.tokens > 0]  # fmt: skip
 
 
-def t_interval_of_logs(logs: Sequence[float], weights: Sequence[float] | None = None) -> Interval | None:
+def t_interval_of_logs(logs: Sequence[float]) -> Interval | None:
     """A geometric mean with its Student-t interval (df = values - 1; one value: the
     point and an unbounded interval)."""
     if not logs:
         return None
-    w = np.ones(len(logs)) if weights is None else np.asarray(weights, float)
-    m = weighted_mean(np.asarray(logs, float), w)
+    m = weighted_mean(np.asarray(logs, float), np.ones(len(logs)))
     if m.n < 2:
         return Interval(math.exp(m.mean), 0.0, math.inf)
     r = t_radius(m, CONFIDENCE)
     return Interval(math.exp(m.mean), math.exp(m.mean - r), _exp(m.mean + r))
-
-
-def _exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
 
 
 def arm_line(arm: str, rows: Sequence[StepSample], metric: Metric, group: str = "") -> ArmLine:
@@ -172,7 +167,7 @@ def welch_ratio(num: Sequence[float], den: Sequence[float]) -> Interval | None:
     """exp(mean log num - mean log den), Welch's t interval (unpaired: a sequential run)."""
     if len(num) < 1 or len(den) < 1:
         return None
-    a, b = np.log(np.asarray(num, float)), np.log(np.asarray(den, float))
+    a, b = np.log(num), np.log(den)
     d = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
         return Interval(math.exp(d), 0.0, math.inf)
@@ -261,12 +256,12 @@ def _raced(
     for arm, arm_rows in groups.items():
         base = arm_line(arm, arm_rows, metric)
         race_t = by_arm_t.get(arm)
-        eps = st.epsilon_of(arm) if arm in st.survivors else None
+        eps = st.epsilon_of(arm)  # inf for an arm the race dropped or never certified
         d = drops.get(arm)
         lines.append(_with(
             base, rounds=race_t.rounds if race_t else base.rounds,
             tps=race_t.tps if race_t else base.tps, vs_best=vs_best.get(arm),
-            status=words.get(arm, ""), epsilon=eps if eps is not None and math.isfinite(eps) else None,
+            status=words[arm], epsilon=eps if math.isfinite(eps) else None,
             dropped_round=d.round if d else None, dropped_by=d.by if d else "",
         ))  # fmt: skip
     needed = None if st.decisive else rep.race.rounds_needed()
