@@ -121,7 +121,9 @@ def test_an_interval_too_wide_for_a_float_is_unbounded_above() -> None:
     # logs 0 and 120: mean 60, standard error 60, radius 12.706 * 60 = 762
     t = t_interval_of_logs([0.0, 120.0])
     assert t is not None and t.hi == math.inf
-    assert (t.value, t.lo) == pytest.approx((math.exp(60.0), math.exp(60.0 - T975_DF1 * 60)), rel=1e-9)
+    assert (t.value, t.lo) == pytest.approx(
+        (math.exp(60.0), math.exp(60.0 - T975_DF1 * 60)), rel=1e-9
+    )
     assert t_interval_of_logs([]) is None
 
 
