@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import replace
 
 import pytest
 
@@ -125,3 +126,31 @@ def test_one_prompt_class_has_no_class_lines_and_groups_can_be_left_out() -> Non
     v = decide(rows)
     assert v.classes == () and [a.group for a in v.phases] == ["steady", "load"]
     assert decide(rows, with_groups=False).phases == ()
+
+
+# -- which verdict, and what it says of itself -----------------------------------------------
+def test_a_run_with_a_row_outside_the_rounds_is_sequential() -> None:
+    rows = [s("fixed_1", 100, round=1), s("fixed_1", 110, round=2), s("fixed_2", 200)]
+    v = decide(rows, with_groups=False)
+    assert v.interleaved is False and v.statement == SEQUENTIAL
+
+
+def test_a_settle_row_outside_the_rounds_leaves_the_run_in_rounds() -> None:
+    rows = [s("fixed_1", 100 + r, round=r) for r in (1, 2, 3)]
+    rows.append(s("fixed_1", 10, settle=True))
+    v = decide(rows, with_groups=False)
+    assert v.interleaved is True and v.line("fixed_1").n == 3  # type: ignore[union-attr]
+
+
+def test_no_rows_no_verdict_of_a_race() -> None:
+    v = decide([])
+    assert (v.lines, v.best, v.interleaved, v.phases, v.classes) == ((), None, False, (), ())
+    assert v.statement == "no arm has a successful step"
+
+
+def test_smallest_of_tie_and_line_lookup() -> None:
+    v = decide([s("fixed_1", 100), s("fixed_2", 300)], with_groups=False)
+    assert v.smallest_of_tie is False  # the recommendation is the fastest
+    assert replace(v, recommended="fixed_2").smallest_of_tie is True
+    assert replace(v, recommended=None).smallest_of_tie is False
+    assert v.line("fixed_9") is None and v.line("fixed_2") is v.lines[1]
