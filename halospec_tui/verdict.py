@@ -319,12 +319,11 @@ def _epoch(stamp: str) -> float | None:
 
 def decision_of(samples: Sequence[StepSample]) -> Decision:
     ran = {s.round for s in samples if s.round}  # rounds are counted, not read off the
-    final = max(ran, default=0)  # largest number: a hand-edited file may skip some
-    last: dict[str, int] = {}
+    last: dict[str, int] = {}  # largest number: a hand-edited file may skip some
     for s in samples:
         if s.round:
-            last[s.arm] = max(last.get(s.arm, 0), s.round)
-    dropped = tuple((a, r) for a, r in last.items() if r < final)
+            last[s.arm] = max(last.get(s.arm, s.round), s.round)
+    dropped = tuple((a, r) for a, r in last.items() if r < max(ran))  # ran: not empty here
     # Rows are written in time order, each stamped as it ends: the first and the last
     # stamped rows bound the run (the first one's latency back to its start).
     stamped = [s for s in (samples[0], samples[-1]) if s.timestamp] if samples else []

@@ -15,7 +15,7 @@ from halospec_tui.arms import fixed_k
 from halospec_tui.confseq import t_quantile
 from halospec_tui.race import Interval
 from halospec_tui.stats import StepSample
-from halospec_tui.verdict import SEQUENTIAL, decide
+from halospec_tui.verdict import SEQUENTIAL, Decision, decide, decision_of
 
 
 def s(arm: str, lat: int, tokens: int = 64, **kw: object) -> StepSample:
@@ -154,3 +154,9 @@ def test_smallest_of_tie_and_line_lookup() -> None:
     assert replace(v, recommended="fixed_2").smallest_of_tie is True
     assert replace(v, recommended=None).smallest_of_tie is False
     assert v.line("fixed_9") is None and v.line("fixed_2") is v.lines[1]
+
+
+def test_an_arm_last_ran_in_its_largest_round_whatever_the_rows_order() -> None:
+    # a hand-edited file: rows out of order; fixed_1 ran in rounds 3 and 1, fixed_2 in 2
+    rows = [s("fixed_1", 100, round=3), s("fixed_2", 100, round=2), s("fixed_1", 100, round=1)]
+    assert decision_of(rows) == Decision(3, 3, 3, 0, None, (("fixed_2", 2),))
