@@ -210,3 +210,14 @@ def test_a_miss_exactly_at_the_band_is_accepted() -> None:
     assert math.log1p(tol) == m  # the band is exactly the miss
     assert screen(rounds, range(9), tol).fit_ok is True
     assert screen(rounds, range(9), below).fit_ok is False
+
+
+def test_a_larger_miss_within_a_wide_tolerance() -> None:
+    # K = 4 10% slower than the model in both rounds: measured/predicted 1 / 1.1 = -9.1%,
+    # within 15%
+    s = screen(model_rounds((0, 4, 8), slow={4: 1.1}), range(9), 0.15)
+    assert s.fit_ok is True
+    assert s.why == (
+        "the model (a = 0.70, pass cost 1 + 0.200 K) checked on K = 4: measured/predicted "
+        "-9.1% (+-0.0% at 95%, within 15% not ruled out): racing K in [0, 2, 3, 4]"
+    )
