@@ -31,7 +31,13 @@ from halospec_tui.confseq import t_quantile, t_radius, weighted_mean
 from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, _exp, statement
 from halospec_tui.race_rows import Metric, Replay, replay
 from halospec_tui.screen import Screen
-from halospec_tui.stats import StepSample, adapting_reload_ms, percentile_nearest_rank
+from halospec_tui.stats import (
+    CLASSES,
+    PHASES,
+    StepSample,
+    adapting_reload_ms,
+    percentile_nearest_rank,
+)
 
 CONFIDENCE = 0.95
 DROP_FROM = 3  # rounds before the race may drop an arm (Plan.drop_from_round)
@@ -195,8 +201,8 @@ def decide(
                else _sequential(groups, tolerance, metric))  # fmt: skip
     if not with_groups:
         return verdict
-    phases = _grouped(groups, metric, "phase") if len({s.phase for s in rows}) > 1 else ()
-    classes = (_grouped(groups, metric, "prompt_class")
+    phases = _grouped(groups, metric, "phase", PHASES) if len({s.phase for s in rows}) > 1 else ()
+    classes = (_grouped(groups, metric, "prompt_class", CLASSES)
                if len({s.prompt_class for s in rows if s.prompt_class}) > 1 else ())  # fmt: skip
     return _with(verdict, phases=phases, classes=classes)
 
@@ -208,13 +214,16 @@ def _with(v: T, **kw: object) -> T:
     return replace(v, **kw)  # type: ignore[arg-type]
 
 
-def _grouped(groups: dict[str, Sequence[StepSample]], metric: Metric, key: str) -> tuple[ArmLine, ...]:
-    """Per arm and phase (steady, load, recovery) or prompt class."""
-    order = {"steady": 0, "load": 1, "recovery": 2, "structured": 0, "open": 1, "neutral": 2}
+def _grouped(
+    groups: dict[str, Sequence[StepSample]], metric: Metric, key: str, known: tuple[str, ...]
+) -> tuple[ArmLine, ...]:
+    """Per arm and phase or prompt class: the known ones in their order, then any other
+    (a hand-edited file) by name."""
     out = []
     for arm, rows in groups.items():
         ok = measured(rows)
-        for g in sorted({getattr(s, key) for s in ok}, key=lambda p: (order.get(p, 9), p)):
+        for g in sorted({getattr(s, key) for s in ok},
+                        key=lambda p: (known.index(p) if p in known else len(known), p)):  # fmt: skip
             out.append(arm_line(arm, [s for s in ok if getattr(s, key) == g], metric, g))
     return tuple(out)
 

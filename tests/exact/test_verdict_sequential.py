@@ -96,16 +96,27 @@ def test_phase_lines_in_the_phases_order_per_arm() -> None:
         s("fixed_1", 120, phase="steady"), s("fixed_2", 200, phase="load"),
         s("fixed_2", 150, phase="steady"), s("fixed_1", 110, phase="steady"),
         StepSample("fixed_2", 2, False, 0, 0, phase="recovery"),  # failed: no line
+        s("fixed_2", 250, phase="alpha"),  # a phase of a hand-edited file: after the known
     ]  # fmt: skip
     v = decide(rows)
     assert [(a.arm, a.group, a.n, a.mean_ms) for a in v.phases] == [
         ("fixed_1", "steady", 2, 115.0), ("fixed_1", "load", 1, 300.0),
         ("fixed_1", "recovery", 1, 100.0),
         ("fixed_2", "steady", 1, 150.0), ("fixed_2", "load", 1, 200.0),
+        ("fixed_2", "alpha", 1, 250.0),
     ]  # fmt: skip
     assert v.classes == ()
     # the verdict itself is over every phase: mean of 100, 300, 120, 110
     assert v.line("fixed_1").mean_ms == 157.5  # type: ignore[union-attr]
+
+
+def test_phase_lines_on_the_server_metric() -> None:
+    rows = [s("fixed_1", 100, phase="steady", predicted_n=50, predicted_ms=100.0),
+            s("fixed_1", 100, phase="load", predicted_n=50, predicted_ms=250.0)]  # fmt: skip
+    v = decide(rows, metric="server")
+    assert [(a.group, a.tps.value) for a in v.phases] == [  # type: ignore[union-attr]
+        ("steady", pytest.approx(500.0)), ("load", pytest.approx(200.0)),
+    ]  # fmt: skip
 
 
 def test_prompt_class_lines_known_classes_first_then_by_name() -> None:
