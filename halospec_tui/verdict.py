@@ -135,9 +135,9 @@ def _tps_values(rows: Sequence[StepSample], metric: Metric) -> list[float]:
     if metric == "server":
         return [s.predicted_n * 1000.0 / s.predicted_ms for s in rows
                 if s.predicted_n and s.predicted_ms]  # fmt: skip
-    extra = adapting_reload_ms(rows)
-    return [s.tokens * 1000.0 / (s.latency_ms + e) for s, e in zip(rows, extra, strict=True)
-            if s.latency_ms + e > 0 and s.tokens > 0]  # fmt: skip
+    extra = adapting_reload_ms(rows)  # one per row
+    return [s.tokens * 1000.0 / (s.latency_ms + extra[i]) for i, s in enumerate(rows)
+            if s.latency_ms + extra[i] > 0 and s.tokens > 0]  # fmt: skip
 
 
 def t_interval_of_logs(logs: Sequence[float]) -> Interval | None:

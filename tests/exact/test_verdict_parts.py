@@ -184,3 +184,8 @@ def test_race_words_one_per_arm() -> None:
         "fixed_4": "racing", "fixed_5": "racing", "fixed_6": "racing",
         "fixed_7": "screened out",
     }  # fmt: skip
+
+
+def test_one_token_in_one_millisecond_is_a_tokens_per_second_figure() -> None:
+    line = arm_line("fixed_2", [row("fixed_2", 1, 1)], "client")
+    close(line.tps, Interval(1000.0, 0.0, math.inf))

@@ -171,3 +171,12 @@ def test_an_arm_last_ran_in_its_largest_round_whatever_the_rows_order() -> None:
     # a hand-edited file: rows out of order; fixed_1 ran in rounds 3 and 1, fixed_2 in 2
     rows = [s("fixed_1", 100, round=3), s("fixed_2", 100, round=2), s("fixed_1", 100, round=1)]
     assert decision_of(rows) == Decision(3, 3, 3, 0, None, (("fixed_2", 2),))
+
+
+def test_two_prompt_classes_have_class_lines_on_the_metric_asked() -> None:
+    rows = [s("fixed_1", 100, prompt_class="open", predicted_n=50, predicted_ms=100.0),
+            s("fixed_1", 100, prompt_class="structured", predicted_n=50, predicted_ms=250.0)]  # fmt: skip
+    v = decide(rows, metric="server")
+    assert [(a.group, a.tps.value) for a in v.classes] == [  # type: ignore[union-attr]
+        ("structured", pytest.approx(200.0)), ("open", pytest.approx(500.0)),
+    ]  # fmt: skip
