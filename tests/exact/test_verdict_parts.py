@@ -189,3 +189,23 @@ def test_race_words_one_per_arm() -> None:
 def test_one_token_in_one_millisecond_is_a_tokens_per_second_figure() -> None:
     line = arm_line("fixed_2", [row("fixed_2", 1, 1)], "client")
     close(line.tps, Interval(1000.0, 0.0, math.inf))
+
+
+def test_steps_of_0_and_1_ms_vary_by_their_mean() -> None:
+    # latencies 0 and 1: population sd 0.5 over mean 0.5
+    assert arm_line("fixed_2", [row("fixed_2", 0, 5), row("fixed_2", 1, 5)], "client").cv == 1.0
+
+
+def test_p95_of_twenty_steps_is_the_nineteenth() -> None:
+    # nearest rank: ceil(0.95 * 20) = 19
+    rows = [row("fixed_2", lat, 5) for lat in range(20, 0, -1)]
+    assert arm_line("fixed_2", rows, "client").p95_ms == 19
+
+
+def test_server_tokens_per_second_pools_the_timed_steps() -> None:
+    # (10 + 30) tokens over (20 + 60) ms; the steps without both figures are left out
+    rows = [row("fixed_2", 100, 5, predicted_n=10, predicted_ms=20.0),
+            row("fixed_2", 100, 5, predicted_n=0, predicted_ms=50.0),
+            row("fixed_2", 100, 5, predicted_n=7, predicted_ms=0.0),
+            row("fixed_2", 100, 5, predicted_n=30, predicted_ms=60.0)]  # fmt: skip
+    assert arm_line("fixed_2", rows, "client").server_tps == 500.0
