@@ -145,7 +145,7 @@ def t_interval_of_logs(logs: Sequence[float]) -> Interval | None:
     point and an unbounded interval)."""
     if not logs:
         return None
-    m = weighted_mean(np.asarray(logs, float), np.ones(len(logs)))
+    m = weighted_mean(np.array(logs), np.ones(len(logs)))
     if m.n < 2:
         return Interval(math.exp(m.mean), 0.0, math.inf)
     r = t_radius(m, CONFIDENCE)
