@@ -103,7 +103,7 @@ def screen(
     if pooled is None:
         return Screen(every, (), False, "no draft counters to fit acceptance from")
     predicted = tuple((k, pooled.tps(k)) for k in every)
-    miss = _check(rounds, k_max, k_mid)
+    miss = _check(rounds, k_max, k_mid, confidence)
     if miss is None:
         return Screen(every, predicted, False, f"K = {k_mid} has too few rounds to check the fit",
                       pooled)  # fmt: skip
@@ -125,17 +125,15 @@ def screen(
 
 
 def _check(
-    rounds: Sequence[Mapping[int, Counts]], k_max: int, k_mid: int, confidence: float = 0.95
+    rounds: Sequence[Mapping[int, Counts]], k_max: int, k_mid: int, confidence: float
 ) -> tuple[float, float] | None:
     """Mean per-round log(measured / predicted) tokens/s of K = k_mid and its Student-t
     radius; each round predicted from its own nospec and largest-K figures."""
     logs = []
     for r in rounds:
-        if not (0 in r and k_max in r and k_mid in r):
-            continue
-        f = fit([r], k_max)
-        mid = r[k_mid]
-        if f is None or mid.ms <= 0 or mid.tokens <= 0:
+        f = fit([r], k_max)  # None without nospec or the largest K in the round
+        mid = r.get(k_mid)
+        if f is None or mid is None or mid.ms <= 0 or mid.tokens <= 0:
             continue
         logs.append(math.log(mid.tokens * 1000.0 / mid.ms / f.tps(k_mid)))
     if len(logs) < 2:

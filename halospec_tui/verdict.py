@@ -28,10 +28,16 @@ import numpy as np
 
 from halospec_tui.arms import fixed_k, is_nospec
 from halospec_tui.confseq import t_quantile, t_radius, weighted_mean
-from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, statement
+from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, _exp, statement
 from halospec_tui.race_rows import Metric, Replay, replay
 from halospec_tui.screen import Screen
-from halospec_tui.stats import StepSample, adapting_reload_ms, percentile_nearest_rank
+from halospec_tui.stats import (
+    CLASSES,
+    PHASES,
+    StepSample,
+    adapting_reload_ms,
+    percentile_nearest_rank,
+)
 
 CONFIDENCE = 0.95
 DROP_FROM = 3  # rounds before the race may drop an arm (Plan.drop_from_round)
@@ -129,26 +135,21 @@ def _tps_values(rows: Sequence[StepSample], metric: Metric) -> list[float]:
     if metric == "server":
         return [s.predicted_n * 1000.0 / s.predicted_ms for s in rows
                 if s.predicted_n and s.predicted_ms]  # fmt: skip
-    extra = adapting_reload_ms(rows)
-    return [s.tokens * 1000.0 / (s.latency_ms + e) for s, e in zip(rows, extra, strict=True)
-            if s.latency_ms + e > 0 and s.tokens > 0]  # fmt: skip
+    extra = adapting_reload_ms(rows)  # one per row
+    return [s.tokens * 1000.0 / (s.latency_ms + extra[i]) for i, s in enumerate(rows)
+            if s.latency_ms + extra[i] > 0 and s.tokens > 0]  # fmt: skip
 
 
-def t_interval_of_logs(logs: Sequence[float], weights: Sequence[float] | None = None) -> Interval | None:
+def t_interval_of_logs(logs: Sequence[float]) -> Interval | None:
     """A geometric mean with its Student-t interval (df = values - 1; one value: the
     point and an unbounded interval)."""
     if not logs:
         return None
-    w = np.ones(len(logs)) if weights is None else np.asarray(weights, float)
-    m = weighted_mean(np.asarray(logs, float), w)
+    m = weighted_mean(np.array(logs), np.ones(len(logs)))
     if m.n < 2:
         return Interval(math.exp(m.mean), 0.0, math.inf)
     r = t_radius(m, CONFIDENCE)
     return Interval(math.exp(m.mean), math.exp(m.mean - r), _exp(m.mean + r))
-
-
-def _exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
 
 
 def arm_line(arm: str, rows: Sequence[StepSample], metric: Metric, group: str = "") -> ArmLine:
@@ -156,9 +157,9 @@ def arm_line(arm: str, rows: Sequence[StepSample], metric: Metric, group: str = 
     run's; a race fills in its own interval over rounds)."""
     ok = measured(rows)
     lat = [s.latency_ms for s in ok]
-    timed = [s for s in ok if s.predicted_n and s.predicted_ms]
-    server = (sum(s.predicted_n or 0 for s in timed) * 1000.0 / sum(s.predicted_ms or 0 for s in timed)
-              if timed else None)  # fmt: skip
+    timed_n = [s.predicted_n for s in ok if s.predicted_n and s.predicted_ms]
+    timed_ms = [s.predicted_ms for s in ok if s.predicted_n and s.predicted_ms]
+    server = sum(timed_n) * 1000.0 / sum(timed_ms) if timed_ms else None
     cv = float(np.std(lat) / np.mean(lat)) if len(lat) >= 2 and sum(lat) > 0 else None
     logs = [math.log(v) for v in _tps_values(ok, metric)]
     return ArmLine(
@@ -172,7 +173,7 @@ def welch_ratio(num: Sequence[float], den: Sequence[float]) -> Interval | None:
     """exp(mean log num - mean log den), Welch's t interval (unpaired: a sequential run)."""
     if len(num) < 1 or len(den) < 1:
         return None
-    a, b = np.log(np.asarray(num, float)), np.log(np.asarray(den, float))
+    a, b = np.log(num), np.log(den)
     d = float(a.mean() - b.mean())
     if len(a) < 2 or len(b) < 2:
         return Interval(math.exp(d), 0.0, math.inf)
@@ -200,8 +201,8 @@ def decide(
                else _sequential(groups, tolerance, metric))  # fmt: skip
     if not with_groups:
         return verdict
-    phases = _grouped(groups, metric, "phase") if len({s.phase for s in rows}) > 1 else ()
-    classes = (_grouped(groups, metric, "prompt_class")
+    phases = _grouped(groups, metric, "phase", PHASES) if len({s.phase for s in rows}) > 1 else ()
+    classes = (_grouped(groups, metric, "prompt_class", CLASSES)
                if len({s.prompt_class for s in rows if s.prompt_class}) > 1 else ())  # fmt: skip
     return _with(verdict, phases=phases, classes=classes)
 
@@ -213,13 +214,16 @@ def _with(v: T, **kw: object) -> T:
     return replace(v, **kw)  # type: ignore[arg-type]
 
 
-def _grouped(groups: dict[str, Sequence[StepSample]], metric: Metric, key: str) -> tuple[ArmLine, ...]:
-    """Per arm and phase (steady, load, recovery) or prompt class."""
-    order = {"steady": 0, "load": 1, "recovery": 2, "structured": 0, "open": 1, "neutral": 2}
+def _grouped(
+    groups: dict[str, Sequence[StepSample]], metric: Metric, key: str, known: tuple[str, ...]
+) -> tuple[ArmLine, ...]:
+    """Per arm and phase or prompt class: the known ones in their order, then any other
+    (a hand-edited file) by name."""
     out = []
     for arm, rows in groups.items():
         ok = measured(rows)
-        for g in sorted({getattr(s, key) for s in ok}, key=lambda p: (order.get(p, 9), p)):
+        for g in sorted({getattr(s, key) for s in ok},
+                        key=lambda p: (known.index(p) if p in known else len(known), p)):  # fmt: skip
             out.append(arm_line(arm, [s for s in ok if getattr(s, key) == g], metric, g))
     return tuple(out)
 
@@ -261,12 +265,12 @@ def _raced(
     for arm, arm_rows in groups.items():
         base = arm_line(arm, arm_rows, metric)
         race_t = by_arm_t.get(arm)
-        eps = st.epsilon_of(arm) if arm in st.survivors else None
+        eps = st.epsilon_of(arm)  # inf for an arm the race dropped or never certified
         d = drops.get(arm)
         lines.append(_with(
             base, rounds=race_t.rounds if race_t else base.rounds,
             tps=race_t.tps if race_t else base.tps, vs_best=vs_best.get(arm),
-            status=words.get(arm, ""), epsilon=eps if eps is not None and math.isfinite(eps) else None,
+            status=words[arm], epsilon=eps if math.isfinite(eps) else None,
             dropped_round=d.round if d else None, dropped_by=d.by if d else "",
         ))  # fmt: skip
     needed = None if st.decisive else rep.race.rounds_needed()
@@ -324,12 +328,11 @@ def _epoch(stamp: str) -> float | None:
 
 def decision_of(samples: Sequence[StepSample]) -> Decision:
     ran = {s.round for s in samples if s.round}  # rounds are counted, not read off the
-    final = max(ran, default=0)  # largest number: a hand-edited file may skip some
-    last: dict[str, int] = {}
+    last: dict[str, int] = {}  # largest number: a hand-edited file may skip some
     for s in samples:
         if s.round:
-            last[s.arm] = max(last.get(s.arm, 0), s.round)
-    dropped = tuple((a, r) for a, r in last.items() if r < final)
+            last[s.arm] = max(last.get(s.arm, s.round), s.round)
+    dropped = tuple((a, r) for a, r in last.items() if r < max(ran))  # ran: not empty here
     # Rows are written in time order, each stamped as it ends: the first and the last
     # stamped rows bound the run (the first one's latency back to its start).
     stamped = [s for s in (samples[0], samples[-1]) if s.timestamp] if samples else []
