@@ -365,10 +365,10 @@ def arm_interval(
         return None
     m = weighted_mean(log_tps[ok], steps[ok])
     r = t_radius(m, confidence)
-    return ArmInterval(arm, k, m.n, Interval(math.exp(m.mean), _exp(m.mean - r), _exp(m.mean + r)))
+    return ArmInterval(arm, k, m.n, Interval(math.exp(m.mean), exp_or_inf(m.mean - r), exp_or_inf(m.mean + r)))
 
 
-def _exp(x: float) -> float:
+def exp_or_inf(x: float) -> float:
     try:
         return math.exp(x)
     except OverflowError:  # an interval too wide for a float ends at infinity
@@ -386,8 +386,8 @@ def pair_interval(
     r_cs = float(table.radius(alpha_pair, config.prior)[i, j])
     return PairInterval(
         names[j], names[i], m.n,
-        Interval(math.exp(m.mean), _exp(m.mean - r_t), _exp(m.mean + r_t)),
-        Interval(math.exp(m.mean), _exp(m.mean - r_cs), _exp(m.mean + r_cs)),
+        Interval(math.exp(m.mean), exp_or_inf(m.mean - r_t), exp_or_inf(m.mean + r_t)),
+        Interval(math.exp(m.mean), exp_or_inf(m.mean - r_cs), exp_or_inf(m.mean + r_cs)),
     )  # fmt: skip
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from halospec_tui.arms import fixed_k, is_nospec
 from halospec_tui.confseq import t_quantile, t_radius, weighted_mean
-from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, _exp, statement
+from halospec_tui.race import DEFAULT_TOLERANCE, Interval, RaceConfig, exp_or_inf, statement
 from halospec_tui.race_rows import Metric, Replay, replay
 from halospec_tui.screen import Screen
 from halospec_tui.stats import (
@@ -149,7 +149,7 @@ def t_interval_of_logs(logs: Sequence[float]) -> Interval | None:
     if m.n < 2:
         return Interval(math.exp(m.mean), 0.0, math.inf)
     r = t_radius(m, CONFIDENCE)
-    return Interval(math.exp(m.mean), math.exp(m.mean - r), _exp(m.mean + r))
+    return Interval(math.exp(m.mean), math.exp(m.mean - r), exp_or_inf(m.mean + r))
 
 
 def arm_line(arm: str, rows: Sequence[StepSample], metric: Metric, group: str = "") -> ArmLine:
@@ -183,7 +183,7 @@ def welch_ratio(num: Sequence[float], den: Sequence[float]) -> Interval | None:
         return Interval(math.exp(d), math.exp(d), math.exp(d))
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     r = t_quantile(0.5 + CONFIDENCE / 2, df) * se
-    return Interval(math.exp(d), math.exp(d - r), _exp(d + r))
+    return Interval(math.exp(d), math.exp(d - r), exp_or_inf(d + r))
 
 
 # -- the verdict --------------------------------------------------------------------------
