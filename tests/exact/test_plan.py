@@ -24,3 +24,28 @@ def test_a_plan_crossed_by_threads_refuses_an_arm_with_another_thread_count() ->
     # an arm with one of the plan's counts is one it could have crossed: it runs
     same = replace(crossed, arms=(*crossed.arms, ArmSpec(parse_arm("fixed_5@t2"), 2, 4)))
     assert validate(same) == same
+
+
+RACE_IN_ROUNDS = (
+    "--conditions and --concurrency race arms in rounds: use --plan tune "
+    "(or --schedule interleaved)"
+)
+
+
+@pytest.mark.parametrize(
+    ("plan", "conditions", "concurrency", "said"),
+    [
+        ("quick", ("idle", "cpu"), (), RACE_IN_ROUNDS),
+        ("quick", (), (1, 2), RACE_IN_ROUNDS),
+        ("tune", ("idle", "gpu"), (),
+         "--conditions: unknown condition 'gpu' (choose from idle, cpu, memory, requests)"),
+        ("tune", ("cpu", "idle", "cpu"), (), "--conditions lists a condition twice"),
+        ("tune", (), (2, 4, 2), "--concurrency lists a level twice"),
+    ],
+)  # fmt: skip
+def test_conditions_a_plan_cannot_race_are_refused_with_the_flag_to_change(
+    plan: str, conditions: tuple[str, ...], concurrency: tuple[int, ...], said: str
+) -> None:
+    with pytest.raises(PlanError) as e:
+        customise(named_plan(plan), conditions=conditions, concurrency=concurrency)
+    assert str(e.value) == said
