@@ -49,3 +49,13 @@ def test_conditions_a_plan_cannot_race_are_refused_with_the_flag_to_change(
     with pytest.raises(PlanError) as e:
         customise(named_plan(plan), conditions=conditions, concurrency=concurrency)
     assert str(e.value) == said
+
+
+def test_more_than_32_conditions_are_refused_by_the_plan() -> None:
+    # 3 loads x 11 levels = 33 conditions; 2 x 16 = 32 is the most a run may race
+    with pytest.raises(PlanError) as e:
+        customise(named_plan("tune"), conditions=("idle", "cpu", "memory"),
+                  concurrency=tuple(range(1, 12)))  # fmt: skip
+    assert str(e.value) == "33 conditions: at most 32 (loads x levels)"
+    most = customise(named_plan("tune"), conditions=("idle", "cpu"), concurrency=tuple(range(1, 17)))
+    assert len(most.condition_list) == 32
