@@ -41,7 +41,7 @@ ArmKind = Literal["nospec", "fixed", "pmin", "adaptive"]
 
 _FIXED = re.compile(r"fixed_([0-9]+)")
 _PMIN = re.compile(r"pmin:([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)")
-_THREADS = re.compile(r"[1-9][0-9]*")
+_THREADS = re.compile(r"t([1-9][0-9]*)")  # @tN: N without a leading zero
 HELP = (
     f"nospec, fixed_K (K in 1..{K_LIMIT}), pmin:P (0 < P < 1), "
     "adaptive, adaptive:model or adaptive:bandit"
@@ -100,14 +100,14 @@ def parse_arm(text: str) -> Arm:
     if not at:
         return _parse_base(text)
     arm = _parse_base(base)
-    digits = count[1:] if count.startswith("t") else ""
-    if not (count.startswith("t") and _THREADS.fullmatch(digits)) or int(digits) > THREADS_MAX:
+    m = _THREADS.fullmatch(count)
+    if not m or int(m.group(1)) > THREADS_MAX:
         raise ArmError(
             f"{text!r}: {at + count!r} is no thread count: write {THREADS_SUFFIX}N, N a "
             f"whole number 1..{THREADS_MAX} without a leading zero, e.g. "
             f"{arm.name}{THREADS_SUFFIX}1"
         )
-    return replace(arm, threads=int(digits))
+    return replace(arm, threads=int(m.group(1)))
 
 
 def _parse_base(text: str) -> Arm:
@@ -126,10 +126,9 @@ def _parse_base(text: str) -> Arm:
         return Arm("adaptive", controller=kind)
     if text.startswith("pmin:"):
         m = _PMIN.fullmatch(text)
-        p = float(m.group(1)) if m else -1.0
-        if not 0.0 < p < 1.0:
+        if not (m and 0.0 < float(m.group(1)) < 1.0):
             raise ArmError(f"{text!r}: p_min must be a number between 0 and 1, e.g. pmin:0.75")
-        return Arm("pmin", PMIN_N_MAX, p_min=p)
+        return Arm("pmin", PMIN_N_MAX, p_min=float(m.group(1)))
     m = _FIXED.fullmatch(text)
     if not m:
         raise ArmError(f"unknown arm {text!r}: use {HELP}")

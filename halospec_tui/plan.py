@@ -134,13 +134,17 @@ def arm_specs(
     names: list[str], warmup: int, fixed_steps: int, adaptive_steps: int
 ) -> tuple[ArmSpec, ...]:
     """The arms named, each with its steps (an adaptive arm takes `adaptive_steps`)."""
+    return tuple(
+        ArmSpec(a, warmup, adaptive_steps if a.adaptive else fixed_steps) for a in _parsed(names)
+    )
+
+
+def _parsed(names: list[str]) -> tuple[Arm, ...]:
+    """The arms named, in order; PlanError for a name that is no arm or names one twice."""
     try:
-        arms = parse_arms(names)
+        return parse_arms(names)
     except ArmError as e:
         raise PlanError(str(e)) from None
-    return tuple(
-        ArmSpec(a, warmup, adaptive_steps if a.adaptive else fixed_steps) for a in arms
-    )
 
 
 def _build(
@@ -192,14 +196,12 @@ def tune() -> Plan:
         adaptive_steps=4,
         warmup_sleep_s=0.0,
         cooldown_s=0.0,
-        load_duration_s=30.0,
         prompts="pool",
         schedule="interleaved",
         rounds=12,
         block=4,
         settle=1,
         until_decisive=True,
-        min_rounds=4,
         max_time_s=600.0,
         screen=True,
     )
@@ -354,7 +356,7 @@ def customise(
     block is every arm's measured steps. `threads` crosses every arm (those named, or
     the plan's) with each thread count, in the order given."""
     given = {k: v for k, v in settings.items() if v is not None}
-    unknown = set(given) - {f.name for f in fields(Plan)} - {"name", "arms"}
+    unknown = set(given) - {f.name for f in fields(Plan)}
     if unknown:
         raise TypeError(f"customise() got unknown settings {sorted(unknown)}")
     if given.get("tolerance") == 0:
@@ -380,11 +382,9 @@ def customise(
 def _crossed(plan: Plan, threads: tuple[int, ...]) -> Plan:
     """The plan with every arm crossed with each thread count (each keeps its steps)."""
     try:
-        arms = [with_threads([s.arm], threads) for s in plan.arms]
+        specs = tuple(replace(s, arm=a) for s in plan.arms for a in with_threads([s.arm], threads))
     except ArmError as e:
         raise PlanError(str(e)) from None
-    specs = tuple(replace(s, arm=a) for s, crossed in zip(plan.arms, arms, strict=True)
-                  for a in crossed)  # fmt: skip
     return replace(plan, arms=specs, threads=threads)
 
 
@@ -398,18 +398,18 @@ def _arms_for(
     """The arms of a customised plan, each with its warmup and measured steps."""
     if names is not None and not names:
         raise PlanError("a plan needs at least one arm")
-    specs = arm_specs(names, 0, 0, 0) if names is not None else plan.arms
+    arms = _parsed(names) if names is not None else tuple(a.arm for a in plan.arms)
     old = {a.arm: a for a in plan.arms}
     fixed = next((a.measured_steps for a in plan.arms if not a.adaptive), 10)
     adaptive = next((a.measured_steps for a in plan.arms if a.adaptive), 15)
     first_warmup = plan.arms[0].warmup_steps
     out = []
-    for spec in specs:
-        base = old.get(spec.arm)
+    for arm in arms:
+        base = old.get(arm)
         w = warmup if warmup is not None else (base.warmup_steps if base else first_warmup)
-        if spec.adaptive:
+        if arm.adaptive:
             n = adaptive_steps if adaptive_steps is not None else adaptive
         else:
             n = steps if steps is not None else fixed
-        out.append(ArmSpec(spec.arm, w, n))
+        out.append(ArmSpec(arm, w, n))
     return tuple(out)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import compress, pairwise
 
 from halospec_tui.arms import arm_of, is_adaptive
 
@@ -62,7 +63,7 @@ def slo_score(avg: float | None, p95: int | None, stddev: float | None) -> float
 
 def k_changes(ks: Sequence[int]) -> int:
     """How many times the draft length differs from the step before."""
-    return sum(1 for a, b in zip(ks, ks[1:], strict=False) if a != b)
+    return sum(1 for a, b in pairwise(ks) if a != b)
 
 
 def convergence_step(ks: Sequence[int], window: int = CONVERGENCE_WINDOW) -> int | None:
@@ -169,15 +170,13 @@ def summarize_arm(mode: str, samples: Sequence[StepSample]) -> ArmSummary:
     drafted = sum(drafted_vals) if drafted_vals else None
     accepted = sum(accepted_vals) if accepted_vals else None
     acceptance = accepted / drafted if drafted and accepted is not None else None
-    timed = [s for s in ok if s.predicted_n is not None and s.predicted_ms]
+    timed = [(s.predicted_n, s.predicted_ms) for s in ok if s.predicted_n is not None and s.predicted_ms]
     server_tps = (
-        sum(s.predicted_n or 0 for s in timed)
-        / (sum(s.predicted_ms or 0.0 for s in timed) / 1000.0)
-        if timed
-        else None
+        sum(n for n, _ in timed) / (sum(ms for _, ms in timed) / 1000.0) if timed else None
     )
     reloads = [s.reload_ms for s in samples if s.reload_ms]
-    adapting = sum(r for r, s in zip(adapting_reload_ms(samples), samples, strict=True) if s.success)
+    # the arm's own reloads, of its successful steps only (0 when none succeeded)
+    adapting = sum(compress(adapting_reload_ms(samples), (s.success for s in samples)))
     return ArmSummary(
         arm=mode,
         steps=len(samples),
@@ -199,10 +198,10 @@ def summarize_arm(mode: str, samples: Sequence[StepSample]) -> ArmSummary:
         acceptance=acceptance,
         server_tps=server_tps,
         reloads=len(reloads),
-        reload_ms=sum(r or 0 for r in reloads),
+        reload_ms=sum(reloads),
         draft_lengths=tuple(ks),
         adapting_ms=adapting,
-        throughput_incl=throughput(toks, [*lat, adapting]) if lat else None,
+        throughput_incl=throughput(toks, [*lat, adapting]),  # None without a success
     )
 
 

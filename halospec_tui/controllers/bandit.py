@@ -92,7 +92,7 @@ class BanditController(ModelFree):
         untried = [k for k, c in zip(self._ks, self._n, strict=True) if c <= 1e-9]
         if untried and self._reload_ms == 0:
             return min(untried, key=lambda k: (abs(k - self._k), k))
-        if 0 in untried and self._step_ms > 0:
+        if 0 in untried:  # untimed (step_ms 0): a budget of 0, below any reload (> 0 here)
             budget = self._identify_share * self._horizon * self._step_ms
             if 2 * self._reload_ms <= budget:
                 return 0

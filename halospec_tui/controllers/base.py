@@ -64,8 +64,9 @@ class Controller(Protocol):
 
     def calibrate(self, warmup_latencies_ms: Sequence[int]) -> None: ...
 
-    def next_k(self, context: str = "") -> int:
-        """K for the next request; `context` is its class (a controller may ignore it)."""
+    def next_k(self, context: str = ...) -> int:
+        """K for the next request; `context` is its class, "" when none is given (a
+        controller may ignore it)."""
         ...
 
     def observe(
