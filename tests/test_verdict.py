@@ -249,8 +249,8 @@ def test_texts_at_their_edges():
                     vs_nospec_arm="fixed_1")  # fmt: skip
         assert nospec_line(w).endswith(f"{how} nospec")
     line = ArmLine("a", 1, 1, 1, None, None, None, None, None, status="racing")
-    assert status_text(line, 0.02) == "racing"
-    assert status_text(ArmLine("a", 1, 1, 1, None, None, None, None, None), 0.02) == "-"
+    assert status_text(line) == "racing"
+    assert status_text(ArmLine("a", 1, 1, 1, None, None, None, None, None)) == "-"
     empty = Verdict((), None, False, None, None, 0.02, "no arm has a successful step", False)
     assert recommendation_line(empty, "request") == "no arm has a successful step: nothing to recommend"
     adaptive = Verdict((), "adaptive:model", True, "adaptive:model", None, 0.02, "", True)

@@ -191,7 +191,7 @@ def nospec_line(v: Verdict) -> str | None:
     return f"speculation ({v.vs_nospec_arm}): {fmt_ratio(e)} {how} {v.vs_nospec_ref or 'nospec'}"
 
 
-def status_text(a: ArmLine, tolerance: float) -> str:
+def status_text(a: ArmLine) -> str:
     """An arm's standing in words: best; within the tolerance (certified); racing
     (certified within what so far); dropped after which round, by whom; screened out."""
     if a.status == "dropped" and a.dropped_round is not None:
@@ -223,7 +223,7 @@ def verdict_lines(
         lines.append(
             f"{a.arm:<{w}} {a.n:>4} {a.rounds:>4} {fmt_tps(a.tps):>14} {_num(a.mean_ms):>9} "
             f"{_num(a.p95_ms, 0):>8} {_num(a.server_tps):>10} {_num(a.cv, 3):>6} "
-            f"{fmt_ratio(a.vs_best):>21}  {status_text(a, v.tolerance)}"
+            f"{fmt_ratio(a.vs_best):>21}  {status_text(a)}"
         )
     for label, table in (("phase", v.phases), ("prompts", v.classes)):
         if len({p.group for p in table}) > 1:

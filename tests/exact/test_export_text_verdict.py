@@ -160,7 +160,7 @@ def test_ratios_and_rates_print_an_unknown_bound_as_a_question_mark() -> None:
 
 def test_an_arms_standing_in_words() -> None:
     def st(**kw: object) -> str:
-        return status_text(_line("fixed_2", 2, **kw), 0.05)
+        return status_text(_line("fixed_2", 2, **kw))
 
     assert st(status="dropped", dropped_round=3, dropped_by="fixed_4") == (
         "dropped after round 3 (slower than fixed_4)"
