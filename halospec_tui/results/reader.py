@@ -23,6 +23,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -90,17 +91,18 @@ def check_row(row: dict[str, str]) -> None:
             raise ValueError(f"{c}={n} is below {least}")
         if n > most:
             raise ValueError(f"{c}={_shown(n)} is above {most}")
-    if row.get("success") not in ("0", "1"):
-        raise ValueError(f"success={_short(row.get('success') or '')} must be 0 or 1")
+    success = row.get("success") or ""
+    if success not in ("0", "1"):
+        raise ValueError(f"success={_short(success)} must be 0 or 1")
     mode = row.get("mode") or ""
     if int(row["draft_length"]) == 0 and not _k0_allowed(mode):
         raise ValueError(f"draft_length=0 belongs to nospec or an adaptive arm, not {_short(mode)}")
-    if row.get("settle") not in (None, "", "0", "1"):
-        raise ValueError(f"settle={_short(row.get('settle') or '')} must be 0 or 1")
-    if (row.get("condition") or "") not in CONDITIONS:
-        raise ValueError(
-            f"condition={_short(row.get('condition') or '')} is not one of {', '.join(LOADS)}"
-        )
+    settle = row.get("settle") or ""
+    if settle not in ("", "0", "1"):
+        raise ValueError(f"settle={_short(settle)} must be 0 or 1")
+    condition = row.get("condition") or ""
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition={_short(condition)} is not one of {', '.join(LOADS)}")
     for c, (most, whole) in OPTIONAL_COLUMNS.items():
         v = row.get(c) or ""
         if not v:
@@ -123,36 +125,37 @@ def _k0_allowed(mode: str) -> bool:
 
 
 # -- one row as a sample (the live run's path, and read_runs') -------------------
-def _opt_int(s: str) -> int | None:
-    return int(float(s)) if s not in ("", None) else None
+def _opt_int(s: str | None) -> int | None:
+    return int(float(s)) if s else None
 
 
-def _opt_float(s: str) -> float | None:
-    return float(s) if s not in ("", None) else None
+def _opt_float(s: str | None) -> float | None:
+    return float(s) if s else None
 
 
 def sample_from_row(row: dict[str, str]) -> StepSample:
+    """A row's sample; a column the row leaves out (the original's 8 columns) reads empty."""
     return StepSample(
         arm=sys.intern(canonical(row["mode"])),
         draft_length=int(row["draft_length"]),
         success=row["success"].strip() == "1",
         latency_ms=int(row["latency_ms"]),
         tokens=int(row["tokens"]),
-        drafted=_opt_int(row.get("drafted", "")),
-        accepted=_opt_int(row.get("accepted", "")),
-        predicted_n=_opt_int(row.get("predicted_n", "")),
-        predicted_ms=_opt_float(row.get("predicted_ms", "")),
-        reload_ms=_opt_int(row.get("reload_ms", "")),
+        drafted=_opt_int(row.get("drafted")),
+        accepted=_opt_int(row.get("accepted")),
+        predicted_n=_opt_int(row.get("predicted_n")),
+        predicted_ms=_opt_float(row.get("predicted_ms")),
+        reload_ms=_opt_int(row.get("reload_ms")),
         phase=sys.intern(row.get("phase", "steady")),
-        round=_opt_int(row.get("round", "") or ""),
-        settle=(row.get("settle") or "").strip() == "1",
-        actuator=sys.intern(row.get("actuator") or ""),
-        timestamp=row.get("timestamp") or "",
-        prompt_class=sys.intern(row.get("prompt_class") or ""),
-        server_kind=sys.intern(row.get("server_kind") or ""),
-        condition=sys.intern(row.get("condition") or ""),
-        concurrency=_opt_int(row.get("concurrency", "") or ""),
-        step_ms=_opt_int(row.get("step_ms", "") or ""),
+        round=_opt_int(row.get("round")),
+        settle=row.get("settle", "").strip() == "1",
+        actuator=sys.intern(row.get("actuator", "")),
+        timestamp=row.get("timestamp", ""),
+        prompt_class=sys.intern(row.get("prompt_class", "")),
+        server_kind=sys.intern(row.get("server_kind", "")),
+        condition=sys.intern(row.get("condition", "")),
+        concurrency=_opt_int(row.get("concurrency")),
+        step_ms=_opt_int(row.get("step_ms")),
     )
 
 
@@ -225,8 +228,7 @@ class _Codes:
 
 @dataclass(frozen=True)
 class _Chunk:
-    lines: list[int]
-    cells: list[list[str]]
+    rows: list[tuple[int, list[str]]]  # (line number, cells)
     columns: dict[str, np.ndarray]  # the samples' columns but the time stamps
     stamps: tuple[str, ...]
     global_step: np.ndarray
@@ -308,6 +310,10 @@ class _Reader:
             )
         return lineno, cells
 
+    def row(self, cells: list[str]) -> dict[str, str]:
+        """A row's cells by column (as many as the header has: see `_counted`)."""
+        return dict(zip(self.header, cells, strict=True))
+
     def _chunk(self, rows: list[tuple[int, list[str]]]) -> _Chunk:
         lines = [n for n, _ in rows]
         cells = [c for _, c in rows]
@@ -316,7 +322,7 @@ class _Reader:
         except _Bad:
             for n, c in rows:  # the first bad row, named as check_row names it
                 try:
-                    check_row(dict(zip(self.header, c, strict=True)))
+                    check_row(self.row(c))
                 except ValueError as e:
                     raise ResultsError(f"{self.path}:{n}: not a results row ({e})") from None
             raise AssertionError("a chunk failed its check but none of its rows did") from None
@@ -324,7 +330,7 @@ class _Reader:
         run_id = [c[i] for c in cells] if i >= 0 else [""] * len(cells)
         i = self.header.index("timestamp") if "timestamp" in self.header else -1
         stamps = tuple(c[i] for c in cells) if i >= 0 else ("",) * len(cells)
-        return _Chunk(lines, cells, columns, stamps, g, run_id, self._starts(lines, g, run_id))
+        return _Chunk(rows, columns, stamps, g, run_id, self._starts(lines, g, run_id))
 
     def _parse(self, cols: dict[str, tuple[str, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The chunk's cells as the samples' columns but the time stamps (and
@@ -399,8 +405,8 @@ def iter_rows(
     """
     reader = _Reader(path, warn)
     for chunk in reader.chunks():
-        for n, cells in zip(chunk.lines, chunk.cells, strict=True):
-            yield n, dict(zip(reader.header, cells, strict=True))
+        for n, cells in chunk.rows:
+            yield n, reader.row(cells)
 
 
 @dataclass(frozen=True)
@@ -423,10 +429,10 @@ def read_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> list[
     reader = _Reader(path, warn)
     runs: list[list[dict[str, str]]] = []
     for chunk in reader.chunks():
-        for new, cells in zip(chunk.starts.tolist(), chunk.cells, strict=True):
-            if new:
+        for i, (_, cells) in enumerate(chunk.rows):
+            if chunk.starts[i]:
                 runs.append([])
-            runs[-1].append(dict(zip(reader.header, cells, strict=True)))
+            runs[-1].append(reader.row(cells))
     return [Run(i + 1, rs[0].get("run_id") or "", tuple(rs)) for i, rs in enumerate(runs)]
 
 
@@ -444,24 +450,24 @@ def iter_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> Itera
     """Each run of a results CSV as soon as it ends, its rows reduced to numpy columns
     as they are read: memory holds one run's columns, never the file's rows."""
     reader = _Reader(path, warn)
-    built: ColumnsBuilder | None = None
-    index, run_id = 0, ""
+    runs = 0
+    built: tuple[str, ColumnsBuilder] | None = None  # the run being read: its id, its columns
 
-    def run(built: ColumnsBuilder) -> RunSamples:
+    def run(run_id: str, built: ColumnsBuilder) -> RunSamples:
         columns = built.build(reader.codes.names())
-        return RunSamples(index, run_id, len(columns), Samples(columns))
+        return RunSamples(runs, run_id, len(columns), Samples(columns))
 
     for chunk in reader.chunks():
-        bounds = [*np.flatnonzero(chunk.starts).tolist(), len(chunk.lines)]
+        bounds = [*np.flatnonzero(chunk.starts).tolist(), len(chunk.rows)]
         if bounds[0] != 0:
             bounds.insert(0, 0)
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in pairwise(bounds):
             if chunk.starts[lo]:
                 if built is not None:
-                    yield run(built)
-                built = ColumnsBuilder()
-                index, run_id = index + 1, chunk.run_id[lo]
+                    yield run(*built)
+                runs += 1
+                built = (chunk.run_id[lo], ColumnsBuilder())
             assert built is not None  # the first row starts a run
-            built.add({c: a[lo:hi] for c, a in chunk.columns.items()}, chunk.stamps[lo:hi])
+            built[1].add({c: a[lo:hi] for c, a in chunk.columns.items()}, chunk.stamps[lo:hi])
     if built is not None:
-        yield run(built)
+        yield run(*built)

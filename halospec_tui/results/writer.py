@@ -47,9 +47,8 @@ def repair_torn_tail(path: str | os.PathLike[str], columns: int = len(COLUMNS)) 
         if size == 0:
             return None
         fh.seek(size - 1)
-        whole = fh.read(1) == b"\n"
-        end = size - 1 if whole else size
-        start = _tail_start(fh, end)
+        whole = fh.read() == b"\n"
+        start = _tail_start(fh, size - 1)  # a last byte that is b"\n" ends the last row
         if start == 0:  # the header is the only line (already checked by the caller)
             if not whole:
                 fh.seek(size)
