@@ -127,7 +127,7 @@ class CsvWriter:
                 self.repaired = repair_torn_tail(self.path)
             except OSError as e:
                 raise ResultsError(f"cannot repair {self.path}: {e.strerror or e}") from e
-        if self.path.parent and not self.path.parent.exists():
+        if not self.path.parent.exists():
             raise ResultsError(
                 f"cannot write {self.path}: folder {self.path.parent} does not exist"
             )
