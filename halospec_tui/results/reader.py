@@ -173,7 +173,7 @@ def _whole(cells: tuple[str, ...], least: int, most: int) -> np.ndarray:
         a = np.fromiter(map(int, cells), np.int64, len(cells))
     except (ValueError, OverflowError):
         raise _Bad from None
-    if a.size and (a.min() < least or a.max() > most):
+    if a.min() < least or a.max() > most:  # a chunk has a row at least
         raise _Bad
     return a
 
@@ -183,7 +183,7 @@ def _optional(cells: tuple[str, ...] | None, n: int, most: float, whole: bool) -
     if cells is None:
         return np.full(n, -1, np.int32) if whole else np.full(n, np.nan)
     try:
-        a = np.fromiter((float(v) if v else 0.0 for v in cells), np.float64, n)
+        a = np.fromiter((float(v or "0") for v in cells), np.float64, n)
     except ValueError:
         raise _Bad from None
     if not (np.isfinite(a).all() and (a >= 0).all() and (a <= most).all()):
@@ -326,11 +326,16 @@ class _Reader:
                 except ValueError as e:
                     raise ResultsError(f"{self.path}:{n}: not a results row ({e})") from None
             raise AssertionError("a chunk failed its check but none of its rows did") from None
-        i = self.header.index("run_id") if "run_id" in self.header else -1
-        run_id = [c[i] for c in cells] if i >= 0 else [""] * len(cells)
-        i = self.header.index("timestamp") if "timestamp" in self.header else -1
-        stamps = tuple(c[i] for c in cells) if i >= 0 else ("",) * len(cells)
+        run_id = self._cells_of("run_id", cells)
+        stamps = tuple(self._cells_of("timestamp", cells))
         return _Chunk(rows, columns, stamps, g, run_id, self._starts(lines, g, run_id))
+
+    def _cells_of(self, column: str, cells: list[list[str]]) -> list[str]:
+        """One column's cells of the rows; "" each when the file has no such column."""
+        if column not in self.header:
+            return [""] * len(cells)
+        i = self.header.index(column)
+        return [c[i] for c in cells]
 
     def _parse(self, cols: dict[str, tuple[str, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The chunk's cells as the samples' columns but the time stamps (and

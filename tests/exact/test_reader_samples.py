@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from halospec_tui.events import StepRecord
 from halospec_tui.results.reader import iter_runs, read_runs, sample_from_record, sample_from_row
 from halospec_tui.results.writer import CsvWriter
@@ -74,6 +76,17 @@ def test_a_row_of_the_original_eight_columns_reads_every_other_field_as_none(
     (columns,) = iter_runs(p)
     assert list(columns.samples) == expected
     assert (columns.index, columns.run_id, columns.rows) == (1, "", 2)
+    view = columns.samples  # a column the file lacks: one "none" per row, no more
+    for field in ("drafted", "accepted", "predicted_n", "reload_ms", "round", "concurrency",
+                  "step_ms"):  # fmt: skip
+        assert view.column(field).tolist() == [-1, -1], field
+    assert np.isnan(view.column("predicted_ms")).tolist() == [True, True]
+    assert view.column("settle").tolist() == [False, False]
+    names = view.columns.names
+    for field in ("actuator", "prompt_class", "server_kind", "condition"):
+        assert [names[c] for c in view.column(field).tolist()] == ["", ""], field
+    assert [names[c] for c in view.column("arm").tolist()] == ["fixed_3", "nospec"]
+    assert [names[c] for c in view.column("phase").tolist()] == ["recovery", "steady"]
 
 
 def test_sample_from_row_reads_a_row_that_leaves_optional_columns_out() -> None:
