@@ -135,9 +135,9 @@ class CsvWriter:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except OSError as e:
             raise ResultsError(f"cannot write {self.path}: {e.strerror}") from e
+        self._syncer = _Syncer(self._fd, self.sync_every_s)
         if not exists:
             self._append(_line(COLUMNS))
-        self._syncer = _Syncer(self._fd, self.sync_every_s)
 
     def write(self, r: StepRecord) -> None:
         """Append one row whole, or not at all: when the write fails (a full disk, a
@@ -172,8 +172,9 @@ class CsvWriter:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        stopped = self._syncer.stop(STOP_WAIT_S) if self._syncer is not None else True
-        if self._syncer is not None and self._syncer.error is not None:
+        assert self._syncer is not None  # started with the file open
+        stopped = self._syncer.stop(STOP_WAIT_S)
+        if self._syncer.error is not None:
             self.sync_error = self._syncer.error
         if sync and stopped:
             try:
@@ -187,7 +188,7 @@ class CsvWriter:
 def _line(cells: Sequence[str]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerow(cells)
-    return out.getvalue().encode("utf-8", errors="backslashreplace")
+    return out.getvalue().encode(errors="backslashreplace")  # UTF-8
 
 
 class _Syncer:

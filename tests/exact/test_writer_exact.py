@@ -190,3 +190,42 @@ def test_close_does_not_sync_again_while_a_sync_in_flight_has_not_ended(
     w.close()  # waits 0.05 s for it, then closes without a sync of its own
     assert calls == ["csv-sync"] and w._fd is None
     release.set()
+
+
+def test_rows_that_keep_coming_are_synced_again_after_the_interval(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synced = threading.Semaphore(0)
+    calls: list[str] = []
+    real = os.fsync
+
+    def counted(fd: int) -> None:
+        calls.append(threading.current_thread().name)
+        real(fd)
+        synced.release()
+
+    monkeypatch.setattr(os, "fsync", counted)
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p, sync_every_s=0.0)
+    w.open()
+    assert w._syncer is not None and w._syncer._thread.daemon  # never holds the exit up
+    w.write(_rec(1))
+    assert synced.acquire(timeout=10)
+    w.write(_rec(2))  # after the interval (0 s): a second background sync
+    assert synced.acquire(timeout=10)
+    w.close()
+    assert calls == ["csv-sync", "csv-sync", threading.current_thread().name]
+
+
+def test_a_new_file_is_readable_and_writable_as_the_umask_allows_and_never_executable(
+    tmp_path: Path,
+) -> None:
+    p = tmp_path / "w.csv"
+    old = os.umask(0o002)
+    try:
+        w = CsvWriter(p)
+        w.open()
+        w.close()
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o664
