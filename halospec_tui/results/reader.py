@@ -33,7 +33,7 @@ from halospec_tui.conditions import LOADS, MAX_CONCURRENCY
 from halospec_tui.events import StepRecord
 from halospec_tui.plan import MAX_ROUNDS
 from halospec_tui.results.samples import ColumnsBuilder, Samples
-from halospec_tui.results.schema import COLUMNS, ORIGINAL_COLUMNS, ResultsError, record_cells
+from halospec_tui.results.schema import ORIGINAL_COLUMNS, ResultsError, record_row
 from halospec_tui.stats import StepSample
 
 WarnFn = Callable[[str], None]
@@ -160,7 +160,7 @@ def sample_from_row(row: dict[str, str]) -> StepSample:
 
 
 def sample_from_record(r: StepRecord) -> StepSample:
-    return sample_from_row(dict(zip(COLUMNS, record_cells(r), strict=False)))
+    return sample_from_row(record_row(r))
 
 
 # -- a chunk of rows, column by column ----------------------------------------------

@@ -11,7 +11,14 @@ from __future__ import annotations
 import math
 
 from halospec_tui.events import StepRecord
-from halospec_tui.results.schema import COLUMNS, ORIGINAL_COLUMNS, _cell, one_line, record_cells
+from halospec_tui.results.schema import (
+    COLUMNS,
+    ORIGINAL_COLUMNS,
+    _cell,
+    one_line,
+    record_cells,
+    record_row,
+)
 
 HEADER = (
     "global_step,step,mode,phase,draft_length,success,latency_ms,tokens,"
@@ -56,9 +63,11 @@ def test_a_record_is_its_cells_in_the_header_order() -> None:
         tokens_reported=False, drafting_shared=True, server_kind="sim", load_gbps=1.5,
         machine_gbps=math.nan, condition="cpu", concurrency=4, client=2, step_ms=950,
     )  # fmt: skip
-    assert record_cells(r) == [
+    cells = [
         "12", "3", "fixed_4", "load", "4", "0", "0", "0", "t", "R", "812.25", "700", "900",
         "request", "4", "120", "40", "31", "0.775", "50.5", "12", "512.125", "60", "33.333",
         "0", "9", "2", "HTTP 500: boom", "2", "1", "1", "open", "0", "1", "sim", "1.5", "",
         "cpu", "4", "2", "950",
     ]  # fmt: skip
+    assert record_cells(r) == cells
+    assert record_row(r) == dict(zip(HEADER.split(","), cells, strict=True))
