@@ -18,6 +18,7 @@ of its own.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
@@ -262,16 +263,12 @@ class _Reader:
         """(line number, cells) of each whole row; a torn last row is skipped with a warning."""
         p = self.path
         try:
-            size = p.stat().st_size
-            with p.open("rb") as raw:
-                raw.seek(max(0, size - 1))
-                torn_tail = size > 0 and raw.read(1) != b"\n"
-            fh = p.open(newline="", encoding="utf-8")
+            raw = p.open("rb")
         except FileNotFoundError:
             raise ResultsError(f"{p}: no such file") from None
         except OSError as e:
             raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
-        with fh:
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
             try:
                 self.header = header = tuple(next(reader, ()))
@@ -291,16 +288,16 @@ class _Reader:
                 raise ResultsError(f"{p}:{reader.line_num}: not a results row ({e})") from None
             except UnicodeDecodeError as e:
                 raise ResultsError(f"{p}:{reader.line_num + 1}: not text ({e.reason})") from None
-        if pending is not None:
-            lineno, cells = pending
-            if torn_tail or len(cells) != len(header):
-                if self.warn is not None:
-                    self.warn(
-                        f"{p}:{lineno}: skipped a torn last row "
-                        "(cut short by a crash or a full disk)"
-                    )
+            if pending is None:
                 return
-            yield self._counted(lineno, cells)
+            raw.seek(-1, os.SEEK_END)  # the file holds a header and a row
+            torn = raw.read() != b"\n"
+        lineno, cells = pending
+        if torn or len(cells) != len(header):
+            if self.warn is not None:
+                self.warn(f"{p}:{lineno}: skipped a torn last row (cut short by a crash or a full disk)")
+            return
+        yield self._counted(lineno, cells)
 
     def _counted(self, lineno: int, cells: list[str]) -> tuple[int, list[str]]:
         if len(cells) != len(self.header):
@@ -388,8 +385,9 @@ class _Reader:
     def _out_of_order(self, line: int, g: int, rid: str, prev: tuple[int, str] | None) -> None:
         """Warn (once per run id) when a run id's rows are split: they are out of order."""
         first = self._first_line.setdefault(rid, line)
-        if not rid or rid in self._warned or prev is None or first == line:
+        if not rid or rid in self._warned or first == line:
             return
+        assert prev is not None  # a file's first row is its run id's first
         self._warned.add(rid)
         if self.warn is None:
             return
