@@ -171,39 +171,35 @@ class _Bad(Exception):
 
 def _whole(cells: tuple[str, ...], least: int, most: int) -> np.ndarray:
     try:
-        a = np.fromiter(map(int, cells), np.int64, len(cells))
-    except (ValueError, OverflowError):
+        a = np.array([int(v) for v in cells])
+    except ValueError:
         raise _Bad from None
     if a.min() < least or a.max() > most:  # a chunk has a row at least
         raise _Bad
     return a
 
 
-def _optional(cells: tuple[str, ...] | None, n: int, most: float, whole: bool) -> np.ndarray:
-    """Whole numbers as 32-bit ints, -1 where a cell is empty; others as floats, NaN."""
-    if cells is None:
-        return np.full(n, -1, np.int32) if whole else np.full(n, np.nan)
+def _optional(cells: tuple[str, ...], most: float, whole: bool) -> np.ndarray:
+    """The cells as numbers: -1 for an empty cell of whole numbers, NaN for one of others."""
     try:
-        a = np.fromiter((float(v or "0") for v in cells), np.float64, n)
+        a = np.array([float(v or "0") for v in cells])
     except ValueError:
         raise _Bad from None
     if not (np.isfinite(a).all() and (a >= 0).all() and (a <= most).all()):
         raise _Bad
     if whole and (a != np.floor(a)).any():
         raise _Bad
-    empty = np.fromiter((not v for v in cells), bool, n)
+    empty = np.array([not v for v in cells])
     if whole:
-        return np.where(empty, -1, a).astype(np.int32)
+        return np.where(empty, -1, a)
     a[empty] = np.nan
     return a
 
 
-def _flags(cells: tuple[str, ...] | None, n: int, allowed: frozenset[str]) -> np.ndarray:
-    if cells is None:
-        return np.zeros(n, bool)
+def _flags(cells: tuple[str, ...], allowed: frozenset[str]) -> np.ndarray:
     if not allowed.issuperset(cells):
         raise _Bad
-    return np.fromiter((v == "1" for v in cells), bool, n)
+    return np.array([v == "1" for v in cells])
 
 
 _FLAG = frozenset(("0", "1"))
@@ -216,12 +212,10 @@ class _Codes:
     def __init__(self) -> None:
         self.code_of: dict[str, int] = {}
 
-    def of(self, names: tuple[str, ...] | None, n: int) -> np.ndarray:
-        """The codes of `names` (all "" when the column is absent), new names numbered on."""
-        if names is None:
-            names = ("",) * n
+    def of(self, names: tuple[str, ...]) -> np.ndarray:
+        """The codes of `names`, new names numbered on."""
         code_of = self.code_of
-        return np.fromiter((code_of.setdefault(v, len(code_of)) for v in names), np.int32, n)
+        return np.array([code_of.setdefault(v, len(code_of)) for v in names])
 
     def names(self) -> tuple[str, ...]:
         return tuple(map(sys.intern, self.code_of))
@@ -336,34 +330,35 @@ class _Reader:
 
     def _parse(self, cols: dict[str, tuple[str, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The chunk's cells as the samples' columns but the time stamps (and
-        global_step); _Bad when any row is one check_row refuses."""
-        n = len(cols["global_step"])
+        global_step), in numbers of any width (ColumnsBuilder gives each its type);
+        _Bad when any row is one check_row refuses."""
+        absent = ("",) * len(cols["global_step"])  # a column the file lacks: all empty
         whole = {c: _whole(cols[c], *bounds) for c, bounds in WHOLE_COLUMNS.items()}
-        success = _flags(cols["success"], n, _FLAG)
+        success = _flags(cols["success"], _FLAG)
         modes = cols["mode"]
         if (whole["draft_length"] == 0).any():
             zero = {modes[i] for i in np.flatnonzero(whole["draft_length"] == 0)}
             if not all(map(_k0_allowed, zero)):
                 raise _Bad
-        settle = _flags(cols.get("settle"), n, _OPT_FLAG)
-        if "condition" in cols and not CONDITIONS.issuperset(cols["condition"]):
+        settle = _flags(cols.get("settle", absent), _OPT_FLAG)
+        if not CONDITIONS.issuperset(cols.get("condition", absent)):
             raise _Bad
-        opt = {c: _optional(cols.get(c), n, most, w) for c, (most, w) in OPTIONAL_COLUMNS.items()}
+        opt = {c: _optional(cols.get(c, absent), most, w) for c, (most, w) in OPTIONAL_COLUMNS.items()}
         canon = {m: canonical(m) for m in set(modes)}
         out = {
-            "arm": self.codes.of(tuple(map(canon.__getitem__, modes)), n),
-            "draft_length": whole["draft_length"].astype(np.int32),
+            "arm": self.codes.of(tuple(map(canon.__getitem__, modes))),
+            "draft_length": whole["draft_length"],
             "success": success,
-            "latency_ms": whole["latency_ms"].astype(np.int32),
-            "tokens": whole["tokens"].astype(np.int32),
+            "latency_ms": whole["latency_ms"],
+            "tokens": whole["tokens"],
             **{c: opt[c] for c in ("drafted", "accepted", "predicted_n", "predicted_ms", "reload_ms")},
-            "phase": self.codes.of(cols["phase"], n),
+            "phase": self.codes.of(cols["phase"]),
             "round": opt["round"],
             "settle": settle,
-            "actuator": self.codes.of(cols.get("actuator"), n),
-            "prompt_class": self.codes.of(cols.get("prompt_class"), n),
-            "server_kind": self.codes.of(cols.get("server_kind"), n),
-            "condition": self.codes.of(cols.get("condition"), n),
+            **{
+                c: self.codes.of(cols.get(c, absent))
+                for c in ("actuator", "prompt_class", "server_kind", "condition")
+            },
             "concurrency": opt["concurrency"],
             "step_ms": opt["step_ms"],
         }
