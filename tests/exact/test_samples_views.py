@@ -7,6 +7,7 @@ the plan (position i is row i, latency 100 + i).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -90,3 +91,20 @@ def test_a_view_keeps_its_positions_as_32_bit_ints_as_the_columns_keep_theirs(
     for view in (*run.by_arm_views().values(), *measured.by_arm_views().values()):
         assert view.at is not None and view.at.dtype == np.int32
     assert run.column("latency_ms").dtype == np.int32
+
+
+def test_each_sample_is_built_once_whatever_the_slices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """7 rows built in slices of 2: 7 samples built, none twice."""
+    run = _run(tmp_path)
+    built: list[StepSample] = []
+
+    def counted(*args: Any) -> StepSample:
+        built.append(StepSample(*args))
+        return built[-1]
+
+    monkeypatch.setattr(samples_module, "BUILD_ROWS", 2)
+    monkeypatch.setattr(samples_module, "StepSample", counted)
+    assert list(run) == [_expected(i) for i in range(7)]
+    assert built == [_expected(i) for i in range(7)]
