@@ -108,3 +108,17 @@ def test_each_sample_is_built_once_whatever_the_slices(
     monkeypatch.setattr(samples_module, "StepSample", counted)
     assert list(run) == [_expected(i) for i in range(7)]
     assert built == [_expected(i) for i in range(7)]
+
+
+def test_equal_whole_numbers_of_a_slice_share_one_int_object(tmp_path: Path) -> None:
+    """samples.py: one int object per value in the slice, not one per row (memory)."""
+    p = tmp_path / "same.csv"
+    w = CsvWriter(p)
+    w.open()
+    for g in (1, 2, 3):
+        w.write(StepRecord(g, g, "fixed_2", "steady", 2, True, 5000, 640, drafted=1000))
+    w.close()
+    (run,) = iter_runs(p)
+    a, b, c = run.samples
+    assert a.latency_ms == 5000 and a.latency_ms is b.latency_ms is c.latency_ms
+    assert a.tokens is b.tokens is c.tokens and a.drafted is b.drafted is c.drafted
