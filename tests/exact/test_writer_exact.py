@@ -229,3 +229,34 @@ def test_a_new_file_is_readable_and_writable_as_the_umask_allows_and_never_execu
     finally:
         os.umask(old)
     assert p.stat().st_mode & 0o777 == 0o664
+
+
+def test_a_writer_not_yet_open_writes_nothing_and_closes_as_a_no_op(tmp_path: Path) -> None:
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    assert (w.repaired, w.sync_error) == (None, None)
+    w.close()  # never opened: nothing to stop, sync or close
+    with pytest.raises(AssertionError, match=r"^open\(\) first$"):
+        w.write(_rec(1))
+    assert not p.exists()
+
+
+def test_a_close_that_fails_is_not_raised(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rows are written and synced: an error of the last close(2) (EIO on a network
+    disk) is no reason to fail the run."""
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(_rec(1))
+    fd = w._fd
+    assert fd is not None
+    real_close = os.close
+
+    def failing(n: int) -> None:
+        real_close(n)
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "close", failing)
+    w.close()
+    assert w._fd is None and w.sync_error is None
+    assert len(p.read_text().splitlines()) == 2
