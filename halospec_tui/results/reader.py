@@ -367,11 +367,10 @@ class _Reader:
 
     def _starts(self, lines: list[int], g: np.ndarray, run_id: list[str]) -> np.ndarray:
         """Where runs start: global_step does not grow, or run_id changes."""
-        starts = np.empty(len(g), bool)
         changed = np.fromiter(map(str.__ne__, run_id[1:], run_id), bool, len(g) - 1)
-        starts[1:] = (g[1:] <= g[:-1]) | changed
         last = self._last
-        starts[0] = last is None or g[0] <= last[0] or run_id[0] != last[1]
+        first = last is None or g[0] <= last[0] or run_id[0] != last[1]
+        starts = np.concatenate(([first], (g[1:] <= g[:-1]) | changed))
         for i in np.flatnonzero(starts).tolist():
             prev = (int(g[i - 1]), run_id[i - 1]) if i else last
             self._out_of_order(lines[i], int(g[i]), run_id[i], prev)
