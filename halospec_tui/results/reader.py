@@ -367,7 +367,7 @@ class _Reader:
 
     def _starts(self, lines: list[int], g: np.ndarray, run_id: list[str]) -> np.ndarray:
         """Where runs start: global_step does not grow, or run_id changes."""
-        changed = np.fromiter(map(str.__ne__, run_id[1:], run_id), bool, len(g) - 1)
+        changed = np.fromiter(map(str.__ne__, run_id[1:], run_id), bool)
         last = self._last
         first = last is None or g[0] <= last[0] or run_id[0] != last[1]
         starts = np.concatenate(([first], (g[1:] <= g[:-1]) | changed))
