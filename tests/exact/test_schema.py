@@ -70,4 +70,13 @@ def test_a_record_is_its_cells_in_the_header_order() -> None:
         "cpu", "4", "2", "950",
     ]  # fmt: skip
     assert record_cells(r) == cells
-    assert record_row(r) == dict(zip(HEADER.split(","), cells, strict=True))
+
+
+def test_a_record_row_is_its_cells_by_column() -> None:
+    r = StepRecord(5, 2, "nospec", "steady", 0, True, 812, 64, run_id="R", ema_ms=1.25)
+    row = record_row(r)
+    assert list(row) == HEADER.split(",")
+    assert [row[c] for c in ("global_step", "step", "mode", "draft_length", "run_id", "ema_ms")] == [
+        "5", "2", "nospec", "0", "R", "1.25"
+    ]  # fmt: skip
+    assert row["error"] == "" and row["attempts"] == "1" and row["settle"] == "0"
