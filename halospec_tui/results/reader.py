@@ -226,7 +226,6 @@ class _Chunk:
     rows: list[tuple[int, list[str]]]  # (line number, cells)
     columns: dict[str, np.ndarray]  # the samples' columns but the time stamps
     stamps: tuple[str, ...]
-    global_step: np.ndarray
     run_id: list[str]
     starts: np.ndarray  # True where a new run starts
 
@@ -320,7 +319,7 @@ class _Reader:
             raise AssertionError from None
         run_id = self._cells_of("run_id", cells)
         stamps = tuple(self._cells_of("timestamp", cells))
-        return _Chunk(rows, columns, stamps, g, run_id, self._starts(lines, g, run_id))
+        return _Chunk(rows, columns, stamps, run_id, self._starts(lines, g, run_id))
 
     def _cells_of(self, column: str, cells: list[list[str]]) -> list[str]:
         """One column's cells of the rows; "" each when the file has no such column."""

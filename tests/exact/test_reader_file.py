@@ -96,3 +96,21 @@ def test_the_first_bad_row_is_named_whichever_chunk_holds_it(
     p = tmp_path / "c.csv"
     p.write_text(HEAD + ROW(1) + ROW(2) + ROW(3).replace(",1,10", ",2,10") + ROW(4).replace(",64", ",6x"))
     assert _error(p) == f"{p}:4: not a results row (success='2' must be 0 or 1)"
+
+
+def test_a_quoted_cell_keeps_its_line_break_exactly(tmp_path: Path) -> None:
+    p = tmp_path / "q.csv"
+    p.write_bytes(HEAD[:-1].encode() + b",error\r\n1,1,fixed_1,steady,1,1,101,64,\"x\r\ny\"\r\n")
+    ((n, row),) = iter_rows(p)
+    assert n == 3 and row["error"] == "x\r\ny"  # the row began on line 2, ends on line 3
+
+
+@pytest.mark.parametrize("chunk", [2, 3])
+def test_rows_are_read_a_chunk_of_chunk_rows_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(reader, "CHUNK_ROWS", chunk)
+    p = tmp_path / "k.csv"
+    p.write_text(HEAD + "".join(ROW(g) for g in range(1, 6)))
+    sizes = [len(c.rows) for c in reader._Reader(p, None).chunks()]
+    assert sizes == {2: [2, 2, 1], 3: [3, 2]}[chunk]

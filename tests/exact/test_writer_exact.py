@@ -260,3 +260,25 @@ def test_a_close_that_fails_is_not_raised(tmp_path: Path, monkeypatch: pytest.Mo
     w.close()
     assert w._fd is None and w.sync_error is None
     assert len(p.read_text().splitlines()) == 2
+
+
+def test_a_background_sync_that_failed_is_kept_by_close_without_a_write_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.fsync
+
+    def failing_in_background(fd: int) -> None:
+        if threading.current_thread().name == "csv-sync":
+            raise OSError(5, "Input/output error")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", failing_in_background)
+    p = tmp_path / "w.csv"
+    w = CsvWriter(p)
+    w.open()
+    w.write(_rec(1))
+    assert w._syncer is not None
+    w._syncer._thread.join(10)  # the sync failed: the thread has ended
+    assert w.sync_error is None  # no write since to raise it
+    w.close()  # its own sync succeeds; the failed one is kept
+    assert str(w.sync_error) == "[Errno 5] Input/output error"
