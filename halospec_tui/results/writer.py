@@ -113,10 +113,10 @@ class CsvWriter:
     def open(self) -> None:
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists:
-            with self.path.open(newline="") as fh:
+            with self.path.open("rb") as fh:  # bytes: a first line that is no text differs too
                 header = fh.readline().strip()
-            if header != ",".join(COLUMNS):
-                if header == ",".join(ORIGINAL_COLUMNS):
+            if header != ",".join(COLUMNS).encode():
+                if header == ",".join(ORIGINAL_COLUMNS).encode():
                     hint = "it was written by the original harness (8 columns)"
                 else:
                     hint = "its header differs"

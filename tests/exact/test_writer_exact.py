@@ -282,3 +282,21 @@ def test_a_background_sync_that_failed_is_kept_by_close_without_a_write_after_it
     assert w.sync_error is None  # no write since to raise it
     w.close()  # its own sync succeeds; the failed one is kept
     assert str(w.sync_error) == "[Errno 5] Input/output error"
+
+
+def test_a_file_whose_first_line_is_not_text_is_refused_as_another_header(tmp_path: Path) -> None:
+    """Not a UnicodeDecodeError out of open(): `--csv` on such a file said nothing else."""
+    p = tmp_path / "bin.csv"
+    p.write_bytes(b"\xff\xfe\x00binary\n")
+    with pytest.raises(ResultsError) as e:
+        CsvWriter(p).open()
+    assert str(e.value) == f"refusing to append to {p}: its header differs; choose another --csv path"
+    assert p.read_bytes() == b"\xff\xfe\x00binary\n"
+
+
+def test_a_one_byte_file_is_an_existing_file_with_another_header(tmp_path: Path) -> None:
+    p = tmp_path / "one.csv"
+    p.write_bytes(b"\n")
+    with pytest.raises(ResultsError, match=r"its header differs; choose another --csv path$"):
+        CsvWriter(p).open()
+    assert p.read_bytes() == b"\n"
