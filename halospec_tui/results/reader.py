@@ -237,7 +237,7 @@ class _Reader:
         self.path = Path(path)
         self.warn = warn
         self.codes = _Codes()
-        self.header: tuple[str, ...] = ()
+        self.header: tuple[str, ...]  # the file's first line, set by _rows
         self._last: tuple[int, str] | None = None  # (global_step, run id) of the row before
         self._first_line: dict[str, int] = {}  # run id -> line it was first seen at
         self._warned: set[str] = set()

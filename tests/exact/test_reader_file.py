@@ -114,3 +114,28 @@ def test_rows_are_read_a_chunk_of_chunk_rows_at_a_time(
     p.write_text(HEAD + "".join(ROW(g) for g in range(1, 6)))
     sizes = [len(c.rows) for c in reader._Reader(p, None).chunks()]
     assert sizes == {2: [2, 2, 1], 3: [3, 2]}[chunk]
+
+
+def test_k_0_of_a_fixed_arm_is_refused_in_a_file_whatever_its_chunk_holds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = tmp_path / "k0.csv"
+    bad = "2,2,fixed_2,steady,0,1,102,64\n"
+    for rows in ([bad], [ROW(1), bad], [bad, "3,3,nospec,steady,0,1,103,64\n"]):
+        p.write_text(HEAD + "".join(rows))
+        line = 2 + rows.index(bad)
+        assert _error(p) == (
+            f"{p}:{line}: not a results row "
+            "(draft_length=0 belongs to nospec or an adaptive arm, not 'fixed_2')"
+        )
+
+
+def test_a_condition_that_is_no_load_is_refused_in_a_file(tmp_path: Path) -> None:
+    p = tmp_path / "c.csv"
+    p.write_text(HEAD[:-1] + ",condition\n" + ROW(1)[:-1] + ",cpu\n" + ROW(2)[:-1] + ",heavy\n"
+                 + ROW(3)[:-1] + ",\n")  # fmt: skip
+    assert _error(p) == (
+        f"{p}:3: not a results row (condition='heavy' is not one of idle, cpu, memory, requests)"
+    )
+    p.write_text(HEAD[:-1] + ",condition\n" + ROW(1)[:-1] + ",cpu\n" + ROW(3)[:-1] + ",\n")
+    assert [row["condition"] for _, row in iter_rows(p)] == ["cpu", ""]
