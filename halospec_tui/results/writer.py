@@ -106,7 +106,7 @@ class CsvWriter:
         self.path = Path(path)
         self.sync_every_s = sync_every_s
         self._fd: int | None = None
-        self._syncer: _Syncer | None = None
+        self._syncer: _Syncer  # started by open() with the file
         self.repaired: str | None = None
         self.sync_error: OSError | None = None
 
@@ -142,7 +142,7 @@ class CsvWriter:
     def write(self, r: StepRecord) -> None:
         """Append one row whole, or not at all: when the write fails (a full disk, a
         size limit), the file is cut back to where the row began and the error raised."""
-        assert self._fd is not None and self._syncer is not None, "open() first"
+        assert self._fd is not None, "open() first"
         if self._syncer.error is not None:
             self.sync_error = self._syncer.error
             raise self._syncer.error
@@ -172,7 +172,6 @@ class CsvWriter:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        assert self._syncer is not None  # started with the file open
         stopped = self._syncer.stop(STOP_WAIT_S)
         if self._syncer.error is not None:
             self.sync_error = self._syncer.error
