@@ -18,11 +18,13 @@ of its own.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ from halospec_tui.conditions import LOADS, MAX_CONCURRENCY
 from halospec_tui.events import StepRecord
 from halospec_tui.plan import MAX_ROUNDS
 from halospec_tui.results.samples import ColumnsBuilder, Samples
-from halospec_tui.results.schema import COLUMNS, ORIGINAL_COLUMNS, ResultsError, record_cells
+from halospec_tui.results.schema import ORIGINAL_COLUMNS, ResultsError, record_row
 from halospec_tui.stats import StepSample
 
 WarnFn = Callable[[str], None]
@@ -90,17 +92,18 @@ def check_row(row: dict[str, str]) -> None:
             raise ValueError(f"{c}={n} is below {least}")
         if n > most:
             raise ValueError(f"{c}={_shown(n)} is above {most}")
-    if row.get("success") not in ("0", "1"):
-        raise ValueError(f"success={_short(row.get('success') or '')} must be 0 or 1")
+    success = row.get("success") or ""
+    if success not in ("0", "1"):
+        raise ValueError(f"success={_short(success)} must be 0 or 1")
     mode = row.get("mode") or ""
     if int(row["draft_length"]) == 0 and not _k0_allowed(mode):
         raise ValueError(f"draft_length=0 belongs to nospec or an adaptive arm, not {_short(mode)}")
-    if row.get("settle") not in (None, "", "0", "1"):
-        raise ValueError(f"settle={_short(row.get('settle') or '')} must be 0 or 1")
-    if (row.get("condition") or "") not in CONDITIONS:
-        raise ValueError(
-            f"condition={_short(row.get('condition') or '')} is not one of {', '.join(LOADS)}"
-        )
+    settle = row.get("settle") or ""
+    if settle not in ("", "0", "1"):
+        raise ValueError(f"settle={_short(settle)} must be 0 or 1")
+    condition = row.get("condition") or ""
+    if condition not in CONDITIONS:
+        raise ValueError(f"condition={_short(condition)} is not one of {', '.join(LOADS)}")
     for c, (most, whole) in OPTIONAL_COLUMNS.items():
         v = row.get(c) or ""
         if not v:
@@ -123,41 +126,42 @@ def _k0_allowed(mode: str) -> bool:
 
 
 # -- one row as a sample (the live run's path, and read_runs') -------------------
-def _opt_int(s: str) -> int | None:
-    return int(float(s)) if s not in ("", None) else None
+def _opt_int(s: str | None) -> int | None:
+    return int(float(s)) if s else None
 
 
-def _opt_float(s: str) -> float | None:
-    return float(s) if s not in ("", None) else None
+def _opt_float(s: str | None) -> float | None:
+    return float(s) if s else None
 
 
 def sample_from_row(row: dict[str, str]) -> StepSample:
+    """A row's sample; a column the row leaves out (the original's 8 columns) reads empty."""
     return StepSample(
         arm=sys.intern(canonical(row["mode"])),
         draft_length=int(row["draft_length"]),
         success=row["success"].strip() == "1",
         latency_ms=int(row["latency_ms"]),
         tokens=int(row["tokens"]),
-        drafted=_opt_int(row.get("drafted", "")),
-        accepted=_opt_int(row.get("accepted", "")),
-        predicted_n=_opt_int(row.get("predicted_n", "")),
-        predicted_ms=_opt_float(row.get("predicted_ms", "")),
-        reload_ms=_opt_int(row.get("reload_ms", "")),
+        drafted=_opt_int(row.get("drafted")),
+        accepted=_opt_int(row.get("accepted")),
+        predicted_n=_opt_int(row.get("predicted_n")),
+        predicted_ms=_opt_float(row.get("predicted_ms")),
+        reload_ms=_opt_int(row.get("reload_ms")),
         phase=sys.intern(row.get("phase", "steady")),
-        round=_opt_int(row.get("round", "") or ""),
-        settle=(row.get("settle") or "").strip() == "1",
-        actuator=sys.intern(row.get("actuator") or ""),
-        timestamp=row.get("timestamp") or "",
-        prompt_class=sys.intern(row.get("prompt_class") or ""),
-        server_kind=sys.intern(row.get("server_kind") or ""),
-        condition=sys.intern(row.get("condition") or ""),
-        concurrency=_opt_int(row.get("concurrency", "") or ""),
-        step_ms=_opt_int(row.get("step_ms", "") or ""),
+        round=_opt_int(row.get("round")),
+        settle=row.get("settle", "").strip() == "1",
+        actuator=sys.intern(row.get("actuator", "")),
+        timestamp=row.get("timestamp", ""),
+        prompt_class=sys.intern(row.get("prompt_class", "")),
+        server_kind=sys.intern(row.get("server_kind", "")),
+        condition=sys.intern(row.get("condition", "")),
+        concurrency=_opt_int(row.get("concurrency")),
+        step_ms=_opt_int(row.get("step_ms")),
     )
 
 
 def sample_from_record(r: StepRecord) -> StepSample:
-    return sample_from_row(dict(zip(COLUMNS, record_cells(r), strict=False)))
+    return sample_from_row(record_row(r))
 
 
 # -- a chunk of rows, column by column ----------------------------------------------
@@ -167,39 +171,35 @@ class _Bad(Exception):
 
 def _whole(cells: tuple[str, ...], least: int, most: int) -> np.ndarray:
     try:
-        a = np.fromiter(map(int, cells), np.int64, len(cells))
-    except (ValueError, OverflowError):
+        a = np.array([int(v) for v in cells])
+    except ValueError:
         raise _Bad from None
-    if a.size and (a.min() < least or a.max() > most):
+    if a.min() < least or a.max() > most:  # a chunk has a row at least
         raise _Bad
     return a
 
 
-def _optional(cells: tuple[str, ...] | None, n: int, most: float, whole: bool) -> np.ndarray:
-    """Whole numbers as 32-bit ints, -1 where a cell is empty; others as floats, NaN."""
-    if cells is None:
-        return np.full(n, -1, np.int32) if whole else np.full(n, np.nan)
+def _optional(cells: tuple[str, ...], most: float, whole: bool) -> np.ndarray:
+    """The cells as numbers: -1 for an empty cell of whole numbers, NaN for one of others."""
     try:
-        a = np.fromiter((float(v) if v else 0.0 for v in cells), np.float64, n)
+        a = np.array([float(v or "0") for v in cells])
     except ValueError:
         raise _Bad from None
     if not (np.isfinite(a).all() and (a >= 0).all() and (a <= most).all()):
         raise _Bad
     if whole and (a != np.floor(a)).any():
         raise _Bad
-    empty = np.fromiter((not v for v in cells), bool, n)
+    empty = np.array([not v for v in cells])
     if whole:
-        return np.where(empty, -1, a).astype(np.int32)
+        return np.where(empty, -1, a)
     a[empty] = np.nan
     return a
 
 
-def _flags(cells: tuple[str, ...] | None, n: int, allowed: frozenset[str]) -> np.ndarray:
-    if cells is None:
-        return np.zeros(n, bool)
+def _flags(cells: tuple[str, ...], allowed: frozenset[str]) -> np.ndarray:
     if not allowed.issuperset(cells):
         raise _Bad
-    return np.fromiter((v == "1" for v in cells), bool, n)
+    return np.array([v == "1" for v in cells])
 
 
 _FLAG = frozenset(("0", "1"))
@@ -212,12 +212,10 @@ class _Codes:
     def __init__(self) -> None:
         self.code_of: dict[str, int] = {}
 
-    def of(self, names: tuple[str, ...] | None, n: int) -> np.ndarray:
-        """The codes of `names` (all "" when the column is absent), new names numbered on."""
-        if names is None:
-            names = ("",) * n
+    def of(self, names: tuple[str, ...]) -> np.ndarray:
+        """The codes of `names`, new names numbered on."""
         code_of = self.code_of
-        return np.fromiter((code_of.setdefault(v, len(code_of)) for v in names), np.int32, n)
+        return np.array([code_of.setdefault(v, len(code_of)) for v in names])
 
     def names(self) -> tuple[str, ...]:
         return tuple(map(sys.intern, self.code_of))
@@ -225,11 +223,9 @@ class _Codes:
 
 @dataclass(frozen=True)
 class _Chunk:
-    lines: list[int]
-    cells: list[list[str]]
+    rows: list[tuple[int, list[str]]]  # (line number, cells)
     columns: dict[str, np.ndarray]  # the samples' columns but the time stamps
     stamps: tuple[str, ...]
-    global_step: np.ndarray
     run_id: list[str]
     starts: np.ndarray  # True where a new run starts
 
@@ -241,7 +237,7 @@ class _Reader:
         self.path = Path(path)
         self.warn = warn
         self.codes = _Codes()
-        self.header: tuple[str, ...] = ()
+        self.header: tuple[str, ...]  # the file's first line, set by _rows
         self._last: tuple[int, str] | None = None  # (global_step, run id) of the row before
         self._first_line: dict[str, int] = {}  # run id -> line it was first seen at
         self._warned: set[str] = set()
@@ -260,16 +256,12 @@ class _Reader:
         """(line number, cells) of each whole row; a torn last row is skipped with a warning."""
         p = self.path
         try:
-            size = p.stat().st_size
-            with p.open("rb") as raw:
-                raw.seek(max(0, size - 1))
-                torn_tail = size > 0 and raw.read(1) != b"\n"
-            fh = p.open(newline="", encoding="utf-8")
+            raw = p.open("rb")
         except FileNotFoundError:
             raise ResultsError(f"{p}: no such file") from None
         except OSError as e:
             raise ResultsError(f"{p}: cannot read ({e.strerror or e})") from None
-        with fh:
+        with io.TextIOWrapper(raw, encoding="utf-8", newline="") as fh:
             reader = csv.reader(fh)
             try:
                 self.header = header = tuple(next(reader, ()))
@@ -289,16 +281,16 @@ class _Reader:
                 raise ResultsError(f"{p}:{reader.line_num}: not a results row ({e})") from None
             except UnicodeDecodeError as e:
                 raise ResultsError(f"{p}:{reader.line_num + 1}: not text ({e.reason})") from None
-        if pending is not None:
-            lineno, cells = pending
-            if torn_tail or len(cells) != len(header):
-                if self.warn is not None:
-                    self.warn(
-                        f"{p}:{lineno}: skipped a torn last row "
-                        "(cut short by a crash or a full disk)"
-                    )
+            if pending is None:
                 return
-            yield self._counted(lineno, cells)
+            raw.seek(-1, os.SEEK_END)  # the file holds a header and a row
+            torn = raw.read() != b"\n"
+        lineno, cells = pending
+        if torn or len(cells) != len(header):
+            if self.warn is not None:
+                self.warn(f"{p}:{lineno}: skipped a torn last row (cut short by a crash or a full disk)")
+            return
+        yield self._counted(lineno, cells)
 
     def _counted(self, lineno: int, cells: list[str]) -> tuple[int, list[str]]:
         if len(cells) != len(self.header):
@@ -308,6 +300,10 @@ class _Reader:
             )
         return lineno, cells
 
+    def row(self, cells: list[str]) -> dict[str, str]:
+        """A row's cells by column (as many as the header has: see `_counted`)."""
+        return dict(zip(self.header, cells, strict=True))
+
     def _chunk(self, rows: list[tuple[int, list[str]]]) -> _Chunk:
         lines = [n for n, _ in rows]
         cells = [c for _, c in rows]
@@ -316,46 +312,53 @@ class _Reader:
         except _Bad:
             for n, c in rows:  # the first bad row, named as check_row names it
                 try:
-                    check_row(dict(zip(self.header, c, strict=True)))
+                    check_row(self.row(c))
                 except ValueError as e:
                     raise ResultsError(f"{self.path}:{n}: not a results row ({e})") from None
-            raise AssertionError("a chunk failed its check but none of its rows did") from None
-        i = self.header.index("run_id") if "run_id" in self.header else -1
-        run_id = [c[i] for c in cells] if i >= 0 else [""] * len(cells)
-        i = self.header.index("timestamp") if "timestamp" in self.header else -1
-        stamps = tuple(c[i] for c in cells) if i >= 0 else ("",) * len(cells)
-        return _Chunk(lines, cells, columns, stamps, g, run_id, self._starts(lines, g, run_id))
+            # Unreachable: _parse refuses a chunk only for a row check_row refuses.
+            raise AssertionError from None
+        run_id = self._cells_of("run_id", cells)
+        stamps = tuple(self._cells_of("timestamp", cells))
+        return _Chunk(rows, columns, stamps, run_id, self._starts(lines, g, run_id))
+
+    def _cells_of(self, column: str, cells: list[list[str]]) -> list[str]:
+        """One column's cells of the rows; "" each when the file has no such column."""
+        if column not in self.header:
+            return [""] * len(cells)
+        i = self.header.index(column)
+        return [c[i] for c in cells]
 
     def _parse(self, cols: dict[str, tuple[str, ...]]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """The chunk's cells as the samples' columns but the time stamps (and
-        global_step); _Bad when any row is one check_row refuses."""
-        n = len(cols["global_step"])
+        global_step), in numbers of any width (ColumnsBuilder gives each its type);
+        _Bad when any row is one check_row refuses."""
+        absent = ("",) * len(cols["global_step"])  # a column the file lacks: all empty
         whole = {c: _whole(cols[c], *bounds) for c, bounds in WHOLE_COLUMNS.items()}
-        success = _flags(cols["success"], n, _FLAG)
+        success = _flags(cols["success"], _FLAG)
         modes = cols["mode"]
         if (whole["draft_length"] == 0).any():
             zero = {modes[i] for i in np.flatnonzero(whole["draft_length"] == 0)}
             if not all(map(_k0_allowed, zero)):
                 raise _Bad
-        settle = _flags(cols.get("settle"), n, _OPT_FLAG)
-        if "condition" in cols and not CONDITIONS.issuperset(cols["condition"]):
+        settle = _flags(cols.get("settle", absent), _OPT_FLAG)
+        if not CONDITIONS.issuperset(cols.get("condition", absent)):
             raise _Bad
-        opt = {c: _optional(cols.get(c), n, most, w) for c, (most, w) in OPTIONAL_COLUMNS.items()}
+        opt = {c: _optional(cols.get(c, absent), most, w) for c, (most, w) in OPTIONAL_COLUMNS.items()}
         canon = {m: canonical(m) for m in set(modes)}
         out = {
-            "arm": self.codes.of(tuple(map(canon.__getitem__, modes)), n),
-            "draft_length": whole["draft_length"].astype(np.int32),
+            "arm": self.codes.of(tuple(map(canon.__getitem__, modes))),
+            "draft_length": whole["draft_length"],
             "success": success,
-            "latency_ms": whole["latency_ms"].astype(np.int32),
-            "tokens": whole["tokens"].astype(np.int32),
+            "latency_ms": whole["latency_ms"],
+            "tokens": whole["tokens"],
             **{c: opt[c] for c in ("drafted", "accepted", "predicted_n", "predicted_ms", "reload_ms")},
-            "phase": self.codes.of(cols["phase"], n),
+            "phase": self.codes.of(cols["phase"]),
             "round": opt["round"],
             "settle": settle,
-            "actuator": self.codes.of(cols.get("actuator"), n),
-            "prompt_class": self.codes.of(cols.get("prompt_class"), n),
-            "server_kind": self.codes.of(cols.get("server_kind"), n),
-            "condition": self.codes.of(cols.get("condition"), n),
+            **{
+                c: self.codes.of(cols.get(c, absent))
+                for c in ("actuator", "prompt_class", "server_kind", "condition")
+            },
             "concurrency": opt["concurrency"],
             "step_ms": opt["step_ms"],
         }
@@ -363,11 +366,10 @@ class _Reader:
 
     def _starts(self, lines: list[int], g: np.ndarray, run_id: list[str]) -> np.ndarray:
         """Where runs start: global_step does not grow, or run_id changes."""
-        starts = np.empty(len(g), bool)
-        changed = np.fromiter(map(str.__ne__, run_id[1:], run_id), bool, len(g) - 1)
-        starts[1:] = (g[1:] <= g[:-1]) | changed
+        changed = np.fromiter(map(str.__ne__, run_id[1:], run_id), bool)
         last = self._last
-        starts[0] = last is None or g[0] <= last[0] or run_id[0] != last[1]
+        first = last is None or g[0] <= last[0] or run_id[0] != last[1]
+        starts = np.concatenate(([first], (g[1:] <= g[:-1]) | changed))
         for i in np.flatnonzero(starts).tolist():
             prev = (int(g[i - 1]), run_id[i - 1]) if i else last
             self._out_of_order(lines[i], int(g[i]), run_id[i], prev)
@@ -377,8 +379,9 @@ class _Reader:
     def _out_of_order(self, line: int, g: int, rid: str, prev: tuple[int, str] | None) -> None:
         """Warn (once per run id) when a run id's rows are split: they are out of order."""
         first = self._first_line.setdefault(rid, line)
-        if not rid or rid in self._warned or prev is None or first == line:
+        if not rid or rid in self._warned or first == line:
             return
+        assert prev is not None  # a file's first row is its run id's first
         self._warned.add(rid)
         if self.warn is None:
             return
@@ -399,8 +402,8 @@ def iter_rows(
     """
     reader = _Reader(path, warn)
     for chunk in reader.chunks():
-        for n, cells in zip(chunk.lines, chunk.cells, strict=True):
-            yield n, dict(zip(reader.header, cells, strict=True))
+        for n, cells in chunk.rows:
+            yield n, reader.row(cells)
 
 
 @dataclass(frozen=True)
@@ -423,10 +426,10 @@ def read_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> list[
     reader = _Reader(path, warn)
     runs: list[list[dict[str, str]]] = []
     for chunk in reader.chunks():
-        for new, cells in zip(chunk.starts.tolist(), chunk.cells, strict=True):
-            if new:
+        for i, (_, cells) in enumerate(chunk.rows):
+            if chunk.starts[i]:
                 runs.append([])
-            runs[-1].append(dict(zip(reader.header, cells, strict=True)))
+            runs[-1].append(reader.row(cells))
     return [Run(i + 1, rs[0].get("run_id") or "", tuple(rs)) for i, rs in enumerate(runs)]
 
 
@@ -444,24 +447,24 @@ def iter_runs(path: str | os.PathLike[str], warn: WarnFn | None = None) -> Itera
     """Each run of a results CSV as soon as it ends, its rows reduced to numpy columns
     as they are read: memory holds one run's columns, never the file's rows."""
     reader = _Reader(path, warn)
-    built: ColumnsBuilder | None = None
-    index, run_id = 0, ""
+    runs = 0
+    built: tuple[str, ColumnsBuilder] | None = None  # the run being read: its id, its columns
 
-    def run(built: ColumnsBuilder) -> RunSamples:
+    def run(run_id: str, built: ColumnsBuilder) -> RunSamples:
         columns = built.build(reader.codes.names())
-        return RunSamples(index, run_id, len(columns), Samples(columns))
+        return RunSamples(runs, run_id, len(columns), Samples(columns))
 
     for chunk in reader.chunks():
-        bounds = [*np.flatnonzero(chunk.starts).tolist(), len(chunk.lines)]
+        bounds = [*np.flatnonzero(chunk.starts).tolist(), len(chunk.rows)]
         if bounds[0] != 0:
             bounds.insert(0, 0)
-        for lo, hi in zip(bounds, bounds[1:], strict=False):
+        for lo, hi in pairwise(bounds):
             if chunk.starts[lo]:
                 if built is not None:
-                    yield run(built)
-                built = ColumnsBuilder()
-                index, run_id = index + 1, chunk.run_id[lo]
+                    yield run(*built)
+                runs += 1
+                built = (chunk.run_id[lo], ColumnsBuilder())
             assert built is not None  # the first row starts a run
-            built.add({c: a[lo:hi] for c, a in chunk.columns.items()}, chunk.stamps[lo:hi])
+            built[1].add({c: a[lo:hi] for c, a in chunk.columns.items()}, chunk.stamps[lo:hi])
     if built is not None:
-        yield run(built)
+        yield run(*built)

@@ -78,7 +78,7 @@ class ColumnsBuilder:
 
     def add(self, columns: dict[str, np.ndarray], stamps: Sequence[str]) -> None:
         for f, a in columns.items():
-            self._arrays[f].frombytes(a.astype(DTYPES[TYPECODES[f]], copy=False).tobytes())
+            self._arrays[f].frombytes(a.astype(DTYPES[TYPECODES[f]]).tobytes())
         self._stamps += stamps
 
     def build(self, names: tuple[str, ...]) -> Columns:

@@ -29,6 +29,7 @@ EXTRA_COLUMNS = tuple(
 )
 COLUMNS = ORIGINAL_COLUMNS + EXTRA_COLUMNS
 _FIELDS = tuple(FIELD_OF_COLUMN.get(c, c) for c in COLUMNS)  # StepRecord's field per column
+_COLUMN_FIELDS = tuple(zip(COLUMNS, _FIELDS, strict=True))
 DEFAULT_CSV = "results_phase0.csv"
 
 
@@ -55,3 +56,8 @@ def _cell(v: Any) -> str:
 
 def record_cells(r: StepRecord) -> list[str]:
     return [_cell(getattr(r, f)) for f in _FIELDS]
+
+
+def record_row(r: StepRecord) -> dict[str, str]:
+    """A record's cells by column: the row the file gives back for it."""
+    return {c: _cell(getattr(r, f)) for c, f in _COLUMN_FIELDS}

@@ -47,9 +47,8 @@ def repair_torn_tail(path: str | os.PathLike[str], columns: int = len(COLUMNS)) 
         if size == 0:
             return None
         fh.seek(size - 1)
-        whole = fh.read(1) == b"\n"
-        end = size - 1 if whole else size
-        start = _tail_start(fh, end)
+        whole = fh.read() == b"\n"
+        start = _tail_start(fh, size - 1)  # a last byte that is b"\n" ends the last row
         if start == 0:  # the header is the only line (already checked by the caller)
             if not whole:
                 fh.seek(size)
@@ -107,17 +106,17 @@ class CsvWriter:
         self.path = Path(path)
         self.sync_every_s = sync_every_s
         self._fd: int | None = None
-        self._syncer: _Syncer | None = None
+        self._syncer: _Syncer  # started by open() with the file
         self.repaired: str | None = None
         self.sync_error: OSError | None = None
 
     def open(self) -> None:
         exists = self.path.exists() and self.path.stat().st_size > 0
         if exists:
-            with self.path.open(newline="") as fh:
+            with self.path.open("rb") as fh:  # bytes: a first line that is no text differs too
                 header = fh.readline().strip()
-            if header != ",".join(COLUMNS):
-                if header == ",".join(ORIGINAL_COLUMNS):
+            if header != ",".join(COLUMNS).encode():
+                if header == ",".join(ORIGINAL_COLUMNS).encode():
                     hint = "it was written by the original harness (8 columns)"
                 else:
                     hint = "its header differs"
@@ -128,7 +127,7 @@ class CsvWriter:
                 self.repaired = repair_torn_tail(self.path)
             except OSError as e:
                 raise ResultsError(f"cannot repair {self.path}: {e.strerror or e}") from e
-        if self.path.parent and not self.path.parent.exists():
+        if not self.path.parent.exists():
             raise ResultsError(
                 f"cannot write {self.path}: folder {self.path.parent} does not exist"
             )
@@ -136,14 +135,14 @@ class CsvWriter:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         except OSError as e:
             raise ResultsError(f"cannot write {self.path}: {e.strerror}") from e
+        self._syncer = _Syncer(self._fd, self.sync_every_s)
         if not exists:
             self._append(_line(COLUMNS))
-        self._syncer = _Syncer(self._fd, self.sync_every_s)
 
     def write(self, r: StepRecord) -> None:
         """Append one row whole, or not at all: when the write fails (a full disk, a
         size limit), the file is cut back to where the row began and the error raised."""
-        assert self._fd is not None and self._syncer is not None, "open() first"
+        assert self._fd is not None, "open() first"
         if self._syncer.error is not None:
             self.sync_error = self._syncer.error
             raise self._syncer.error
@@ -173,8 +172,8 @@ class CsvWriter:
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        stopped = self._syncer.stop(STOP_WAIT_S) if self._syncer is not None else True
-        if self._syncer is not None and self._syncer.error is not None:
+        stopped = self._syncer.stop(STOP_WAIT_S)
+        if self._syncer.error is not None:
             self.sync_error = self._syncer.error
         if sync and stopped:
             try:
@@ -188,7 +187,7 @@ class CsvWriter:
 def _line(cells: Sequence[str]) -> bytes:
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerow(cells)
-    return out.getvalue().encode("utf-8", errors="backslashreplace")
+    return out.getvalue().encode(errors="backslashreplace")  # UTF-8
 
 
 class _Syncer:
