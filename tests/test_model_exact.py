@@ -8,6 +8,7 @@ docstring, not read back from the code.
 from dataclasses import replace
 
 import pytest
+from model_steps import T0, run, step
 
 from halospec_tui.controllers import ControllerView, ModelController, Observation
 from halospec_tui.controllers.model import (
@@ -20,26 +21,6 @@ from halospec_tui.controllers.model import (
     ratio_from_pair,
     tokens_per_pass,
 )
-
-T0 = 6.0  # ms per target pass
-
-
-def step(k: int, a: float, passes: int = 40, t1_ratio: float = 0.2, **kw: object) -> Observation:
-    """What a server with acceptance a and pass cost T0 (1 + t1_ratio K) reports."""
-    accepted = round(accepted_per_pass(a, k) * passes)
-    ms = passes * T0 * (1 + t1_ratio * k)
-    obs = Observation(k, True, int(ms), passes + accepted, k * passes, accepted, ms)
-    return replace(obs, **kw)  # type: ignore[arg-type]
-
-
-def run(c: ModelController, n: int, a: float, cls: str = "", **kw: object) -> list[int]:
-    ks = []
-    for _ in range(n):
-        k = c.next_k(cls)
-        o = replace(step(k, a, **kw), context=cls)
-        c.observe(k, True, o.latency_ms, o)
-        ks.append(k)
-    return ks
 
 
 # -- the pure formulas ------------------------------------------------------------------

@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pytest
+from race_ref import TAU2, fig, q_ref, wls
 
 from halospec_tui.race import (
     Figures,
@@ -22,22 +23,7 @@ from halospec_tui.race import (
     statement,
 )
 
-TAU2 = 8.0
 OWN = RaceConfig(pooled=False)  # each pair on its own rounds' variance
-
-
-def q_ref(df: int, w: float, alpha: float, tau2: float = TAU2) -> float:
-    """sqrt(df U / (1 - U)), U = (1 - (alpha^2 / (1 + W tau2))^(1 / (df + 1))) (1 + W tau2) / (W tau2)."""
-    if df < 1:
-        return math.inf
-    g = w * tau2
-    u = (1 - (alpha**2 / (1 + g)) ** (1 / (df + 1))) * (1 + g) / g
-    return math.sqrt(df * u / (1 - u)) if u < 1 else math.inf
-
-
-def fig(tps: float, steps: int = 4) -> Figures:
-    """A block at `tps` tokens/s: tokens = tps over one second."""
-    return Figures(tps, 1000.0, steps)
 
 
 # -- pairs ---------------------------------------------------------------------------------
@@ -102,23 +88,14 @@ def test_pooled_table_is_weighted_least_squares_on_the_full_design(seed: int) ->
     x[rng.random((rounds, arms)) < 0.25] = np.nan
     x[:, 0] = rng.normal(0.0, 0.1, size=rounds)  # arm 0 in every round links them all
     t = pair_table(x, steps, pooled=True)
-    r_idx, a_idx = np.nonzero(np.isfinite(x))
-    design = np.zeros((r_idx.size, rounds + arms))
-    design[np.arange(r_idx.size), r_idx] = 1.0
-    design[np.arange(r_idx.size), rounds + a_idx] = 1.0
-    root = np.sqrt(steps[r_idx, a_idx])
-    a_mat, y = design * root[:, None], x[r_idx, a_idx] * root
-    beta, _, rank, _ = np.linalg.lstsq(a_mat, y, rcond=None)
-    df = r_idx.size - rank
-    sigma2 = float(((y - a_mat @ beta) ** 2).sum()) / df
-    gram = np.linalg.pinv(a_mat.T @ a_mat)
+    mu, sigma2, gram, df = wls(x, steps)
     for i in range(arms):
         for j in range(arms):
             if i == j:
                 continue
-            c = np.zeros(rounds + arms)
-            c[rounds + i], c[rounds + j] = 1.0, -1.0
-            assert t.mean[i, j] == pytest.approx(c @ beta, abs=1e-12)
+            c = np.zeros(arms)
+            c[i], c[j] = 1.0, -1.0
+            assert t.mean[i, j] == pytest.approx(mu[i] - mu[j], abs=1e-12)
             assert t.df[i, j] == df
             # the table's variance and weight are per unit weight (the pair's first
             # common round, as own rounds are), their ratio the contrast's variance

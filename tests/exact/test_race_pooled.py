@@ -10,26 +10,12 @@ import warnings
 
 import numpy as np
 import pytest
+from race_ref import wls
 
 from halospec_tui.confseq import mixture_factor
 from halospec_tui.race import Figures, Race, RaceConfig, pair_table
 
 NAN = math.nan
-
-
-def wls(x: np.ndarray, steps: np.ndarray) -> tuple[np.ndarray, float, np.ndarray, int]:
-    """(arm effects, sigma^2 per step, pseudo-inverse of the normal matrix, df)."""
-    rounds, arms = x.shape
-    r_idx, a_idx = np.nonzero(np.isfinite(x))
-    design = np.zeros((r_idx.size, rounds + arms))
-    design[np.arange(r_idx.size), r_idx] = 1.0
-    design[np.arange(r_idx.size), rounds + a_idx] = 1.0
-    root = np.sqrt(steps[r_idx, a_idx])
-    a_mat, y = design * root[:, None], x[r_idx, a_idx] * root
-    beta, _, rank, _ = np.linalg.lstsq(a_mat, y, rcond=None)
-    df = int(r_idx.size - rank)
-    sigma2 = float(((y - a_mat @ beta) ** 2).sum()) / df
-    return beta[rounds:], sigma2, np.linalg.pinv(a_mat.T @ a_mat)[rounds:, rounds:], df
 
 
 def check_pair(x: np.ndarray, steps: np.ndarray, i: int, j: int) -> None:

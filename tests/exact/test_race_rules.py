@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from race_ref import q_ref
 
 from halospec_tui.confseq import Mean
 from halospec_tui.race import (
@@ -22,15 +23,6 @@ from halospec_tui.race import (
 )
 
 LOG_TOL = math.log(1.02)
-
-
-def q_ref(df: int, w: float, alpha: float, tau2: float = 8.0) -> float:
-    """sqrt(df U / (1 - U)), U = (1 - (alpha^2 / (1 + W tau2))^(1 / (df + 1))) (1 + W tau2) / (W tau2)."""
-    if df < 1:
-        return math.inf
-    g = w * tau2
-    u = (1 - (alpha**2 / (1 + g)) ** (1 / (df + 1))) * (1 + g) / g
-    return math.sqrt(df * u / (1 - u)) if u < 1 else math.inf
 
 
 def two_arms(mean: float, var: float, n: int, weight: float, last: float) -> PairTable:

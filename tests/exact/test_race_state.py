@@ -7,25 +7,13 @@ factor written from its definition in plain floats (nothing from the module unde
 import math
 
 import pytest
+from race_ref import fig, q_ref
 
 from halospec_tui.race import Figures, Race, RaceConfig, RaceStatus, rounds_needed, statement
 
 OWN = RaceConfig(pooled=False)
 T_975_3 = 3.182446305284
 T_95_3 = 2.353363434802  # t_.95 with 3 df (a 90% interval)
-
-
-def q_ref(df: int, w: float, alpha: float, tau2: float = 8.0) -> float:
-    """sqrt(df U / (1 - U)), U = (1 - (alpha^2 / (1 + W tau2))^(1 / (df + 1))) (1 + W tau2) / (W tau2)."""
-    if df < 1:
-        return math.inf
-    g = w * tau2
-    u = (1 - (alpha**2 / (1 + g)) ** (1 / (df + 1))) * (1 + g) / g
-    return math.sqrt(df * u / (1 - u)) if u < 1 else math.inf
-
-
-def fig(tps: float, steps: int = 4) -> Figures:
-    return Figures(tps, 1000.0, steps)
 
 
 def sign(r: int) -> int:
