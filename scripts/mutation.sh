@@ -4,7 +4,7 @@
 #   race_rows, verdict; the policy by condition: conditions, policy, paste; controllers/
 #   (base, threshold, model, bandit); results/ (schema, writer, reader, samples, report,
 #   export_text, export_json, export_md, export_policy, summary_files).
-# Not run in CI: about two hours on one core (some 8,600 mutants). Modules and tests are
+# Not run in CI: 15 minutes with two children on 2 cores (some 8,000 mutants). Modules and tests are
 # set in pyproject.toml ([tool.mutmut]; every file in tests/exact/ is in); against each
 # mutant, mutmut runs only the tests of the configured fast files that reach the mutated
 # function.
