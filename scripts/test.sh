@@ -41,8 +41,8 @@ echo "llama-server: $LLAMA_SERVER"
 .venv/bin/deptry --no-ansi tests benchmarks scripts --exclude '\.venv' --ignore DEP002,DEP004
 # Most tests wait on subprocesses and servers, so more workers than cores pay.
 # loadgroup: a module whose tests share one expensive run keeps them on one worker.
-# Then the tests marked quiet (a controller's moves on a real server rest on speeds
-# compared across moments) run alone, on a machine the other workers no longer load.
+# Then the tests marked quiet (a controller's moves rest on speeds compared across
+# moments) run alone, on a machine the other workers no longer load.
 # Exit 5 is "nothing selected" (a -k that picks tests of one pass only).
 workers="${HALOSPEC_TEST_WORKERS:-3}"
 xdist=()
