@@ -408,7 +408,7 @@ class Race:
         self._alive: list[int] = list(range(len(self.names)))
         self._dropped: list[Drop] = []
         self.status = RaceStatus(0, self.names, (), False, None, None, None, ())
-        self.last_table: PairTable | None = None  # the pairs the latest decisions used
+        self.last_table: PairTable | None = None  # the pairs of every round so far, once one ran
 
     @property
     def alpha_pair(self) -> float:
@@ -491,18 +491,20 @@ class Race:
     def pair(self, num: str, den: str) -> PairInterval | None:
         """tps_num / tps_den (e.g. the fastest speculating arm over nospec), reported the
         same way as the pairs against the best."""
-        if num not in self._index or den not in self._index or not self._x:
+        table = self.last_table  # the table of every round so far (None before any)
+        if num not in self._index or den not in self._index or table is None:
             return None
-        return pair_interval(self.table(), self.names, self._index[num], self._index[den],
+        return pair_interval(table, self.names, self._index[num], self._index[den],
                              self.config, self.alpha_pair)  # fmt: skip
 
     def rounds_needed(self) -> int | None:
         """More rounds the tolerance would take at the observed means and noise."""
-        if self.status.decisive or not self._x:
+        table = self.last_table
+        if self.status.decisive or table is None:
             return 0 if self.status.decisive else None
         cfg = self.config
         df_step = len(self._alive) - 1 if cfg.pooled else 1
-        return rounds_needed(self.table(), self._alive, math.log1p(cfg.tolerance),
+        return rounds_needed(table, self._alive, math.log1p(cfg.tolerance),
                              self.alpha_pair, cfg.prior, df_step)  # fmt: skip
 
 

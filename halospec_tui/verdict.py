@@ -157,9 +157,8 @@ def arm_line(arm: str, rows: Sequence[StepSample], metric: Metric, group: str = 
     run's; a race fills in its own interval over rounds)."""
     ok = measured(rows)
     lat = [s.latency_ms for s in ok]
-    timed_n = [s.predicted_n for s in ok if s.predicted_n and s.predicted_ms]
-    timed_ms = [s.predicted_ms for s in ok if s.predicted_n and s.predicted_ms]
-    server = sum(timed_n) * 1000.0 / sum(timed_ms) if timed_ms else None
+    timed = [(s.predicted_n, s.predicted_ms) for s in ok if s.predicted_n and s.predicted_ms]
+    server = sum(n for n, _ in timed) * 1000.0 / sum(ms for _, ms in timed) if timed else None
     cv = float(np.std(lat) / np.mean(lat)) if len(lat) >= 2 and sum(lat) > 0 else None
     logs = [math.log(v) for v in _tps_values(ok, metric)]
     return ArmLine(
