@@ -60,21 +60,22 @@ TINY = 1e-300  # Lentz's stand-in for a denominator of 0
 
 
 # -- Student-t ------------------------------------------------------------------
-def _nonzero(v: float) -> float:
-    return v if abs(v) > TINY else TINY
-
-
 def _beta_cf(a: float, b: float, x: float) -> float:
-    """Continued fraction for the regularised incomplete beta (modified Lentz)."""
+    """Continued fraction for the regularised incomplete beta (modified Lentz). The
+    guards against a zero denominator are written out, not called: this loop runs some
+    five million times in a report of 200,000 rows, and a call each made it 13% slower."""
     qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 / _nonzero(1.0 - qab * x / qap)
+    d = 1.0 - qab * x / qap
+    c, d = 1.0, 1.0 / (d if abs(d) > TINY else TINY)
     h = d
     for m in range(1, 400):
         m2 = 2 * m
         for num in (m * (b - m) * x / ((qam + m2) * (a + m2)),
                     -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2))):  # fmt: skip
-            d = 1.0 / _nonzero(1.0 + num * d)
-            c = _nonzero(1.0 + num / c)
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > TINY else TINY)
+            c = 1.0 + num / c
+            c = c if abs(c) > TINY else TINY
             h *= d * c
         if abs(d * c - 1.0) < 1e-15:
             break

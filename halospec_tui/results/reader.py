@@ -171,8 +171,8 @@ class _Bad(Exception):
 
 def _whole(cells: tuple[str, ...], least: int, most: int) -> np.ndarray:
     try:
-        a = np.array([int(v) for v in cells])
-    except ValueError:
+        a = np.fromiter(map(int, cells), np.int64)
+    except (ValueError, OverflowError):  # OverflowError: beyond 64 bits, above any bound
         raise _Bad from None
     if a.min() < least or a.max() > most:  # a chunk has a row at least
         raise _Bad
@@ -182,14 +182,14 @@ def _whole(cells: tuple[str, ...], least: int, most: int) -> np.ndarray:
 def _optional(cells: tuple[str, ...], most: float, whole: bool) -> np.ndarray:
     """The cells as numbers: -1 for an empty cell of whole numbers, NaN for one of others."""
     try:
-        a = np.array([float(v or "0") for v in cells])
+        a = np.fromiter((float(v or "0") for v in cells), np.float64)
     except ValueError:
         raise _Bad from None
     if not (np.isfinite(a).all() and (a >= 0).all() and (a <= most).all()):
         raise _Bad
     if whole and (a != np.floor(a)).any():
         raise _Bad
-    empty = np.array([not v for v in cells])
+    empty = np.fromiter((not v for v in cells), bool)
     if whole:
         return np.where(empty, -1, a)
     a[empty] = np.nan
@@ -199,7 +199,7 @@ def _optional(cells: tuple[str, ...], most: float, whole: bool) -> np.ndarray:
 def _flags(cells: tuple[str, ...], allowed: frozenset[str]) -> np.ndarray:
     if not allowed.issuperset(cells):
         raise _Bad
-    return np.array([v == "1" for v in cells])
+    return np.fromiter((v == "1" for v in cells), bool)
 
 
 _FLAG = frozenset(("0", "1"))
@@ -215,7 +215,7 @@ class _Codes:
     def of(self, names: tuple[str, ...]) -> np.ndarray:
         """The codes of `names`, new names numbered on."""
         code_of = self.code_of
-        return np.array([code_of.setdefault(v, len(code_of)) for v in names])
+        return np.fromiter((code_of.setdefault(v, len(code_of)) for v in names), np.int32)
 
     def names(self) -> tuple[str, ...]:
         return tuple(map(sys.intern, self.code_of))
